@@ -1,0 +1,52 @@
+/*
+ * store.h - the one LMDB environment of a broker home.
+ *
+ * One environment with named tables, so a record, its reply and (later) its
+ * log leaf commit in one transaction. Each table belongs to one module and
+ * only that module reads or writes it:
+ *
+ *   departments, department_keys, types, grants   policy.c
+ *   records, latest                               registry.c
+ *   replies                                       replay.c
+ *
+ * onced and oncectl open the same environment; LMDB serialises their write
+ * transactions, and onced reads policy in each request's read transaction,
+ * so oncectl's changes apply to the running broker without a restart.
+ */
+#ifndef ONCE_STORE_H
+#define ONCE_STORE_H
+
+#include <stddef.h>
+
+#include <lmdb.h>
+
+#include "once/once.h"
+
+#define STORE_DEFAULT_MAP_SIZE ((size_t)1 << 30) /* 1 GiB */
+
+typedef struct store {
+    MDB_env *env;
+    MDB_dbi departments;      /* id -> Department */
+    MDB_dbi department_keys;  /* public key (32 bytes) -> id */
+    MDB_dbi types;            /* name -> RecordType */
+    MDB_dbi grants;           /* requester 0 type 0 purpose -> Grant */
+    MDB_dbi records;          /* len type, len subject, version u64be -> StoredRecord */
+    MDB_dbi latest;           /* len type, len subject -> version u64be */
+    MDB_dbi replies;          /* sender 0 session u64be seq u64be -> StoredReply */
+} store;
+
+/* Opens (creating if needed) the environment in directory `dir` and every
+ * table. map_size 0 means STORE_DEFAULT_MAP_SIZE. MDB_NOTLS is set so read
+ * transactions may be reset and renewed by a worker thread. */
+int store_open(store *s, const char *dir, size_t map_size, once_error *err);
+void store_close(store *s);
+
+/* Read-write and read-only transactions with errors mapped to once codes:
+ * MDB_MAP_FULL -> ONCE_ERR_STORAGE_FULL, anything else -> ONCE_ERR_IO. */
+int store_begin(const store *s, int read_only, MDB_txn **txn, once_error *err);
+int store_commit(MDB_txn *txn, once_error *err);
+
+/* Maps an LMDB return code to a once error with `what` in the message. */
+int store_error(int mdb_rc, const char *what, once_error *err);
+
+#endif

@@ -1,0 +1,289 @@
+/*
+ * once.h - the public API of libonce, the library department systems link
+ * to take part in the once data-sharing exchange.
+ *
+ * The API follows libsodium's habits: a handful of plain types, functions
+ * that return 0 on success or a negative error code, and no hidden global
+ * state beyond once_init(). Every function that can fail for a reason a
+ * caller should read takes an optional `once_error *` (NULL is allowed) that
+ * receives the stable error code and a readable message.
+ *
+ * Four parts:
+ *   keys      Ed25519 identity keys: generate, save (0600), load, wipe.
+ *   subjects  validation of the Unified Social Credit Code (GB 32100) and
+ *             the resident identity number (GB 11643).
+ *   records   issuer-signed records with salted field digests, so that a
+ *             requester receives only its granted fields and still verifies
+ *             the issuer's signature (selective disclosure, as in SD-JWT).
+ *   client    a CURVE-encrypted connection to the broker: publish, revoke,
+ *             request, ping, with timeouts and safe retries.
+ *
+ * Byte formats are specified in docs/PROTOCOL.md.
+ */
+#ifndef ONCE_ONCE_H
+#define ONCE_ONCE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------------------
+ * Errors
+ *
+ * Codes 1..99 are the wire's ErrorCode values (proto/once.proto) and are
+ * stable. Codes from 100 are local to the library. Functions return the
+ * negated code.
+ * ------------------------------------------------------------------------- */
+
+enum once_error_code {
+    ONCE_OK = 0,
+    ONCE_ERR_MALFORMED = 1,
+    ONCE_ERR_BAD_SIGNATURE = 2,
+    ONCE_ERR_UNKNOWN_SENDER = 3,
+    ONCE_ERR_SENDER_MISMATCH = 4,
+    ONCE_ERR_REPLAY = 5,
+    ONCE_ERR_CLOCK_SKEW = 6,
+    ONCE_ERR_NOT_ISSUER = 7,
+    ONCE_ERR_NO_GRANT = 8,
+    ONCE_ERR_MISSING_PURPOSE = 9,
+    ONCE_ERR_INVALID_SUBJECT = 10,
+    ONCE_ERR_UNKNOWN_TYPE = 11,
+    ONCE_ERR_TOO_LARGE = 12,
+    ONCE_ERR_SUSPENDED = 13,
+    ONCE_ERR_NOT_FOUND = 14,
+    ONCE_ERR_INVALID_RECORD = 15,
+    ONCE_ERR_STALE_VERSION = 16,
+    ONCE_ERR_UNSUPPORTED = 17,
+    ONCE_ERR_INTERNAL = 18,
+    ONCE_ERR_STORAGE_FULL = 19,
+    ONCE_ERR_UNAVAILABLE = 20,
+
+    ONCE_ERR_INVALID_ARGUMENT = 100,
+    ONCE_ERR_NO_MEMORY = 101,
+    ONCE_ERR_IO = 102,
+    ONCE_ERR_TIMEOUT = 103,
+    ONCE_ERR_CONNECT = 104,
+    ONCE_ERR_CRYPTO = 105,
+    ONCE_ERR_BAD_KEY_FILE = 106,
+    ONCE_ERR_EXISTS = 107
+};
+
+#define ONCE_ERROR_MESSAGE_MAX 256
+
+typedef struct once_error {
+    int code;                              /* enum once_error_code */
+    char message[ONCE_ERROR_MESSAGE_MAX];  /* never holds secrets or raw IDs */
+} once_error;
+
+/* Stable upper-case name of a code, e.g. "NO_GRANT"; "UNKNOWN" otherwise. */
+const char *once_error_name(int code);
+
+/* Sets err (if not NULL) and returns -code. For the library and its tools. */
+int once_error_set(once_error *err, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Call once before anything else; safe to call again. Returns 0 or -1. */
+int once_init(void);
+
+/* ---------------------------------------------------------------------------
+ * Keys
+ *
+ * One Ed25519 key per department; its CurveZMQ key is derived from it.
+ * File format: one line of 64 lowercase hex digits (the 32-byte seed for a
+ * secret key file, the public key for a public key file). Secret key files
+ * are created with mode 0600 and refused when group or others can read them.
+ * ------------------------------------------------------------------------- */
+
+#define ONCE_PUBLIC_KEY_BYTES 32
+#define ONCE_SECRET_KEY_BYTES 64
+#define ONCE_SIGNATURE_BYTES 64
+#define ONCE_DIGEST_BYTES 32
+
+typedef struct once_keypair {
+    uint8_t public_key[ONCE_PUBLIC_KEY_BYTES];
+    uint8_t secret_key[ONCE_SECRET_KEY_BYTES]; /* libsodium layout: seed||pk */
+} once_keypair;
+
+int once_keypair_generate(once_keypair *kp);
+int once_keypair_from_seed(once_keypair *kp, const uint8_t seed[32]);
+/* Writes secret_path (0600, O_EXCL) and, if public_path is not NULL, the
+ * public key file (0644). Refuses to overwrite. */
+int once_keypair_save(const once_keypair *kp, const char *secret_path,
+                      const char *public_path, once_error *err);
+int once_keypair_load(once_keypair *kp, const char *secret_path,
+                      once_error *err);
+int once_public_key_load(uint8_t pk[ONCE_PUBLIC_KEY_BYTES], const char *path,
+                         once_error *err);
+/* Overwrites the secret half with zeros. */
+void once_keypair_wipe(once_keypair *kp);
+
+/* Hex: out must hold 2*len+1 bytes. from_hex returns 0 only for exactly
+ * 2*len hex digits. */
+void once_hex_encode(char *out, const uint8_t *in, size_t len);
+int once_hex_decode(uint8_t *out, size_t len, const char *hex);
+
+/* Curve25519 keys for CurveZMQ, derived from the Ed25519 key (Z85 text, 41
+ * bytes with the NUL). */
+int once_curve_public_z85(char out[41], const uint8_t ed_pk[32]);
+int once_curve_secret_z85(char out[41], const once_keypair *kp);
+
+/* ---------------------------------------------------------------------------
+ * Subjects
+ * ------------------------------------------------------------------------- */
+
+typedef enum once_subject_kind {
+    ONCE_SUBJECT_UNSPECIFIED = 0,
+    ONCE_SUBJECT_ENTERPRISE = 1, /* Unified Social Credit Code, GB 32100 */
+    ONCE_SUBJECT_PERSON = 2      /* resident identity number, GB 11643 */
+} once_subject_kind;
+
+/* 18 characters from 0-9 A-Z without I O S V Z; the last is the check
+ * character computed with weights 3^i mod 31. Returns 0 or
+ * -ONCE_ERR_INVALID_SUBJECT. */
+int once_uscc_validate(const char *code, once_error *err);
+/* Computes the check character for the first 17 characters. */
+int once_uscc_check_char(const char *first17, char *check);
+
+/* 17 digits then a digit or 'X' (ISO 7064 MOD 11-2), with a real birth date
+ * at positions 7..14 not in the future. */
+int once_resident_id_validate(const char *id, once_error *err);
+int once_resident_id_check_char(const char *first17, char *check);
+
+int once_subject_validate(once_subject_kind kind, const char *subject,
+                          once_error *err);
+/* "enterprise" / "person"; parse returns 0 or -ONCE_ERR_INVALID_ARGUMENT. */
+const char *once_subject_kind_name(once_subject_kind kind);
+int once_subject_kind_parse(const char *name, once_subject_kind *kind);
+
+/* ---------------------------------------------------------------------------
+ * Records and disclosures
+ *
+ * An issuer builds a record, adds fields, signs it. The signed header holds
+ * SHA-256 digests of salted fields; the disclosures hold (salt, name,
+ * value). once_record_disclose() makes a copy with only some disclosures,
+ * which still verifies against the issuer's key.
+ * ------------------------------------------------------------------------- */
+
+typedef enum once_record_status {
+    ONCE_STATUS_UNSPECIFIED = 0,
+    ONCE_STATUS_VALID = 1,
+    ONCE_STATUS_REVOKED = 2
+} once_record_status;
+
+#define ONCE_MAX_NAME 64          /* type, issuer, field names, dept ids */
+#define ONCE_MAX_SUBJECT 64
+#define ONCE_MAX_PURPOSE 256
+#define ONCE_MAX_CASE_ID 128
+#define ONCE_MAX_FIELDS 64
+#define ONCE_MAX_FIELD_VALUE 65536
+#define ONCE_MAX_MESSAGE (1024 * 1024)
+#define ONCE_SALT_BYTES 16
+
+typedef struct once_record once_record;
+
+/* A new unsigned record with status VALID. Times are Unix milliseconds;
+ * valid_until 0 means no end. */
+int once_record_new(once_record **out, const char *type, const char *subject,
+                    uint64_t version, const char *issuer, uint64_t valid_from,
+                    uint64_t valid_until, once_error *err);
+/* A new unsigned revocation: status REVOKED, no fields. */
+int once_record_new_revocation(once_record **out, const char *type,
+                               const char *subject, uint64_t version,
+                               const char *issuer, once_error *err);
+int once_record_add_field(once_record *r, const char *name,
+                          const uint8_t *value, size_t value_len,
+                          once_error *err);
+int once_record_add_text(once_record *r, const char *name, const char *value,
+                         once_error *err);
+/* Draws salts, serializes the header and signs it. After this the record is
+ * immutable. */
+int once_record_sign(once_record *r, const once_keypair *issuer,
+                     once_error *err);
+/* Copy holding the header, the signature and only the named disclosures.
+ * Names absent from the record are ignored. */
+int once_record_disclose(const once_record *r, const char *const *names,
+                         size_t count, once_record **out, once_error *err);
+/* Checks the issuer signature over the header and every disclosure against
+ * its digest in the header. Returns 0, -ONCE_ERR_BAD_SIGNATURE or
+ * -ONCE_ERR_INVALID_RECORD (a disclosure whose digest is not in the header,
+ * a duplicate, a malformed header). */
+int once_record_verify(const once_record *r,
+                       const uint8_t issuer_pk[ONCE_PUBLIC_KEY_BYTES],
+                       once_error *err);
+
+const char *once_record_type(const once_record *r);
+const char *once_record_subject(const once_record *r);
+const char *once_record_issuer(const once_record *r);
+uint64_t once_record_version(const once_record *r);
+once_record_status once_record_status_of(const once_record *r);
+uint64_t once_record_issued_at(const once_record *r);
+uint64_t once_record_valid_from(const once_record *r);
+uint64_t once_record_valid_until(const once_record *r);
+/* Fields in the signed header (disclosed or not). */
+size_t once_record_field_count(const once_record *r);
+const char *once_record_field_name(const once_record *r, size_t i);
+/* Disclosed value of a field: 0 with value and len set, or
+ * -ONCE_ERR_NOT_FOUND when not disclosed. The pointer lives as long as r. */
+int once_record_field_value(const once_record *r, const char *name,
+                            const uint8_t **value, size_t *len);
+size_t once_record_disclosure_count(const once_record *r);
+
+/* Wire form: a serialized once.Publish message (signed record plus
+ * disclosures). parse copies what it needs from buf. */
+int once_record_serialize(const once_record *r, uint8_t **buf, size_t *len,
+                          once_error *err);
+int once_record_parse(once_record **out, const uint8_t *buf, size_t len,
+                      once_error *err);
+void once_record_free(once_record *r);
+
+/* ---------------------------------------------------------------------------
+ * Client
+ *
+ * One client is one DEALER socket with CURVE, used by one thread at a time.
+ * Calls block until the answer arrives or the timeout (default 5000 ms)
+ * expires. On a timeout the client re-sends the same signed envelope (same
+ * session and seq) up to `retries` times (default 2): the broker answers a
+ * repeated envelope with its original answer, so a retry never publishes
+ * twice. A refusal is returned as -code with the broker's message in err.
+ * ------------------------------------------------------------------------- */
+
+typedef struct once_client once_client;
+
+typedef struct once_client_options {
+    int timeout_ms;  /* per attempt; 0 means the default 5000 */
+    int retries;     /* extra attempts after a timeout; -1 means default 2 */
+} once_client_options;
+
+/* endpoint: a ZeroMQ endpoint such as "tcp://127.0.0.1:7700" or
+ * "ipc:///run/once/broker.sock". The client keeps a copy of kp and wipes it
+ * on close. */
+int once_client_open(once_client **out, const char *endpoint,
+                     const char *department_id, const once_keypair *kp,
+                     const uint8_t broker_pk[ONCE_PUBLIC_KEY_BYTES],
+                     const once_client_options *options, once_error *err);
+void once_client_close(once_client *c);
+
+/* Publishes a signed record with all its disclosures. Returns once the
+ * broker has made it durable. */
+int once_client_publish(once_client *c, const once_record *r,
+                        once_error *err);
+/* Publishes a signed revocation (once_record_new_revocation). */
+int once_client_revoke(once_client *c, const once_record *revocation,
+                       once_error *err);
+/* Requests the latest version (version 0) or a given version. On success
+ * *out holds the issuer-signed record with the granted disclosures; verify
+ * it with once_record_verify() and the issuer's public key. A revoked record
+ * comes back as its signed revocation (status REVOKED), not as an error. */
+int once_client_request(once_client *c, const char *type, const char *subject,
+                        const char *purpose, const char *case_id,
+                        uint64_t version, once_record **out, once_error *err);
+int once_client_ping(once_client *c, once_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* ONCE_ONCE_H */

@@ -1,0 +1,48 @@
+/*
+ * envelope.h - signing, verifying and framing once envelopes.
+ *
+ * Internal to libonce and the broker (not installed). See envelope.c.
+ */
+#ifndef ONCE_ENVELOPE_H
+#define ONCE_ENVELOPE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "once/once.h"
+#include "once.pb-c.h"
+
+#define ENVELOPE_VERSION 1u
+/* Domain separation prefix of the envelope signing input, NUL included. */
+#define ENVELOPE_DOMAIN "ONCE-ENVELOPE-V1"
+#define ENVELOPE_DOMAIN_BYTES 17
+/* Domain separation prefix of a record header signature, NUL included. */
+#define RECORD_DOMAIN "ONCE-RECORD-V1"
+#define RECORD_DOMAIN_BYTES 15
+
+/* Builds the exact byte string an envelope signature covers. *out is
+ * malloc'd and owned by the caller. */
+int envelope_signing_input(const Once__Envelope *e, uint8_t **out,
+                           size_t *out_len);
+
+/* Signs e in place: e->signature points into sig_storage, which must outlive
+ * e's use. */
+int envelope_sign(Once__Envelope *e, const once_keypair *kp,
+                  uint8_t sig_storage[ONCE_SIGNATURE_BYTES]);
+
+/* 0 when the signature is 64 bytes and verifies under pk, else
+ * -ONCE_ERR_BAD_SIGNATURE. */
+int envelope_verify(const Once__Envelope *e,
+                    const uint8_t pk[ONCE_PUBLIC_KEY_BYTES]);
+
+/* Serializes e into a malloc'd buffer owned by the caller. */
+int envelope_pack(const Once__Envelope *e, uint8_t **out, size_t *out_len);
+
+/* Unpacks with protobuf-c; NULL on malformed input or over
+ * ONCE_MAX_MESSAGE. Free with once__envelope__free_unpacked(e, NULL). */
+Once__Envelope *envelope_unpack(const uint8_t *buf, size_t len);
+
+/* Wall clock, Unix milliseconds. */
+uint64_t once_now_ms(void);
+
+#endif

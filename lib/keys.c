@@ -1,0 +1,1 @@
+/* keys.c: written in this session. */

@@ -1,0 +1,1 @@
+/* record.c: written in this session. */

@@ -1,0 +1,1 @@
+/* subject.c: written in this session. */
