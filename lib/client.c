@@ -1,1 +1,575 @@
-/* client.c: written in this session. */
+/*
+ * client.c - the department side of the wire: one CURVE-encrypted DEALER
+ * socket to the broker, and blocking calls that send one signed envelope and
+ * wait for its answer.
+ *
+ * Identity. The department's Ed25519 key signs every envelope (the broker
+ * keeps them as evidence) and, converted to Curve25519, is the CurveZMQ
+ * client key, so the broker's ZAP handler knows which department is on the
+ * connection before any message arrives.
+ *
+ * Retries. Each client picks a random session id at open; seq counts up
+ * within the session. A call whose answer does not arrive within the
+ * timeout re-sends the very same bytes (same session, same seq, same
+ * signature). The broker treats a repeated envelope as a retry and answers
+ * with its original answer, for publishes even across a broker restart, so a
+ * retry can never publish twice. Answers to earlier, abandoned attempts that
+ * arrive late are recognised by reply_to and dropped.
+ *
+ * Refusals at the handshake. A broker that does not know our key (or has
+ * suspended it) refuses the CURVE handshake; without help the caller would
+ * only see a timeout. A socket monitor reports the failed handshake so the
+ * caller gets UNKNOWN_SENDER with a readable message instead.
+ *
+ * The socket is used by one thread at a time, as ZeroMQ requires.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+#include <zmq.h>
+
+#include "envelope.h"
+#include "once/once.h"
+#include "record_internal.h"
+
+#define CLIENT_DEFAULT_TIMEOUT_MS 5000
+#define CLIENT_DEFAULT_RETRIES 2
+#define CLIENT_HEARTBEAT_IVL_MS 10000
+#define CLIENT_HEARTBEAT_TIMEOUT_MS 30000
+
+struct once_client {
+    void *context;
+    void *socket;
+    void *monitor;      /* PAIR receiving the DEALER's handshake events */
+    char department_id[ONCE_MAX_NAME + 1];
+    once_keypair keypair;
+    uint64_t session;
+    uint64_t next_seq;
+    int timeout_ms;
+    int retries;
+};
+
+static int set_socket_option(void *sock, int option, const void *value,
+                             size_t len, once_error *err)
+{
+    if (zmq_setsockopt(sock, option, value, len) != 0)
+        return once_error_set(err, ONCE_ERR_CONNECT,
+                              "cannot set socket option %d: %s", option,
+                              zmq_strerror(errno));
+    return 0;
+}
+
+static int set_int_option(void *sock, int option, int value, once_error *err)
+{
+    return set_socket_option(sock, option, &value, sizeof(value), err);
+}
+
+static int configure_curve(once_client *c, const uint8_t broker_pk[32],
+                           once_error *err)
+{
+    char server_public[41], client_public[41], client_secret[41];
+    int rc;
+
+    if (once_curve_public_z85(server_public, broker_pk) < 0 ||
+        once_curve_public_z85(client_public, c->keypair.public_key) < 0 ||
+        once_curve_secret_z85(client_secret, &c->keypair) < 0) {
+        rc = once_error_set(err, ONCE_ERR_CRYPTO,
+                            "cannot derive CurveZMQ keys from the Ed25519 keys");
+        goto out;
+    }
+    rc = set_socket_option(c->socket, ZMQ_CURVE_SERVERKEY, server_public, 40,
+                           err);
+    if (rc == 0)
+        rc = set_socket_option(c->socket, ZMQ_CURVE_PUBLICKEY, client_public,
+                               40, err);
+    if (rc == 0)
+        rc = set_socket_option(c->socket, ZMQ_CURVE_SECRETKEY, client_secret,
+                               40, err);
+out:
+    sodium_memzero(client_secret, sizeof(client_secret));
+    return rc;
+}
+
+static int open_monitor(once_client *c, once_error *err)
+{
+    char address[64];
+
+    snprintf(address, sizeof(address), "inproc://once-client-monitor-%p",
+             (void *)c);
+    if (zmq_socket_monitor(c->socket, address,
+                           ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) != 0)
+        return once_error_set(err, ONCE_ERR_CONNECT,
+                              "cannot monitor the broker connection: %s",
+                              zmq_strerror(errno));
+    c->monitor = zmq_socket(c->context, ZMQ_PAIR);
+    if (c->monitor == NULL || zmq_connect(c->monitor, address) != 0)
+        return once_error_set(err, ONCE_ERR_CONNECT,
+                              "cannot connect the connection monitor: %s",
+                              zmq_strerror(errno));
+    return set_int_option(c->monitor, ZMQ_LINGER, 0, err);
+}
+
+int once_client_open(once_client **out, const char *endpoint,
+                     const char *department_id, const once_keypair *kp,
+                     const uint8_t broker_pk[ONCE_PUBLIC_KEY_BYTES],
+                     const once_client_options *options, once_error *err)
+{
+    once_client *c;
+    int rc;
+
+    *out = NULL;
+    if (endpoint == NULL || department_id == NULL || kp == NULL ||
+        broker_pk == NULL)
+        return once_error_set(err, ONCE_ERR_INVALID_ARGUMENT,
+                              "endpoint, department id, key pair and broker "
+                              "key are required");
+    if (strlen(department_id) == 0 || strlen(department_id) > ONCE_MAX_NAME)
+        return once_error_set(err, ONCE_ERR_INVALID_ARGUMENT,
+                              "department id must be 1..%d characters",
+                              ONCE_MAX_NAME);
+    c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return once_error_set(err, ONCE_ERR_NO_MEMORY, "out of memory");
+    memcpy(&c->keypair, kp, sizeof(c->keypair));
+    snprintf(c->department_id, sizeof(c->department_id), "%s", department_id);
+    c->timeout_ms = CLIENT_DEFAULT_TIMEOUT_MS;
+    c->retries = CLIENT_DEFAULT_RETRIES;
+    if (options != NULL) {
+        if (options->timeout_ms > 0)
+            c->timeout_ms = options->timeout_ms;
+        if (options->retries >= 0)
+            c->retries = options->retries;
+    }
+    do
+        randombytes_buf(&c->session, sizeof(c->session));
+    while (c->session == 0);
+    c->next_seq = 1;
+
+    c->context = zmq_ctx_new();
+    if (c->context == NULL) {
+        rc = once_error_set(err, ONCE_ERR_CONNECT,
+                            "cannot create a ZeroMQ context: %s",
+                            zmq_strerror(errno));
+        goto fail;
+    }
+    c->socket = zmq_socket(c->context, ZMQ_DEALER);
+    if (c->socket == NULL) {
+        rc = once_error_set(err, ONCE_ERR_CONNECT,
+                            "cannot create a socket: %s", zmq_strerror(errno));
+        goto fail;
+    }
+    if ((rc = configure_curve(c, broker_pk, err)) < 0 ||
+        (rc = set_int_option(c->socket, ZMQ_LINGER, 0, err)) < 0 ||
+        (rc = set_int_option(c->socket, ZMQ_HEARTBEAT_IVL,
+                             CLIENT_HEARTBEAT_IVL_MS, err)) < 0 ||
+        (rc = set_int_option(c->socket, ZMQ_HEARTBEAT_TIMEOUT,
+                             CLIENT_HEARTBEAT_TIMEOUT_MS, err)) < 0 ||
+        (rc = set_int_option(c->socket, ZMQ_RECONNECT_IVL, 100, err)) < 0 ||
+        (rc = set_int_option(c->socket, ZMQ_RECONNECT_IVL_MAX, 5000, err)) < 0 ||
+        (rc = open_monitor(c, err)) < 0)
+        goto fail;
+    if (zmq_connect(c->socket, endpoint) != 0) {
+        rc = once_error_set(err, ONCE_ERR_CONNECT,
+                            "cannot connect to %s: %s", endpoint,
+                            zmq_strerror(errno));
+        goto fail;
+    }
+    *out = c;
+    return 0;
+fail:
+    once_client_close(c);
+    return rc;
+}
+
+void once_client_close(once_client *c)
+{
+    if (c == NULL)
+        return;
+    if (c->socket != NULL) {
+        zmq_socket_monitor(c->socket, NULL, 0);
+        zmq_close(c->socket);
+    }
+    if (c->monitor != NULL)
+        zmq_close(c->monitor);
+    if (c->context != NULL)
+        zmq_ctx_term(c->context);
+    once_keypair_wipe(&c->keypair);
+    sodium_memzero(c, sizeof(*c));
+    free(c);
+}
+
+/* Returns the monitor event number of a pending handshake failure, or 0.
+ * Monitor messages are two frames: 6 bytes (u16 event, u32 value), then the
+ * endpoint. */
+static int read_monitor_event(once_client *c)
+{
+    zmq_msg_t frame;
+    uint16_t event = 0;
+    int more;
+
+    zmq_msg_init(&frame);
+    if (zmq_msg_recv(&frame, c->monitor, ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close(&frame);
+        return 0;
+    }
+    if (zmq_msg_size(&frame) >= 2)
+        memcpy(&event, zmq_msg_data(&frame), sizeof(event));
+    more = zmq_msg_more(&frame);
+    zmq_msg_close(&frame);
+    while (more) {
+        zmq_msg_init(&frame);
+        if (zmq_msg_recv(&frame, c->monitor, 0) < 0) {
+            zmq_msg_close(&frame);
+            break;
+        }
+        more = zmq_msg_more(&frame);
+        zmq_msg_close(&frame);
+    }
+    return event;
+}
+
+/* Decodes an answer envelope into *reply_kind and a copy of its body.
+ * Returns 1 when it answers seq, 0 when it is stale (an earlier attempt's
+ * answer), <0 on a malformed answer. */
+static int decode_answer(uint64_t seq, const uint8_t *data, size_t len,
+                         int *reply_kind, uint8_t **body, size_t *body_len, once_error *err)
+{
+    Once__Envelope *e = envelope_unpack(data, len);
+    int rc = 1;
+
+    if (e == NULL)
+        return once_error_set(err, ONCE_ERR_MALFORMED,
+                              "the broker sent an undecodable answer");
+    if (e->reply_to != seq) {
+        rc = 0;
+        goto out;
+    }
+    *reply_kind = e->kind;
+    *body_len = e->body.len;
+    *body = malloc(e->body.len > 0 ? e->body.len : 1);
+    if (*body == NULL) {
+        rc = once_error_set(err, ONCE_ERR_NO_MEMORY, "out of memory");
+        goto out;
+    }
+    if (e->body.len > 0)
+        memcpy(*body, e->body.data, e->body.len);
+out:
+    once__envelope__free_unpacked(e, NULL);
+    return rc;
+}
+
+/* Waits up to timeout_ms for the answer to seq. Returns 1 with the answer,
+ * 0 on timeout, <0 on an error. */
+static int wait_answer(once_client *c, uint64_t seq, int *reply_kind,
+                       uint8_t **body, size_t *body_len, once_error *err)
+{
+    uint64_t deadline = once_now_ms() + (uint64_t)c->timeout_ms;
+
+    for (;;) {
+        zmq_pollitem_t items[2] = {
+            {c->socket, 0, ZMQ_POLLIN, 0},
+            {c->monitor, 0, ZMQ_POLLIN, 0},
+        };
+        uint64_t now = once_now_ms();
+        int rc;
+
+        if (now >= deadline)
+            return 0;
+        rc = zmq_poll(items, 2, (long)(deadline - now));
+        if (rc < 0) {
+            if (errno == EINTR)
+                continue;
+            return once_error_set(err, ONCE_ERR_IO, "poll failed: %s",
+                                  zmq_strerror(errno));
+        }
+        if (items[1].revents & ZMQ_POLLIN) {
+            int event = read_monitor_event(c);
+
+            if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
+                return once_error_set(err, ONCE_ERR_UNKNOWN_SENDER,
+                                      "the broker refused this department's "
+                                      "key at the handshake (not registered, "
+                                      "or suspended)");
+            if (event != 0)
+                return once_error_set(err, ONCE_ERR_CONNECT,
+                                      "the CurveZMQ handshake with the broker "
+                                      "failed (wrong broker key?)");
+        }
+        if (items[0].revents & ZMQ_POLLIN) {
+            zmq_msg_t msg;
+
+            zmq_msg_init(&msg);
+            if (zmq_msg_recv(&msg, c->socket, 0) < 0) {
+                zmq_msg_close(&msg);
+                if (errno == EINTR || errno == EAGAIN)
+                    continue;
+                return once_error_set(err, ONCE_ERR_IO, "receive failed: %s",
+                                      zmq_strerror(errno));
+            }
+            rc = decode_answer(seq, zmq_msg_data(&msg), zmq_msg_size(&msg),
+                               reply_kind, body, body_len, err);
+            zmq_msg_close(&msg);
+            if (rc != 0)
+                return rc;
+        }
+    }
+}
+
+/* Turns an Error body into -code with the broker's message. */
+static int answer_error(const uint8_t *body, size_t len, once_error *err)
+{
+    Once__Error *e = once__error__unpack(NULL, len, body);
+    int rc;
+
+    if (e == NULL)
+        return once_error_set(err, ONCE_ERR_MALFORMED,
+                              "the broker sent an undecodable error");
+    if (e->code <= 0 || e->code >= ONCE_ERR_INVALID_ARGUMENT)
+        rc = once_error_set(err, ONCE_ERR_MALFORMED,
+                            "the broker sent an unknown error code %d",
+                            (int)e->code);
+    else
+        rc = once_error_set(err, (int)e->code, "%s: %s",
+                            once_error_name((int)e->code),
+                            e->message ? e->message : "");
+    once__error__free_unpacked(e, NULL);
+    return rc;
+}
+
+/* Sends one signed envelope of `kind` carrying body, waits for its answer
+ * (re-sending the same bytes after each timeout) and returns the answer's
+ * Response body in *answer (caller frees). An Error answer becomes -code. */
+static int client_call(once_client *c, Once__Kind kind, const uint8_t *body,
+                       size_t body_len, uint8_t **answer, size_t *answer_len,
+                       once_error *err)
+{
+    Once__Envelope e = ONCE__ENVELOPE__INIT;
+    uint8_t signature[ONCE_SIGNATURE_BYTES];
+    uint8_t *packed = NULL, *reply = NULL;
+    size_t packed_len, reply_len = 0;
+    int reply_kind = 0, attempt, rc;
+
+    e.version = ENVELOPE_VERSION;
+    e.sender = c->department_id;
+    e.session = c->session;
+    e.seq = c->next_seq++;
+    e.sent_at = once_now_ms();
+    e.kind = kind;
+    e.body.data = (uint8_t *)body;
+    e.body.len = body_len;
+    if ((rc = envelope_sign(&e, &c->keypair, signature)) < 0)
+        return once_error_set(err, rc, "cannot sign the envelope");
+    if ((rc = envelope_pack(&e, &packed, &packed_len)) < 0)
+        return once_error_set(err, rc, "cannot encode the envelope");
+
+    rc = 0;
+    for (attempt = 0; attempt <= c->retries && rc == 0; attempt++) {
+        if (zmq_send(c->socket, packed, packed_len, 0) < 0) {
+            rc = once_error_set(err, ONCE_ERR_IO, "send failed: %s",
+                                zmq_strerror(errno));
+            break;
+        }
+        rc = wait_answer(c, e.seq, &reply_kind, &reply, &reply_len, err);
+    }
+    free(packed);
+    if (rc == 0)
+        return once_error_set(err, ONCE_ERR_TIMEOUT,
+                              "no answer from the broker after %d attempt(s) "
+                              "of %d ms",
+                              c->retries + 1, c->timeout_ms);
+    if (rc < 0)
+        return rc;
+    if (reply_kind == ONCE__KIND__KIND_ERROR) {
+        rc = answer_error(reply, reply_len, err);
+        free(reply);
+        return rc;
+    }
+    if (reply_kind != ONCE__KIND__KIND_RESPONSE) {
+        free(reply);
+        return once_error_set(err, ONCE_ERR_MALFORMED,
+                              "the broker answered with kind %d", reply_kind);
+    }
+    *answer = reply;
+    *answer_len = reply_len;
+    return 0;
+}
+
+/* Calls and expects a Response; decodes it into *out (caller frees). */
+static int call_for_response(once_client *c, Once__Kind kind,
+                             const uint8_t *body, size_t body_len,
+                             Once__Response **out, once_error *err)
+{
+    uint8_t *answer;
+    size_t answer_len;
+    int rc = client_call(c, kind, body, body_len, &answer, &answer_len, err);
+
+    if (rc < 0)
+        return rc;
+    *out = once__response__unpack(NULL, answer_len, answer);
+    free(answer);
+    if (*out == NULL)
+        return once_error_set(err, ONCE_ERR_MALFORMED,
+                              "the broker sent an undecodable response");
+    return 0;
+}
+
+int once_client_publish(once_client *c, const once_record *r, once_error *err)
+{
+    Once__Response *response = NULL;
+    uint8_t *body;
+    size_t body_len;
+    int rc;
+
+    if (c == NULL || r == NULL)
+        return once_error_set(err, ONCE_ERR_INVALID_ARGUMENT,
+                              "client and record are required");
+    if (once_record_status_of(r) != ONCE_STATUS_VALID)
+        return once_error_set(err, ONCE_ERR_INVALID_ARGUMENT,
+                              "publish takes a valid record; use "
+                              "once_client_revoke for a revocation");
+    if ((rc = once_record_serialize(r, &body, &body_len, err)) < 0)
+        return rc;
+    rc = call_for_response(c, ONCE__KIND__KIND_PUBLISH, body, body_len,
+                           &response, err);
+    free(body);
+    if (rc < 0)
+        return rc;
+    if (response->version != once_record_version(r))
+        rc = once_error_set(err, ONCE_ERR_MALFORMED,
+                            "the broker acknowledged version %llu, not %llu",
+                            (unsigned long long)response->version,
+                            (unsigned long long)once_record_version(r));
+    once__response__free_unpacked(response, NULL);
+    return rc;
+}
+
+int once_client_revoke(once_client *c, const once_record *revocation,
+                       once_error *err)
+{
+    Once__Response *response = NULL;
+    Once__Publish *publish;
+    Once__Revoke revoke = ONCE__REVOKE__INIT;
+    uint8_t *serialized, *body;
+    size_t serialized_len, body_len;
+    int rc;
+
+    if (c == NULL || revocation == NULL)
+        return once_error_set(err, ONCE_ERR_INVALID_ARGUMENT,
+                              "client and revocation are required");
+    if (once_record_status_of(revocation) != ONCE_STATUS_REVOKED)
+        return once_error_set(err, ONCE_ERR_INVALID_ARGUMENT,
+                              "revoke takes a record made by "
+                              "once_record_new_revocation");
+    if ((rc = once_record_serialize(revocation, &serialized, &serialized_len,
+                                    err)) < 0)
+        return rc;
+    publish = once__publish__unpack(NULL, serialized_len, serialized);
+    free(serialized);
+    if (publish == NULL)
+        return once_error_set(err, ONCE_ERR_INTERNAL,
+                              "cannot re-read the serialized revocation");
+    revoke.record = publish->record;
+    body_len = once__revoke__get_packed_size(&revoke);
+    body = malloc(body_len > 0 ? body_len : 1);
+    if (body == NULL) {
+        once__publish__free_unpacked(publish, NULL);
+        return once_error_set(err, ONCE_ERR_NO_MEMORY, "out of memory");
+    }
+    once__revoke__pack(&revoke, body);
+    once__publish__free_unpacked(publish, NULL);
+    rc = call_for_response(c, ONCE__KIND__KIND_REVOKE, body, body_len,
+                           &response, err);
+    free(body);
+    if (rc < 0)
+        return rc;
+    once__response__free_unpacked(response, NULL);
+    return 0;
+}
+
+static int check_text(const char *what, const char *value, size_t max,
+                      once_error *err)
+{
+    if (value == NULL || value[0] == '\0')
+        return once_error_set(err, ONCE_ERR_INVALID_ARGUMENT,
+                              "%s is required", what);
+    if (strlen(value) > max)
+        return once_error_set(err, ONCE_ERR_TOO_LARGE,
+                              "%s is longer than %zu bytes", what, max);
+    return 0;
+}
+
+int once_client_request(once_client *c, const char *type, const char *subject,
+                        const char *purpose, const char *case_id,
+                        uint64_t version, once_record **out, once_error *err)
+{
+    Once__Request request = ONCE__REQUEST__INIT;
+    Once__Response *response = NULL;
+    uint8_t *body;
+    size_t body_len;
+    int rc;
+
+    if (out == NULL || c == NULL)
+        return once_error_set(err, ONCE_ERR_INVALID_ARGUMENT,
+                              "client and output are required");
+    *out = NULL;
+    if ((rc = check_text("type", type, ONCE_MAX_NAME, err)) < 0 ||
+        (rc = check_text("subject", subject, ONCE_MAX_SUBJECT, err)) < 0)
+        return rc;
+    /* Purpose and case id are checked by the broker, which logs the refusal;
+     * the client only bounds their size. */
+    if ((purpose && strlen(purpose) > ONCE_MAX_PURPOSE) ||
+        (case_id && strlen(case_id) > ONCE_MAX_CASE_ID))
+        return once_error_set(err, ONCE_ERR_TOO_LARGE,
+                              "purpose or case id over its size limit");
+    request.type = (char *)type;
+    request.subject = (char *)subject;
+    request.purpose = (char *)(purpose ? purpose : "");
+    request.case_id = (char *)(case_id ? case_id : "");
+    request.version = version;
+    body_len = once__request__get_packed_size(&request);
+    body = malloc(body_len > 0 ? body_len : 1);
+    if (body == NULL)
+        return once_error_set(err, ONCE_ERR_NO_MEMORY, "out of memory");
+    once__request__pack(&request, body);
+    rc = call_for_response(c, ONCE__KIND__KIND_REQUEST, body, body_len,
+                           &response, err);
+    free(body);
+    if (rc < 0)
+        return rc;
+    if (response->record == NULL) {
+        rc = once_error_set(err, ONCE_ERR_MALFORMED,
+                            "the broker's answer holds no record");
+    } else {
+        rc = record_from_parts(out, response->record, response->disclosures,
+                               response->n_disclosures, err);
+        if (rc == 0 && (strcmp(once_record_type(*out), type) != 0 ||
+                        strcmp(once_record_subject(*out), subject) != 0)) {
+            once_record_free(*out);
+            *out = NULL;
+            rc = once_error_set(err, ONCE_ERR_INVALID_RECORD,
+                                "the broker answered with another record "
+                                "than the one requested");
+        }
+    }
+    once__response__free_unpacked(response, NULL);
+    return rc;
+}
+
+int once_client_ping(once_client *c, once_error *err)
+{
+    Once__Response *response = NULL;
+    int rc;
+
+    if (c == NULL)
+        return once_error_set(err, ONCE_ERR_INVALID_ARGUMENT,
+                              "client is required");
+    rc = call_for_response(c, ONCE__KIND__KIND_PING, NULL, 0, &response, err);
+    if (rc == 0)
+        once__response__free_unpacked(response, NULL);
+    return rc;
+}
