@@ -329,7 +329,7 @@ static int answer_error(const uint8_t *body, size_t len, once_error *err)
     if (e == NULL)
         return once_error_set(err, ONCE_ERR_MALFORMED,
                               "the broker sent an undecodable error");
-    if (e->code <= 0 || e->code >= ONCE_ERR_INVALID_ARGUMENT)
+    if ((int)e->code <= 0 || (int)e->code >= (int)ONCE_ERR_INVALID_ARGUMENT)
         rc = once_error_set(err, ONCE_ERR_MALFORMED,
                             "the broker sent an unknown error code %d",
                             (int)e->code);
@@ -404,8 +404,8 @@ static int call_for_response(once_client *c, Once__Kind kind,
                              const uint8_t *body, size_t body_len,
                              Once__Response **out, once_error *err)
 {
-    uint8_t *answer;
-    size_t answer_len;
+    uint8_t *answer = NULL;
+    size_t answer_len = 0;
     int rc = client_call(c, kind, body, body_len, &answer, &answer_len, err);
 
     if (rc < 0)
@@ -452,10 +452,10 @@ int once_client_revoke(once_client *c, const once_record *revocation,
                        once_error *err)
 {
     Once__Response *response = NULL;
-    Once__Publish *publish;
     Once__Revoke revoke = ONCE__REVOKE__INIT;
-    uint8_t *serialized, *body;
-    size_t serialized_len, body_len;
+    record_publish_view view;
+    uint8_t *body;
+    size_t body_len;
     int rc;
 
     if (c == NULL || revocation == NULL)
@@ -465,23 +465,14 @@ int once_client_revoke(once_client *c, const once_record *revocation,
         return once_error_set(err, ONCE_ERR_INVALID_ARGUMENT,
                               "revoke takes a record made by "
                               "once_record_new_revocation");
-    if ((rc = once_record_serialize(revocation, &serialized, &serialized_len,
-                                    err)) < 0)
+    if ((rc = record_publish_view_init(&view, revocation, err)) < 0)
         return rc;
-    publish = once__publish__unpack(NULL, serialized_len, serialized);
-    free(serialized);
-    if (publish == NULL)
-        return once_error_set(err, ONCE_ERR_INTERNAL,
-                              "cannot re-read the serialized revocation");
-    revoke.record = publish->record;
+    revoke.record = &view.record;
     body_len = once__revoke__get_packed_size(&revoke);
     body = malloc(body_len > 0 ? body_len : 1);
-    if (body == NULL) {
-        once__publish__free_unpacked(publish, NULL);
+    if (body == NULL)
         return once_error_set(err, ONCE_ERR_NO_MEMORY, "out of memory");
-    }
     once__revoke__pack(&revoke, body);
-    once__publish__free_unpacked(publish, NULL);
     rc = call_for_response(c, ONCE__KIND__KIND_REVOKE, body, body_len,
                            &response, err);
     free(body);
