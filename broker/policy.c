@@ -1,1 +1,835 @@
-/* placeholder: being written */
+/*
+ * policy.c - departments, the catalogue of record types, and grants.
+ *
+ * Policy is data in LMDB, not configuration in memory: onced reads it inside
+ * each request's read transaction, and oncectl writes it in its own write
+ * transactions against the same environment. So suspending a department or
+ * revoking a grant takes effect at the next request without a restart or a
+ * reload signal, and there is no cache that could go stale.
+ *
+ * Four tables, all owned here:
+ *
+ *   departments      id -> once.Department
+ *   department_keys  Ed25519 public key (32 bytes) -> id
+ *   types            name -> once.RecordType
+ *   grants           requester 0x00 type 0x00 purpose -> once.Grant
+ *
+ * department_keys is the index the ZAP handler needs: a CURVE handshake
+ * presents a key, not an id. Keeping it a separate table (rather than
+ * scanning departments) makes admission one lookup, and the add path keeps
+ * both tables in step in one transaction, so a key can never belong to two
+ * departments. Department ids, type names and field names follow one name
+ * rule (policy_valid_name) that excludes 0x00, which is why the grant key
+ * can separate its parts with it and still sort by requester, then type,
+ * then purpose, which is the order `oncectl grant list` prints.
+ *
+ * The getters run on the broker's hot path, several per request, and a
+ * record type with 64 fields decodes into some seventy separate protobuf-c
+ * allocations. So stored messages are decoded with an allocator that carves
+ * from a buffer on the stack and falls back to malloc only for a value
+ * larger than any valid one; the decoded message is copied into the
+ * caller's fixed-size struct and the buffer dropped. Every stored value is
+ * checked against the structs' bounds while copying: a corrupt or foreign
+ * value is reported, never written past an array.
+ *
+ * Names and purposes that came off the wire are echoed in error messages
+ * only once they are known to be well formed, so a client cannot write
+ * control characters into the broker's log through a refusal.
+ */
+#include <stdalign.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "envelope.h"
+#include "once.pb-c.h"
+#include "policy.h"
+
+/* Larger than the decoded form of any valid stored value: a record type at
+ * its limits is 80 strings of at most 65 bytes plus two pointer arrays. */
+#define DECODE_ARENA_BYTES 16384
+#define DECODE_ALIGN alignof(max_align_t)
+
+/* requester 0x00 type 0x00 purpose */
+#define GRANT_KEY_MAX (ONCE_MAX_NAME + 1 + ONCE_MAX_NAME + 1 + ONCE_MAX_PURPOSE)
+
+typedef struct decode_arena {
+    alignas(max_align_t) uint8_t buf[DECODE_ARENA_BYTES];
+    size_t used;
+} decode_arena;
+
+static void *arena_alloc(void *data, size_t size)
+{
+    decode_arena *a = data;
+    size_t rounded = (size + DECODE_ALIGN - 1) & ~(DECODE_ALIGN - 1);
+    void *p;
+
+    if (rounded < size || rounded > sizeof(a->buf) - a->used)
+        return malloc(size);
+    p = a->buf + a->used;
+    a->used += rounded;
+    return p;
+}
+
+static void arena_free(void *data, void *p)
+{
+    decode_arena *a = data;
+    uintptr_t addr = (uintptr_t)p, base = (uintptr_t)a->buf;
+
+    if (addr >= base && addr < base + sizeof(a->buf))
+        return;
+    free(p);
+}
+
+#define DECODE_ALLOCATOR(arena) \
+    { .alloc = arena_alloc, .free = arena_free, .allocator_data = &(arena) }
+
+bool policy_valid_name(const char *name)
+{
+    size_t i;
+
+    if (name == NULL || name[0] == '\0')
+        return false;
+    for (i = 0; name[i] != '\0'; i++) {
+        char c = name[i];
+
+        if (i >= ONCE_MAX_NAME)
+            return false;
+        if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'))
+            continue;
+        if (i > 0 && (c == '.' || c == '_' || c == '-'))
+            continue;
+        return false;
+    }
+    return true;
+}
+
+/* Free text (a department's name, a grant's purpose): at most max bytes of
+ * well-formed UTF-8 without control characters. protobuf's string type must
+ * be UTF-8, and a purpose has to compare equal byte for byte with the one a
+ * client sends, so nothing that another implementation would reject or
+ * normalise gets in. */
+static bool valid_text(const char *s, size_t max)
+{
+    const uint8_t *p = (const uint8_t *)s;
+    size_t len = strnlen(s, max + 1), i = 0;
+
+    if (len > max)
+        return false;
+    while (i < len) {
+        uint8_t c = p[i];
+        uint32_t cp;
+        size_t n, k;
+
+        if (c < 0x20 || c == 0x7f)
+            return false;
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        if (c >= 0xc2 && c <= 0xdf) {
+            n = 1;
+            cp = c & 0x1f;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            n = 2;
+            cp = c & 0x0f;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            n = 3;
+            cp = c & 0x07;
+        } else {
+            return false;
+        }
+        if (len - i <= n)
+            return false;
+        for (k = 1; k <= n; k++) {
+            if ((p[i + k] & 0xc0) != 0x80)
+                return false;
+            cp = cp << 6 | (p[i + k] & 0x3f);
+        }
+        /* Overlong forms, UTF-16 surrogates, beyond U+10FFFF. */
+        if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
+            (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+            return false;
+        i += n + 1;
+    }
+    return true;
+}
+
+/* Copies a decoded string into a fixed array; false if it does not fit. */
+static bool copy_bounded(char *dst, size_t cap, const char *src)
+{
+    size_t len = strnlen(src, cap);
+
+    if (len >= cap)
+        return false;
+    memcpy(dst, src, len + 1);
+    return true;
+}
+
+/* Stores a message as the value of key, packing it straight into the map
+ * (MDB_RESERVE) instead of into a temporary buffer. Returns the LMDB code;
+ * MDB_KEYEXIST with MDB_NOOVERWRITE is left to the caller. */
+static int put_message(MDB_txn *txn, MDB_dbi dbi, MDB_val *key,
+                       const ProtobufCMessage *m, unsigned flags)
+{
+    MDB_val val;
+    int rc;
+
+    val.mv_size = protobuf_c_message_get_packed_size(m);
+    val.mv_data = NULL;
+    rc = mdb_put(txn, dbi, key, &val, flags | MDB_RESERVE);
+    if (rc == MDB_SUCCESS)
+        protobuf_c_message_pack(m, val.mv_data);
+    return rc;
+}
+
+static MDB_val string_val(const char *s)
+{
+    MDB_val v = { strlen(s), (void *)s };
+
+    return v;
+}
+
+/* ---- departments ------------------------------------------------------ */
+
+static int decode_department(const MDB_val *val, department *out,
+                             once_error *err)
+{
+    decode_arena arena;
+    ProtobufCAllocator alloc = DECODE_ALLOCATOR(arena);
+    Once__Department *m;
+    bool ok;
+
+    arena.used = 0;
+    m = once__department__unpack(&alloc, val->mv_size, val->mv_data);
+    if (m == NULL)
+        return once_error_set(err, ONCE_ERR_INTERNAL,
+                              "a stored department does not decode");
+    ok = copy_bounded(out->id, sizeof(out->id), m->id) &&
+         copy_bounded(out->name, sizeof(out->name), m->name) &&
+         m->public_key.len == ONCE_PUBLIC_KEY_BYTES &&
+         (m->status == ONCE__DEPARTMENT_STATUS__DEPARTMENT_STATUS_ACTIVE ||
+          m->status == ONCE__DEPARTMENT_STATUS__DEPARTMENT_STATUS_SUSPENDED);
+    if (ok) {
+        memcpy(out->public_key, m->public_key.data, ONCE_PUBLIC_KEY_BYTES);
+        out->status = m->status ==
+                              ONCE__DEPARTMENT_STATUS__DEPARTMENT_STATUS_ACTIVE
+                          ? DEPARTMENT_ACTIVE
+                          : DEPARTMENT_SUSPENDED;
+        out->created_at = m->created_at;
+        out->changed_at = m->changed_at;
+    }
+    once__department__free_unpacked(m, &alloc);
+    if (!ok)
+        return once_error_set(err, ONCE_ERR_INTERNAL,
+                              "a stored department is corrupt");
+    return 0;
+}
+
+int policy_department_add(MDB_txn *txn, const store *s, const char *id,
+                          const char *name,
+                          const uint8_t public_key[ONCE_PUBLIC_KEY_BYTES],
+                          once_error *err)
+{
+    Once__Department m = ONCE__DEPARTMENT__INIT;
+    uint8_t curve[crypto_scalarmult_curve25519_BYTES];
+    MDB_val key, pk_key, val;
+    uint64_t now;
+    int rc;
+
+    if (!policy_valid_name(id))
+        return once_error_set(err, ONCE_ERR_INVALID_ARGUMENT,
+                              "invalid department id: use 1 to %d characters "
+                              "of a-z 0-9 . _ - starting with a letter or "
+                              "digit", ONCE_MAX_NAME);
+    if (name == NULL)
+        name = "";
+    if (!valid_text(name, POLICY_MAX_DEPT_NAME))
+        return once_error_set(err, ONCE_ERR_INVALID_ARGUMENT,
+                              "invalid department name: at most %d bytes of "
+                              "UTF-8 text without control characters",
+                              POLICY_MAX_DEPT_NAME);
+    /* The broker derives the department's CURVE key from this one. */
+    if (public_key == NULL ||
+        crypto_sign_ed25519_pk_to_curve25519(curve, public_key) != 0)
+        return once_error_set(err, ONCE_ERR_INVALID_ARGUMENT,
+                              "not a valid Ed25519 public key");
+
+    key = string_val(id);
+    rc = mdb_get(txn, s->departments, &key, &val);
+    if (rc == MDB_SUCCESS)
+        return once_error_set(err, ONCE_ERR_EXISTS,
+                              "department %s already exists", id);
+    if (rc != MDB_NOTFOUND)
+        return store_error(rc, "cannot read departments", err);
+    pk_key.mv_size = ONCE_PUBLIC_KEY_BYTES;
+    pk_key.mv_data = (void *)public_key;
+    rc = mdb_get(txn, s->department_keys, &pk_key, &val);
+    if (rc == MDB_SUCCESS)
+        return once_error_set(err, ONCE_ERR_EXISTS,
+                              "that public key already belongs to "
+                              "department %.*s", (int)val.mv_size,
+                              (const char *)val.mv_data);
+    if (rc != MDB_NOTFOUND)
+        return store_error(rc, "cannot read department keys", err);
+
+    now = once_now_ms();
+    m.id = (char *)id;
+    m.name = (char *)name;
+    m.public_key.len = ONCE_PUBLIC_KEY_BYTES;
+    m.public_key.data = (uint8_t *)public_key;
+    m.status = ONCE__DEPARTMENT_STATUS__DEPARTMENT_STATUS_ACTIVE;
+    m.created_at = now;
+    m.changed_at = now;
+    rc = put_message(txn, s->departments, &key, &m.base, MDB_NOOVERWRITE);
+    if (rc != MDB_SUCCESS)
+        return store_error(rc, "cannot store the department", err);
+    val = string_val(id);
+    rc = mdb_put(txn, s->department_keys, &pk_key, &val, MDB_NOOVERWRITE);
+    if (rc != MDB_SUCCESS)
+        return store_error(rc, "cannot store the department's key", err);
+    return 0;
+}
+
+int policy_department_get(MDB_txn *txn, const store *s, const char *id,
+                          department *out, once_error *err)
+{
+    MDB_val key, val;
+    int rc;
+
+    if (!policy_valid_name(id))
+        return once_error_set(err, ONCE_ERR_UNKNOWN_SENDER,
+                              "not a valid department id");
+    key = string_val(id);
+    rc = mdb_get(txn, s->departments, &key, &val);
+    if (rc == MDB_NOTFOUND)
+        return once_error_set(err, ONCE_ERR_UNKNOWN_SENDER,
+                              "department %s is not registered", id);
+    if (rc != MDB_SUCCESS)
+        return store_error(rc, "cannot read departments", err);
+    return out != NULL ? decode_department(&val, out, err) : 0;
+}
+
+int policy_department_by_key(MDB_txn *txn, const store *s,
+                             const uint8_t public_key[ONCE_PUBLIC_KEY_BYTES],
+                             department *out, once_error *err)
+{
+    char id[ONCE_MAX_NAME + 1];
+    char hex[17];
+    MDB_val key, val;
+    int rc;
+
+    if (public_key == NULL)
+        return once_error_set(err, ONCE_ERR_INVALID_ARGUMENT,
+                              "no public key");
+    key.mv_size = ONCE_PUBLIC_KEY_BYTES;
+    key.mv_data = (void *)public_key;
+    rc = mdb_get(txn, s->department_keys, &key, &val);
+    if (rc == MDB_NOTFOUND) {
+        once_hex_encode(hex, public_key, 8);
+        return once_error_set(err, ONCE_ERR_UNKNOWN_SENDER,
+                              "no department holds the key %s...", hex);
+    }
+    if (rc != MDB_SUCCESS)
+        return store_error(rc, "cannot read department keys", err);
+    if (val.mv_size == 0 || val.mv_size > ONCE_MAX_NAME)
+        return once_error_set(err, ONCE_ERR_INTERNAL,
+                              "a stored department key entry is corrupt");
+    memcpy(id, val.mv_data, val.mv_size);
+    id[val.mv_size] = '\0';
+    return policy_department_get(txn, s, id, out, err);
+}
+
+int policy_department_set_status(MDB_txn *txn, const store *s, const char *id,
+                                 department_status status, once_error *err)
+{
+    decode_arena arena;
+    ProtobufCAllocator alloc = DECODE_ALLOCATOR(arena);
+    Once__Department *m;
+    Once__DepartmentStatus wanted;
+    MDB_val key, val;
+    int rc;
+
+    if (status == DEPARTMENT_ACTIVE)
+        wanted = ONCE__DEPARTMENT_STATUS__DEPARTMENT_STATUS_ACTIVE;
+    else if (status == DEPARTMENT_SUSPENDED)
+        wanted = ONCE__DEPARTMENT_STATUS__DEPARTMENT_STATUS_SUSPENDED;
+    else
+        return once_error_set(err, ONCE_ERR_INVALID_ARGUMENT,
+                              "unknown department status %d", (int)status);
+    if (!policy_valid_name(id))
+        return once_error_set(err, ONCE_ERR_UNKNOWN_SENDER,
+                              "not a valid department id");
+    key = string_val(id);
+    rc = mdb_get(txn, s->departments, &key, &val);
+    if (rc == MDB_NOTFOUND)
+        return once_error_set(err, ONCE_ERR_UNKNOWN_SENDER,
+                              "department %s is not registered", id);
+    if (rc != MDB_SUCCESS)
+        return store_error(rc, "cannot read departments", err);
+
+    arena.used = 0;
+    m = once__department__unpack(&alloc, val.mv_size, val.mv_data);
+    if (m == NULL)
+        return once_error_set(err, ONCE_ERR_INTERNAL,
+                              "stored department %s does not decode", id);
+    rc = MDB_SUCCESS;
+    /* Setting the status it already has changes nothing, not even the
+     * time of the last change. */
+    if (m->status != wanted) {
+        m->status = wanted;
+        m->changed_at = once_now_ms();
+        rc = put_message(txn, s->departments, &key, &m->base, 0);
+    }
+    once__department__free_unpacked(m, &alloc);
+    if (rc != MDB_SUCCESS)
+        return store_error(rc, "cannot store the department", err);
+    return 0;
+}
+
+int policy_department_list(MDB_txn *txn, const store *s,
+                           int (*fn)(const department *d, void *arg),
+                           void *arg, once_error *err)
+{
+    department d;
+    MDB_cursor *cur;
+    MDB_val key, val;
+    int rc, ret = 0;
+
+    if (fn == NULL)
+        return once_error_set(err, ONCE_ERR_INVALID_ARGUMENT,
+                              "no callback");
+    rc = mdb_cursor_open(txn, s->departments, &cur);
+    if (rc != MDB_SUCCESS)
+        return store_error(rc, "cannot list departments", err);
+    for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); rc == MDB_SUCCESS;
+         rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+        ret = decode_department(&val, &d, err);
+        if (ret == 0)
+            ret = fn(&d, arg);
+        if (ret != 0)
+            break;
+    }
+    mdb_cursor_close(cur);
+    if (ret != 0)
+        return ret;
+    if (rc != MDB_NOTFOUND)
+        return store_error(rc, "cannot list departments", err);
+    return 0;
+}
+
+/* ---- record types ----------------------------------------------------- */
+
+static int decode_type(const MDB_val *val, record_type *out, once_error *err)
+{
+    decode_arena arena;
+    ProtobufCAllocator alloc = DECODE_ALLOCATOR(arena);
+    Once__RecordType *m;
+    bool ok;
+    size_t i;
+
+    arena.used = 0;
+    m = once__record_type__unpack(&alloc, val->mv_size, val->mv_data);
+    if (m == NULL)
+        return once_error_set(err, ONCE_ERR_INTERNAL,
+                              "a stored record type does not decode");
+    ok = copy_bounded(out->name, sizeof(out->name), m->name) &&
+         m->n_issuers <= POLICY_MAX_ISSUERS &&
+         m->n_fields <= ONCE_MAX_FIELDS &&
+         (m->subject_kind == ONCE__SUBJECT_KIND__SUBJECT_KIND_ENTERPRISE ||
+          m->subject_kind == ONCE__SUBJECT_KIND__SUBJECT_KIND_PERSON);
+    for (i = 0; ok && i < m->n_issuers; i++)
+        ok = copy_bounded(out->issuers[i], sizeof(out->issuers[i]),
+                          m->issuers[i]);
+    for (i = 0; ok && i < m->n_fields; i++)
+        ok = copy_bounded(out->fields[i], sizeof(out->fields[i]),
+                          m->fields[i]);
+    if (ok) {
+        out->issuer_count = m->n_issuers;
+        out->field_count = m->n_fields;
+        out->subject_kind =
+            m->subject_kind == ONCE__SUBJECT_KIND__SUBJECT_KIND_ENTERPRISE
+                ? ONCE_SUBJECT_ENTERPRISE
+                : ONCE_SUBJECT_PERSON;
+        out->created_at = m->created_at;
+    }
+    once__record_type__free_unpacked(m, &alloc);
+    if (!ok)
+        return once_error_set(err, ONCE_ERR_INTERNAL,
+                              "a stored record type is corrupt");
+    return 0;
+}
+
+/* Checks a list of names: each valid, none twice. `what` names the list in
+ * the message ("field", "issuer"). */
+static int check_names(const char (*names)[ONCE_MAX_NAME + 1], size_t count,
+                       const char *what, once_error *err)
+{
+    size_t i, j;
+
+    for (i = 0; i < count; i++) {
+        if (!policy_valid_name(names[i]))
+            return once_error_set(err, ONCE_ERR_INVALID_ARGUMENT,
+                                  "invalid %s name: use 1 to %d characters "
+                                  "of a-z 0-9 . _ - starting with a letter "
+                                  "or digit", what, ONCE_MAX_NAME);
+        for (j = 0; j < i; j++)
+            if (strcmp(names[i], names[j]) == 0)
+                return once_error_set(err, ONCE_ERR_INVALID_ARGUMENT,
+                                      "%s %s is listed twice", what,
+                                      names[i]);
+    }
+    return 0;
+}
+
+int policy_type_add(MDB_txn *txn, const store *s, const record_type *t,
+                    once_error *err)
+{
+    Once__RecordType m = ONCE__RECORD_TYPE__INIT;
+    char *issuers[POLICY_MAX_ISSUERS];
+    char *fields[ONCE_MAX_FIELDS];
+    MDB_val key;
+    size_t i;
+    int rc;
+
+    if (t == NULL)
+        return once_error_set(err, ONCE_ERR_INVALID_ARGUMENT,
+                              "no record type");
+    if (!policy_valid_name(t->name))
+        return once_error_set(err, ONCE_ERR_INVALID_ARGUMENT,
+                              "invalid record type name: use 1 to %d "
+                              "characters of a-z 0-9 . _ - starting with a "
+                              "letter or digit", ONCE_MAX_NAME);
+    if (t->issuer_count == 0 || t->issuer_count > POLICY_MAX_ISSUERS)
+        return once_error_set(err, ONCE_ERR_INVALID_ARGUMENT,
+                              "a record type has 1 to %d issuers",
+                              POLICY_MAX_ISSUERS);
+    if (t->field_count > ONCE_MAX_FIELDS)
+        return once_error_set(err, ONCE_ERR_INVALID_ARGUMENT,
+                              "a record type has at most %d fields",
+                              ONCE_MAX_FIELDS);
+    if (t->subject_kind != ONCE_SUBJECT_ENTERPRISE &&
+        t->subject_kind != ONCE_SUBJECT_PERSON)
+        return once_error_set(err, ONCE_ERR_INVALID_ARGUMENT,
+                              "a record type's subject is an enterprise or a "
+                              "person");
+    rc = check_names(t->issuers, t->issuer_count, "issuer", err);
+    if (rc == 0)
+        rc = check_names(t->fields, t->field_count, "field", err);
+    if (rc < 0)
+        return rc;
+    for (i = 0; i < t->issuer_count; i++) {
+        rc = policy_department_get(txn, s, t->issuers[i], NULL, err);
+        if (rc == -ONCE_ERR_UNKNOWN_SENDER)
+            return once_error_set(err, ONCE_ERR_UNKNOWN_SENDER,
+                                  "issuer %s is not a registered department",
+                                  t->issuers[i]);
+        if (rc < 0)
+            return rc;
+    }
+
+    for (i = 0; i < t->issuer_count; i++)
+        issuers[i] = (char *)t->issuers[i];
+    for (i = 0; i < t->field_count; i++)
+        fields[i] = (char *)t->fields[i];
+    m.name = (char *)t->name;
+    m.n_issuers = t->issuer_count;
+    m.issuers = issuers;
+    m.subject_kind = t->subject_kind == ONCE_SUBJECT_ENTERPRISE
+                         ? ONCE__SUBJECT_KIND__SUBJECT_KIND_ENTERPRISE
+                         : ONCE__SUBJECT_KIND__SUBJECT_KIND_PERSON;
+    m.n_fields = t->field_count;
+    m.fields = fields;
+    m.created_at = once_now_ms();
+    key = string_val(t->name);
+    rc = put_message(txn, s->types, &key, &m.base, MDB_NOOVERWRITE);
+    if (rc == MDB_KEYEXIST)
+        return once_error_set(err, ONCE_ERR_EXISTS,
+                              "record type %s already exists", t->name);
+    if (rc != MDB_SUCCESS)
+        return store_error(rc, "cannot store the record type", err);
+    return 0;
+}
+
+int policy_type_get(MDB_txn *txn, const store *s, const char *name,
+                    record_type *out, once_error *err)
+{
+    MDB_val key, val;
+    int rc;
+
+    if (!policy_valid_name(name))
+        return once_error_set(err, ONCE_ERR_UNKNOWN_TYPE,
+                              "not a valid record type name");
+    key = string_val(name);
+    rc = mdb_get(txn, s->types, &key, &val);
+    if (rc == MDB_NOTFOUND)
+        return once_error_set(err, ONCE_ERR_UNKNOWN_TYPE,
+                              "record type %s is not in the catalogue", name);
+    if (rc != MDB_SUCCESS)
+        return store_error(rc, "cannot read record types", err);
+    return out != NULL ? decode_type(&val, out, err) : 0;
+}
+
+int policy_type_list(MDB_txn *txn, const store *s,
+                     int (*fn)(const record_type *t, void *arg), void *arg,
+                     once_error *err)
+{
+    record_type t;
+    MDB_cursor *cur;
+    MDB_val key, val;
+    int rc, ret = 0;
+
+    if (fn == NULL)
+        return once_error_set(err, ONCE_ERR_INVALID_ARGUMENT,
+                              "no callback");
+    rc = mdb_cursor_open(txn, s->types, &cur);
+    if (rc != MDB_SUCCESS)
+        return store_error(rc, "cannot list record types", err);
+    for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); rc == MDB_SUCCESS;
+         rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+        ret = decode_type(&val, &t, err);
+        if (ret == 0)
+            ret = fn(&t, arg);
+        if (ret != 0)
+            break;
+    }
+    mdb_cursor_close(cur);
+    if (ret != 0)
+        return ret;
+    if (rc != MDB_NOTFOUND)
+        return store_error(rc, "cannot list record types", err);
+    return 0;
+}
+
+bool policy_type_has_issuer(const record_type *t, const char *department_id)
+{
+    size_t i;
+
+    for (i = 0; i < t->issuer_count; i++)
+        if (strcmp(t->issuers[i], department_id) == 0)
+            return true;
+    return false;
+}
+
+bool policy_type_has_field(const record_type *t, const char *field)
+{
+    size_t i;
+
+    for (i = 0; i < t->field_count; i++)
+        if (strcmp(t->fields[i], field) == 0)
+            return true;
+    return false;
+}
+
+/* ---- grants ------------------------------------------------------------ */
+
+typedef struct grant_key {
+    uint8_t bytes[GRANT_KEY_MAX];
+    MDB_val val;
+} grant_key;
+
+/* Builds the key of (requester, type, purpose); false when a part is not
+ * well formed, which no stored grant can match. */
+static bool make_grant_key(grant_key *k, const char *requester,
+                           const char *type, const char *purpose)
+{
+    size_t lr, lt, lp;
+
+    if (!policy_valid_name(requester) || !policy_valid_name(type) ||
+        purpose == NULL || purpose[0] == '\0' ||
+        !valid_text(purpose, ONCE_MAX_PURPOSE))
+        return false;
+    lr = strlen(requester);
+    lt = strlen(type);
+    lp = strlen(purpose);
+    memcpy(k->bytes, requester, lr);
+    k->bytes[lr] = 0;
+    memcpy(k->bytes + lr + 1, type, lt);
+    k->bytes[lr + 1 + lt] = 0;
+    memcpy(k->bytes + lr + 1 + lt + 1, purpose, lp);
+    k->val.mv_size = lr + 1 + lt + 1 + lp;
+    k->val.mv_data = k->bytes;
+    return true;
+}
+
+static int decode_grant(const MDB_val *val, grant *out, once_error *err)
+{
+    decode_arena arena;
+    ProtobufCAllocator alloc = DECODE_ALLOCATOR(arena);
+    Once__Grant *m;
+    bool ok;
+    size_t i;
+
+    arena.used = 0;
+    m = once__grant__unpack(&alloc, val->mv_size, val->mv_data);
+    if (m == NULL)
+        return once_error_set(err, ONCE_ERR_INTERNAL,
+                              "a stored grant does not decode");
+    ok = copy_bounded(out->requester, sizeof(out->requester), m->requester) &&
+         copy_bounded(out->type, sizeof(out->type), m->type) &&
+         copy_bounded(out->purpose, sizeof(out->purpose), m->purpose) &&
+         m->n_fields <= ONCE_MAX_FIELDS;
+    for (i = 0; ok && i < m->n_fields; i++)
+        ok = copy_bounded(out->fields[i], sizeof(out->fields[i]),
+                          m->fields[i]);
+    if (ok) {
+        out->field_count = m->n_fields;
+        out->created_at = m->created_at;
+    }
+    once__grant__free_unpacked(m, &alloc);
+    if (!ok)
+        return once_error_set(err, ONCE_ERR_INTERNAL,
+                              "a stored grant is corrupt");
+    return 0;
+}
+
+int policy_grant_add(MDB_txn *txn, const store *s, const grant *g,
+                     once_error *err)
+{
+    Once__Grant m = ONCE__GRANT__INIT;
+    char *fields[ONCE_MAX_FIELDS];
+    record_type t;
+    grant_key k;
+    size_t i;
+    int rc;
+
+    if (g == NULL)
+        return once_error_set(err, ONCE_ERR_INVALID_ARGUMENT, "no grant");
+    if (g->purpose[0] == '\0')
+        return once_error_set(err, ONCE_ERR_MISSING_PURPOSE,
+                              "a grant needs a purpose");
+    if (!valid_text(g->purpose, ONCE_MAX_PURPOSE))
+        return once_error_set(err, ONCE_ERR_INVALID_ARGUMENT,
+                              "invalid purpose: at most %d bytes of UTF-8 "
+                              "text without control characters",
+                              ONCE_MAX_PURPOSE);
+    if (g->field_count > ONCE_MAX_FIELDS)
+        return once_error_set(err, ONCE_ERR_INVALID_ARGUMENT,
+                              "a grant has at most %d fields",
+                              ONCE_MAX_FIELDS);
+    rc = policy_department_get(txn, s, g->requester, NULL, err);
+    if (rc == -ONCE_ERR_UNKNOWN_SENDER && policy_valid_name(g->requester))
+        return once_error_set(err, ONCE_ERR_UNKNOWN_SENDER,
+                              "requester %s is not a registered department",
+                              g->requester);
+    if (rc < 0)
+        return rc;
+    rc = policy_type_get(txn, s, g->type, &t, err);
+    if (rc < 0)
+        return rc;
+    rc = check_names(g->fields, g->field_count, "field", err);
+    if (rc < 0)
+        return rc;
+    for (i = 0; i < g->field_count; i++)
+        if (!policy_type_has_field(&t, g->fields[i]))
+            return once_error_set(err, ONCE_ERR_INVALID_ARGUMENT,
+                                  "%s is not a field of record type %s",
+                                  g->fields[i], t.name);
+
+    if (!make_grant_key(&k, g->requester, g->type, g->purpose))
+        return once_error_set(err, ONCE_ERR_INVALID_ARGUMENT,
+                              "the grant's requester, type or purpose is "
+                              "not well formed");
+    for (i = 0; i < g->field_count; i++)
+        fields[i] = (char *)g->fields[i];
+    m.requester = (char *)g->requester;
+    m.type = (char *)g->type;
+    m.purpose = (char *)g->purpose;
+    m.n_fields = g->field_count;
+    m.fields = fields;
+    m.created_at = once_now_ms();
+    rc = put_message(txn, s->grants, &k.val, &m.base, MDB_NOOVERWRITE);
+    if (rc == MDB_KEYEXIST)
+        return once_error_set(err, ONCE_ERR_EXISTS,
+                              "%s already has a grant on %s for purpose "
+                              "\"%s\"; revoke it first to change its fields",
+                              g->requester, g->type, g->purpose);
+    if (rc != MDB_SUCCESS)
+        return store_error(rc, "cannot store the grant", err);
+    return 0;
+}
+
+int policy_grant_get(MDB_txn *txn, const store *s, const char *requester,
+                     const char *type, const char *purpose, grant *out,
+                     once_error *err)
+{
+    grant_key k;
+    MDB_val val;
+    int rc;
+
+    if (!make_grant_key(&k, requester, type, purpose))
+        return once_error_set(err, ONCE_ERR_NO_GRANT,
+                              "no grant for this requester, record type and "
+                              "purpose");
+    rc = mdb_get(txn, s->grants, &k.val, &val);
+    if (rc == MDB_NOTFOUND)
+        return once_error_set(err, ONCE_ERR_NO_GRANT,
+                              "%s has no grant on %s for purpose \"%s\"",
+                              requester, type, purpose);
+    if (rc != MDB_SUCCESS)
+        return store_error(rc, "cannot read grants", err);
+    return out != NULL ? decode_grant(&val, out, err) : 0;
+}
+
+int policy_grant_revoke(MDB_txn *txn, const store *s, const char *requester,
+                        const char *type, const char *purpose,
+                        once_error *err)
+{
+    grant_key k;
+    int rc;
+
+    if (!make_grant_key(&k, requester, type, purpose))
+        return once_error_set(err, ONCE_ERR_NOT_FOUND,
+                              "no such grant: the requester, type or purpose "
+                              "is not well formed");
+    rc = mdb_del(txn, s->grants, &k.val, NULL);
+    if (rc == MDB_NOTFOUND)
+        return once_error_set(err, ONCE_ERR_NOT_FOUND,
+                              "%s has no grant on %s for purpose \"%s\"",
+                              requester, type, purpose);
+    if (rc != MDB_SUCCESS)
+        return store_error(rc, "cannot delete the grant", err);
+    return 0;
+}
+
+int policy_grant_list(MDB_txn *txn, const store *s,
+                      int (*fn)(const grant *g, void *arg), void *arg,
+                      once_error *err)
+{
+    grant g;
+    MDB_cursor *cur;
+    MDB_val key, val;
+    int rc, ret = 0;
+
+    if (fn == NULL)
+        return once_error_set(err, ONCE_ERR_INVALID_ARGUMENT,
+                              "no callback");
+    rc = mdb_cursor_open(txn, s->grants, &cur);
+    if (rc != MDB_SUCCESS)
+        return store_error(rc, "cannot list grants", err);
+    for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); rc == MDB_SUCCESS;
+         rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+        ret = decode_grant(&val, &g, err);
+        if (ret == 0)
+            ret = fn(&g, arg);
+        if (ret != 0)
+            break;
+    }
+    mdb_cursor_close(cur);
+    if (ret != 0)
+        return ret;
+    if (rc != MDB_NOTFOUND)
+        return store_error(rc, "cannot list grants", err);
+    return 0;
+}
+
+bool policy_grant_allows_field(const grant *g, const char *field)
+{
+    size_t i;
+
+    for (i = 0; i < g->field_count; i++)
+        if (strcmp(g->fields[i], field) == 0)
+            return true;
+    return false;
+}

@@ -1,1 +1,288 @@
-/* placeholder: being written */
+/*
+ * registry.c - the records database: every version of every record.
+ *
+ * Two tables. `records` holds every version ever published, keyed
+ *
+ *     u8 len(type) || type || u8 len(subject) || subject || u64be version
+ *
+ * and `latest` maps the same key without the version to the highest version
+ * (u64be). The length bytes make the (type, subject) part of the key a
+ * prefix that no other pair shares ("ab"+"c" and "a"+"bc" differ in their
+ * first byte), and the big-endian version makes LMDB's byte order the
+ * numeric order, so one cursor range walks a record's history oldest first.
+ * `latest` saves a cursor seek on the common request (version 0) and makes
+ * "is this version above the latest" one lookup on the publish path.
+ *
+ * Versions only grow: a publish at or below the latest version is refused,
+ * so an old record replayed by anyone -- including its own issuer -- can
+ * never become current again, and a revocation (a higher version with the
+ * REVOKED status) cannot be undone by re-sending the valid record.
+ *
+ * Values are serialized once.StoredRecord messages and opaque here: this
+ * module neither decodes nor re-encodes them, so the issuer's signed header
+ * reaches a requester byte for byte. Reads return pointers into the map
+ * (valid for the read transaction) and allocate nothing.
+ *
+ * Subjects are credit codes and ID numbers. They appear in keys, never in
+ * error messages, which the broker logs. Types must follow the catalogue's
+ * name rule (policy_valid_name), the one thing borrowed from policy.c.
+ */
+#include <string.h>
+
+#include "policy.h"
+#include "registry.h"
+
+/* u8 len, type, u8 len, subject, u64be version. */
+#define REGISTRY_KEY_MAX (1 + ONCE_MAX_NAME + 1 + ONCE_MAX_SUBJECT + 8)
+
+#define LATEST_NONE 1
+
+typedef struct record_key {
+    uint8_t bytes[REGISTRY_KEY_MAX];
+    size_t prefix_len; /* the (type, subject) part, the `latest` key */
+} record_key;
+
+static void put_u64be(uint8_t *p, uint64_t v)
+{
+    int i;
+
+    for (i = 7; i >= 0; i--) {
+        p[i] = (uint8_t)v;
+        v >>= 8;
+    }
+}
+
+static uint64_t get_u64be(const uint8_t *p)
+{
+    uint64_t v = 0;
+    int i;
+
+    for (i = 0; i < 8; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+/* Builds the key of (type, subject) with room for a version after it. */
+static int make_key(record_key *k, const char *type, const char *subject,
+                    once_error *err)
+{
+    size_t lt, ls;
+
+    if (type == NULL || subject == NULL)
+        return once_error_set(err, ONCE_ERR_INVALID_ARGUMENT,
+                              "a record type and a subject are required");
+    /* Record types are catalogue names; checking the rule here also makes
+     * the type safe to name in error messages. */
+    if (!policy_valid_name(type))
+        return once_error_set(err, ONCE_ERR_UNKNOWN_TYPE,
+                              "not a valid record type name");
+    lt = strlen(type);
+    ls = strnlen(subject, ONCE_MAX_SUBJECT + 1);
+    if (ls == 0 || ls > ONCE_MAX_SUBJECT)
+        return once_error_set(err, ONCE_ERR_INVALID_SUBJECT,
+                              "a subject has 1 to %d characters",
+                              ONCE_MAX_SUBJECT);
+    k->bytes[0] = (uint8_t)lt;
+    memcpy(k->bytes + 1, type, lt);
+    k->bytes[1 + lt] = (uint8_t)ls;
+    memcpy(k->bytes + 2 + lt, subject, ls);
+    k->prefix_len = 2 + lt + ls;
+    return 0;
+}
+
+/* The latest version of k's record: 0 when found, LATEST_NONE when there
+ * is none, or a negative once error. (LMDB's own codes are negative too, so
+ * MDB_NOTFOUND cannot be handed up as is.) */
+static int read_latest(MDB_txn *txn, const store *s, const record_key *k,
+                       uint64_t *version, once_error *err)
+{
+    MDB_val key = { k->prefix_len, (void *)k->bytes };
+    MDB_val val;
+    int rc;
+
+    rc = mdb_get(txn, s->latest, &key, &val);
+    if (rc == MDB_NOTFOUND)
+        return LATEST_NONE;
+    if (rc != MDB_SUCCESS)
+        return store_error(rc, "cannot read a record's latest version", err);
+    if (val.mv_size != 8)
+        return once_error_set(err, ONCE_ERR_INTERNAL,
+                              "the latest-version entry of a record is "
+                              "corrupt (%zu bytes)", val.mv_size);
+    *version = get_u64be(val.mv_data);
+    return 0;
+}
+
+int registry_put_record(MDB_txn *txn, const store *s, const char *type,
+                        const char *subject, uint64_t version,
+                        const uint8_t *stored, size_t stored_len,
+                        once_error *err)
+{
+    record_key k;
+    uint8_t version_be[8];
+    uint64_t latest;
+    MDB_val key, val;
+    int rc;
+
+    rc = make_key(&k, type, subject, err);
+    if (rc < 0)
+        return rc;
+    if (version == 0)
+        return once_error_set(err, ONCE_ERR_INVALID_RECORD,
+                              "record versions start at 1");
+    if (stored == NULL && stored_len != 0)
+        return once_error_set(err, ONCE_ERR_INVALID_ARGUMENT,
+                              "no stored record bytes");
+    rc = read_latest(txn, s, &k, &latest, err);
+    if (rc < 0)
+        return rc;
+    if (rc == 0 && version <= latest)
+        return once_error_set(err, ONCE_ERR_STALE_VERSION,
+                              "version %llu of this %s record is not above "
+                              "the latest, %llu", (unsigned long long)version,
+                              type, (unsigned long long)latest);
+
+    put_u64be(k.bytes + k.prefix_len, version);
+    key.mv_size = k.prefix_len + 8;
+    key.mv_data = k.bytes;
+    val.mv_size = stored_len;
+    val.mv_data = (void *)stored;
+    rc = mdb_put(txn, s->records, &key, &val, MDB_NOOVERWRITE);
+    if (rc == MDB_KEYEXIST)
+        return once_error_set(err, ONCE_ERR_INTERNAL,
+                              "version %llu of this %s record is stored but "
+                              "its latest entry is older: the registry is "
+                              "inconsistent", (unsigned long long)version,
+                              type);
+    if (rc != MDB_SUCCESS)
+        return store_error(rc, "cannot store a record", err);
+
+    put_u64be(version_be, version);
+    key.mv_size = k.prefix_len;
+    val.mv_size = sizeof(version_be);
+    val.mv_data = version_be;
+    rc = mdb_put(txn, s->latest, &key, &val, 0);
+    if (rc != MDB_SUCCESS)
+        return store_error(rc, "cannot store a record's latest version", err);
+    return 0;
+}
+
+int registry_latest_version(MDB_txn *txn, const store *s, const char *type,
+                            const char *subject, uint64_t *version,
+                            once_error *err)
+{
+    record_key k;
+    int rc;
+
+    if (version == NULL)
+        return once_error_set(err, ONCE_ERR_INVALID_ARGUMENT,
+                              "no version output");
+    rc = make_key(&k, type, subject, err);
+    if (rc < 0)
+        return rc;
+    rc = read_latest(txn, s, &k, version, err);
+    if (rc == LATEST_NONE)
+        return once_error_set(err, ONCE_ERR_NOT_FOUND,
+                              "no %s record for this subject", type);
+    return rc;
+}
+
+int registry_get_record(MDB_txn *txn, const store *s, const char *type,
+                        const char *subject, uint64_t version,
+                        MDB_val *value, uint64_t *version_out,
+                        once_error *err)
+{
+    record_key k;
+    MDB_val key;
+    int rc;
+
+    if (value == NULL)
+        return once_error_set(err, ONCE_ERR_INVALID_ARGUMENT,
+                              "no value output");
+    rc = make_key(&k, type, subject, err);
+    if (rc < 0)
+        return rc;
+    if (version == 0) {
+        rc = read_latest(txn, s, &k, &version, err);
+        if (rc == LATEST_NONE)
+            return once_error_set(err, ONCE_ERR_NOT_FOUND,
+                                  "no %s record for this subject", type);
+        if (rc < 0)
+            return rc;
+    }
+    put_u64be(k.bytes + k.prefix_len, version);
+    key.mv_size = k.prefix_len + 8;
+    key.mv_data = k.bytes;
+    rc = mdb_get(txn, s->records, &key, value);
+    if (rc == MDB_NOTFOUND)
+        return once_error_set(err, ONCE_ERR_NOT_FOUND,
+                              "no version %llu of this %s record",
+                              (unsigned long long)version, type);
+    if (rc != MDB_SUCCESS)
+        return store_error(rc, "cannot read a record", err);
+    if (version_out != NULL)
+        *version_out = version;
+    return 0;
+}
+
+int registry_history(MDB_txn *txn, const store *s, const char *type,
+                     const char *subject,
+                     int (*fn)(uint64_t version, const MDB_val *value,
+                               void *arg),
+                     void *arg, once_error *err)
+{
+    record_key k;
+    MDB_cursor *cur;
+    MDB_val key, val;
+    int rc, ret = 0;
+
+    if (fn == NULL)
+        return once_error_set(err, ONCE_ERR_INVALID_ARGUMENT,
+                              "no history callback");
+    rc = make_key(&k, type, subject, err);
+    if (rc < 0)
+        return rc;
+    rc = mdb_cursor_open(txn, s->records, &cur);
+    if (rc != MDB_SUCCESS)
+        return store_error(rc, "cannot read a record's history", err);
+    /* Version 0 is never stored, so this lands on the oldest version. */
+    put_u64be(k.bytes + k.prefix_len, 0);
+    key.mv_size = k.prefix_len + 8;
+    key.mv_data = k.bytes;
+    for (rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+         rc == MDB_SUCCESS;
+         rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+        if (key.mv_size != k.prefix_len + 8 ||
+            memcmp(key.mv_data, k.bytes, k.prefix_len) != 0)
+            break;
+        ret = fn(get_u64be((const uint8_t *)key.mv_data + k.prefix_len), &val,
+                 arg);
+        if (ret != 0)
+            break;
+    }
+    mdb_cursor_close(cur);
+    if (ret != 0)
+        return ret;
+    if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND)
+        return store_error(rc, "cannot read a record's history", err);
+    return 0;
+}
+
+int registry_count(MDB_txn *txn, const store *s, size_t *records,
+                   size_t *versions, once_error *err)
+{
+    MDB_stat st;
+    int rc;
+
+    rc = mdb_stat(txn, s->latest, &st);
+    if (rc != MDB_SUCCESS)
+        return store_error(rc, "cannot count records", err);
+    if (records != NULL)
+        *records = st.ms_entries;
+    rc = mdb_stat(txn, s->records, &st);
+    if (rc != MDB_SUCCESS)
+        return store_error(rc, "cannot count record versions", err);
+    if (versions != NULL)
+        *versions = st.ms_entries;
+    return 0;
+}
