@@ -25,9 +25,9 @@
  * should only have to fetch and check what is new. Full tiles and bundles
  * never change once the tree has passed them, so an export into a directory
  * that holds an older export of the same log keeps them (after checking
- * they are byte-identical, which catches mixing two logs), replaces the
- * partial ones by fuller ones, removes partial tiles that a full one
- * supersedes, and moves the checkpoint file forward.
+ * they are byte-identical, which catches mixing two logs), adds fuller
+ * versions of the partial ones, moves the checkpoint file forward, and only
+ * then removes the partial tiles that the old checkpoint needed.
  *
  * Why files are written to a temporary name and renamed, and the checkpoint
  * file last after a syncfs: a reader, or a crash, never sees a half-written
@@ -241,7 +241,7 @@ static int put_immutable(exporter *x, const char *path, const uint8_t *data,
  * (keep 0: all of them, and the directory). */
 static int remove_stale_partials(exporter *x, const char *base, unsigned keep)
 {
-    char pdir[PATH_CAP], name[PATH_CAP];
+    char pdir[PATH_CAP + 2], name[16];
     struct dirent *de;
     DIR *d;
     int fd;
@@ -276,20 +276,47 @@ static int remove_stale_partials(exporter *x, const char *base, unsigned keep)
 static int put_tile(exporter *x, const char *prefix, uint64_t index,
                     unsigned width)
 {
-    char path[PATH_CAP], base[PATH_CAP];
-    int rc;
+    char path[PATH_CAP];
 
-    if (tlog_tile_path(path, sizeof(path), prefix, index, width) < 0 ||
-        tlog_tile_path(base, sizeof(base), prefix, index,
-                       TLOG_TILE_WIDTH) < 0)
+    if (tlog_tile_path(path, sizeof(path), prefix, index, width) < 0)
         return once_error_set(x->err, ONCE_ERR_INTERNAL,
                               "tile path too long");
-    if (width == TLOG_TILE_WIDTH) {
-        rc = put_immutable(x, path, x->buf.data, x->buf.len);
-        return rc < 0 ? rc : remove_stale_partials(x, base, 0);
+    if (width == TLOG_TILE_WIDTH)
+        return put_immutable(x, path, x->buf.data, x->buf.len);
+    return write_atomic(x, path, x->buf.data, x->buf.len, 0);
+}
+
+/* After the checkpoint has moved from old_size to x->size: removes the
+ * partial tiles and bundles only the old checkpoint needed. At most the
+ * rightmost tile of each level was partial at old_size. */
+static int remove_old_partials(exporter *x, uint64_t old_size)
+{
+    static const char *const bundles[] = {"tile/entries", "evidence"};
+    char prefix[16], base[PATH_CAP];
+    unsigned level, old_width, i;
+    uint64_t t;
+    int rc;
+
+    for (level = 0; level < TLOG_MAX_LEVELS; level++) {
+        t = tlog_level_hashes(old_size, level) / TLOG_TILE_WIDTH;
+        old_width = tlog_tile_width(old_size, level, t);
+        if (old_width == 0 || old_width == TLOG_TILE_WIDTH)
+            continue;
+        snprintf(prefix, sizeof(prefix), "tile/%u", level);
+        /* Level 0's numbering also names the entry and evidence bundles. */
+        for (i = 0; i < (level == 0 ? 3u : 1u); i++) {
+            if (tlog_tile_path(base, sizeof(base),
+                               i == 0 ? prefix : bundles[i - 1], t,
+                               TLOG_TILE_WIDTH) < 0)
+                return once_error_set(x->err, ONCE_ERR_INTERNAL,
+                                      "tile path too long");
+            rc = remove_stale_partials(
+                x, base, tlog_tile_width(x->size, level, t) % TLOG_TILE_WIDTH);
+            if (rc < 0)
+                return rc;
+        }
     }
-    rc = write_atomic(x, path, x->buf.data, x->buf.len, 0);
-    return rc < 0 ? rc : remove_stale_partials(x, base, width);
+    return 0;
 }
 
 static int export_hash_tiles(exporter *x)
@@ -460,6 +487,8 @@ static const char readme[] =
     "\n"
     "  once-audit verify DIR --key broker.pub\n"
     "\n"
+    "(For an export of a range that starts at leaf S, add --from S.)\n"
+    "\n"
     "Prove one exchange to someone else, and check such a proof:\n"
     "\n"
     "  once-audit prove DIR INDEX -o leaf.tlog-proof\n"
@@ -497,8 +526,9 @@ static int note_size(const char *note, size_t len, uint64_t *size)
 }
 
 /* Refuses to extend a directory that holds another log, a newer tree, or
- * an older one that `start` would leave a gap after. */
-static int check_existing(exporter *x, uint64_t start)
+ * an older one that `start` would leave a gap after. *old_size receives
+ * the size of the export found, or UINT64_MAX when there is none. */
+static int check_existing(exporter *x, uint64_t start, uint64_t *old_size)
 {
     char note[CHECKPOINT_MAX_NOTE + 1];
     MDB_val ours;
@@ -506,6 +536,7 @@ static int check_existing(exporter *x, uint64_t start)
     ssize_t n;
     int fd;
 
+    *old_size = UINT64_MAX;
     fd = openat(x->dirfd, "checkpoint", O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return errno == ENOENT ? 0 : io_error(x, "open", "checkpoint");
@@ -530,13 +561,14 @@ static int check_existing(exporter *x, uint64_t start)
                               "%s holds leaves up to %" PRIu64
                               "; starting at %" PRIu64 " would leave a gap",
                               x->dir, size, start);
+    *old_size = size;
     return 0;
 }
 
 static int export_in_txn(exporter *x, uint64_t start, uint64_t end)
 {
     MDB_val note;
-    uint64_t first_bundle;
+    uint64_t first_bundle, old_size;
     int rc;
 
     rc = auditlog_checkpoint_floor(x->txn, x->log, end ? end : UINT64_MAX,
@@ -548,7 +580,7 @@ static int export_in_txn(exporter *x, uint64_t start, uint64_t end)
                               "start %" PRIu64 " is past the exported tree "
                               "size %" PRIu64,
                               start, x->size);
-    rc = check_existing(x, start);
+    rc = check_existing(x, start, &old_size);
     if (rc < 0)
         return rc;
     first_bundle = start / TLOG_TILE_WIDTH;
@@ -574,7 +606,8 @@ static int export_in_txn(exporter *x, uint64_t start, uint64_t end)
         return rc;
     if (fsync(x->dirfd) < 0)
         return io_error(x, "sync", ".");
-    return 0;
+    /* Only now may what the old checkpoint needed go. */
+    return old_size == UINT64_MAX ? 0 : remove_old_partials(x, old_size);
 }
 
 int export_log(const store *s, const auditlog *log, const char *dir,

@@ -35,7 +35,7 @@
 
 /* Seven tables today; room for the log and later modules without a
  * change to every broker home. */
-#define STORE_MAX_TABLES 16
+#define STORE_MAX_TABLES 32
 
 int store_error(int mdb_rc, const char *what, once_error *err)
 {

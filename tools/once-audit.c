@@ -619,31 +619,37 @@ static int key_cmp(const void *a, const void *b)
 }
 
 /* Loads DIR/keys.txt; malformed lines are problems. */
-static int keys_load(int dirfd, keyring *k, report *problems)
+static void keys_load(int dirfd, keyring *k, report *problems)
 {
     uint8_t *data;
     size_t len, lineno = 0, cap = 0;
-    char *line, *save = NULL;
+    char *line, *next;
     int rc = read_at(dirfd, "keys.txt", &data, &len);
 
     memset(k, 0, sizeof(*k));
     if (rc < 0) {
         report_add(problems, "keys.txt: cannot read: %s", strerror(-rc));
-        return -1;
+        return;
     }
-    for (line = strtok_r((char *)data, "\n", &save); line != NULL;
-         line = strtok_r(NULL, "\n", &save)) {
+    for (line = (char *)data; line < (char *)data + len; line = next) {
         char id[ONCE_MAX_NAME + 2], hex[2 * ONCE_PUBLIC_KEY_BYTES + 2];
         char status[16];
         unsigned long long from, until;
         dept_key *dk;
 
+        next = strchr(line, '\n');
+        if (next != NULL)
+            *next++ = '\0';
+        else
+            next = line + strlen(line);
         lineno++;
         if (line[0] == '#' || line[0] == '\0')
             continue;
         if (sscanf(line, "%65s %65s %llu %llu %15s", id, hex, &from, &until,
                    status) != 5 ||
-            strlen(id) > ONCE_MAX_NAME) {
+            strlen(id) > ONCE_MAX_NAME ||
+            (strcmp(status, "active") != 0 &&
+             strcmp(status, "suspended") != 0)) {
             report_add(problems, "keys.txt line %zu: malformed", lineno);
             continue;
         }
@@ -664,7 +670,6 @@ static int keys_load(int dirfd, keyring *k, report *problems)
     }
     free(data);
     qsort(k->keys, k->n, sizeof(*k->keys), key_cmp);
-    return 0;
 }
 
 /* The keys of department id: [*first, *first + *count). */
@@ -755,6 +760,7 @@ typedef struct verifier {
     int threads;
     pool pool;
     uint64_t size;          /* the tree size everything is checked to */
+    uint64_t from;          /* leaves below may lack entries (--from) */
     size_t problems;        /* printed so far */
     report found;           /* main thread's, printed at stage ends */
 
@@ -766,7 +772,6 @@ typedef struct verifier {
     uint64_t batch_first;
     uint8_t *entries_ok;    /* per bundle: entries present and parsed */
     uint64_t pruned_until;  /* leaves before this have no entry bundles */
-    int seen_entries;
     frontier fa, fb;
     upper_tile upper[TLOG_MAX_LEVELS];
     miss_list l0, ua, ub;
@@ -845,7 +850,10 @@ static int load_checkpoints(verifier *v)
         cp_item *c;
         int rc;
 
-        if (de->d_name[0] == '.')
+        /* Skip dot files and the temporary files of a crashed export. */
+        if (de->d_name[0] == '.' ||
+            (strlen(de->d_name) > 4 &&
+             strcmp(de->d_name + strlen(de->d_name) - 4, ".tmp") == 0))
             continue;
         if (parse_u64(de->d_name, &size) < 0) {
             report_add(&v->found, "checkpoints/%s: not named by a tree size",
@@ -1133,18 +1141,17 @@ static int tree_merge(verifier *v, uint64_t b, const tree_bundle *r,
     unsigned j;
 
     tile_path(path, "tile/entries", b, r->width);
-    if (r->entries == PART_MISSING && !v->seen_entries) {
+    if (r->entries == PART_MISSING && base + r->width <= v->from &&
+        v->pruned_until == base) {
         v->pruned_until = base + r->width;
     } else if (r->entries == PART_MISSING) {
         report_add(&v->found, "%s: missing: leaves [%" PRIu64 ", %" PRIu64
                    ") are not in the export", path, base, base + r->width);
     } else if (r->entries == PART_BAD) {
-        v->seen_entries = 1;
         report_add(&v->found, "%s: malformed (%s): leaves [%" PRIu64
                    ", %" PRIu64 ") cannot be checked", path, r->entries_why,
                    base, base + r->width);
     } else {
-        v->seen_entries = 1;
         v->entries_ok[b] = 1;
     }
     tile_path(path, "tile/0", b, r->width);
@@ -1596,7 +1603,8 @@ static void usage_verify(FILE *f)
 {
     fprintf(f,
             "usage: once-audit verify DIR --key BROKER.pub [--origin NAME]\n"
-            "                         [--audit-key FILE] [--threads N]\n"
+            "                         [--audit-key FILE] [--from INDEX]\n"
+            "                         [--threads N]\n"
             "\n"
             "Checks an exported log completely: recomputes every leaf hash\n"
             "and the whole tree from the entry bundles and compares every\n"
@@ -1610,6 +1618,9 @@ static void usage_verify(FILE *f)
             "  --origin NAME     the log's origin line (default: the one in\n"
             "                    DIR/checkpoint)\n"
             "  --audit-key FILE  also check every leaf's keyed subject hash\n"
+            "  --from INDEX      the export is a range from INDEX: earlier\n"
+            "                    entry bundles may be absent (their hashes\n"
+            "                    are then only checked through the tiles)\n"
             "  --threads N       worker threads (default: online CPUs)\n");
 }
 
@@ -1620,10 +1631,11 @@ static int cmd_verify(int argc, char **argv)
         {"origin", required_argument, NULL, 'o'},
         {"audit-key", required_argument, NULL, 'a'},
         {"threads", required_argument, NULL, 't'},
+        {"from", required_argument, NULL, 'f'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     const char *key = NULL, *origin = NULL, *audit_key = NULL;
-    uint64_t checked = 0, unauthenticated = 0, threads = 0;
+    uint64_t checked = 0, unauthenticated = 0, threads = 0, from = 0;
     double t0, t_tree, t_ev;
     verifier *v;
     size_t i;
@@ -1641,6 +1653,12 @@ static int cmd_verify(int argc, char **argv)
                 return EXIT_USAGE;
             }
             break;
+        case 'f':
+            if (parse_u64(optarg, &from) < 0) {
+                fprintf(stderr, "once-audit: --from takes a leaf index\n");
+                return EXIT_USAGE;
+            }
+            break;
         case 'h': usage_verify(stdout); return EXIT_CLEAN;
         default: usage_verify(stderr); return EXIT_USAGE;
         }
@@ -1650,6 +1668,7 @@ static int cmd_verify(int argc, char **argv)
         return EXIT_USAGE;
     }
     v = xcalloc(1, sizeof(*v));
+    v->from = from;
     for (i = 0; i < TLOG_MAX_LEVELS; i++)
         v->upper[i].state = -1;
     if (load_public_key(key, v->broker_pk) < 0) {
@@ -1706,8 +1725,8 @@ static int cmd_verify(int argc, char **argv)
     t_tree = now_seconds() - t0;
     if (v->pruned_until > 0)
         printf("note: leaves [0, %" PRIu64 ") have no entry bundles in this "
-               "export; their hashes come from tile/0 and were checked "
-               "against the checkpoints only\n", v->pruned_until);
+               "export (--from); their hashes come from tile/0 and were "
+               "checked against the checkpoints only\n", v->pruned_until);
     printf("tree: %" PRIu64 " leaves, %zu checkpoints, %" PRIu64 " tiles in "
            "%.2f s: %.0f leaves/s%s\n", v->size, v->ncps, v->tiles_checked,
            t_tree, t_tree > 0 ? (double)v->size / t_tree : 0.0,
@@ -1717,8 +1736,7 @@ static int cmd_verify(int argc, char **argv)
     t0 = now_seconds();
     keys_load(v->x.fd, &v->keys, &v->found);
     v->problems += report_flush(&v->found);
-    if (!broken)
-        run_evidence_pass(v, &checked, &unauthenticated);
+    run_evidence_pass(v, &checked, &unauthenticated);
     t_ev = now_seconds() - t0;
     printf("evidence: %" PRIu64 " envelopes in %.2f s: %.0f envelopes/s with "
            "%d threads", checked, t_ev,
@@ -1763,10 +1781,10 @@ static void usage_prove(FILE *f)
     fprintf(f,
             "usage: once-audit prove DIR INDEX [-o FILE]\n"
             "\n"
-            "Writes a C2SP tlog-proof (c2sp.org/tlog-proof@v1) that leaf INDEX\n"
-            "is in the tree DIR/checkpoint signs: the inclusion proof, the\n"
-            "checkpoint, and the leaf itself as the proof's extra data so the\n"
-            "file stands alone. Check it with once-audit check-proof.\n"
+            "Writes a C2SP tlog-proof (c2sp.org/tlog-proof@v1) that leaf\n"
+            "INDEX is in the tree DIR/checkpoint signs: the inclusion proof,\n"
+            "the checkpoint, and the leaf itself as the proof's extra data,\n"
+            "so the file stands alone. Check it with once-audit check-proof.\n"
             "\n"
             "  -o, --output FILE  write here instead of standard output\n");
 }
@@ -2347,10 +2365,10 @@ static int cmd_subject(int argc, char **argv)
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: once-audit COMMAND [ARGS]   (COMMAND --help for details)\n"
+            "usage: once-audit COMMAND [ARGS]  (COMMAND --help for details)\n"
             "\n"
-            "  verify DIR --key BROKER.pub     check an exported log completely\n"
-            "  prove DIR INDEX [-o FILE]       write a tlog-proof for one leaf\n"
+            "  verify DIR --key BROKER.pub     check an exported log\n"
+            "  prove DIR INDEX [-o FILE]       write a tlog-proof of one leaf\n"
             "  check-proof FILE --key BROKER.pub\n"
             "                                  check a tlog-proof\n"
             "  consistency OLD_CHECKPOINT DIR --key BROKER.pub\n"

@@ -82,6 +82,16 @@ echo "grants:"; "$oncectl" --home "$home" grant list
 
 "$onced" --home "$home" --log-level warn &
 broker_pid=$!
+# Ready when the ipc socket exists; give up if onced exits first.
+for _ in $(seq 100); do
+  [ -S "$work/broker.sock" ] && break
+  if ! kill -0 "$broker_pid" 2>/dev/null; then
+    broker_pid=""
+    echo "enterprise-startup: onced did not start (see its messages above)" >&2
+    exit 1
+  fi
+  sleep 0.1
+done
 
 "$driver" --endpoint "$endpoint" --broker-key "$home/broker.pub" \
   --keys "$keys" --count "$count"
