@@ -4,9 +4,10 @@
  *     oncectl [--home HOME] COMMAND [ARGS]
  *
  * A broker home is a directory (mode 0700) holding once.conf, the broker's
- * key pair and the LMDB database. `init` makes one; `keygen` makes a
- * department's key pair; `dept`, `type` and `grant` change the policy
- * tables in the database.
+ * key pair, the audit key and the LMDB database. `init` makes one; `keygen`
+ * makes a department's key pair; `dept`, `type` and `grant` change the
+ * policy tables in the database; `log status` and `log export` read the
+ * exchange log in it.
  *
  * oncectl talks to the database, not to the broker. onced reads policy in
  * each request's read transaction, and LMDB lets the two processes share
@@ -16,6 +17,15 @@
  * secure. The database location and map size come from HOME/once.conf, the
  * file onced reads, so both processes open the same environment with the
  * same map size.
+ *
+ * The same holds for the exchange log: `log export` reads it in one LMDB
+ * read transaction beside a running onced, so an auditor's copy never
+ * needs the broker stopped, and sees exactly the tree of one signed
+ * checkpoint. oncectl never signs a checkpoint itself: only the broker,
+ * which checks before every signature that it never signs two roots for
+ * one size, does. So a log with nothing signed yet has nothing to export,
+ * and `log export` says so instead of writing a directory no auditor could
+ * verify.
  *
  * The storage modules (policy.c, store.c) do all validation that depends
  * on the database and say why they refuse; this file checks the command
@@ -28,6 +38,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -39,8 +50,15 @@
 
 #include <ini.h>
 
+#include <sodium.h>
+
+#include "audit_hash.h"
+#include "auditlog.h"
+#include "checkpoint.h"
+#include "export.h"
 #include "policy.h"
 #include "store.h"
+#include "tlog_tiles.h"
 
 #define EXIT_FAILED 1
 #define EXIT_USAGE 2
@@ -383,7 +401,25 @@ static const char config_template[] =
     "# Most publishes made durable by one LMDB commit (one fsync).\n"
     "group_commit_max = 256\n"
     "# error, warn, info or debug.\n"
-    "log_level = info\n";
+    "log_level = info\n"
+    "\n"
+    "# The exchange log (docs/AUDIT.md).\n"
+    "# The audit key (32 random bytes, mode 0600) keys the hash that stands\n"
+    "# for a subject's credit code or ID number in every log leaf, so that\n"
+    "# the log never holds the number itself and nobody without the key can\n"
+    "# tell whose exchanges a leaf records. Keep it as secret as broker.key\n"
+    "# and back it up with it. The auditor who answers citizens' access\n"
+    "# requests ('once-audit subject') needs a copy. Never replace it: the\n"
+    "# leaves already logged stay hashed under the old key, and a lost key\n"
+    "# makes them unsearchable for good.\n"
+    "audit_key = audit.key\n"
+    "# The log's name: the first line (origin) of every checkpoint the broker\n"
+    "# signs, and the key name of the signature on it (C2SP tlog-checkpoint).\n"
+    "# Auditors check every checkpoint under this one name, so settle it\n"
+    "# before onced first starts and never change it afterwards. A name no\n"
+    "# other log uses, such as once.example.gov/exchange-log, is best;\n"
+    "# printable ASCII without spaces or '+'.\n"
+    "log_origin = %s\n";
 
 static int write_new_file(const char *path, const char *text, mode_t mode)
 {
@@ -441,19 +477,66 @@ static bool plausible_endpoint(const char *ep)
     return true;
 }
 
+/* A checkpoint origin is also the key name of its signature line, which
+ * the signed-note format ends at the first space and which may not hold a
+ * '+'; ';' and '#' would start a comment in once.conf. */
+static bool valid_origin(const char *origin)
+{
+    const char *p;
+
+    if (origin[0] == '\0' || strlen(origin) > CHECKPOINT_MAX_ORIGIN)
+        return false;
+    for (p = origin; *p != '\0'; p++) {
+        unsigned char c = (unsigned char)*p;
+
+        if (c <= ' ' || c >= 0x7f || c == '+' || c == ';' || c == '#')
+            return false;
+    }
+    return true;
+}
+
+/* The audit key is a secret like a key seed and has the secret key file
+ * format (audit_key_load reads it as one), so it is saved as the seed of a
+ * key pair made from 32 random bytes; no public half is written. */
+static int write_audit_key(const char *path)
+{
+    uint8_t seed[AUDIT_KEY_BYTES];
+    once_keypair kp;
+    once_error err;
+    int rc;
+
+    randombytes_buf(seed, sizeof(seed));
+    rc = once_keypair_from_seed(&kp, seed);
+    sodium_memzero(seed, sizeof(seed));
+    if (rc < 0)
+        once_error_set(&err, ONCE_ERR_CRYPTO, "cannot make the audit key");
+    else
+        rc = once_keypair_save(&kp, path, NULL, &err);
+    once_keypair_wipe(&kp);
+    if (rc < 0) {
+        say_error("%s", err.message);
+        return -1;
+    }
+    return 0;
+}
+
 static int cmd_init(const command *cmd, int argc, char **argv)
 {
     static const struct option longopts[] = {
         { "listen", required_argument, NULL, 'l' },
         { "name", required_argument, NULL, 'n' },
+        { "log-origin", required_argument, NULL, 'o' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
     const char *listen = DEFAULT_LISTEN, *name = DEFAULT_BROKER_NAME;
+    const char *origin = NULL;
     char conf[PATH_MAX], key[PATH_MAX], pub[PATH_MAX], db[PATH_MAX];
-    char text[sizeof(config_template) + PATH_MAX + 512];
+    char audit_key[PATH_MAX];
+    char text[sizeof(config_template) + 1024];
     char hex[2 * ONCE_PUBLIC_KEY_BYTES + 1];
-    bool made_home = false, made_keys = false, made_db = false;
+    bool made_home = false, made_keys = false, made_audit_key = false;
+    bool made_db = false;
     struct stat st;
     once_keypair kp;
     once_error err;
@@ -473,6 +556,9 @@ static int cmd_init(const command *cmd, int argc, char **argv)
         case 'n':
             name = optarg;
             break;
+        case 'o':
+            origin = optarg;
+            break;
         }
     }
     if ((rc = expect_args(cmd, argc, argv, 0, 1, "")) != 0)
@@ -490,9 +576,18 @@ static int cmd_init(const command *cmd, int argc, char **argv)
         return usage_error(cmd, "invalid --name '%s': use 1 to %d characters "
                            "of a-z 0-9 . _ - starting with a letter or digit",
                            name, ONCE_MAX_NAME);
+    /* A broker name is always a valid origin. */
+    if (origin == NULL)
+        origin = name;
+    if (!valid_origin(origin))
+        return usage_error(cmd, "invalid --log-origin '%s': use 1 to %d "
+                           "printable ASCII characters without spaces, '+', "
+                           "';' or '#', such as once.example.gov/exchange-log",
+                           origin, CHECKPOINT_MAX_ORIGIN);
     if (join_path(conf, sizeof(conf), home, "once.conf") < 0 ||
         join_path(key, sizeof(key), home, "broker.key") < 0 ||
         join_path(pub, sizeof(pub), home, "broker.pub") < 0 ||
+        join_path(audit_key, sizeof(audit_key), home, "audit.key") < 0 ||
         join_path(db, sizeof(db), home, "db") < 0)
         return EXIT_FAILED;
     if (lstat(conf, &st) == 0) {
@@ -524,6 +619,10 @@ static int cmd_init(const command *cmd, int argc, char **argv)
     }
     made_keys = true;
 
+    if (write_audit_key(audit_key) < 0)
+        goto fail;
+    made_audit_key = true;
+
     if (lstat(db, &st) == 0) {
         say_error("%s already exists; refusing to reuse a database in a new "
                   "home", db);
@@ -537,23 +636,27 @@ static int cmd_init(const command *cmd, int argc, char **argv)
     store_close(&s);
 
     snprintf(text, sizeof(text), config_template, name, listen,
-             DEFAULT_MAP_SIZE_MB);
+             DEFAULT_MAP_SIZE_MB, origin);
     if (write_new_file(conf, text, 0644) < 0)
         goto fail;
 
     printf("created broker home %s\n"
            "  config       %s\n"
            "  broker key   %s (public key in %s)\n"
+           "  audit key    %s\n"
            "  database     %s\n"
            "  listen       %s\n"
+           "  log origin   %s\n"
            "broker public key: %s\n",
-           home, conf, key, pub, db, listen, hex);
+           home, conf, key, pub, audit_key, db, listen, origin, hex);
     return EXIT_SUCCESS;
 
 fail:
     /* Leave nothing half made, so that init can simply be run again. */
     if (made_db)
         remove_database(db);
+    if (made_audit_key)
+        unlink(audit_key);
     if (made_keys) {
         unlink(pub);
         unlink(key);
@@ -1096,21 +1199,375 @@ static int cmd_grant_list(const command *cmd, int argc, char **argv)
     return with_database(1, grant_list_txn, NULL);
 }
 
+/* ---- log ----------------------------------------------------------------- */
+
+/* Opens the home's database and the log's tables in it. auditlog_open
+ * commits a short write transaction (it creates the tables of a home onced
+ * has not run in yet); LMDB lets it wait its turn beside a running onced,
+ * and everything after it only reads. */
+static int open_home_log(store *s, auditlog *log)
+{
+    once_error err;
+
+    if (open_home_store(s) < 0)
+        return -1;
+    if (auditlog_open(log, s, &err) < 0) {
+        say_error("%s", err.message);
+        store_close(s);
+        return -1;
+    }
+    return 0;
+}
+
+/* Parses a leaf index or tree size given to option. */
+static int parse_count(const command *cmd, const char *option,
+                       const char *arg, uint64_t *out)
+{
+    unsigned long long v;
+    char *end;
+
+    errno = 0;
+    v = strtoull(arg, &end, 10);
+    if (arg[0] < '0' || arg[0] > '9' || *end != '\0' || errno != 0)
+        return usage_error(cmd, "invalid %s '%s': give a number of leaves",
+                           option, arg);
+    *out = v;
+    return 0;
+}
+
+/* The tree size of a checkpoint note: its second line, in decimal without
+ * leading zeros. Used on notes this log signed, to say what they cover. */
+static int note_tree_size(const char *note, size_t len, uint64_t *size)
+{
+    const char *p = memchr(note, '\n', len), *end = note + len, *digits;
+    uint64_t v = 0;
+
+    if (p == NULL)
+        return -1;
+    digits = ++p;
+    for (; p < end && *p >= '0' && *p <= '9'; p++) {
+        if (v > (UINT64_MAX - 9) / 10)
+            return -1;
+        v = v * 10 + (uint64_t)(*p - '0');
+    }
+    if (p == digits || p == end || *p != '\n' ||
+        (*digits == '0' && p - digits > 1))
+        return -1;
+    *size = v;
+    return 0;
+}
+
+static int count_checkpoint(uint64_t size, const MDB_val *note, void *arg)
+{
+    (void)size;
+    (void)note;
+    (*(uint64_t *)arg)++;
+    return 0;
+}
+
+static int first_checkpoint(uint64_t size, const MDB_val *note, void *arg)
+{
+    (void)note;
+    *(uint64_t *)arg = size;
+    return 1;
+}
+
+/* Prints a note as it is stored; every note ends with a newline. */
+static void print_note(const MDB_val *note)
+{
+    fwrite(note->mv_data, 1, note->mv_size, stdout);
+}
+
+static int cmd_log_status(const command *cmd, int argc, char **argv)
+{
+    uint64_t size, cp_size, count = 0;
+    once_error err;
+    MDB_txn *txn;
+    MDB_val note;
+    auditlog log;
+    store s;
+    int rc;
+
+    if ((rc = no_options(cmd, argc, argv)) != OPT_END)
+        return rc == OPT_HELP ? EXIT_SUCCESS : EXIT_USAGE;
+    if ((rc = expect_args(cmd, argc, argv, 0, 0, "")) != 0)
+        return rc;
+    if (open_home_log(&s, &log) < 0)
+        return EXIT_FAILED;
+    /* One read transaction: size, count and note describe one moment. */
+    rc = store_begin(&s, 1, &txn, &err);
+    if (rc == 0) {
+        rc = auditlog_size(txn, &log, &size, &err);
+        if (rc == 0)
+            rc = auditlog_checkpoint_each(txn, &log, 0, UINT64_MAX,
+                                          count_checkpoint, &count, &err);
+        if (rc == 0) {
+            rc = auditlog_checkpoint_latest(txn, &log, &cp_size, &note, &err);
+            printf("log size      %" PRIu64 " leaves\n"
+                   "checkpoints   %" PRIu64 " stored\n",
+                   size, count);
+            if (rc == -ONCE_ERR_NOT_FOUND) {
+                printf("latest checkpoint: none yet (onced signs one after "
+                       "every commit)\n");
+                rc = 0;
+            } else if (rc == 0) {
+                printf("latest checkpoint, of tree size %" PRIu64, cp_size);
+                if (cp_size < size)
+                    printf(" (%" PRIu64 " newer leaves are not signed yet)",
+                           size - cp_size);
+                printf(":\n");
+                print_note(&note);
+            }
+        }
+        mdb_txn_abort(txn);
+    }
+    store_close(&s);
+    if (rc < 0) {
+        say_error("%s", err.message);
+        return EXIT_FAILED;
+    }
+    return EXIT_SUCCESS;
+}
+
+/* Checks, before export_log runs, that the log has a signed checkpoint to
+ * export, so that a log with nothing signed is refused with a message that
+ * says why, and before DIR is created. *cp_size receives the size of the
+ * checkpoint the export will start from (it may find a newer one). */
+static int check_exportable(const store *s, const auditlog *log, uint64_t to,
+                            uint64_t *cp_size)
+{
+    uint64_t size, oldest = 0;
+    bool found = false;
+    once_error err;
+    MDB_txn *txn;
+    MDB_val note;
+    int rc;
+
+    if (store_begin(s, 1, &txn, &err) < 0) {
+        say_error("%s", err.message);
+        return -1;
+    }
+    rc = auditlog_size(txn, log, &size, &err);
+    if (rc == 0) {
+        rc = auditlog_checkpoint_floor(txn, log, to ? to : UINT64_MAX,
+                                       cp_size, &note, &err);
+        found = rc == 0;
+        /* Returns 1 when there is a checkpoint, above `to`. */
+        if (rc == -ONCE_ERR_NOT_FOUND)
+            rc = auditlog_checkpoint_each(txn, log, 0, UINT64_MAX,
+                                          first_checkpoint, &oldest, &err);
+    }
+    mdb_txn_abort(txn);
+    if (rc < 0) {
+        say_error("%s", err.message);
+        return -1;
+    }
+    if (found)
+        return 0;
+    if (rc == 1)
+        say_error("no checkpoint of a tree of at most %" PRIu64 " leaves is "
+                  "stored; the oldest is of %" PRIu64 " leaves", to, oldest);
+    else if (size == 0)
+        say_error("the log is empty and no checkpoint has been signed yet: "
+                  "there is nothing an auditor could verify (onced signs a "
+                  "checkpoint after every commit)");
+    else
+        say_error("the log has %" PRIu64 " leaves but no signed checkpoint "
+                  "yet: there is nothing an auditor could verify", size);
+    return -1;
+}
+
+/* Reads the checkpoint of an export in dir. 1 when there is one and its
+ * tree size parses, 0 when there is none (or export_log will say what is
+ * wrong with it), -1 when it cannot be read. */
+static int read_export_checkpoint(const char *dir, char *note, size_t cap,
+                                  size_t *len, uint64_t *size)
+{
+    char path[PATH_MAX];
+    ssize_t n;
+    int fd;
+
+    if (join_path(path, sizeof(path), dir, "checkpoint") < 0)
+        return -1;
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ENOENT || errno == ENOTDIR)
+            return 0;
+        say_error("cannot open %s: %s", path, strerror(errno));
+        return -1;
+    }
+    n = read(fd, note, cap);
+    close(fd);
+    if (n < 0) {
+        say_error("cannot read %s: %s", path, strerror(errno));
+        return -1;
+    }
+    *len = (size_t)n;
+    return note_tree_size(note, (size_t)n, size) == 0 ? 1 : 0;
+}
+
+typedef struct export_args {
+    uint64_t from, to;
+    bool from_given;
+    const char *dir;
+} export_args;
+
+static int parse_log_export(const command *cmd, int argc, char **argv,
+                            export_args *a)
+{
+    static const struct option longopts[] = {
+        { "from", required_argument, NULL, 'f' },
+        { "to", required_argument, NULL, 't' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    int c, rc;
+
+    memset(a, 0, sizeof(*a));
+    optind = 0;
+    while ((c = next_option(cmd, argc, argv, longopts)) != OPT_END) {
+        switch (c) {
+        case OPT_HELP:
+            return OPT_HELP;
+        case OPT_BAD:
+            return EXIT_USAGE;
+        case 'f':
+            if ((rc = parse_count(cmd, "--from", optarg, &a->from)) != 0)
+                return rc;
+            a->from_given = true;
+            break;
+        case 't':
+            if ((rc = parse_count(cmd, "--to", optarg, &a->to)) != 0)
+                return rc;
+            /* export_log reads end 0 as "the newest checkpoint". */
+            if (a->to == 0)
+                return usage_error(cmd, "--to takes a tree size of at "
+                                   "least 1");
+            break;
+        }
+    }
+    if ((rc = expect_args(cmd, argc, argv, 1, 1, "DIR, the directory to "
+                          "export to")) != 0)
+        return rc;
+    a->dir = argv[optind];
+    if (a->dir[0] == '\0')
+        return usage_error(cmd, "DIR is empty");
+    if (a->to != 0 && a->from >= a->to)
+        return usage_error(cmd, "--from %" PRIu64 " is not below --to %"
+                           PRIu64, a->from, a->to);
+    return 0;
+}
+
+static int cmd_log_export(const command *cmd, int argc, char **argv)
+{
+    char note[CHECKPOINT_MAX_NOTE + 1];
+    uint64_t start, size, old_size = 0, available, count = 0;
+    size_t note_len;
+    bool extends;
+    once_error err;
+    MDB_txn *txn;
+    export_args a;
+    auditlog log;
+    store s;
+    int rc;
+
+    rc = parse_log_export(cmd, argc, argv, &a);
+    if (rc != 0)
+        return rc == OPT_HELP ? EXIT_SUCCESS : rc;
+    if (open_home_log(&s, &log) < 0)
+        return EXIT_FAILED;
+    if (check_exportable(&s, &log, a.to, &available) < 0)
+        goto fail;
+    rc = read_export_checkpoint(a.dir, note, sizeof(note) - 1, &note_len,
+                                &old_size);
+    if (rc < 0)
+        goto fail;
+    extends = rc == 1;
+    /* Extending an export, only what is new needs writing: bundles before
+     * the old size are there already (and the hash tiles, always written
+     * whole, still show whether DIR holds this log). Not past the tree to
+     * export, so that a DIR holding a newer tree is refused as that. */
+    start = a.from;
+    if (!a.from_given && extends)
+        start = old_size < available ? old_size : available;
+    start -= start % TLOG_TILE_WIDTH;
+
+    if (export_log(&s, &log, a.dir, start, a.to, &err) < 0) {
+        say_error("%s", err.message);
+        goto fail;
+    }
+    rc = read_export_checkpoint(a.dir, note, sizeof(note) - 1, &note_len,
+                                &size);
+    if (rc < 0)
+        goto fail;
+    if (rc == 0) {
+        say_error("%s/checkpoint is missing or damaged after the export",
+                  a.dir);
+        goto fail;
+    }
+    note[note_len] = '\0';
+    if (store_begin(&s, 1, &txn, &err) == 0) {
+        rc = auditlog_checkpoint_each(txn, &log, start, size,
+                                      count_checkpoint, &count, &err);
+        mdb_txn_abort(txn);
+    } else {
+        rc = -1;
+    }
+    if (rc < 0) {
+        say_error("%s", err.message);
+        goto fail;
+    }
+    store_close(&s);
+
+    printf("exported a tree of %" PRIu64 " leaves to %s\n", size, a.dir);
+    if (size == 0)
+        printf("  leaves       none: the tree is empty\n");
+    else if (start >= size)
+        printf("  leaves       none new\n");
+    else
+        printf("  leaves       %" PRIu64 " to %" PRIu64 ", with the "
+               "envelopes behind them\n", start, size - 1);
+    if (a.from_given && start != a.from)
+        printf("               (--from %" PRIu64 " rounded down to a whole "
+               "bundle of %d)\n", a.from, TLOG_TILE_WIDTH);
+    printf("  checkpoints  %" PRIu64 " from tree size %" PRIu64
+           " on, in %s/checkpoints/\n", count, start, a.dir);
+    if (extends && size == old_size)
+        printf("  extended     nothing: %s held this tree already\n",
+               a.dir);
+    else if (extends)
+        printf("  extended     an export of %" PRIu64 " leaves\n", old_size);
+    else if (start > 0)
+        printf("  range        check it with 'once-audit verify %s --key "
+               "broker.pub --from %" PRIu64 "'\n", a.dir, start);
+    printf("checkpoint:\n%s", note);
+    return EXIT_SUCCESS;
+
+fail:
+    store_close(&s);
+    return EXIT_FAILED;
+}
+
 /* ---- dispatch ------------------------------------------------------------ */
 
 static const command commands[] = {
-    { NULL, "init", "init [DIR] [--listen EP] [--name NAME]",
-      "create a broker home: key pair, database, once.conf",
+    { NULL, "init",
+      "init [DIR] [--listen EP] [--name NAME] [--log-origin ORIGIN]",
+      "create a broker home: keys, database, once.conf",
       "Creates a broker home (DIR, or HOME; mode 0700) holding the broker's\n"
-      "key pair (broker.key, mode 0600, and broker.pub), an empty database\n"
-      "(db/) and the configuration onced reads (once.conf). Refuses a home\n"
-      "that already has a once.conf.\n"
+      "key pair (broker.key, mode 0600, and broker.pub), the audit key that\n"
+      "keys the subject hashes in the exchange log (audit.key, mode 0600),\n"
+      "an empty database (db/) and the configuration onced reads\n"
+      "(once.conf). Refuses a home that already has a once.conf.\n"
       "\n"
       "Options:\n"
-      "  --listen EP   ZeroMQ endpoint the broker binds\n"
-      "                (default " DEFAULT_LISTEN ")\n"
-      "  --name NAME   the broker's name, the sender of its replies\n"
-      "                (default " DEFAULT_BROKER_NAME ")\n",
+      "  --listen EP          ZeroMQ endpoint the broker binds\n"
+      "                       (default " DEFAULT_LISTEN ")\n"
+      "  --name NAME          the broker's name, the sender of its replies\n"
+      "                       (default " DEFAULT_BROKER_NAME ")\n"
+      "  --log-origin ORIGIN  the exchange log's name, the first line of\n"
+      "                       every signed checkpoint; never change it once\n"
+      "                       onced has run (default: NAME)\n",
       cmd_init },
     { NULL, "keygen", "keygen OUT",
       "write a department key pair: OUT (0600) and OUT.pub",
@@ -1186,6 +1643,38 @@ static const command commands[] = {
       "  --type T        the record type\n"
       "  --purpose P     the purpose, exactly as granted\n",
       cmd_grant_revoke },
+    { "log", "status", "log status",
+      "show the exchange log's size and latest signed checkpoint",
+      "Prints the number of leaves in the exchange log, the number of\n"
+      "checkpoints the broker has signed, and the newest checkpoint (a C2SP\n"
+      "signed note: origin, tree size, root hash, signature). Keep a copy\n"
+      "of a checkpoint to show later, with 'once-audit consistency', that\n"
+      "the log only grew. Reads the database; onced may be running.\n",
+      cmd_log_status },
+    { "log", "export", "log export DIR [--from N] [--to N]",
+      "write the exchange log to DIR for auditors",
+      "Writes the exchange log to DIR for auditors, who check it offline\n"
+      "with 'once-audit verify DIR --key broker.pub': the C2SP tlog-tiles\n"
+      "layout (checkpoint, hash tiles, entry bundles), the evidence\n"
+      "envelopes, every signed checkpoint and the department keys\n"
+      "(docs/AUDIT.md). The tree exported is the newest one with a signed\n"
+      "checkpoint (up to --to). Runs in one read transaction beside a\n"
+      "running onced and sees one consistent log.\n"
+      "\n"
+      "A DIR holding an earlier export of this log is extended: only the\n"
+      "leaves after it are written (unless --from says otherwise), full\n"
+      "tiles already there must be identical, and the checkpoint moves\n"
+      "forward. A DIR holding another log or a newer tree is refused, and\n"
+      "so is a log without a signed checkpoint: nothing in it could be\n"
+      "verified.\n"
+      "\n"
+      "Options:\n"
+      "  --from N   write the leaves and evidence from leaf N on (rounded\n"
+      "             down to a bundle of 256); hash tiles and checkpoints\n"
+      "             always cover the whole tree\n"
+      "  --to N     export the tree of the newest checkpoint of at most N\n"
+      "             leaves instead of the newest one\n",
+      cmd_log_export },
 };
 
 #define COMMAND_COUNT (sizeof(commands) / sizeof(commands[0]))
@@ -1197,9 +1686,10 @@ static void print_usage(FILE *out)
     fprintf(out,
             "usage: oncectl [--home HOME] COMMAND [ARGS]\n"
             "\n"
-            "Administers a once broker home: its keys, its configuration and\n"
-            "the policy in its database (departments, record types, grants).\n"
-            "Changes reach a running onced at its next request; no restart.\n"
+            "Administers a once broker home: its keys, its configuration, the\n"
+            "policy in its database (departments, record types, grants) and\n"
+            "the exchange log. Policy changes reach a running onced at its\n"
+            "next request; no restart.\n"
             "\n"
             "Commands:\n");
     for (i = 0; i < COMMAND_COUNT; i++)

@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
 # test_oncectl.sh - the operator CLI, run as an operator would.
 #
+#     test_oncectl.sh APPEND_TEST_LOG ONCE_AUDIT
+#
 # Runs $ONCECTL (set by meson's test_env) against a broker home in a temp
 # directory and checks outputs, files, modes and exit codes: 0 on success,
 # 1 when the database or a file refuses, 2 on a usage error, with every
-# message on stderr prefixed "oncectl: ".
+# message on stderr prefixed "oncectl: ". The log commands run on a log
+# grown by APPEND_TEST_LOG as the broker's writer would grow it, and the
+# exports are checked with ONCE_AUDIT.
 set -u
 
 : "${ONCECTL:?ONCECTL must name the oncectl binary}"
+append_log=${1:?usage: test_oncectl.sh APPEND_TEST_LOG ONCE_AUDIT}
+once_audit=${2:?usage: test_oncectl.sh APPEND_TEST_LOG ONCE_AUDIT}
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/once-cli-XXXXXX") || exit 1
 trap 'rm -rf "$tmp"' EXIT
@@ -30,6 +36,11 @@ run() {
     status=$?
     out=$(cat "$tmp/stdout")
     err=$(cat "$tmp/stderr")
+    # Under -Db_sanitize a report may come with the expected status.
+    if grep -qE 'Sanitizer|runtime error:' "$tmp/stderr"; then
+        fail "oncectl $*: sanitizer report: $err"
+        return
+    fi
     if [ "$status" -ne "$expected" ]; then
         fail "oncectl $* exited $status, expected $expected" \
              "(stdout: $out) (stderr: $err)"
@@ -53,6 +64,22 @@ expect_no_out() {
 expect_err() {
     checks=$((checks + 1))
     grep -qE -- "$1" <<<"$err" || fail "stderr lacks /$1/: $err"
+}
+
+expect_file() {
+    checks=$((checks + 1))
+    [ -e "$1" ] || fail "$1 does not exist"
+}
+
+expect_no_file() {
+    checks=$((checks + 1))
+    [ ! -e "$1" ] || fail "$1 exists"
+}
+
+# expect_conf HOME LINE: once.conf of HOME holds exactly that line.
+expect_conf() {
+    checks=$((checks + 1))
+    grep -qxF -- "$2" "$1/once.conf" || fail "$1/once.conf lacks '$2'"
 }
 
 expect_mode() {
@@ -100,13 +127,31 @@ run 2 --home "$home" init --listen 'not an endpoint'
 expect_err "invalid --listen"
 run 2 --home "$home" init --name 'Bad Name'
 expect_err "invalid --name"
+run 2 --home "$home" init --log-origin 'once test'
+expect_err "invalid --log-origin 'once test'"
+run 2 --home "$home" init --log-origin 'once+test'
+expect_err "invalid --log-origin"
+run 2 --home "$home" init --log-origin ''
+expect_err "invalid --log-origin"
 [ ! -e "$home" ] || fail "a refused init left $home behind"
 run 0 --home "$home" init --listen tcp://127.0.0.1:17700 --name test-broker
 expect_out "created broker home $home"
+expect_out "audit key +$home/audit.key"
+expect_out 'log origin +test-broker$'
 expect_out 'broker public key: [0-9a-f]{64}$'
 expect_mode "$home" 700
 expect_mode "$home/broker.key" 600
 expect_mode "$home/broker.pub" 644
+expect_mode "$home/audit.key" 600
+grep -qxE '[0-9a-f]{64}' "$home/audit.key" ||
+    fail "audit.key is not one line of 64 hex digits"
+[ "$(wc -c <"$home/audit.key")" -eq 65 ] || fail "audit.key is not 65 bytes"
+[ "$(cat "$home/audit.key")" != "$(cat "$home/broker.key")" ] ||
+    fail "audit.key is the broker key"
+expect_no_file "$home/audit.key.pub"
+expect_conf "$home" 'audit_key = audit.key'
+# The origin defaults to the broker name.
+expect_conf "$home" 'log_origin = test-broker'
 [ -d "$home/db" ] || fail "init made no database"
 grep -qx 'listen = tcp://127.0.0.1:17700' "$home/once.conf" ||
     fail "once.conf lacks the listen endpoint"
@@ -128,8 +173,22 @@ grep -qx 'listen = tcp://127.0.0.1:7700' "$tmp/home2/once.conf" ||
     fail "default listen endpoint missing"
 grep -qx 'name = once-broker' "$tmp/home2/once.conf" ||
     fail "default broker name missing"
+expect_conf "$tmp/home2" 'log_origin = once-broker'
+[ "$(cat "$tmp/home2/audit.key")" != "$(cat "$home/audit.key")" ] ||
+    fail "two homes got the same audit key"
 run 2 --home "$home" init "$tmp/home3"
 expect_err 'two homes given'
+run 0 init "$tmp/home3" --name gov-broker \
+    --log-origin once.example.gov/exchange-log
+expect_conf "$tmp/home3" 'name = gov-broker'
+expect_conf "$tmp/home3" 'log_origin = once.example.gov/exchange-log'
+# A failed init leaves nothing behind, the audit key included.
+mkdir -p "$tmp/home4/db"
+run 1 init "$tmp/home4"
+expect_err 'already exists'
+for f in once.conf broker.key broker.pub audit.key; do
+    expect_no_file "$tmp/home4/$f"
+done
 
 # ---- keygen ----
 run 0 keygen "$tmp/amr.key"
@@ -285,6 +344,150 @@ expect_out '^amr '
 printf '[broker]\nmap_size_mb = lots\n' >>"$home/once.conf"
 run 1 --home "$home" dept list
 expect_err 'once.conf line [0-9]+: map_size_mb must be a positive number'
+
+# ---- log ----
+run 0 log --help
+expect_out 'log status'
+expect_out 'log export DIR \[--from N\] \[--to N\]'
+run 0 log export --help
+expect_out 'once-audit verify DIR --key broker.pub'
+expect_out '--from N'
+run 0 --help
+expect_out 'log export DIR'
+run 2 log
+expect_err "'log' needs a command"
+run 2 log frobnicate
+expect_err "unknown command 'log frobnicate'"
+
+lhome=$tmp/loghome
+origin=once.test/exchange-log
+run 0 --home "$lhome" init --log-origin "$origin"
+export ONCE_HOME=$lhome
+
+run 2 log status extra
+expect_err "unexpected argument 'extra'"
+run 2 log export
+expect_err 'missing DIR'
+run 2 log export "$tmp/x" "$tmp/y"
+expect_err "unexpected argument"
+run 2 log export "$tmp/x" --from ten
+expect_err "invalid --from 'ten'"
+run 2 log export "$tmp/x" --from -1
+expect_err "invalid --from '-1'"
+run 2 log export "$tmp/x" --to 0
+expect_err '--to takes a tree size of at least 1'
+run 2 log export "$tmp/x" --from 5 --to 5
+expect_err '--from 5 is not below --to 5'
+run 2 log export "$tmp/x" --to
+expect_err "option '--to' needs a value"
+run 2 log export "$tmp/x" --bogus
+expect_err "unknown option '--bogus'"
+expect_no_file "$tmp/x"
+run 1 --home "$tmp/nowhere" log status
+expect_err 'no broker home'
+
+# An empty log has no signed checkpoint: nothing to export that an auditor
+# could verify, so the export is refused, before DIR is made.
+run 0 log status
+expect_out '^log size +0 leaves$'
+expect_out '^checkpoints +0 stored$'
+expect_out '^latest checkpoint: none yet'
+run 1 log export "$tmp/empty"
+expect_err 'the log is empty and no checkpoint has been signed'
+expect_no_file "$tmp/empty"
+
+# Once the broker has signed the empty tree, its export is a valid one.
+"$append_log" "$lhome" "$origin" 0 1 || fail "append_test_log failed"
+run 0 log status
+expect_out '^checkpoints +1 stored$'
+expect_out '^latest checkpoint, of tree size 0:$'
+expect_out "^$origin\$"
+run 0 log export "$tmp/empty"
+expect_out "exported a tree of 0 leaves to $tmp/empty"
+expect_out 'leaves +none: the tree is empty'
+expect_file "$tmp/empty/checkpoints/0"
+expect_file "$tmp/empty/keys.txt"
+checks=$((checks + 1))
+"$once_audit" verify "$tmp/empty" --key "$lhome/broker.pub" >"$tmp/audit" 2>&1 ||
+    fail "once-audit verify refused the empty export: $(cat "$tmp/audit")"
+
+# 300 leaves in commits of 100: checkpoints of 0, 100, 200 and 300.
+"$append_log" "$lhome" "$origin" 300 100 || fail "append_test_log failed"
+run 0 log status
+expect_out '^log size +300 leaves$'
+expect_out '^checkpoints +4 stored$'
+expect_out '^latest checkpoint, of tree size 300:$'
+expect_out '^300$'
+expect_out "^— $origin "
+# The note is printed whole, so it can be kept.
+sed '1,/^latest checkpoint/d' "$tmp/stdout" >"$tmp/status-note"
+
+# --to picks the newest checkpoint at or below it.
+exp=$tmp/export
+run 0 log export "$exp" --to 250
+expect_out "exported a tree of 200 leaves to $exp"
+expect_out 'leaves +0 to 199'
+expect_out 'checkpoints +3 '
+checks=$((checks + 1))
+[ "$(sed -n 2p "$exp/checkpoint")" = 200 ] || fail "export is not of size 200"
+for f in checkpoints/0 checkpoints/100 checkpoints/200 tile/0/000.p/200 \
+    tile/entries/000.p/200 evidence/000.p/200; do
+    expect_file "$exp/$f"
+done
+expect_no_file "$exp/checkpoints/300"
+cp "$exp/checkpoint" "$tmp/kept.checkpoint"
+
+# Extending: the log grows to 1000 leaves; the same directory is brought
+# up to date, and the auditor can show that the log only grew.
+"$append_log" "$lhome" "$origin" 700 350 || fail "append_test_log failed"
+run 0 log export "$exp"
+expect_out "exported a tree of 1000 leaves to $exp"
+expect_out 'extended +an export of 200 leaves'
+expect_file "$exp/tile/entries/003.p/232"
+expect_no_file "$exp/tile/entries/000.p"
+checks=$((checks + 1))
+"$once_audit" consistency "$tmp/kept.checkpoint" "$exp" \
+    --key "$lhome/broker.pub" >"$tmp/audit" 2>&1 ||
+    fail "once-audit consistency refused the extension: $(cat "$tmp/audit")"
+# An extended export is the same as one made at once.
+run 0 log export "$tmp/whole"
+checks=$((checks + 1))
+diff -r "$exp" "$tmp/whole" >"$tmp/diff" 2>&1 ||
+    fail "extended and whole exports differ: $(head -5 "$tmp/diff")"
+# What log status shows is what the export holds.
+run 0 log status
+sed '1,/^latest checkpoint/d' "$tmp/stdout" >"$tmp/status-note"
+checks=$((checks + 1))
+cmp -s "$tmp/status-note" "$exp/checkpoint" ||
+    fail "log status shows another checkpoint than the export holds"
+run 0 log export "$exp"
+expect_out "extended +nothing: $exp held this tree already"
+run 1 log export "$exp" --to 300
+expect_err 'already holds a tree of 1000 leaves, newer than 300'
+
+# A range: whole bundles from the one holding --from, all hash tiles.
+run 0 log export "$tmp/range" --from 300
+expect_out 'leaves +256 to 999'
+expect_out 'rounded down'
+expect_out "once-audit verify $tmp/range --key broker.pub --from 256"
+expect_no_file "$tmp/range/tile/entries/000"
+expect_file "$tmp/range/tile/entries/001"
+expect_file "$tmp/range/tile/0/000"
+checks=$((checks + 1))
+"$once_audit" consistency "$tmp/kept.checkpoint" "$tmp/range" \
+    --key "$lhome/broker.pub" >"$tmp/audit" 2>&1 ||
+    fail "once-audit consistency refused the range export: $(cat "$tmp/audit")"
+
+# Another log's export is not extended with this one, and a log whose
+# first checkpoint is above --to has nothing to export up to it.
+other=$tmp/otherhome
+run 0 --home "$other" init
+"$append_log" "$other" other.test 100 100 || fail "append_test_log failed"
+run 1 --home "$other" log export "$exp"
+expect_err 'not a checkpoint of this log'
+run 1 --home "$other" log export "$tmp/other" --to 50
+expect_err 'no checkpoint of a tree of at most 50 leaves is stored; the oldest is of 100'
+unset ONCE_HOME
 
 echo "$checks checks, $failures failed"
 [ "$failures" -eq 0 ]
