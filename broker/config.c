@@ -1,1 +1,401 @@
-/* placeholder: being written */
+/*
+ * config.c - onced's settings: the [broker] section of once.conf and the
+ * command-line options that override it.
+ *
+ * A broker home (made by `oncectl init HOME`) holds once.conf; `onced
+ * --home HOME` reads it, `onced --config FILE` reads another file. Paths in
+ * the file (key, database) are relative to the file's directory, so a home
+ * can be moved or mounted elsewhere without editing it. Without --home or
+ * --config the home is $ONCE_HOME, else /var/lib/once, as for oncectl; a
+ * home without once.conf runs on the defaults, which are what `oncectl
+ * init` writes.
+ *
+ * Three options override the file, for the settings one changes per run:
+ * --listen, --workers and --log-level.
+ *
+ * Validation is strict and says which line and which value is wrong: an
+ * unknown key in [broker] is an error (a misspelt `skew_secods` would
+ * otherwise silently run with the default), every number is range checked,
+ * and problems found here exit with status 2 before anything is opened.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <ini.h>
+
+#include "config.h"
+#include "policy.h"
+
+#ifndef ONCE_VERSION
+#define ONCE_VERSION "unknown"
+#endif
+
+#define DEFAULT_HOME "/var/lib/once"
+#define DEFAULT_NAME "once-broker"
+#define DEFAULT_LISTEN "tcp://127.0.0.1:7700"
+#define DEFAULT_KEY "broker.key"
+#define DEFAULT_DATABASE "db"
+#define DEFAULT_MAP_SIZE_MB 1024
+#define DEFAULT_SKEW_SECONDS 300
+#define DEFAULT_GROUP_COMMIT_MAX 256
+
+#define MAX_SKEW_SECONDS 86400
+#define MAX_GROUP_COMMIT 65536
+
+static const char usage_text[] =
+    "Usage: onced [--home DIR | --config FILE] [OPTIONS]\n"
+    "\n"
+    "onced is the once exchange broker. Department systems connect to it\n"
+    "over CurveZMQ to publish issuer-signed records, revoke them, and request\n"
+    "the fields their grants allow. It admits only registered, active\n"
+    "department keys, checks every envelope's signature, sequence number and\n"
+    "clock, answers requests from its LMDB registry, and acknowledges a\n"
+    "publish only once it is on disk. Departments, record types and grants\n"
+    "are managed with oncectl, also while onced runs.\n"
+    "\n"
+    "Options:\n"
+    "  --home DIR         broker home made by 'oncectl init'; reads\n"
+    "                     DIR/once.conf (default $ONCE_HOME, else "
+    DEFAULT_HOME ")\n"
+    "  --config FILE      read FILE instead; relative paths in it are\n"
+    "                     relative to FILE's directory\n"
+    "  --listen EP        ZeroMQ endpoint to bind: tcp://HOST:PORT or\n"
+    "                     ipc://PATH (overrides 'listen')\n"
+    "  --workers N        worker threads, 0 = one per CPU (overrides\n"
+    "                     'workers')\n"
+    "  --log-level LEVEL  error, warn, info or debug (overrides 'log_level')\n"
+    "  -h, --help         print this help and exit\n"
+    "  -V, --version      print the version and exit\n"
+    "\n"
+    "SIGTERM or SIGINT stops taking new messages, finishes the ones in\n"
+    "flight, commits and exits.\n"
+    "Exit status: 0 clean stop, 1 runtime failure, 2 usage or configuration\n"
+    "error.\n";
+
+typedef struct parse_state {
+    broker_config *cfg;
+    char raw_key[PATH_MAX];
+    char raw_database[PATH_MAX];
+    unsigned workers_setting;
+    char problem[256];
+} parse_state;
+
+static config_result usage_error(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+
+static config_result usage_error(const char *fmt, ...)
+{
+    va_list ap;
+
+    fputs("onced: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputs("\nTry 'onced --help'.\n", stderr);
+    return CONFIG_USAGE;
+}
+
+/* A decimal number in [min, max] and nothing else. */
+static bool parse_number(const char *text, unsigned long long min,
+                         unsigned long long max, unsigned long long *out)
+{
+    char *end;
+
+    if (text[0] < '0' || text[0] > '9')
+        return false;
+    errno = 0;
+    *out = strtoull(text, &end, 10);
+    return errno == 0 && *end == '\0' && *out >= min && *out <= max;
+}
+
+static bool copy_text(char *dst, size_t cap, const char *src)
+{
+    size_t len = strlen(src);
+
+    if (len >= cap)
+        return false;
+    memcpy(dst, src, len + 1);
+    return true;
+}
+
+/* tcp:// and ipc:// are what a broker serves departments on; anything
+ * else (inproc, pgm) cannot work, so it is refused before binding. */
+static bool plausible_endpoint(const char *ep)
+{
+    size_t len = strlen(ep);
+
+    if (len >= CONFIG_ENDPOINT_MAX)
+        return false;
+    if (strncmp(ep, "tcp://", 6) == 0)
+        return len > 6 && strchr(ep + 6, ':') != NULL;
+    if (strncmp(ep, "ipc://", 6) == 0)
+        return len > 6;
+    return false;
+}
+
+static bool problem(parse_state *st, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static bool problem(parse_state *st, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (st->problem[0] == '\0') {
+        va_start(ap, fmt);
+        vsnprintf(st->problem, sizeof(st->problem), fmt, ap);
+        va_end(ap);
+    }
+    return false;
+}
+
+static bool apply_setting(parse_state *st, const char *name, const char *value)
+{
+    broker_config *cfg = st->cfg;
+    unsigned long long n;
+
+    if (strcmp(name, "name") == 0) {
+        if (!policy_valid_name(value))
+            return problem(st, "name must be 1 to %d characters of a-z 0-9 "
+                           ". _ - starting with a letter or digit",
+                           ONCE_MAX_NAME);
+        return copy_text(cfg->name, sizeof(cfg->name), value);
+    }
+    if (strcmp(name, "listen") == 0) {
+        if (!plausible_endpoint(value))
+            return problem(st, "listen must be a ZeroMQ endpoint such as "
+                           DEFAULT_LISTEN " or ipc:///run/once/broker.sock");
+        return copy_text(cfg->listen, sizeof(cfg->listen), value);
+    }
+    if (strcmp(name, "key") == 0) {
+        if (value[0] == '\0' || !copy_text(st->raw_key, sizeof(st->raw_key),
+                                           value))
+            return problem(st, "key must be the path of the broker's "
+                           "secret key file");
+        return true;
+    }
+    if (strcmp(name, "database") == 0) {
+        if (value[0] == '\0' ||
+            !copy_text(st->raw_database, sizeof(st->raw_database), value))
+            return problem(st, "database must be a directory path");
+        return true;
+    }
+    if (strcmp(name, "map_size_mb") == 0) {
+        if (!parse_number(value, 1, SIZE_MAX >> 20, &n))
+            return problem(st, "map_size_mb must be a positive number of "
+                           "MiB");
+        cfg->map_size_mb = (size_t)n;
+        return true;
+    }
+    if (strcmp(name, "workers") == 0) {
+        if (!parse_number(value, 0, CONFIG_MAX_WORKERS, &n))
+            return problem(st, "workers must be 0 (one per CPU) to %d",
+                           CONFIG_MAX_WORKERS);
+        st->workers_setting = (unsigned)n;
+        return true;
+    }
+    if (strcmp(name, "skew_seconds") == 0) {
+        if (!parse_number(value, 1, MAX_SKEW_SECONDS, &n))
+            return problem(st, "skew_seconds must be 1 to %d",
+                           MAX_SKEW_SECONDS);
+        cfg->skew_seconds = (unsigned)n;
+        return true;
+    }
+    if (strcmp(name, "group_commit_max") == 0) {
+        if (!parse_number(value, 1, MAX_GROUP_COMMIT, &n))
+            return problem(st, "group_commit_max must be 1 to %d",
+                           MAX_GROUP_COMMIT);
+        cfg->group_commit_max = (unsigned)n;
+        return true;
+    }
+    if (strcmp(name, "log_level") == 0) {
+        if (log_level_parse(value, &cfg->log_level) < 0)
+            return problem(st, "log_level must be error, warn, info or "
+                           "debug");
+        return true;
+    }
+    return problem(st, "unknown setting '%s' in [broker]", name);
+}
+
+/* inih calls this for every name = value line; 0 marks the line bad. */
+static int ini_entry(void *user, const char *section, const char *name,
+                     const char *value)
+{
+    parse_state *st = user;
+
+    if (strcmp(section, "broker") != 0)
+        return problem(st, "unknown section [%s]; onced reads [broker]",
+                       section);
+    return apply_setting(st, name, value) ? 1 : 0;
+}
+
+/* dir/rel, or rel when it is absolute. */
+static bool resolve_path(char *out, size_t cap, const char *dir,
+                         const char *rel)
+{
+    int n;
+
+    if (rel[0] == '/')
+        n = snprintf(out, cap, "%s", rel);
+    else
+        n = snprintf(out, cap, "%s/%s", dir, rel);
+    return n >= 0 && (size_t)n < cap;
+}
+
+static void set_defaults(broker_config *cfg, parse_state *st)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    memset(st, 0, sizeof(*st));
+    st->cfg = cfg;
+    strcpy(cfg->name, DEFAULT_NAME);
+    strcpy(cfg->listen, DEFAULT_LISTEN);
+    strcpy(st->raw_key, DEFAULT_KEY);
+    strcpy(st->raw_database, DEFAULT_DATABASE);
+    cfg->map_size_mb = DEFAULT_MAP_SIZE_MB;
+    cfg->skew_seconds = DEFAULT_SKEW_SECONDS;
+    cfg->group_commit_max = DEFAULT_GROUP_COMMIT_MAX;
+    cfg->log_level = LOG_LEVEL_INFO;
+}
+
+/* Reads the file into cfg. A missing file is an error only when it was
+ * named with --config. */
+static config_result read_file(parse_state *st, const char *path,
+                               bool must_exist)
+{
+    struct stat sb;
+    int rc;
+
+    if (stat(path, &sb) < 0) {
+        if (errno == ENOENT && !must_exist)
+            return CONFIG_RUN;
+        return usage_error("cannot read configuration %s: %s", path,
+                           strerror(errno));
+    }
+    if (!S_ISREG(sb.st_mode))
+        return usage_error("configuration %s is not a file", path);
+    rc = ini_parse(path, ini_entry, st);
+    if (rc < 0)
+        return usage_error("cannot read configuration %s: %s", path,
+                           rc == -1 ? strerror(errno) : "out of memory");
+    if (rc > 0)
+        return usage_error("%s line %d: %s", path, rc,
+                           st->problem[0] != '\0' ? st->problem
+                                                  : "syntax error");
+    if (!copy_text(st->cfg->config_path, sizeof(st->cfg->config_path), path))
+        return usage_error("configuration path too long");
+    return CONFIG_RUN;
+}
+
+static unsigned online_cpus(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+    if (n < 1)
+        return 1;
+    if (n > CONFIG_MAX_WORKERS)
+        return CONFIG_MAX_WORKERS;
+    return (unsigned)n;
+}
+
+config_result config_load(broker_config *cfg, int argc, char **argv)
+{
+    static const struct option options[] = {
+        { "home", required_argument, NULL, 'H' },
+        { "config", required_argument, NULL, 'c' },
+        { "listen", required_argument, NULL, 'l' },
+        { "workers", required_argument, NULL, 'w' },
+        { "log-level", required_argument, NULL, 'L' },
+        { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *home = NULL, *config = NULL, *listen = NULL;
+    const char *workers = NULL, *level = NULL;
+    char path[PATH_MAX];
+    unsigned long long n;
+    parse_state st;
+    config_result rc;
+    int opt;
+
+    set_defaults(cfg, &st);
+    opterr = 0;
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, ":hV", options, NULL)) != -1) {
+        switch (opt) {
+        case 'H': home = optarg; break;
+        case 'c': config = optarg; break;
+        case 'l': listen = optarg; break;
+        case 'w': workers = optarg; break;
+        case 'L': level = optarg; break;
+        case 'h':
+            fputs(usage_text, stdout);
+            return CONFIG_EXIT;
+        case 'V':
+            printf("onced %s\n", ONCE_VERSION);
+            return CONFIG_EXIT;
+        case ':':
+            return usage_error("option %s needs a value", argv[optind - 1]);
+        default:
+            return usage_error("unknown option %s", argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        return usage_error("unexpected argument '%s'", argv[optind]);
+    if (home != NULL && config != NULL)
+        return usage_error("give --home or --config, not both");
+
+    if (config != NULL) {
+        const char *slash = strrchr(config, '/');
+
+        if (slash == NULL)
+            strcpy(cfg->home, ".");
+        else if (slash == config)
+            strcpy(cfg->home, "/");
+        else if ((size_t)(slash - config) < sizeof(cfg->home))
+            snprintf(cfg->home, sizeof(cfg->home), "%.*s",
+                     (int)(slash - config), config);
+        else
+            return usage_error("configuration path too long");
+        rc = read_file(&st, config, true);
+    } else {
+        if (home == NULL)
+            home = getenv("ONCE_HOME");
+        if (home == NULL || home[0] == '\0')
+            home = DEFAULT_HOME;
+        if (!copy_text(cfg->home, sizeof(cfg->home), home) ||
+            !resolve_path(path, sizeof(path), home, "once.conf"))
+            return usage_error("home path too long");
+        rc = read_file(&st, path, false);
+    }
+    if (rc != CONFIG_RUN)
+        return rc;
+
+    /* The command line wins over the file. */
+    st.problem[0] = '\0';
+    if (listen != NULL && !apply_setting(&st, "listen", listen))
+        return usage_error("--listen: %s", st.problem);
+    if (workers != NULL) {
+        if (!parse_number(workers, 0, CONFIG_MAX_WORKERS, &n))
+            return usage_error("--workers must be 0 (one per CPU) to %d",
+                               CONFIG_MAX_WORKERS);
+        st.workers_setting = (unsigned)n;
+    }
+    if (level != NULL && log_level_parse(level, &cfg->log_level) < 0)
+        return usage_error("--log-level must be error, warn, info or debug");
+
+    if (!resolve_path(cfg->key_path, sizeof(cfg->key_path), cfg->home,
+                      st.raw_key) ||
+        !resolve_path(cfg->database, sizeof(cfg->database), cfg->home,
+                      st.raw_database))
+        return usage_error("key or database path too long");
+    cfg->workers = st.workers_setting != 0 ? st.workers_setting
+                                           : online_cpus();
+    return CONFIG_RUN;
+}
