@@ -43,6 +43,7 @@
 #define DEFAULT_LISTEN "tcp://127.0.0.1:7700"
 #define DEFAULT_KEY "broker.key"
 #define DEFAULT_DATABASE "db"
+#define DEFAULT_AUDIT_KEY "audit.key"
 #define DEFAULT_MAP_SIZE_MB 1024
 #define DEFAULT_SKEW_SECONDS 300
 #define DEFAULT_GROUP_COMMIT_MAX 256
@@ -84,6 +85,7 @@ typedef struct parse_state {
     broker_config *cfg;
     char raw_key[PATH_MAX];
     char raw_database[PATH_MAX];
+    char raw_audit_key[PATH_MAX];
     unsigned workers_setting;
     char problem[256];
 } parse_state;
@@ -139,6 +141,23 @@ static bool plausible_endpoint(const char *ep)
     if (strncmp(ep, "ipc://", 6) == 0)
         return len > 6;
     return false;
+}
+
+/* A checkpoint origin (C2SP signed note): printable ASCII without
+ * spaces or '+', and no ';' or '#', which start comments in once.conf. */
+static bool valid_origin(const char *origin)
+{
+    const char *p;
+
+    if (origin[0] == '\0' || strlen(origin) > CHECKPOINT_MAX_ORIGIN)
+        return false;
+    for (p = origin; *p != '\0'; p++) {
+        unsigned char c = (unsigned char)*p;
+
+        if (c <= ' ' || c >= 0x7f || c == '+' || c == ';' || c == '#')
+            return false;
+    }
+    return true;
 }
 
 static bool problem(parse_state *st, const char *fmt, ...)
@@ -221,6 +240,20 @@ static bool apply_setting(parse_state *st, const char *name, const char *value)
                            "debug");
         return true;
     }
+    if (strcmp(name, "audit_key") == 0) {
+        if (value[0] == '\0' ||
+            !copy_text(st->raw_audit_key, sizeof(st->raw_audit_key), value))
+            return problem(st, "audit_key must be the path of the audit key "
+                           "file");
+        return true;
+    }
+    if (strcmp(name, "log_origin") == 0) {
+        if (!valid_origin(value))
+            return problem(st, "log_origin must be 1 to %d printable ASCII "
+                           "characters without spaces, '+', ';' or '#'",
+                           CHECKPOINT_MAX_ORIGIN);
+        return copy_text(cfg->log_origin, sizeof(cfg->log_origin), value);
+    }
     return problem(st, "unknown setting '%s' in [broker]", name);
 }
 
@@ -258,6 +291,7 @@ static void set_defaults(broker_config *cfg, parse_state *st)
     strcpy(cfg->listen, DEFAULT_LISTEN);
     strcpy(st->raw_key, DEFAULT_KEY);
     strcpy(st->raw_database, DEFAULT_DATABASE);
+    strcpy(st->raw_audit_key, DEFAULT_AUDIT_KEY);
     cfg->map_size_mb = DEFAULT_MAP_SIZE_MB;
     cfg->skew_seconds = DEFAULT_SKEW_SECONDS;
     cfg->group_commit_max = DEFAULT_GROUP_COMMIT_MAX;
@@ -393,8 +427,14 @@ config_result config_load(broker_config *cfg, int argc, char **argv)
     if (!resolve_path(cfg->key_path, sizeof(cfg->key_path), cfg->home,
                       st.raw_key) ||
         !resolve_path(cfg->database, sizeof(cfg->database), cfg->home,
-                      st.raw_database))
-        return usage_error("key or database path too long");
+                      st.raw_database) ||
+        !resolve_path(cfg->audit_key_path, sizeof(cfg->audit_key_path),
+                      cfg->home, st.raw_audit_key))
+        return usage_error("key, database or audit key path too long");
+    /* The log is named after the broker unless once.conf says otherwise,
+     * as oncectl init does. */
+    if (cfg->log_origin[0] == '\0')
+        snprintf(cfg->log_origin, sizeof(cfg->log_origin), "%s", cfg->name);
     cfg->workers = st.workers_setting != 0 ? st.workers_setting
                                            : online_cpus();
     return CONFIG_RUN;

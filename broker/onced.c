@@ -1,2 +1,216 @@
-/* placeholder: being written */
-int main(void) { return 1; }
+/*
+ * onced.c - the once broker: start-up, signals, shutdown.
+ *
+ * main() wires the modules together in the one order that is safe:
+ *
+ *   1. configuration (config.c); usage or configuration errors exit 2
+ *      before anything is opened;
+ *   2. the broker's key (HOME/broker.key) and the LMDB environment;
+ *   3. the ZAP handler (zap.c), bound BEFORE the ROUTER exists: libzmq
+ *      admits every CURVE key on a context with no handler;
+ *   4. the writer (writer.c), then the workers and the I/O thread
+ *      (server.c), which binds the endpoint last.
+ *
+ * Signals. SIGTERM and SIGINT are blocked in every thread (they are
+ * blocked here before any thread, libzmq's included, is created, and
+ * threads inherit the mask) and taken synchronously by sigwait in the main
+ * thread, so no handler runs in the middle of a worker. A thread whose
+ * socket fails for good raises SIGUSR1 (broker_fail) to stop the broker
+ * the same way, with exit status 1.
+ *
+ * Shutdown finishes what was started: the I/O thread stops reading new
+ * messages, waits until every message it read has been answered -- which
+ * for a publish means committed -- and closes the ROUTER, whose linger lets
+ * the last answers out. Then the context is shut down, which returns the
+ * idle workers, the writer and the ZAP handler from their blocking
+ * receives, and the database is closed. A client whose message was still
+ * queued in the ROUTER gets no answer and retries; nothing half-done is
+ * left behind, because nothing was acknowledged before it was durable.
+ *
+ * Exit status: 0 after a clean stop, 1 on a runtime failure, 2 on a usage
+ * or configuration error.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+#include <zmq.h>
+
+#include "config.h"
+#include "log.h"
+#include "replay.h"
+#include "server.h"
+#include "store.h"
+#include "writer.h"
+#include "zap.h"
+
+#define EXIT_RUNTIME 1
+#define EXIT_USAGE 2
+
+/* Sessions remembered for replay protection and the memory kept for
+ * answering retries; see replay.c. */
+#define MAX_SESSIONS 65536
+#define MAX_CACHED_ANSWER_BYTES (64u * 1024 * 1024)
+
+static const char *signal_name(int sig)
+{
+    switch (sig) {
+    case SIGTERM: return "SIGTERM";
+    case SIGINT: return "SIGINT";
+    case SIGHUP: return "SIGHUP";
+    default: return "a signal";
+    }
+}
+
+/* libzmq's own I/O threads do the CURVE encryption of every message; one
+ * per four workers keeps them off the critical path. */
+static int zmq_io_threads(unsigned workers)
+{
+    unsigned n = 1 + workers / 4;
+
+    return n > 4 ? 4 : (int)n;
+}
+
+/* Waits for SIGTERM or SIGINT (a clean stop) or SIGUSR1 (a thread
+ * failed). SIGHUP is logged and ignored: there is nothing to reload,
+ * policy changes apply without one. */
+static void wait_for_stop(const sigset_t *signals)
+{
+    int sig;
+
+    for (;;) {
+        if (sigwait(signals, &sig) != 0)
+            continue;
+        if (sig == SIGUSR1) {
+            if (broker_failed()) {
+                log_error("onced", "stopping after a failure");
+                return;
+            }
+            continue;
+        }
+        if (sig == SIGHUP) {
+            log_info("onced", "SIGHUP ignored: policy changes made with "
+                     "oncectl apply without a reload; restart to change "
+                     "once.conf settings");
+            continue;
+        }
+        log_info("onced", "%s received: finishing the messages in flight",
+                 signal_name(sig));
+        return;
+    }
+}
+
+int main(int argc, char **argv)
+{
+    char bound[CONFIG_ENDPOINT_MAX + 64];
+    broker_config cfg;
+    broker_identity identity;
+    once_keypair key;
+    once_error err;
+    sigset_t signals;
+    replay *rp = NULL;
+    server *srv = NULL;
+    writer *wr = NULL;
+    zap *zh = NULL;
+    void *ctx = NULL;
+    store db;
+    int status = EXIT_RUNTIME, rc;
+
+    switch (config_load(&cfg, argc, argv)) {
+    case CONFIG_RUN:
+        break;
+    case CONFIG_EXIT:
+        return EXIT_SUCCESS;
+    default:
+        return EXIT_USAGE;
+    }
+    if (once_init() < 0) {
+        fprintf(stderr, "onced: cannot initialise libsodium\n");
+        return EXIT_RUNTIME;
+    }
+    log_init(cfg.log_level);
+
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGHUP);
+    sigaddset(&signals, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &signals, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (once_keypair_load(&key, cfg.key_path, &err) < 0) {
+        log_error("onced", "cannot load the broker key: %s", err.message);
+        return EXIT_RUNTIME;
+    }
+    if (store_open(&db, cfg.database, cfg.map_size_mb << 20, &err) < 0) {
+        log_error("onced", "%s", err.message);
+        once_keypair_wipe(&key);
+        return EXIT_RUNTIME;
+    }
+    /* Twice the skew window: see replay.c. */
+    if (replay_create(&rp, (uint64_t)cfg.skew_seconds * 2000u + 1000u,
+                      MAX_SESSIONS, MAX_CACHED_ANSWER_BYTES, &err) < 0) {
+        log_error("onced", "%s", err.message);
+        goto out;
+    }
+    memset(&identity, 0, sizeof(identity));
+    snprintf(identity.name, sizeof(identity.name), "%s", cfg.name);
+    do
+        randombytes_buf(&identity.session, sizeof(identity.session));
+    while (identity.session == 0);
+    atomic_init(&identity.next_seq, 1);
+
+    ctx = zmq_ctx_new();
+    if (ctx == NULL ||
+        zmq_ctx_set(ctx, ZMQ_IO_THREADS, zmq_io_threads(cfg.workers)) != 0) {
+        log_error("onced", "cannot create the ZeroMQ context: %s",
+                  zmq_strerror(errno));
+        goto out;
+    }
+    if (zap_start(&zh, ctx, &db, &err) < 0 ||
+        writer_start(&wr, ctx, &db, rp, &identity, cfg.group_commit_max,
+                     &err) < 0) {
+        log_error("onced", "%s", err.message);
+        goto out;
+    }
+    {
+        server_options opt = {
+            .cfg = &cfg, .db = &db, .replay = rp, .identity = &identity,
+            .broker_key = &key, .zmq_ctx = ctx,
+        };
+
+        rc = server_start(&srv, &opt, bound, sizeof(bound), &err);
+    }
+    once_keypair_wipe(&key); /* the ROUTER holds the CURVE secret now */
+    if (rc < 0) {
+        log_error("onced", "%s", err.message);
+        goto out;
+    }
+    log_info("onced", "%s listening on %s: %u workers, database %s (map "
+             "size %zu MiB), skew %u s, group commit up to %u",
+             cfg.name, bound, cfg.workers, cfg.database, cfg.map_size_mb,
+             cfg.skew_seconds, cfg.group_commit_max);
+
+    wait_for_stop(&signals);
+    server_drain(srv);
+    status = broker_failed() ? EXIT_RUNTIME : EXIT_SUCCESS;
+
+out:
+    once_keypair_wipe(&key);
+    if (ctx != NULL)
+        zmq_ctx_shutdown(ctx);
+    server_free(srv);
+    writer_join(wr);
+    zap_join(zh);
+    if (ctx != NULL)
+        zmq_ctx_term(ctx);
+    replay_destroy(rp);
+    store_close(&db);
+    if (status == EXIT_SUCCESS)
+        log_info("onced", "stopped");
+    return status;
+}

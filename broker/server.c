@@ -1,1 +1,1488 @@
-/* placeholder: being written */
+/*
+ * server.c - onced's I/O thread and its pool of workers.
+ *
+ * Threads. ZeroMQ sockets are not thread-safe, so one I/O thread owns the
+ * ROUTER that departments connect to. It does no crypto and no disk I/O: it
+ * reads [routing id, envelope] off the ROUTER, reads the connection's ZAP
+ * User-Id (the department id zap.c admitted) off the envelope frame, and
+ * pushes the job to the workers over inproc; answers come back over another
+ * inproc socket and go out on the ROUTER. Everything slow happens in the
+ * workers, which run in parallel: decoding, Ed25519 verification (about 50
+ * microseconds, the dominant cost of a request), the replay window, policy
+ * and registry reads in an LMDB read transaction (readers never block each
+ * other or the writer). Publishes and revocations, once validated, go to
+ * the one writer thread (writer.c), which group commits them and answers
+ * only after the commit is on disk.
+ *
+ *      departments -- ROUTER [I/O thread] --jobs--> [worker] x N
+ *                                ^                     |    \
+ *                                +------answers--------+     -> [writer]
+ *                                +------answers----------------/
+ *
+ * Nothing blocks the I/O thread: its sends are non-blocking. When every
+ * worker's queue is full it keeps the one job it holds and stops reading
+ * the ROUTER until a worker takes it, so back-pressure reaches the clients
+ * through ZeroMQ's own queues rather than through unbounded memory. An answer
+ * for a connection that is gone (ZMQ_ROUTER_MANDATORY reports it) or that
+ * does not read is dropped with a log line; the client's retry gets the
+ * same answer (replay.c).
+ *
+ * Accounting. Every job handed to a worker comes back to the I/O thread as
+ * exactly one message: the answer, or an empty token when there is nothing
+ * to send (a duplicate of an envelope whose answer is on its way). That is
+ * what lets server_drain wait until every message read has been answered,
+ * and publishes committed, before the broker exits.
+ *
+ * The checks, in order (docs/PROTOCOL.md): one frame; size; the envelope
+ * decodes; version 1; a kind a department may send; a non-zero session;
+ * sender equals the connection's department; the department exists and is
+ * active (it may have been suspended since it connected); the signature;
+ * the clock; the replay window, marked only after the signature verified.
+ * Then the kind's own checks. Every refusal is an Error with a stable code
+ * and a message for people, and a log line; nothing a client sends can stop
+ * a worker. Messages never carry a subject (a credit code or ID number):
+ * log lines name a record by log_subject_tag instead.
+ *
+ * Memory. Each worker decodes protobuf into its own arena, reset after each
+ * message, keeps its answer buffers across messages and keeps one LMDB read
+ * transaction that it renews and resets, so a request costs few mallocs.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdalign.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "envelope.h"
+#include "log.h"
+#include "policy.h"
+#include "record_internal.h"
+#include "registry.h"
+#include "server.h"
+#include "writer.h"
+
+#define CONTROL_ENDPOINT "inproc://onced-control"
+/* ROUTER frames above this are dropped by libzmq, which also disconnects
+ * the peer. Between ONCE_MAX_MESSAGE and this the broker answers TOO_LARGE,
+ * so a client that built a record too big for the protocol (the library
+ * allows 64 fields of 64 KiB) is told so rather than cut off. */
+#define SERVER_MAX_FRAME (5 * ONCE_MAX_MESSAGE)
+/* Messages moved per wake-up in each direction before looking at the
+ * other; keeps answers flowing while requests pour in. */
+#define IO_BATCH 64
+/* Jobs queued per worker: small, so a worker busy with a large publish does
+ * not sit on requests that idle workers could take. */
+#define JOB_QUEUE_PER_WORKER 16
+#define ROUTER_LINGER_MS 2000
+/* Messages queued per connection before libzmq stops reading it: ample
+ * for pipelining, and it bounds what one department can make the broker
+ * hold (frames are up to SERVER_MAX_FRAME). */
+#define ROUTER_QUEUE_PER_CONNECTION 128
+#define WORKER_ARENA_BYTES (128 * 1024)
+
+/* First byte of the job frame that carries the department id. */
+#define JOB_MULTIPART 0x01
+
+static _Atomic int run_failed;
+
+void broker_fail(void)
+{
+    atomic_store(&run_failed, 1);
+    kill(getpid(), SIGUSR1);
+}
+
+bool broker_failed(void)
+{
+    return atomic_load(&run_failed) != 0;
+}
+
+/* ---- shared with the writer ------------------------------------------ */
+
+int byte_buffer_reserve(byte_buffer *b, size_t cap)
+{
+    uint8_t *grown;
+
+    if (cap <= b->cap)
+        return 0;
+    if (cap < 4096)
+        cap = 4096;
+    grown = realloc(b->data, cap);
+    if (grown == NULL)
+        return -1;
+    b->data = grown;
+    b->cap = cap;
+    return 0;
+}
+
+void byte_buffer_free(byte_buffer *b)
+{
+    free(b->data);
+    memset(b, 0, sizeof(*b));
+}
+
+int error_body(byte_buffer *b, int code, const char *message)
+{
+    Once__Error e = ONCE__ERROR__INIT;
+    size_t len;
+
+    if (code < 0)
+        code = -code;
+    if (code < ONCE_ERR_MALFORMED || code >= ONCE_ERR_INVALID_ARGUMENT)
+        code = ONCE_ERR_INTERNAL;
+    e.code = (Once__ErrorCode)code;
+    e.message = (char *)message;
+    len = once__error__get_packed_size(&e);
+    if (byte_buffer_reserve(b, len) < 0)
+        return -1;
+    b->len = once__error__pack(&e, b->data);
+    return 0;
+}
+
+int reply_message(broker_identity *id, int kind, uint64_t reply_to,
+                  const uint8_t *body, size_t len, zmq_msg_t *msg)
+{
+    Once__Envelope e = ONCE__ENVELOPE__INIT;
+    size_t size;
+
+    e.version = ENVELOPE_VERSION;
+    e.sender = id->name;
+    e.session = id->session;
+    e.seq = atomic_fetch_add(&id->next_seq, 1);
+    e.sent_at = once_now_ms();
+    e.kind = (Once__Kind)kind;
+    e.reply_to = reply_to;
+    e.body.data = (uint8_t *)body;
+    e.body.len = len;
+    size = once__envelope__get_packed_size(&e);
+    if (zmq_msg_init_size(msg, size) != 0)
+        return -1;
+    once__envelope__pack(&e, zmq_msg_data(msg));
+    return 0;
+}
+
+int send_reply(void *sock, zmq_msg_t *routing_id, zmq_msg_t *reply)
+{
+    if (zmq_msg_send(routing_id, sock, ZMQ_SNDMORE) < 0) {
+        zmq_msg_close(reply);
+        return -1;
+    }
+    if (zmq_msg_send(reply, sock, 0) < 0) {
+        zmq_msg_close(reply);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- a bump allocator for protobuf-c ----------------------------------- */
+
+typedef struct overflow_block {
+    struct overflow_block *next;
+    max_align_t data[];
+} overflow_block;
+
+typedef struct arena {
+    uint8_t *base;
+    size_t size;
+    size_t used;
+    overflow_block *overflow; /* what did not fit, freed at reset */
+} arena;
+
+static void *arena_alloc(void *data, size_t size)
+{
+    arena *a = data;
+    size_t rounded = (size + alignof(max_align_t) - 1) &
+                     ~(alignof(max_align_t) - 1);
+    overflow_block *o;
+
+    if (rounded >= size && rounded <= a->size - a->used) {
+        void *p = a->base + a->used;
+
+        a->used += rounded;
+        return p;
+    }
+    if (size > SIZE_MAX - sizeof(overflow_block))
+        return NULL;
+    o = malloc(sizeof(overflow_block) + size);
+    if (o == NULL)
+        return NULL;
+    o->next = a->overflow;
+    a->overflow = o;
+    return o->data;
+}
+
+/* Everything is released at once by arena_reset. */
+static void arena_free(void *data, void *p)
+{
+    (void)data;
+    (void)p;
+}
+
+static void arena_reset(arena *a)
+{
+    while (a->overflow != NULL) {
+        overflow_block *next = a->overflow->next;
+
+        free(a->overflow);
+        a->overflow = next;
+    }
+    a->used = 0;
+}
+
+/* ---- the server ------------------------------------------------------- */
+
+typedef struct worker {
+    struct server *srv;
+    unsigned index;
+    pthread_t thread;
+    bool started;
+    void *jobs;     /* PULL from the I/O thread */
+    void *replies;  /* PUSH to the I/O thread */
+    void *writes;   /* PUSH to the writer */
+    MDB_txn *txn;   /* read transaction, renewed per message */
+    arena arena;
+    ProtobufCAllocator alloc;
+    byte_buffer answer;   /* encoded Response or Error */
+    byte_buffer scratch;  /* record signing input */
+} worker;
+
+struct server {
+    const broker_config *cfg;
+    store *db;
+    replay *replay;
+    broker_identity *identity;
+    void *router;
+    void *jobs_out;     /* PUSH to the workers */
+    void *replies_in;   /* PULL from the workers and the writer */
+    void *control;      /* PAIR: STOP from server_drain */
+    void *control_main; /* the main thread's end */
+    pthread_t io_thread;
+    bool io_started;
+    worker *workers;
+    unsigned worker_count;
+    uint64_t skew_ms;
+};
+
+/* One message being answered by a worker. */
+typedef struct job {
+    worker *w;
+    zmq_msg_t *routing_id;
+    char user_id[ONCE_MAX_NAME + 1];
+    const uint8_t *bytes;
+    size_t len;
+    Once__Envelope *env;
+    uint64_t reply_to;
+    uint8_t digest[32];
+    bool admitted;  /* replay window marked it: record its answer */
+    bool answered;  /* answered, or handed to the writer */
+    department dept;
+    char tag[LOG_SUBJECT_TAG_CHARS]; /* subject tag, "" when none */
+} job;
+
+static const char *kind_name(int kind)
+{
+    switch (kind) {
+    case ONCE__KIND__KIND_PUBLISH: return "publish";
+    case ONCE__KIND__KIND_REVOKE: return "revoke";
+    case ONCE__KIND__KIND_REQUEST: return "request";
+    case ONCE__KIND__KIND_PING: return "ping";
+    default: return "message";
+    }
+}
+
+static bool is_write_kind(int kind)
+{
+    return kind == ONCE__KIND__KIND_PUBLISH || kind == ONCE__KIND__KIND_REVOKE;
+}
+
+/* Sends an answer and, for an envelope the replay window admitted, keeps it
+ * for a retry. */
+static void answer(job *j, int kind, const uint8_t *body, size_t len)
+{
+    worker *w = j->w;
+    zmq_msg_t reply;
+
+    j->answered = true;
+    if (j->admitted)
+        replay_finish(w->srv->replay, j->env->sender, j->env->session,
+                      j->env->seq, kind, body, len);
+    if (reply_message(w->srv->identity, kind, j->reply_to, body, len,
+                      &reply) < 0) {
+        log_error("worker", "out of memory for an answer");
+        j->answered = false; /* the token still accounts for the job */
+        return;
+    }
+    if (send_reply(w->replies, j->routing_id, &reply) < 0)
+        log_error("worker", "cannot pass an answer to the I/O thread: %s",
+                  zmq_strerror(errno));
+}
+
+/* Refusals that suggest a broken or hostile client, rather than a policy
+ * decision, are logged as warnings. */
+static bool suspicious(int code)
+{
+    switch (code) {
+    case ONCE_ERR_MALFORMED:
+    case ONCE_ERR_BAD_SIGNATURE:
+    case ONCE_ERR_SENDER_MISMATCH:
+    case ONCE_ERR_REPLAY:
+    case ONCE_ERR_CLOCK_SKEW:
+    case ONCE_ERR_TOO_LARGE:
+    case ONCE_ERR_UNSUPPORTED:
+    case ONCE_ERR_INTERNAL:
+    case ONCE_ERR_STORAGE_FULL:
+        return true;
+    default:
+        return false;
+    }
+}
+
+static void refuse(job *j, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void refuse(job *j, int code, const char *fmt, ...)
+{
+    char message[ONCE_ERROR_MESSAGE_MAX];
+    worker *w = j->w;
+    va_list ap;
+
+    if (code < 0)
+        code = -code;
+    if (code >= ONCE_ERR_INVALID_ARGUMENT)
+        code = ONCE_ERR_INTERNAL;
+    va_start(ap, fmt);
+    vsnprintf(message, sizeof(message), fmt, ap);
+    va_end(ap);
+    (suspicious(code) ? log_warn : log_info)(
+        "worker", "refused %s from %s (session %016llx seq %llu%s%s): %s: %s",
+        kind_name(j->env != NULL ? (int)j->env->kind : 0), j->user_id,
+        (unsigned long long)(j->env != NULL ? j->env->session : 0),
+        (unsigned long long)j->reply_to, j->tag[0] ? ", subject #" : "",
+        j->tag, once_error_name(code), message);
+    if (error_body(&w->answer, code, message) < 0) {
+        log_error("worker", "out of memory for an error answer");
+        return;
+    }
+    answer(j, ONCE__KIND__KIND_ERROR, w->answer.data, w->answer.len);
+}
+
+/* Reads a protobuf varint at *pos. */
+static bool read_varint(const uint8_t *p, size_t len, size_t *pos,
+                        uint64_t *out)
+{
+    uint64_t v = 0;
+    unsigned shift;
+
+    for (shift = 0; shift < 64 && *pos < len; shift += 7) {
+        uint8_t b = p[(*pos)++];
+
+        v |= (uint64_t)(b & 0x7f) << shift;
+        if ((b & 0x80) == 0) {
+            *out = v;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* True when no length-delimited top-level field whose number is set in
+ * fields (bit n for field n) holds a 0x00 byte. protobuf-c cuts a string
+ * at its first NUL, so "tax\0x" would read as "tax" here and as something
+ * else in another implementation; PROTOCOL.md refuses such strings. */
+static bool strings_free_of_nul(const uint8_t *p, size_t len, uint32_t fields)
+{
+    size_t pos = 0;
+    uint64_t tag, n;
+
+    while (pos < len) {
+        if (!read_varint(p, len, &pos, &tag))
+            return false;
+        switch (tag & 7) {
+        case 0:
+            if (!read_varint(p, len, &pos, &n))
+                return false;
+            break;
+        case 1:
+            if (len - pos < 8)
+                return false;
+            pos += 8;
+            break;
+        case 5:
+            if (len - pos < 4)
+                return false;
+            pos += 4;
+            break;
+        case 2:
+            if (!read_varint(p, len, &pos, &n) || n > len - pos)
+                return false;
+            if ((tag >> 3) < 32 && (fields >> (tag >> 3) & 1) &&
+                memchr(p + pos, 0, (size_t)n) != NULL)
+                return false;
+            pos += (size_t)n;
+            break;
+        default:
+            return false;
+        }
+    }
+    return true;
+}
+
+static uint64_t monotonic_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* The stored answer of a publish or revocation: true when j was answered
+ * from the replies table (the original answer, or REPLAY when that seq
+ * answered other bytes), false when nothing is stored for it. */
+static bool answer_from_table(job *j)
+{
+    worker *w = j->w;
+    Once__StoredReply *stored;
+    once_error err;
+    int rc;
+
+    rc = replay_reply_find(w->txn, w->srv->db, j->env->sender,
+                           j->env->session, j->env->seq, j->digest, &w->alloc,
+                           &stored, &err);
+    if (rc == -ONCE_ERR_NOT_FOUND)
+        return false;
+    if (rc < 0) {
+        refuse(j, ONCE_ERR_INTERNAL, "%s", err.message);
+        return true;
+    }
+    if (rc == 1) {
+        refuse(j, ONCE_ERR_REPLAY, "seq %llu of this session was already "
+               "used by another envelope", (unsigned long long)j->env->seq);
+        return true;
+    }
+    log_debug("worker", "answered a retry of %s seq %llu from %s with its "
+              "stored answer", kind_name(j->env->kind),
+              (unsigned long long)j->env->seq, j->user_id);
+    answer(j, stored->kind, stored->body.data, stored->body.len);
+    return true;
+}
+
+/* Applies the replay window. Returns true when the envelope is to be
+ * executed, false when it has been answered (or needs no answer). */
+static bool check_replay(job *j)
+{
+    worker *w = j->w;
+    Once__Envelope *e = j->env;
+    replay_answer kept;
+    bool write = is_write_kind(e->kind);
+
+    switch (replay_admit(w->srv->replay, e->sender, e->session, e->seq,
+                         j->digest, monotonic_ms(), &kept)) {
+    case REPLAY_ADMITTED:
+        j->admitted = true;
+        /* After a restart the window is empty; the table still knows the
+         * publishes answered before it. */
+        return !(write && answer_from_table(j));
+    case REPLAY_IN_FLIGHT:
+        log_debug("worker", "dropped a copy of %s seq %llu from %s: the "
+                  "original is being answered", kind_name(e->kind),
+                  (unsigned long long)e->seq, j->user_id);
+        return false;
+    case REPLAY_ANSWERED:
+        if (kept.body != NULL) {
+            log_debug("worker", "answered a retry of %s seq %llu from %s "
+                      "with its original answer", kind_name(e->kind),
+                      (unsigned long long)e->seq, j->user_id);
+            answer(j, kept.kind, kept.body, kept.len);
+            free(kept.body);
+            return false;
+        }
+        /* The answer was too large to keep. A read is answered afresh. */
+        return !(write && answer_from_table(j));
+    case REPLAY_UNKNOWN:
+        if (write && answer_from_table(j))
+            return false;
+        refuse(j, ONCE_ERR_REPLAY, "seq %llu of this session was already "
+               "used, or is more than %d below the highest seen",
+               (unsigned long long)e->seq, REPLAY_WINDOW);
+        return false;
+    case REPLAY_REFUSED:
+        refuse(j, ONCE_ERR_REPLAY, "seq %llu of this session was already "
+               "used by another envelope", (unsigned long long)e->seq);
+        return false;
+    case REPLAY_NO_ROOM:
+        refuse(j, ONCE_ERR_UNAVAILABLE, "the broker is tracking too many "
+               "sessions; retry later");
+        return false;
+    }
+    return false;
+}
+
+/* ---- requests -------------------------------------------------------- */
+
+/* A stored record and the status in its signed header. */
+typedef struct served_record {
+    Once__StoredRecord *stored;
+    Once__RecordStatus status;
+    uint64_t version;
+} served_record;
+
+static int load_record(job *j, const char *type, const char *subject,
+                       uint64_t version, served_record *out)
+{
+    worker *w = j->w;
+    Once__RecordHeader *h;
+    once_error err;
+    MDB_val val;
+    int rc;
+
+    rc = registry_get_record(w->txn, w->srv->db, type, subject, version, &val,
+                             &out->version, &err);
+    if (rc < 0) {
+        refuse(j, rc, "%s", err.message);
+        return rc;
+    }
+    out->stored = once__stored_record__unpack(&w->alloc, val.mv_size,
+                                              val.mv_data);
+    if (out->stored == NULL || out->stored->record == NULL) {
+        refuse(j, ONCE_ERR_INTERNAL, "version %llu of this %s record is "
+               "stored corrupt", (unsigned long long)out->version, type);
+        return -ONCE_ERR_INTERNAL;
+    }
+    h = once__record_header__unpack(&w->alloc,
+                                     out->stored->record->header.len,
+                                     out->stored->record->header.data);
+    if (h == NULL) {
+        refuse(j, ONCE_ERR_INTERNAL, "the stored header of version %llu of "
+               "this %s record does not decode",
+               (unsigned long long)out->version, type);
+        return -ONCE_ERR_INTERNAL;
+    }
+    out->status = h->status;
+    return 0;
+}
+
+static void handle_request(job *j)
+{
+    worker *w = j->w;
+    Once__Envelope *e = j->env;
+    Once__Disclosure *granted[ONCE_MAX_FIELDS];
+    Once__Response response = ONCE__RESPONSE__INIT;
+    Once__Request *q;
+    served_record rec;
+    record_type type;
+    grant g;
+    once_error err;
+    size_t i, len;
+    int rc;
+
+    q = once__request__unpack(&w->alloc, e->body.len, e->body.data);
+    if (q == NULL) {
+        refuse(j, ONCE_ERR_MALFORMED, "the request body does not decode");
+        return;
+    }
+    if (!strings_free_of_nul(e->body.data, e->body.len, 0x1e)) {
+        refuse(j, ONCE_ERR_MALFORMED, "a string of the request holds a NUL "
+               "byte");
+        return;
+    }
+    if (q->purpose[0] == '\0' || q->case_id[0] == '\0') {
+        refuse(j, ONCE_ERR_MISSING_PURPOSE, "a request needs a purpose and "
+               "a case id");
+        return;
+    }
+    if (strlen(q->purpose) > ONCE_MAX_PURPOSE ||
+        strlen(q->case_id) > ONCE_MAX_CASE_ID ||
+        strlen(q->type) > ONCE_MAX_NAME ||
+        strlen(q->subject) > ONCE_MAX_SUBJECT) {
+        refuse(j, ONCE_ERR_TOO_LARGE, "purpose, case id, type or subject is "
+               "over its limit (%d, %d, %d, %d bytes)", ONCE_MAX_PURPOSE,
+               ONCE_MAX_CASE_ID, ONCE_MAX_NAME, ONCE_MAX_SUBJECT);
+        return;
+    }
+    rc = policy_type_get(w->txn, w->srv->db, q->type, &type, &err);
+    if (rc < 0) {
+        refuse(j, rc, "%s", err.message);
+        return;
+    }
+    log_subject_tag(j->tag, q->type, q->subject);
+    rc = once_subject_validate(type.subject_kind, q->subject, &err);
+    if (rc < 0) {
+        refuse(j, ONCE_ERR_INVALID_SUBJECT, "%s", err.message);
+        return;
+    }
+    rc = policy_grant_get(w->txn, w->srv->db, e->sender, q->type, q->purpose,
+                          &g, &err);
+    if (rc < 0) {
+        refuse(j, rc, "%s", err.message);
+        return;
+    }
+    /* The latest version decides: once revoked, a record is answered with
+     * its revocation, whichever version is asked for. */
+    if (load_record(j, q->type, q->subject, 0, &rec) < 0)
+        return;
+    if (rec.status != ONCE__RECORD_STATUS__STATUS_REVOKED &&
+        q->version != 0 && q->version != rec.version &&
+        load_record(j, q->type, q->subject, q->version, &rec) < 0)
+        return;
+
+    response.type = q->type;
+    response.subject = q->subject;
+    response.version = rec.version;
+    response.status = rec.status;
+    response.record = rec.stored->record;
+    response.disclosures = granted;
+    if (rec.status == ONCE__RECORD_STATUS__STATUS_VALID) {
+        for (i = 0; i < rec.stored->n_disclosures && i < ONCE_MAX_FIELDS;
+             i++) {
+            Once__Disclosure *d = rec.stored->disclosures[i];
+
+            if (policy_grant_allows_field(&g, d->name))
+                granted[response.n_disclosures++] = d;
+        }
+    }
+    len = once__response__get_packed_size(&response);
+    if (byte_buffer_reserve(&w->answer, len) < 0) {
+        refuse(j, ONCE_ERR_INTERNAL, "out of memory for the answer");
+        return;
+    }
+    w->answer.len = once__response__pack(&response, w->answer.data);
+    log_debug("worker", "served %s v%llu%s to %s for %s: %zu of %zu fields",
+              q->type, (unsigned long long)rec.version,
+              rec.status == ONCE__RECORD_STATUS__STATUS_REVOKED ? " (revoked)"
+                                                                : "",
+              e->sender, q->purpose, response.n_disclosures,
+              rec.stored->n_disclosures);
+    answer(j, ONCE__KIND__KIND_RESPONSE, w->answer.data, w->answer.len);
+}
+
+/* ---- publishes and revocations ---------------------------------------- */
+
+static int verify_record_signature(worker *w, const Once__SignedRecord *rec,
+                                   const uint8_t pk[ONCE_PUBLIC_KEY_BYTES])
+{
+    size_t len = RECORD_DOMAIN_BYTES + rec->header.len;
+
+    if (rec->signature.len != ONCE_SIGNATURE_BYTES)
+        return -ONCE_ERR_BAD_SIGNATURE;
+    if (byte_buffer_reserve(&w->scratch, len) < 0)
+        return -ONCE_ERR_NO_MEMORY;
+    memcpy(w->scratch.data, RECORD_DOMAIN, RECORD_DOMAIN_BYTES);
+    memcpy(w->scratch.data + RECORD_DOMAIN_BYTES, rec->header.data,
+           rec->header.len);
+    if (crypto_sign_verify_detached(rec->signature.data, w->scratch.data, len,
+                                    pk) != 0)
+        return -ONCE_ERR_BAD_SIGNATURE;
+    return 0;
+}
+
+/* Every header field has exactly one disclosure, which matches its
+ * digest. */
+static int check_disclosures(job *j, const Once__RecordHeader *h,
+                             Once__Disclosure *const *disclosures, size_t n)
+{
+    bool seen[ONCE_MAX_FIELDS] = { false };
+    uint8_t digest[ONCE_DIGEST_BYTES];
+    size_t i, k;
+
+    if (n != h->n_fields) {
+        refuse(j, ONCE_ERR_INVALID_RECORD, "the record has %zu fields but "
+               "%zu disclosures; every field needs exactly one", h->n_fields,
+               n);
+        return -1;
+    }
+    for (i = 0; i < n; i++) {
+        const Once__Disclosure *d = disclosures[i];
+
+        if (d->value.len > ONCE_MAX_FIELD_VALUE) {
+            refuse(j, ONCE_ERR_TOO_LARGE, "a field value is over %d bytes",
+                   ONCE_MAX_FIELD_VALUE);
+            return -1;
+        }
+        if (d->salt.len != ONCE_SALT_BYTES || !record_name_is_valid(d->name)) {
+            refuse(j, ONCE_ERR_INVALID_RECORD, "disclosure %zu needs a "
+                   "%d-byte salt and a valid field name", i + 1,
+                   ONCE_SALT_BYTES);
+            return -1;
+        }
+        for (k = 0; k < h->n_fields; k++)
+            if (strcmp(h->fields[k]->name, d->name) == 0)
+                break;
+        if (k == h->n_fields || seen[k]) {
+            refuse(j, ONCE_ERR_INVALID_RECORD, "disclosure %s is %s",
+                   d->name, k == h->n_fields ? "not a field of the record"
+                                             : "given twice");
+            return -1;
+        }
+        if (record_disclosure_digest(d->salt.data, d->name, d->value.data,
+                                     d->value.len, digest) < 0 ||
+            sodium_memcmp(digest, h->fields[k]->digest.data,
+                          ONCE_DIGEST_BYTES) != 0) {
+            refuse(j, ONCE_ERR_INVALID_RECORD, "disclosure %s does not match "
+                   "its digest in the signed header", d->name);
+            return -1;
+        }
+        seen[k] = true;
+    }
+    return 0;
+}
+
+/* Encodes the record to store and the answer, and hands both to the
+ * writer. */
+static void hand_to_writer(job *j, const Once__RecordHeader *h,
+                           Once__SignedRecord *rec,
+                           Once__Disclosure **disclosures, size_t n)
+{
+    worker *w = j->w;
+    Once__StoredRecord stored = ONCE__STORED_RECORD__INIT;
+    Once__Response response = ONCE__RESPONSE__INIT;
+    write_job *wj;
+
+    stored.record = rec;
+    stored.disclosures = disclosures;
+    stored.n_disclosures = n;
+    stored.stored_at = once_now_ms();
+    response.type = h->type;
+    response.subject = h->subject;
+    response.version = h->version;
+    response.status = h->status;
+    wj = write_job_new(once__stored_record__get_packed_size(&stored),
+                       once__response__get_packed_size(&response));
+    if (wj == NULL) {
+        refuse(j, ONCE_ERR_INTERNAL, "out of memory for the publish");
+        return;
+    }
+    once__stored_record__pack(&stored, wj->stored);
+    once__response__pack(&response, wj->answer);
+    snprintf(wj->sender, sizeof(wj->sender), "%s", j->env->sender);
+    wj->session = j->env->session;
+    wj->seq = j->env->seq;
+    memcpy(wj->envelope_digest, j->digest, sizeof(wj->envelope_digest));
+    wj->kind = j->env->kind;
+    snprintf(wj->type, sizeof(wj->type), "%s", h->type);
+    snprintf(wj->subject, sizeof(wj->subject), "%s", h->subject);
+    wj->version = h->version;
+    memcpy(wj->subject_tag, j->tag, sizeof(wj->subject_tag));
+    wj->replay_admitted = j->admitted;
+    zmq_msg_move(&wj->routing_id, j->routing_id);
+    if (zmq_send(w->writes, &wj, sizeof(wj), 0) != (int)sizeof(wj)) {
+        log_error("worker", "cannot pass a publish to the writer: %s",
+                  zmq_strerror(errno));
+        zmq_msg_move(j->routing_id, &wj->routing_id);
+        write_job_free(wj);
+        refuse(j, ONCE_ERR_INTERNAL, "the broker cannot store now");
+        return;
+    }
+    j->answered = true; /* the writer answers */
+}
+
+static void handle_write(job *j)
+{
+    worker *w = j->w;
+    Once__Envelope *e = j->env;
+    bool publish = e->kind == ONCE__KIND__KIND_PUBLISH;
+    Once__RecordStatus wanted = publish ? ONCE__RECORD_STATUS__STATUS_VALID
+                                        : ONCE__RECORD_STATUS__STATUS_REVOKED;
+    Once__Disclosure **disclosures = NULL;
+    Once__SignedRecord *rec;
+    Once__RecordHeader *h = NULL;
+    record_type type;
+    once_error err;
+    uint64_t latest;
+    size_t n = 0, i;
+    int rc;
+
+    if (publish) {
+        Once__Publish *p = once__publish__unpack(&w->alloc, e->body.len,
+                                                 e->body.data);
+
+        if (p == NULL) {
+            refuse(j, ONCE_ERR_MALFORMED, "the publish body does not decode");
+            return;
+        }
+        rec = p->record;
+        disclosures = p->disclosures;
+        n = p->n_disclosures;
+    } else {
+        Once__Revoke *r = once__revoke__unpack(&w->alloc, e->body.len,
+                                               e->body.data);
+
+        if (r == NULL) {
+            refuse(j, ONCE_ERR_MALFORMED, "the revoke body does not decode");
+            return;
+        }
+        rec = r->record;
+    }
+    if (rec == NULL) {
+        refuse(j, ONCE_ERR_MALFORMED, "the %s carries no record",
+               kind_name(e->kind));
+        return;
+    }
+    rc = record_header_parse(rec->header.data, rec->header.len, &h, &err);
+    if (rc < 0) {
+        refuse(j, rc, "%s", err.message);
+        return;
+    }
+    log_subject_tag(j->tag, h->type, h->subject);
+    rc = policy_type_get(w->txn, w->srv->db, h->type, &type, &err);
+    if (rc < 0) {
+        refuse(j, rc, "%s", err.message);
+        goto out;
+    }
+    if (!policy_type_has_issuer(&type, e->sender)) {
+        refuse(j, ONCE_ERR_NOT_ISSUER, "department %s is not an issuer of "
+               "%s records", e->sender, h->type);
+        goto out;
+    }
+    if (strcmp(h->issuer, e->sender) != 0) {
+        refuse(j, ONCE_ERR_INVALID_RECORD, "the record names %s as its "
+               "issuer, not the sender %s", h->issuer, e->sender);
+        goto out;
+    }
+    if (h->status != wanted) {
+        refuse(j, ONCE_ERR_INVALID_RECORD, publish
+               ? "a publish carries a valid record; send a revocation as a "
+                 "revoke"
+               : "a revoke carries a record with the REVOKED status");
+        goto out;
+    }
+    rc = once_subject_validate(type.subject_kind, h->subject, &err);
+    if (rc < 0) {
+        refuse(j, ONCE_ERR_INVALID_SUBJECT, "%s", err.message);
+        goto out;
+    }
+    for (i = 0; i < h->n_fields; i++) {
+        if (!policy_type_has_field(&type, h->fields[i]->name)) {
+            refuse(j, ONCE_ERR_INVALID_RECORD, "%s is not a field of %s "
+                   "records", h->fields[i]->name, h->type);
+            goto out;
+        }
+    }
+    rc = verify_record_signature(w, rec, j->dept.public_key);
+    if (rc < 0) {
+        refuse(j, rc, "the record's issuer signature does not verify with "
+               "department %s's key", e->sender);
+        goto out;
+    }
+    if (check_disclosures(j, h, disclosures, n) < 0)
+        goto out;
+    rc = registry_latest_version(w->txn, w->srv->db, h->type, h->subject,
+                                 &latest, &err);
+    if (rc == -ONCE_ERR_NOT_FOUND && !publish) {
+        refuse(j, ONCE_ERR_NOT_FOUND, "no version of this %s record was "
+               "published; there is nothing to revoke", h->type);
+        goto out;
+    }
+    if (rc < 0 && rc != -ONCE_ERR_NOT_FOUND) {
+        refuse(j, rc, "%s", err.message);
+        goto out;
+    }
+    if (rc == 0 && h->version <= latest) {
+        refuse(j, ONCE_ERR_STALE_VERSION, "version %llu of this %s record is "
+               "not above the latest, %llu", (unsigned long long)h->version,
+               h->type, (unsigned long long)latest);
+        goto out;
+    }
+    hand_to_writer(j, h, rec, disclosures, n);
+out:
+    once__record_header__free_unpacked(h, NULL);
+}
+
+/* ---- one message ----------------------------------------------------- */
+
+static void handle(job *j)
+{
+    worker *w = j->w;
+    Once__Envelope *e;
+    once_error err;
+    uint64_t now, skew;
+    int rc;
+
+    /* Decoded first even when too large, for the seq to answer. */
+    e = once__envelope__unpack(&w->alloc, j->len, j->bytes);
+    j->env = e;
+    if (e != NULL)
+        j->reply_to = e->seq;
+    if (j->len > ONCE_MAX_MESSAGE) {
+        refuse(j, ONCE_ERR_TOO_LARGE, "the envelope is %zu bytes; the limit "
+               "is %d", j->len, ONCE_MAX_MESSAGE);
+        return;
+    }
+    if (e == NULL) {
+        refuse(j, ONCE_ERR_MALFORMED, "not a decodable envelope");
+        return;
+    }
+    if (!strings_free_of_nul(j->bytes, j->len, 1u << 2)) {
+        refuse(j, ONCE_ERR_MALFORMED, "the sender holds a NUL byte");
+        return;
+    }
+    if (e->version != ENVELOPE_VERSION) {
+        refuse(j, ONCE_ERR_UNSUPPORTED, "protocol version %u is not "
+               "supported; this broker speaks version %u", e->version,
+               ENVELOPE_VERSION);
+        return;
+    }
+    if (e->kind != ONCE__KIND__KIND_PUBLISH &&
+        e->kind != ONCE__KIND__KIND_REVOKE &&
+        e->kind != ONCE__KIND__KIND_REQUEST &&
+        e->kind != ONCE__KIND__KIND_PING) {
+        refuse(j, ONCE_ERR_UNSUPPORTED, "a department may not send kind %d",
+               (int)e->kind);
+        return;
+    }
+    if (e->session == 0) {
+        refuse(j, ONCE_ERR_MALFORMED, "the session must not be 0");
+        return;
+    }
+    if (strlen(e->sender) > ONCE_MAX_NAME) {
+        refuse(j, ONCE_ERR_TOO_LARGE, "the sender is over %d bytes",
+               ONCE_MAX_NAME);
+        return;
+    }
+    if (strcmp(e->sender, j->user_id) != 0) {
+        refuse(j, ONCE_ERR_SENDER_MISMATCH, "the envelope's sender is not "
+               "%s, the department this connection's key belongs to",
+               j->user_id);
+        return;
+    }
+    rc = policy_department_get(w->txn, w->srv->db, e->sender, &j->dept, &err);
+    if (rc < 0) {
+        refuse(j, rc, "%s", err.message);
+        return;
+    }
+    if (j->dept.status != DEPARTMENT_ACTIVE) {
+        refuse(j, ONCE_ERR_SUSPENDED, "department %s is suspended",
+               e->sender);
+        return;
+    }
+    rc = envelope_verify(e, j->dept.public_key);
+    if (rc < 0) {
+        refuse(j, rc, rc == -ONCE_ERR_BAD_SIGNATURE
+                          ? "the envelope signature does not verify with "
+                            "department %s's key"
+                          : "the envelope of %s cannot be checked",
+               e->sender);
+        return;
+    }
+    now = once_now_ms();
+    skew = e->sent_at > now ? e->sent_at - now : now - e->sent_at;
+    if (skew > w->srv->skew_ms) {
+        refuse(j, ONCE_ERR_CLOCK_SKEW, "sent_at is %llu s %s the broker's "
+               "clock; the limit is %llu s",
+               (unsigned long long)(skew / 1000),
+               e->sent_at > now ? "ahead of" : "behind",
+               (unsigned long long)(w->srv->skew_ms / 1000));
+        return;
+    }
+    crypto_hash_sha256(j->digest, j->bytes, j->len);
+    if (!check_replay(j))
+        return;
+
+    switch (e->kind) {
+    case ONCE__KIND__KIND_PING:
+        if (e->body.len != 0)
+            refuse(j, ONCE_ERR_MALFORMED, "a ping has an empty body");
+        else
+            answer(j, ONCE__KIND__KIND_RESPONSE, NULL, 0);
+        break;
+    case ONCE__KIND__KIND_REQUEST:
+        handle_request(j);
+        break;
+    default:
+        handle_write(j);
+        break;
+    }
+}
+
+/* Receives one job: [routing id][flags, department id][envelope]. */
+static int receive_job(worker *w, zmq_msg_t parts[3])
+{
+    int i;
+
+    for (i = 0; i < 3; i++) {
+        zmq_msg_init(&parts[i]);
+        while (zmq_msg_recv(&parts[i], w->jobs, 0) < 0) {
+            if (errno != EINTR) {
+                int k;
+
+                for (k = 0; k <= i; k++)
+                    zmq_msg_close(&parts[k]);
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
+static void *worker_main(void *arg)
+{
+    worker *w = arg;
+    zmq_msg_t parts[3];
+
+    while (receive_job(w, parts) == 0) {
+        const uint8_t *meta = zmq_msg_data(&parts[1]);
+        size_t meta_len = zmq_msg_size(&parts[1]);
+        job j;
+        int rc;
+
+        memset(&j, 0, sizeof(j));
+        j.w = w;
+        j.routing_id = &parts[0];
+        j.bytes = zmq_msg_data(&parts[2]);
+        j.len = zmq_msg_size(&parts[2]);
+        if (meta_len >= 2 && meta_len <= 1 + ONCE_MAX_NAME)
+            memcpy(j.user_id, meta + 1, meta_len - 1);
+        rc = mdb_txn_renew(w->txn);
+        if (rc != MDB_SUCCESS) {
+            refuse(&j, ONCE_ERR_INTERNAL, "cannot read the database: %s",
+                   mdb_strerror(rc));
+        } else {
+            if (meta_len >= 1 && (meta[0] & JOB_MULTIPART))
+                refuse(&j, ONCE_ERR_MALFORMED, "send each envelope as one "
+                       "frame");
+            else
+                handle(&j);
+            mdb_txn_reset(w->txn);
+        }
+        arena_reset(&w->arena);
+        if (!j.answered && zmq_send(w->replies, NULL, 0, 0) < 0)
+            log_error("worker", "cannot account a message to the I/O "
+                      "thread: %s", zmq_strerror(errno));
+        zmq_msg_close(&parts[0]);
+        zmq_msg_close(&parts[1]);
+        zmq_msg_close(&parts[2]);
+    }
+    if (errno != ETERM) {
+        log_error("worker", "worker %u cannot receive: %s", w->index,
+                  zmq_strerror(errno));
+        broker_fail();
+    }
+    return NULL;
+}
+
+/* ---- the I/O thread -------------------------------------------------- */
+
+/* The one job the I/O thread holds while every worker queue is full. */
+typedef struct held_job {
+    zmq_msg_t parts[3];
+    bool full;
+} held_job;
+
+typedef struct io_stats {
+    uint64_t received;
+    uint64_t answered;
+    uint64_t dropped;
+} io_stats;
+
+/* Reads one message off the ROUTER into held. Returns 1 when held is
+ * full, 0 when nothing is waiting, 2 when a message was dropped. */
+static int read_message(server *srv, held_job *held, io_stats *stats)
+{
+    zmq_msg_t *rid = &held->parts[0], *meta = &held->parts[1];
+    zmq_msg_t *payload = &held->parts[2], extra;
+    const char *user_id;
+    uint8_t flags = 0;
+    size_t id_len;
+
+    zmq_msg_init(rid);
+    if (zmq_msg_recv(rid, srv->router, ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close(rid);
+        if (errno != EAGAIN && errno != EINTR) {
+            log_error("server", "cannot receive: %s", zmq_strerror(errno));
+            broker_fail();
+        }
+        return 0;
+    }
+    zmq_msg_init(payload);
+    if (!zmq_msg_more(rid) || zmq_msg_recv(payload, srv->router, 0) < 0) {
+        zmq_msg_close(rid);
+        zmq_msg_close(payload);
+        return 2;
+    }
+    if (zmq_msg_more(payload)) {
+        bool more;
+
+        /* PROTOCOL.md: one frame per message. The rest is read and
+         * dropped; the worker answers MALFORMED. */
+        flags |= JOB_MULTIPART;
+        do {
+            zmq_msg_init(&extra);
+            if (zmq_msg_recv(&extra, srv->router, 0) < 0) {
+                zmq_msg_close(&extra);
+                break;
+            }
+            more = zmq_msg_more(&extra);
+            zmq_msg_close(&extra);
+        } while (more);
+    }
+    stats->received++;
+    /* ZAP admitted the connection and named its department. A message
+     * without one would mean the handler was bypassed: never serve it. */
+    user_id = zmq_msg_gets(payload, "User-Id");
+    id_len = user_id != NULL ? strlen(user_id) : 0;
+    if (id_len == 0 || id_len > ONCE_MAX_NAME) {
+        log_warn("server", "dropped a message from a connection without an "
+                 "admitted department");
+        zmq_msg_close(rid);
+        zmq_msg_close(payload);
+        stats->dropped++;
+        return 2;
+    }
+    if (zmq_msg_init_size(meta, 1 + id_len) != 0) {
+        log_error("server", "out of memory; dropped a message");
+        zmq_msg_close(rid);
+        zmq_msg_close(payload);
+        stats->dropped++;
+        return 2;
+    }
+    ((uint8_t *)zmq_msg_data(meta))[0] = flags;
+    memcpy((uint8_t *)zmq_msg_data(meta) + 1, user_id, id_len);
+    held->full = true;
+    return 1;
+}
+
+/* Passes the held job to a worker: 0, or -1 when every queue is full. */
+static int dispatch(server *srv, held_job *held)
+{
+    if (zmq_msg_send(&held->parts[0], srv->jobs_out,
+                     ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+        if (errno != EAGAIN) {
+            log_error("server", "cannot pass a job to the workers: %s",
+                      zmq_strerror(errno));
+            broker_fail();
+        }
+        return -1;
+    }
+    /* The rest of a multipart message is queued with its first part. */
+    zmq_msg_send(&held->parts[1], srv->jobs_out, ZMQ_SNDMORE);
+    zmq_msg_send(&held->parts[2], srv->jobs_out, 0);
+    zmq_msg_close(&held->parts[0]);
+    zmq_msg_close(&held->parts[1]);
+    zmq_msg_close(&held->parts[2]);
+    held->full = false;
+    return 0;
+}
+
+/* Moves up to IO_BATCH answers to the ROUTER. Returns how many jobs they
+ * complete. */
+static uint64_t forward_answers(server *srv, io_stats *stats)
+{
+    uint64_t done = 0;
+    zmq_msg_t rid, reply;
+    int i;
+
+    for (i = 0; i < IO_BATCH; i++) {
+        zmq_msg_init(&rid);
+        if (zmq_msg_recv(&rid, srv->replies_in, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&rid);
+            break;
+        }
+        done++;
+        if (!zmq_msg_more(&rid)) { /* a job with nothing to send */
+            zmq_msg_close(&rid);
+            continue;
+        }
+        zmq_msg_init(&reply);
+        if (zmq_msg_recv(&reply, srv->replies_in, 0) < 0) {
+            zmq_msg_close(&reply);
+            zmq_msg_close(&rid);
+            continue;
+        }
+        if (zmq_msg_send(&rid, srv->router, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+            if (errno == EHOSTUNREACH)
+                log_info("server", "a department disconnected before its "
+                         "answer was sent; a retry gets the same answer");
+            else
+                log_warn("server", "dropped an answer: the department's "
+                         "connection is not reading (%s)",
+                         zmq_strerror(errno));
+            stats->dropped++;
+            zmq_msg_close(&rid);
+            zmq_msg_close(&reply);
+            continue;
+        }
+        zmq_msg_send(&reply, srv->router, ZMQ_DONTWAIT);
+        zmq_msg_close(&rid);
+        zmq_msg_close(&reply);
+        stats->answered++;
+    }
+    return done;
+}
+
+static void *io_main(void *arg)
+{
+    server *srv = arg;
+    held_job held = { .full = false };
+    io_stats stats = { 0, 0, 0 };
+    uint64_t in_flight = 0;
+    bool stopping = false;
+
+    for (;;) {
+        zmq_pollitem_t items[3];
+        int n = 0, i, rc;
+
+        if (stopping && !held.full && in_flight == 0)
+            break;
+        items[n++] = (zmq_pollitem_t){ srv->control, 0, ZMQ_POLLIN, 0 };
+        items[n++] = (zmq_pollitem_t){ srv->replies_in, 0, ZMQ_POLLIN, 0 };
+        if (held.full)
+            items[n++] = (zmq_pollitem_t){ srv->jobs_out, 0, ZMQ_POLLOUT, 0 };
+        else if (!stopping)
+            items[n++] = (zmq_pollitem_t){ srv->router, 0, ZMQ_POLLIN, 0 };
+        rc = zmq_poll(items, n, -1);
+        if (rc < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == ETERM) /* start-up failed after this started */
+                break;
+            log_error("server", "poll failed: %s", zmq_strerror(errno));
+            broker_fail();
+            break;
+        }
+        if (items[0].revents & ZMQ_POLLIN) {
+            zmq_msg_t stop;
+
+            zmq_msg_init(&stop);
+            zmq_msg_recv(&stop, srv->control, ZMQ_DONTWAIT);
+            zmq_msg_close(&stop);
+            stopping = true;
+            log_info("server", "no longer reading new messages; %llu in "
+                     "flight", (unsigned long long)(in_flight + held.full));
+        }
+        if (items[1].revents & ZMQ_POLLIN)
+            in_flight -= forward_answers(srv, &stats);
+        if (n < 3 || items[2].revents == 0)
+            continue;
+        if (held.full && dispatch(srv, &held) == 0)
+            in_flight++;
+        for (i = 0; i < IO_BATCH && !held.full && !stopping; i++) {
+            rc = read_message(srv, &held, &stats);
+            if (rc == 0)
+                break;
+            if (rc == 1 && dispatch(srv, &held) == 0)
+                in_flight++;
+        }
+    }
+    if (held.full) {
+        zmq_msg_close(&held.parts[0]);
+        zmq_msg_close(&held.parts[1]);
+        zmq_msg_close(&held.parts[2]);
+    }
+    /* Linger lets the last answers reach the network. */
+    zmq_close(srv->router);
+    srv->router = NULL;
+    log_info("server", "stopped: %llu messages received, %llu answers sent, "
+             "%llu dropped", (unsigned long long)stats.received,
+             (unsigned long long)stats.answered,
+             (unsigned long long)stats.dropped);
+    return NULL;
+}
+
+/* ---- start and stop -------------------------------------------------- */
+
+static int set_int(void *sock, int option, int value)
+{
+    return zmq_setsockopt(sock, option, &value, sizeof(value));
+}
+
+static void *make_socket(void *ctx, int type, const char *endpoint, bool bind,
+                         int hwm_option, int hwm, once_error *err, int *rc)
+{
+    void *s = zmq_socket(ctx, type);
+
+    if (s == NULL || set_int(s, ZMQ_LINGER, 0) != 0 ||
+        (hwm_option != 0 && set_int(s, hwm_option, hwm) != 0) ||
+        (bind ? zmq_bind(s, endpoint) : zmq_connect(s, endpoint)) != 0) {
+        *rc = once_error_set(err, ONCE_ERR_IO, "cannot %s %s: %s",
+                             bind ? "bind" : "connect", endpoint,
+                             zmq_strerror(errno));
+        if (s != NULL)
+            zmq_close(s);
+        return NULL;
+    }
+    return s;
+}
+
+static int open_router(server *srv, const once_keypair *key, void *ctx,
+                       char *bound, size_t bound_cap, once_error *err)
+{
+    char secret[41];
+    int64_t max_frame = SERVER_MAX_FRAME;
+    size_t len = bound_cap;
+    int rc = 0;
+
+    srv->router = zmq_socket(ctx, ZMQ_ROUTER);
+    if (srv->router == NULL)
+        return once_error_set(err, ONCE_ERR_IO, "cannot create the ROUTER: "
+                              "%s", zmq_strerror(errno));
+    if (once_curve_secret_z85(secret, key) < 0)
+        return once_error_set(err, ONCE_ERR_CRYPTO, "cannot derive the "
+                              "broker's CURVE key from its key");
+    if (set_int(srv->router, ZMQ_CURVE_SERVER, 1) != 0 ||
+        zmq_setsockopt(srv->router, ZMQ_CURVE_SECRETKEY, secret, 40) != 0 ||
+        zmq_setsockopt(srv->router, ZMQ_ZAP_DOMAIN, "once", 4) != 0 ||
+        set_int(srv->router, ZMQ_ROUTER_MANDATORY, 1) != 0 ||
+        zmq_setsockopt(srv->router, ZMQ_MAXMSGSIZE, &max_frame,
+                       sizeof(max_frame)) != 0 ||
+        set_int(srv->router, ZMQ_RCVHWM, ROUTER_QUEUE_PER_CONNECTION) != 0 ||
+        set_int(srv->router, ZMQ_LINGER, ROUTER_LINGER_MS) != 0)
+        rc = once_error_set(err, ONCE_ERR_IO, "cannot configure the ROUTER: "
+                            "%s", zmq_strerror(errno));
+    sodium_memzero(secret, sizeof(secret));
+    if (rc < 0)
+        return rc;
+    if (zmq_bind(srv->router, srv->cfg->listen) != 0)
+        return once_error_set(err, ONCE_ERR_IO, "cannot listen on %s: %s",
+                              srv->cfg->listen, zmq_strerror(errno));
+    if (zmq_getsockopt(srv->router, ZMQ_LAST_ENDPOINT, bound, &len) != 0)
+        snprintf(bound, bound_cap, "%s", srv->cfg->listen);
+    return 0;
+}
+
+static int start_worker(server *srv, worker *w, void *ctx, once_error *err)
+{
+    int rc = 0;
+
+    w->srv = srv;
+    w->jobs = make_socket(ctx, ZMQ_PULL, SERVER_JOBS_ENDPOINT, false,
+                          ZMQ_RCVHWM, JOB_QUEUE_PER_WORKER, err, &rc);
+    if (w->jobs == NULL)
+        return rc;
+    w->replies = make_socket(ctx, ZMQ_PUSH, SERVER_REPLIES_ENDPOINT, false, 0,
+                             0, err, &rc);
+    if (w->replies == NULL)
+        return rc;
+    w->writes = make_socket(ctx, ZMQ_PUSH, SERVER_WRITES_ENDPOINT, false, 0,
+                            0, err, &rc);
+    if (w->writes == NULL)
+        return rc;
+    w->arena.base = malloc(WORKER_ARENA_BYTES);
+    if (w->arena.base == NULL)
+        return once_error_set(err, ONCE_ERR_NO_MEMORY, "out of memory");
+    w->arena.size = WORKER_ARENA_BYTES;
+    w->alloc.alloc = arena_alloc;
+    w->alloc.free = arena_free;
+    w->alloc.allocator_data = &w->arena;
+    if ((rc = store_begin(srv->db, 1, &w->txn, err)) < 0)
+        return rc;
+    mdb_txn_reset(w->txn);
+    rc = pthread_create(&w->thread, NULL, worker_main, w);
+    if (rc != 0)
+        return once_error_set(err, ONCE_ERR_IO, "cannot start a worker: %s",
+                              strerror(rc));
+    w->started = true;
+    return 0;
+}
+
+int server_start(server **out, const server_options *opt, char *bound,
+                 size_t bound_cap, once_error *err)
+{
+    server *srv;
+    unsigned i;
+    int rc = 0;
+
+    *out = NULL;
+    srv = calloc(1, sizeof(*srv));
+    if (srv == NULL)
+        return once_error_set(err, ONCE_ERR_NO_MEMORY, "out of memory");
+    *out = srv;
+    srv->cfg = opt->cfg;
+    srv->db = opt->db;
+    srv->replay = opt->replay;
+    srv->identity = opt->identity;
+    srv->skew_ms = (uint64_t)opt->cfg->skew_seconds * 1000u;
+    srv->replies_in = make_socket(opt->zmq_ctx, ZMQ_PULL,
+                                  SERVER_REPLIES_ENDPOINT, true, 0, 0, err,
+                                  &rc);
+    if (srv->replies_in == NULL)
+        return rc;
+    srv->jobs_out = make_socket(opt->zmq_ctx, ZMQ_PUSH, SERVER_JOBS_ENDPOINT,
+                                true, ZMQ_SNDHWM, JOB_QUEUE_PER_WORKER, err,
+                                &rc);
+    if (srv->jobs_out == NULL)
+        return rc;
+    srv->control = make_socket(opt->zmq_ctx, ZMQ_PAIR, CONTROL_ENDPOINT, true,
+                               0, 0, err, &rc);
+    if (srv->control == NULL)
+        return rc;
+    srv->control_main = make_socket(opt->zmq_ctx, ZMQ_PAIR, CONTROL_ENDPOINT,
+                                    false, 0, 0, err, &rc);
+    if (srv->control_main == NULL)
+        return rc;
+    /* Bound before any thread starts, so a busy port fails start-up
+     * cleanly. Messages that arrive meanwhile wait in the socket. */
+    if ((rc = open_router(srv, opt->broker_key, opt->zmq_ctx, bound,
+                          bound_cap, err)) < 0)
+        return rc;
+    srv->workers = calloc(opt->cfg->workers, sizeof(worker));
+    if (srv->workers == NULL)
+        return once_error_set(err, ONCE_ERR_NO_MEMORY, "out of memory");
+    for (i = 0; i < opt->cfg->workers; i++) {
+        srv->workers[i].index = i;
+        srv->worker_count = i + 1;
+        if ((rc = start_worker(srv, &srv->workers[i], opt->zmq_ctx, err)) < 0)
+            return rc;
+    }
+    rc = pthread_create(&srv->io_thread, NULL, io_main, srv);
+    if (rc != 0)
+        return once_error_set(err, ONCE_ERR_IO, "cannot start the I/O "
+                              "thread: %s", strerror(rc));
+    srv->io_started = true;
+    return 0;
+}
+
+void server_drain(server *srv)
+{
+    if (srv == NULL || !srv->io_started)
+        return;
+    if (zmq_send(srv->control_main, "STOP", 4, 0) < 0)
+        log_error("server", "cannot ask the I/O thread to stop: %s",
+                  zmq_strerror(errno));
+    pthread_join(srv->io_thread, NULL);
+    srv->io_started = false;
+}
+
+static void close_socket(void **sock)
+{
+    if (*sock != NULL) {
+        zmq_close(*sock);
+        *sock = NULL;
+    }
+}
+
+void server_free(server *srv)
+{
+    unsigned i;
+
+    if (srv == NULL)
+        return;
+    server_drain(srv);
+    for (i = 0; i < srv->worker_count; i++) {
+        worker *w = &srv->workers[i];
+
+        if (w->started)
+            pthread_join(w->thread, NULL);
+        close_socket(&w->jobs);
+        close_socket(&w->replies);
+        close_socket(&w->writes);
+        if (w->txn != NULL)
+            mdb_txn_abort(w->txn);
+        arena_reset(&w->arena);
+        free(w->arena.base);
+        byte_buffer_free(&w->answer);
+        byte_buffer_free(&w->scratch);
+    }
+    free(srv->workers);
+    close_socket(&srv->router);
+    close_socket(&srv->jobs_out);
+    close_socket(&srv->replies_in);
+    close_socket(&srv->control);
+    close_socket(&srv->control_main);
+    free(srv);
+}

@@ -46,6 +46,7 @@
 
 #include "log.h"
 #include "policy.h"
+#include "server.h"
 #include "zap.h"
 
 #define ZAP_ENDPOINT "inproc://zeromq.zap.01"
@@ -220,8 +221,8 @@ static int decide(zap *z, const uint8_t curve[CURVE_KEY_BYTES],
     return 200;
 }
 
-/* Reads one multipart request. Returns 0, or -1 when the context is
- * shutting down. */
+/* Reads one multipart request. Returns 0, or -1 when the socket stopped
+ * working (errno says why; ETERM when the context is shutting down). */
 static int read_request(zap *z, zap_request *req)
 {
     zmq_msg_t frame;
@@ -236,6 +237,7 @@ static int read_request(zap *z, zap_request *req)
             zmq_msg_close(&frame);
             if (e == EINTR)
                 continue;
+            errno = e;
             return -1;
         }
         if (req->count < ZAP_MAX_FRAMES) {
@@ -281,8 +283,16 @@ static void *zap_main(void *arg)
         char code[4];
         int status;
 
-        if (read_request(z, &req) < 0)
+        if (read_request(z, &req) < 0) {
+            /* Without a handler libzmq would admit every key; the I/O
+             * thread would still drop their messages (no User-Id), but a
+             * broker that lost its gatekeeper stops. */
+            if (errno != ETERM) {
+                log_error("zap", "cannot receive: %s", zmq_strerror(errno));
+                broker_fail();
+            }
             break;
+        }
         /* version, request id, domain, address, identity, mechanism,
          * credentials... */
         if (req.count < 6 || !frame_is(&req, 0, "1.0") || req.truncated) {

@@ -669,7 +669,8 @@ static void keys_load(int dirfd, keyring *k, report *problems)
         k->n++;
     }
     free(data);
-    qsort(k->keys, k->n, sizeof(*k->keys), key_cmp);
+    if (k->n > 0)
+        qsort(k->keys, k->n, sizeof(*k->keys), key_cmp);
 }
 
 /* The keys of department id: [*first, *first + *count). */

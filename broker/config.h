@@ -1,0 +1,49 @@
+/*
+ * config.h - onced's settings: the [broker] section of once.conf and the
+ * command-line options that override it. See config.c.
+ */
+#ifndef ONCE_CONFIG_H
+#define ONCE_CONFIG_H
+
+#include <limits.h>
+#include <stddef.h>
+
+#include "checkpoint.h"
+#include "log.h"
+#include "once/once.h"
+
+#define CONFIG_ENDPOINT_MAX 256
+/* Each worker holds an LMDB reader slot; LMDB's default table has 126 and
+ * oncectl and the ZAP handler need some too. */
+#define CONFIG_MAX_WORKERS 96
+
+typedef struct broker_config {
+    char config_path[PATH_MAX]; /* the file read, "" when none was */
+    char home[PATH_MAX];        /* directory relative paths start from */
+    char name[ONCE_MAX_NAME + 1];
+    char listen[CONFIG_ENDPOINT_MAX];
+    char key_path[PATH_MAX];
+    char database[PATH_MAX];
+    size_t map_size_mb;
+    unsigned workers;           /* resolved: never 0 */
+    unsigned skew_seconds;
+    unsigned group_commit_max;
+    log_level log_level;
+    /* The exchange log's settings (docs/AUDIT.md), which oncectl init
+     * writes: read and checked here so a home's once.conf is accepted as
+     * a whole. */
+    char audit_key_path[PATH_MAX];
+    char log_origin[CHECKPOINT_MAX_ORIGIN + 1];
+} broker_config;
+
+typedef enum config_result {
+    CONFIG_RUN = 0,    /* cfg is complete: start the broker */
+    CONFIG_EXIT = 1,   /* --help or --version was printed: exit 0 */
+    CONFIG_USAGE = 2   /* a message was printed to stderr: exit 2 */
+} config_result;
+
+/* Parses argv, reads the configuration file and applies the overrides.
+ * Prints what went wrong, or the help or version text, itself. */
+config_result config_load(broker_config *cfg, int argc, char **argv);
+
+#endif

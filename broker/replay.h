@@ -1,0 +1,82 @@
+/*
+ * replay.h - anti-replay windows per (sender, session), the answers kept
+ * for retries, and the durable `replies` table. See replay.c.
+ */
+#ifndef ONCE_REPLAY_H
+#define ONCE_REPLAY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <lmdb.h>
+#include <protobuf-c/protobuf-c.h>
+
+#include "once.pb-c.h"
+#include "once/once.h"
+#include "store.h"
+
+/* Sequence numbers at and below the highest one seen that are remembered
+ * one by one (RFC 4303's anti-replay window). */
+#define REPLAY_WINDOW 1024
+
+typedef struct replay replay;
+
+/* keep_ms: how long an idle session is remembered (at least twice the skew
+ * window, see replay.c); max_sessions bounds memory; max_cached_bytes
+ * bounds the answers kept in memory for retries. */
+int replay_create(replay **out, uint64_t keep_ms, size_t max_sessions,
+                  size_t max_cached_bytes, once_error *err);
+void replay_destroy(replay *r);
+
+typedef enum replay_verdict {
+    REPLAY_ADMITTED,  /* new: now marked in flight; answer it, then finish */
+    REPLAY_IN_FLIGHT, /* the same bytes are being answered: send nothing */
+    REPLAY_ANSWERED,  /* the same bytes were answered; *answer is a copy of
+                         the answer when it was kept (else body is NULL) */
+    REPLAY_UNKNOWN,   /* seq already used or below the window, and the bytes
+                         are no longer remembered: ask the replies table */
+    REPLAY_REFUSED,   /* seq already used by different bytes */
+    REPLAY_NO_ROOM    /* too many sessions to remember another */
+} replay_verdict;
+
+typedef struct replay_answer {
+    int kind;        /* Once__Kind of the answer */
+    uint8_t *body;   /* malloc'd copy, NULL when not kept; caller frees */
+    size_t len;
+} replay_answer;
+
+/* Checks (sender, session, seq) of an envelope whose signature verified
+ * and, when it is new, marks it seen in the same critical section, so two
+ * workers holding copies of one envelope cannot both admit it. digest is
+ * the SHA-256 of the envelope bytes. */
+replay_verdict replay_admit(replay *r, const char *sender, uint64_t session,
+                            uint64_t seq, const uint8_t digest[32],
+                            uint64_t now_ms, replay_answer *answer);
+
+/* Records the answer of an admitted envelope, so a retry of the same bytes
+ * gets it again instead of a second execution. */
+void replay_finish(replay *r, const char *sender, uint64_t session,
+                   uint64_t seq, int kind, const uint8_t *body, size_t len);
+
+/* Sessions currently remembered (for the log). */
+size_t replay_session_count(replay *r);
+
+/* ---- the durable table `replies` (publishes and revocations) ----------- */
+
+/* Stores the answer of an envelope in the caller's write transaction, with
+ * the record it answers for. Key: sender 0x00 session u64be seq u64be. */
+int replay_reply_put(MDB_txn *txn, const store *s, const char *sender,
+                     uint64_t session, uint64_t seq, const uint8_t digest[32],
+                     int kind, const uint8_t *body, size_t len,
+                     once_error *err);
+
+/* Looks up the stored answer of (sender, session, seq): 0 with *out (free
+ * it with once__stored_reply__free_unpacked(*out, alloc)) when its digest
+ * equals digest, 1 when that seq answered other bytes, -ONCE_ERR_NOT_FOUND
+ * when nothing is stored, another negative code on a database failure. */
+int replay_reply_find(MDB_txn *txn, const store *s, const char *sender,
+                      uint64_t session, uint64_t seq, const uint8_t digest[32],
+                      ProtobufCAllocator *alloc, Once__StoredReply **out,
+                      once_error *err);
+
+#endif

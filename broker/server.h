@@ -1,0 +1,91 @@
+/*
+ * server.h - onced's I/O thread and its pool of workers, and the pieces
+ * the writer shares with them: the broker's reply identity and the making
+ * of reply envelopes. See server.c.
+ */
+#ifndef ONCE_SERVER_H
+#define ONCE_SERVER_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <zmq.h>
+
+#include "config.h"
+#include "once/once.h"
+#include "replay.h"
+#include "store.h"
+
+/* Replies from the workers and the writer to the I/O thread. */
+#define SERVER_REPLIES_ENDPOINT "inproc://onced-replies"
+/* Jobs from the I/O thread to the workers. */
+#define SERVER_JOBS_ENDPOINT "inproc://onced-jobs"
+/* Validated publishes and revocations from the workers to the writer. */
+#define SERVER_WRITES_ENDPOINT "inproc://onced-writes"
+
+/* Who the broker's replies come from: its name, a random session per run
+ * and a counter, as PROTOCOL.md 2.2 describes. */
+typedef struct broker_identity {
+    char name[ONCE_MAX_NAME + 1];
+    uint64_t session;
+    _Atomic uint64_t next_seq;
+} broker_identity;
+
+/* A growable byte buffer kept by a thread across messages, so answers are
+ * encoded without a malloc each. */
+typedef struct byte_buffer {
+    uint8_t *data;
+    size_t len;
+    size_t cap;
+} byte_buffer;
+
+int byte_buffer_reserve(byte_buffer *b, size_t cap);
+void byte_buffer_free(byte_buffer *b);
+
+/* Encodes an Error{code, message} into b. Codes that are not wire codes
+ * (libonce's local ones, from 100) become INTERNAL. */
+int error_body(byte_buffer *b, int code, const char *message);
+
+/* Builds a reply envelope of kind (KIND_RESPONSE or KIND_ERROR) answering
+ * reply_to, with body, into msg (initialised here). */
+int reply_message(broker_identity *id, int kind, uint64_t reply_to,
+                  const uint8_t *body, size_t len, zmq_msg_t *msg);
+
+/* Sends [routing id][reply] to the I/O thread on sock (a PUSH connected to
+ * SERVER_REPLIES_ENDPOINT). Takes routing_id. Returns 0 or -1. */
+int send_reply(void *sock, zmq_msg_t *routing_id, zmq_msg_t *reply);
+
+/* Marks the run as failed and asks the main thread to stop (SIGUSR1). For
+ * failures no single message caused: a socket that stopped working. */
+void broker_fail(void);
+bool broker_failed(void);
+
+typedef struct server server;
+
+typedef struct server_options {
+    const broker_config *cfg;
+    store *db;
+    replay *replay;
+    broker_identity *identity;
+    const once_keypair *broker_key;
+    void *zmq_ctx;
+} server_options;
+
+/* Binds the inproc endpoints, starts the workers, binds the ROUTER on
+ * cfg->listen (the ZAP handler must already be bound) and starts the I/O
+ * thread. The endpoint bound is written to bound (for tcp://...:*). */
+int server_start(server **out, const server_options *opt, char *bound,
+                 size_t bound_cap, once_error *err);
+
+/* Stops reading new messages, waits until every message read has been
+ * answered (publishes committed), closes the ROUTER and joins the I/O
+ * thread. */
+void server_drain(server *srv);
+
+/* Joins the workers, which return once the context is shut down, and frees
+ * the server. */
+void server_free(server *srv);
+
+#endif
