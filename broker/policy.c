@@ -45,6 +45,7 @@
 #include "envelope.h"
 #include "once.pb-c.h"
 #include "policy.h"
+#include "record_internal.h"
 
 /* Larger than the decoded form of any valid stored value: a record type at
  * its limits is 80 strings of at most 65 bytes plus two pointer arrays. */
@@ -87,22 +88,7 @@ static void arena_free(void *data, void *p)
 
 bool policy_valid_name(const char *name)
 {
-    size_t i;
-
-    if (name == NULL || name[0] == '\0')
-        return false;
-    for (i = 0; name[i] != '\0'; i++) {
-        char c = name[i];
-
-        if (i >= ONCE_MAX_NAME)
-            return false;
-        if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'))
-            continue;
-        if (i > 0 && (c == '.' || c == '_' || c == '-'))
-            continue;
-        return false;
-    }
-    return true;
+    return record_name_is_valid(name);
 }
 
 /* Free text (a department's name, a grant's purpose): at most max bytes of

@@ -109,9 +109,11 @@ bool record_name_is_valid(const char *name)
 
         if (i >= ONCE_MAX_NAME)
             return false;
-        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' ||
-              c == '_' || c == '-'))
-            return false;
+        if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'))
+            continue;
+        if (i > 0 && (c == '.' || c == '_' || c == '-'))
+            continue;
+        return false;
     }
     return true;
 }

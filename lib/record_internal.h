@@ -43,8 +43,9 @@ int record_disclosure_digest(const uint8_t salt[ONCE_SALT_BYTES],
                              const char *name, const uint8_t *value,
                              size_t len, uint8_t out[ONCE_DIGEST_BYTES]);
 
-/* True when name is 1..ONCE_MAX_NAME characters of [a-z0-9._-]: the rule
- * for record types, issuers and field names. */
+/* True when name is 1..ONCE_MAX_NAME characters of [a-z0-9._-], starting
+ * with a letter or digit: the rule for department ids,
+ * record types, issuers and field names. */
 bool record_name_is_valid(const char *name);
 
 /* A once.Publish message that points into a signed record instead of
