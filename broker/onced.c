@@ -104,12 +104,47 @@ static void wait_for_stop(const sigset_t *signals)
     }
 }
 
+/* Opens the exchange log and makes sure the current tree has a signed
+ * checkpoint, so even an empty log exports and a first receipt has
+ * something to be consistent with. Signing checks any stored checkpoint
+ * of this size against the key and root first (auditlog.c), so a home
+ * whose log was signed by another key or whose tables were changed fails
+ * here, before anything is answered. */
+static int open_log(auditlog *alog, store *db, const broker_config *cfg,
+                    const once_keypair *key, once_error *err)
+{
+    char note[CHECKPOINT_MAX_NOTE];
+    uint64_t size = 0;
+    MDB_txn *txn;
+    int rc;
+
+    if ((rc = auditlog_open(alog, db, err)) < 0)
+        return rc;
+    if ((rc = store_begin(db, 0, &txn, err)) < 0)
+        return rc;
+    rc = auditlog_sign_checkpoint(txn, alog, cfg->log_origin, key, note,
+                                  sizeof(note), err);
+    if (rc >= 0)
+        rc = auditlog_size(txn, alog, &size, err);
+    if (rc < 0) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+    if ((rc = store_commit(txn, err)) < 0)
+        return rc;
+    log_info("onced", "exchange log %s: %llu leaves", cfg->log_origin,
+             (unsigned long long)size);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     char bound[CONFIG_ENDPOINT_MAX + 64];
     broker_config cfg;
     broker_identity identity;
     once_keypair key;
+    uint8_t audit_key[AUDIT_KEY_BYTES];
+    auditlog alog;
     once_error err;
     sigset_t signals;
     replay *rp = NULL;
@@ -146,10 +181,21 @@ int main(int argc, char **argv)
         log_error("onced", "cannot load the broker key: %s", err.message);
         return EXIT_RUNTIME;
     }
+    if (audit_key_load(audit_key, cfg.audit_key_path, &err) < 0) {
+        log_error("onced", "cannot load the audit key (audit_key in the "
+                  "configuration, made by oncectl init): %s", err.message);
+        once_keypair_wipe(&key);
+        return EXIT_RUNTIME;
+    }
     if (store_open(&db, cfg.database, cfg.map_size_mb << 20, &err) < 0) {
         log_error("onced", "%s", err.message);
         once_keypair_wipe(&key);
+        sodium_memzero(audit_key, sizeof(audit_key));
         return EXIT_RUNTIME;
+    }
+    if (open_log(&alog, &db, &cfg, &key, &err) < 0) {
+        log_error("onced", "%s", err.message);
+        goto out;
     }
     /* Twice the skew window: see replay.c. */
     if (replay_create(&rp, (uint64_t)cfg.skew_seconds * 2000u + 1000u,
@@ -171,21 +217,31 @@ int main(int argc, char **argv)
                   zmq_strerror(errno));
         goto out;
     }
-    if (zap_start(&zh, ctx, &db, &err) < 0 ||
-        writer_start(&wr, ctx, &db, rp, &identity, cfg.group_commit_max,
-                     &err) < 0) {
-        log_error("onced", "%s", err.message);
-        goto out;
+    {
+        writer_options wopt = {
+            .zmq_ctx = ctx, .db = &db, .log = &alog, .rp = rp,
+            .id = &identity, .log_key = &key, .origin = cfg.log_origin,
+            .group_max = cfg.group_commit_max,
+        };
+
+        if (zap_start(&zh, ctx, &db, &err) < 0 ||
+            writer_start(&wr, &wopt, &err) < 0) {
+            log_error("onced", "%s", err.message);
+            goto out;
+        }
     }
     {
         server_options opt = {
             .cfg = &cfg, .db = &db, .replay = rp, .identity = &identity,
-            .broker_key = &key, .zmq_ctx = ctx,
+            .broker_key = &key, .audit_key = audit_key, .zmq_ctx = ctx,
         };
 
         rc = server_start(&srv, &opt, bound, sizeof(bound), &err);
     }
-    once_keypair_wipe(&key); /* the ROUTER holds the CURVE secret now */
+    /* The ROUTER holds the CURVE secret now, the writer its own copy of
+     * the key and the workers theirs of the audit key. */
+    once_keypair_wipe(&key);
+    sodium_memzero(audit_key, sizeof(audit_key));
     if (rc < 0) {
         log_error("onced", "%s", err.message);
         goto out;
@@ -201,6 +257,7 @@ int main(int argc, char **argv)
 
 out:
     once_keypair_wipe(&key);
+    sodium_memzero(audit_key, sizeof(audit_key));
     if (ctx != NULL)
         zmq_ctx_shutdown(ctx);
     server_free(srv);

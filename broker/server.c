@@ -10,9 +10,13 @@
  * workers, which run in parallel: decoding, Ed25519 verification (about 50
  * microseconds, the dominant cost of a request), the replay window, policy
  * and registry reads in an LMDB read transaction (readers never block each
- * other or the writer). Publishes and revocations, once validated, go to
- * the one writer thread (writer.c), which group commits them and answers
- * only after the commit is on disk.
+ * other or the writer). Every publish, revoke and request, granted or
+ * refused, is a leaf of the exchange log, and no answer may leave before
+ * its leaf is on disk: so the worker decides and encodes the answer, and
+ * hands it with the leaf's facts and the envelope (the evidence) to the one
+ * writer thread (writer.c), which group commits records and leaves, signs
+ * one checkpoint per group and only then sends the answers with their
+ * receipts. The keyed subject hash is computed here, in parallel.
  *
  *      departments -- ROUTER [I/O thread] --jobs--> [worker] x N
  *                                ^                     |    \
@@ -38,7 +42,11 @@
  * sender equals the connection's department; the department exists and is
  * active (it may have been suspended since it connected); the signature;
  * the clock; the replay window, marked only after the signature verified.
- * Then the kind's own checks. Every refusal is an Error with a stable code
+ * Then the kind's own checks. Refusals are logged from the sender check on
+ * (before it the envelope is not known to be a department's), except a
+ * refusal whose envelope does not verify under the sender's key for another
+ * reason than BAD_SIGNATURE: the log must not attribute to a department an
+ * envelope it did not sign (docs/AUDIT.md, the evidence rules). Every refusal is an Error with a stable code
  * and a message for people, and a log line; nothing a client sends can stop
  * a worker. Messages never carry a subject (a credit code or ID number):
  * log lines name a record by log_subject_tag instead.
@@ -61,6 +69,7 @@
 
 #include <sodium.h>
 
+#include "audit_hash.h"
 #include "envelope.h"
 #include "log.h"
 #include "policy.h"
@@ -268,6 +277,7 @@ struct server {
     worker *workers;
     unsigned worker_count;
     uint64_t skew_ms;
+    uint8_t audit_key[AUDIT_KEY_BYTES];
 };
 
 /* One message being answered by a worker. */
@@ -282,6 +292,11 @@ typedef struct job {
     uint8_t digest[32];
     bool admitted;  /* replay window marked it: record its answer */
     bool answered;  /* answered, or handed to the writer */
+    bool logged;    /* a publish, revoke or request from a known sender */
+    bool verified;  /* the envelope signature verified */
+    bool keep_reply; /* store the answer in the replies table */
+    bool want_proof;
+    leaf_facts leaf;
     department dept;
     char tag[LOG_SUBJECT_TAG_CHARS]; /* subject tag, "" when none */
 } job;
@@ -297,9 +312,57 @@ static const char *kind_name(int kind)
     }
 }
 
-static bool is_write_kind(int kind)
+static bool is_logged_kind(int kind)
 {
-    return kind == ONCE__KIND__KIND_PUBLISH || kind == ONCE__KIND__KIND_REVOKE;
+    return kind == ONCE__KIND__KIND_PUBLISH ||
+           kind == ONCE__KIND__KIND_REVOKE || kind == ONCE__KIND__KIND_REQUEST;
+}
+
+/* Hands a prepared write job to the writer with everything the job knows
+ * for its leaf; the writer answers once the leaf is durable. */
+static void to_writer(job *j, write_job *wj, int answer_kind, int refusal)
+{
+    worker *w = j->w;
+
+    snprintf(wj->sender, sizeof(wj->sender), "%s", j->env->sender);
+    wj->session = j->env->session;
+    wj->seq = j->env->seq;
+    wj->leaf = j->leaf;
+    wj->leaf.time = once_now_ms();
+    wj->leaf.kind = j->env->kind;
+    snprintf(wj->leaf.department, sizeof(wj->leaf.department), "%s",
+             j->env->sender);
+    memcpy(wj->leaf.envelope_digest, j->digest, sizeof(j->digest));
+    memcpy(wj->evidence, j->bytes, j->len);
+    memcpy(wj->subject_tag, j->tag, sizeof(wj->subject_tag));
+    wj->answer_kind = answer_kind;
+    wj->refusal = refusal;
+    wj->want_proof = j->want_proof;
+    wj->replay_admitted = j->admitted;
+    wj->store_reply = j->admitted && j->keep_reply;
+    zmq_msg_move(&wj->routing_id, j->routing_id);
+    if (zmq_send(w->writes, &wj, sizeof(wj), 0) != (int)sizeof(wj)) {
+        log_error("worker", "cannot pass an exchange to the writer: %s",
+                  zmq_strerror(errno));
+        zmq_msg_move(j->routing_id, &wj->routing_id);
+        write_job_free(wj);
+        return;
+    }
+    j->answered = true; /* the writer answers */
+}
+
+/* Logs an answer that stores nothing (a request's, or a refusal) and
+ * sends it once its leaf is committed. False when out of memory. */
+static bool answer_logged(job *j, int kind, int refusal, const uint8_t *body,
+                          size_t len)
+{
+    write_job *wj = write_job_new(0, len, j->len);
+
+    if (wj == NULL)
+        return false;
+    memcpy(wj->answer, body, len);
+    to_writer(j, wj, kind, refusal);
+    return j->answered;
 }
 
 /* Sends an answer and, for an envelope the replay window admitted, keeps it
@@ -344,6 +407,29 @@ static bool suspicious(int code)
     }
 }
 
+/* A refusal is logged when the envelope names a department and a logged
+ * kind, and the evidence will bear the leaf out: the sender's key verifies
+ * the envelope, or the refusal is that it does not (BAD_SIGNATURE), or the
+ * sender is not a department at all (UNKNOWN_SENDER, which has no key). */
+static bool refusal_is_logged(job *j, int code)
+{
+    worker *w = j->w;
+    department d;
+    once_error err;
+
+    if (!j->logged)
+        return false;
+    if (j->verified || code == ONCE_ERR_UNKNOWN_SENDER ||
+        code == ONCE_ERR_BAD_SIGNATURE)
+        return true;
+    if (policy_department_get(w->txn, w->srv->db, j->env->sender, &d,
+                              &err) < 0 ||
+        envelope_verify(j->env, d.public_key) < 0)
+        return false;
+    j->verified = true;
+    return true;
+}
+
 static void refuse(job *j, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -370,6 +456,10 @@ static void refuse(job *j, int code, const char *fmt, ...)
         log_error("worker", "out of memory for an error answer");
         return;
     }
+    if (refusal_is_logged(j, code) &&
+        answer_logged(j, ONCE__KIND__KIND_ERROR, code, w->answer.data,
+                      w->answer.len))
+        return;
     answer(j, ONCE__KIND__KIND_ERROR, w->answer.data, w->answer.len);
 }
 
@@ -457,6 +547,7 @@ static bool answer_from_table(job *j)
                            &stored, &err);
     if (rc == -ONCE_ERR_NOT_FOUND)
         return false;
+    j->keep_reply = false; /* the stored answer stays the original's */
     if (rc < 0) {
         refuse(j, ONCE_ERR_INTERNAL, "%s", err.message);
         return true;
@@ -480,12 +571,15 @@ static bool check_replay(job *j)
     worker *w = j->w;
     Once__Envelope *e = j->env;
     replay_answer kept;
-    bool write = is_write_kind(e->kind);
+    /* Every logged exchange keeps its answer, receipt included, in the
+     * replies table: a retry must get it again, never a second leaf. */
+    bool write = is_logged_kind(e->kind);
 
     switch (replay_admit(w->srv->replay, e->sender, e->session, e->seq,
                          j->digest, monotonic_ms(), &kept)) {
     case REPLAY_ADMITTED:
         j->admitted = true;
+        j->keep_reply = true;
         /* After a restart the window is empty; the table still knows the
          * publishes answered before it. */
         return !(write && answer_from_table(j));
@@ -503,7 +597,7 @@ static bool check_replay(job *j)
             free(kept.body);
             return false;
         }
-        /* The answer was too large to keep. A read is answered afresh. */
+        /* The answer was too large to keep in memory. */
         return !(write && answer_from_table(j));
     case REPLAY_UNKNOWN:
         if (write && answer_from_table(j))
@@ -587,6 +681,7 @@ static void handle_request(job *j)
         refuse(j, ONCE_ERR_MALFORMED, "the request body does not decode");
         return;
     }
+    j->want_proof = q->want_proof;
     if (!strings_free_of_nul(e->body.data, e->body.len, 0x1e)) {
         refuse(j, ONCE_ERR_MALFORMED, "a string of the request holds a NUL "
                "byte");
@@ -606,6 +701,13 @@ static void handle_request(job *j)
                ONCE_MAX_CASE_ID, ONCE_MAX_NAME, ONCE_MAX_SUBJECT);
         return;
     }
+    snprintf(j->leaf.record_type, sizeof(j->leaf.record_type), "%s",
+             q->type);
+    snprintf(j->leaf.purpose, sizeof(j->leaf.purpose), "%s", q->purpose);
+    snprintf(j->leaf.case_id, sizeof(j->leaf.case_id), "%s", q->case_id);
+    audit_subject_hash(w->srv->audit_key, q->type, q->subject,
+                       j->leaf.subject_hash);
+    j->leaf.has_subject_hash = true;
     rc = policy_type_get(w->txn, w->srv->db, q->type, &type, &err);
     if (rc < 0) {
         refuse(j, rc, "%s", err.message);
@@ -632,6 +734,10 @@ static void handle_request(job *j)
         load_record(j, q->type, q->subject, q->version, &rec) < 0)
         return;
 
+    j->leaf.record_version = rec.version;
+    crypto_hash_sha256(j->leaf.record_digest, rec.stored->record->header.data,
+                       rec.stored->record->header.len);
+    j->leaf.has_record_digest = true;
     response.type = q->type;
     response.subject = q->subject;
     response.version = rec.version;
@@ -659,7 +765,9 @@ static void handle_request(job *j)
                                                                 : "",
               e->sender, q->purpose, response.n_disclosures,
               rec.stored->n_disclosures);
-    answer(j, ONCE__KIND__KIND_RESPONSE, w->answer.data, w->answer.len);
+    if (!answer_logged(j, ONCE__KIND__KIND_RESPONSE, 0, w->answer.data,
+                       w->answer.len))
+        refuse(j, ONCE_ERR_INTERNAL, "the broker cannot log the answer now");
 }
 
 /* ---- publishes and revocations ---------------------------------------- */
@@ -739,7 +847,6 @@ static void hand_to_writer(job *j, const Once__RecordHeader *h,
                            Once__SignedRecord *rec,
                            Once__Disclosure **disclosures, size_t n)
 {
-    worker *w = j->w;
     Once__StoredRecord stored = ONCE__STORED_RECORD__INIT;
     Once__Response response = ONCE__RESPONSE__INIT;
     write_job *wj;
@@ -753,33 +860,17 @@ static void hand_to_writer(job *j, const Once__RecordHeader *h,
     response.version = h->version;
     response.status = h->status;
     wj = write_job_new(once__stored_record__get_packed_size(&stored),
-                       once__response__get_packed_size(&response));
+                       once__response__get_packed_size(&response), j->len);
     if (wj == NULL) {
         refuse(j, ONCE_ERR_INTERNAL, "out of memory for the publish");
         return;
     }
     once__stored_record__pack(&stored, wj->stored);
     once__response__pack(&response, wj->answer);
-    snprintf(wj->sender, sizeof(wj->sender), "%s", j->env->sender);
-    wj->session = j->env->session;
-    wj->seq = j->env->seq;
-    memcpy(wj->envelope_digest, j->digest, sizeof(wj->envelope_digest));
-    wj->kind = j->env->kind;
-    snprintf(wj->type, sizeof(wj->type), "%s", h->type);
     snprintf(wj->subject, sizeof(wj->subject), "%s", h->subject);
-    wj->version = h->version;
-    memcpy(wj->subject_tag, j->tag, sizeof(wj->subject_tag));
-    wj->replay_admitted = j->admitted;
-    zmq_msg_move(&wj->routing_id, j->routing_id);
-    if (zmq_send(w->writes, &wj, sizeof(wj), 0) != (int)sizeof(wj)) {
-        log_error("worker", "cannot pass a publish to the writer: %s",
-                  zmq_strerror(errno));
-        zmq_msg_move(j->routing_id, &wj->routing_id);
-        write_job_free(wj);
+    to_writer(j, wj, ONCE__KIND__KIND_RESPONSE, 0);
+    if (!j->answered)
         refuse(j, ONCE_ERR_INTERNAL, "the broker cannot store now");
-        return;
-    }
-    j->answered = true; /* the writer answers */
 }
 
 static void handle_write(job *j)
@@ -809,6 +900,7 @@ static void handle_write(job *j)
         rec = p->record;
         disclosures = p->disclosures;
         n = p->n_disclosures;
+        j->want_proof = p->want_proof;
     } else {
         Once__Revoke *r = once__revoke__unpack(&w->alloc, e->body.len,
                                                e->body.data);
@@ -818,6 +910,7 @@ static void handle_write(job *j)
             return;
         }
         rec = r->record;
+        j->want_proof = r->want_proof;
     }
     if (rec == NULL) {
         refuse(j, ONCE_ERR_MALFORMED, "the %s carries no record",
@@ -830,6 +923,15 @@ static void handle_write(job *j)
         return;
     }
     log_subject_tag(j->tag, h->type, h->subject);
+    snprintf(j->leaf.record_type, sizeof(j->leaf.record_type), "%s",
+             h->type);
+    j->leaf.record_version = h->version;
+    crypto_hash_sha256(j->leaf.record_digest, rec->header.data,
+                       rec->header.len);
+    j->leaf.has_record_digest = true;
+    audit_subject_hash(w->srv->audit_key, h->type, h->subject,
+                       j->leaf.subject_hash);
+    j->leaf.has_subject_hash = true;
     rc = policy_type_get(w->txn, w->srv->db, h->type, &type, &err);
     if (rc < 0) {
         refuse(j, rc, "%s", err.message);
@@ -918,6 +1020,7 @@ static void handle(job *j)
         refuse(j, ONCE_ERR_MALFORMED, "not a decodable envelope");
         return;
     }
+    crypto_hash_sha256(j->digest, j->bytes, j->len);
     if (!strings_free_of_nul(j->bytes, j->len, 1u << 2)) {
         refuse(j, ONCE_ERR_MALFORMED, "the sender holds a NUL byte");
         return;
@@ -945,6 +1048,9 @@ static void handle(job *j)
                ONCE_MAX_NAME);
         return;
     }
+    /* From here on the envelope names a department: its refusals are
+     * exchanges too, and logged. */
+    j->logged = is_logged_kind(e->kind);
     if (strcmp(e->sender, j->user_id) != 0) {
         refuse(j, ONCE_ERR_SENDER_MISMATCH, "the envelope's sender is not "
                "%s, the department this connection's key belongs to",
@@ -970,6 +1076,7 @@ static void handle(job *j)
                e->sender);
         return;
     }
+    j->verified = true;
     now = once_now_ms();
     skew = e->sent_at > now ? e->sent_at - now : now - e->sent_at;
     if (skew > w->srv->skew_ms) {
@@ -980,7 +1087,6 @@ static void handle(job *j)
                (unsigned long long)(w->srv->skew_ms / 1000));
         return;
     }
-    crypto_hash_sha256(j->digest, j->bytes, j->len);
     if (!check_replay(j))
         return;
 
@@ -1397,6 +1503,7 @@ int server_start(server **out, const server_options *opt, char *bound,
     srv->replay = opt->replay;
     srv->identity = opt->identity;
     srv->skew_ms = (uint64_t)opt->cfg->skew_seconds * 1000u;
+    memcpy(srv->audit_key, opt->audit_key, sizeof(srv->audit_key));
     srv->replies_in = make_socket(opt->zmq_ctx, ZMQ_PULL,
                                   SERVER_REPLIES_ENDPOINT, true, 0, 0, err,
                                   &rc);
@@ -1484,5 +1591,6 @@ void server_free(server *srv)
     close_socket(&srv->replies_in);
     close_socket(&srv->control);
     close_socket(&srv->control_main);
+    sodium_memzero(srv->audit_key, sizeof(srv->audit_key));
     free(srv);
 }

@@ -22,7 +22,8 @@
 #define SERVER_REPLIES_ENDPOINT "inproc://onced-replies"
 /* Jobs from the I/O thread to the workers. */
 #define SERVER_JOBS_ENDPOINT "inproc://onced-jobs"
-/* Validated publishes and revocations from the workers to the writer. */
+/* Exchanges to log (and publishes and revocations to store) from the
+ * workers to the writer. */
 #define SERVER_WRITES_ENDPOINT "inproc://onced-writes"
 
 /* Who the broker's replies come from: its name, a random session per run
@@ -70,6 +71,7 @@ typedef struct server_options {
     replay *replay;
     broker_identity *identity;
     const once_keypair *broker_key;
+    const uint8_t *audit_key;       /* AUDIT_KEY_BYTES, copied */
     void *zmq_ctx;
 } server_options;
 

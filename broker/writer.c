@@ -1,6 +1,6 @@
 /*
- * writer.c - the one thread that writes the database: publishes and
- * revocations, group committed.
+ * writer.c - the one thread that writes the database: publishes,
+ * revocations and the exchange log, group committed.
  *
  * LMDB allows one write transaction at a time, and a durable commit costs
  * an fsync, which on most disks takes longer than verifying a hundred
@@ -18,20 +18,37 @@
  * in the same transaction as the record (replay.c), and no second version
  * is stored.
  *
+ * The exchange log. Every publish, revoke and request, granted or refused,
+ * is one leaf of the log (auditlog.c, docs/AUDIT.md), and no answer may
+ * leave before its leaf is durable. So requests and logged refusals come
+ * here too, already answered by a worker: the writer only appends their
+ * leaves. For each group it appends every job's leaf with its envelope as
+ * evidence, signs ONE checkpoint of the new tree with the broker key, adds
+ * each answer's receipt (the leaf index; with a proof, the checkpoint, the
+ * inclusion proof and the leaf bytes) and stores that answer for retries,
+ * all in the same transaction, then commits once. Signing costs one Ed25519
+ * signature per group, not per exchange, which is what keeps the log
+ * cheap under load. A receipt is appended to the answer as protobuf field
+ * bytes (Response.receipt = 7, Error.receipt = 3): protobuf defines a
+ * message followed by more fields as the message with those fields, so the
+ * workers' encoded answers are never decoded again here.
+ *
  * Failures. A job that cannot be stored for its own reason (its version is
  * no longer above the latest, because another publish of the same record
  * got in first) gets its Error, which is stored as its answer too, and the
  * rest of the group goes on: registry_put_record checks before it writes,
  * so such a refusal leaves the transaction clean. A failure of the database
  * itself (the map is full, an I/O error) aborts the transaction: every job
- * of the group gets STORAGE_FULL or INTERNAL, nothing of it is stored, and
- * the broker keeps serving reads, which never need the writer.
+ * of the group gets STORAGE_FULL or INTERNAL without a receipt, nothing of
+ * it is stored or logged, and in particular no record is served, since a
+ * request's answer may leave only with its leaf.
  */
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "checkpoint.h"
 #include "registry.h"
 #include "writer.h"
 
@@ -44,20 +61,28 @@ struct writer {
     void *jobs;      /* PULL: write_job pointers from the workers */
     void *replies;   /* PUSH: answers to the I/O thread */
     store *db;
+    const auditlog *log;
     replay *rp;
     broker_identity *id;
+    once_keypair log_key;
+    char origin[CHECKPOINT_MAX_ORIGIN + 1];
     unsigned group_max;
     write_job **group;
     byte_buffer error;
+    char note[CHECKPOINT_MAX_NOTE];
+    size_t note_len;
+    uint64_t tree_size;   /* after the group being committed */
 };
 
-write_job *write_job_new(size_t stored_len, size_t answer_len)
+write_job *write_job_new(size_t stored_len, size_t answer_len,
+                         size_t evidence_len)
 {
     write_job *job;
 
-    if (stored_len > SIZE_MAX - sizeof(*job) - answer_len)
+    if (stored_len > ONCE_MAX_MESSAGE * 5 || answer_len > ONCE_MAX_MESSAGE * 5 ||
+        evidence_len > ONCE_MAX_MESSAGE * 5)
         return NULL;
-    job = malloc(sizeof(*job) + stored_len + answer_len);
+    job = malloc(sizeof(*job) + stored_len + answer_len + evidence_len);
     if (job == NULL)
         return NULL;
     memset(job, 0, sizeof(*job));
@@ -66,6 +91,9 @@ write_job *write_job_new(size_t stored_len, size_t answer_len)
     job->stored_len = stored_len;
     job->answer = job->stored + stored_len;
     job->answer_len = answer_len;
+    job->evidence = job->answer + answer_len;
+    job->evidence_len = evidence_len;
+    job->answer_kind = ONCE__KIND__KIND_RESPONSE;
     return job;
 }
 
@@ -74,36 +102,151 @@ void write_job_free(write_job *job)
     if (job == NULL)
         return;
     zmq_msg_close(&job->routing_id);
+    free(job->own_answer);
+    free(job->leaf_bytes);
+    free(job->reply);
     free(job);
 }
 
-/* Puts one job's record and answer. Returns 0 when the transaction is
- * still usable (the job stored, or refused for its own reason with
- * job->result set), or a negative code when the database failed and the
- * transaction must be aborted (err says why). */
-static int put_job(writer *w, MDB_txn *txn, write_job *job, once_error *err)
+/* Puts one job's record. Returns 0 when the transaction is still usable
+ * (the record stored, or refused for its own reason, which turns the job's
+ * answer into that refusal), or a negative code when the database failed
+ * and the transaction must be aborted (err says why). */
+static int put_record(writer *w, MDB_txn *txn, write_job *job,
+                      once_error *err)
 {
+    once_error refusal;
     int rc;
 
-    rc = registry_put_record(txn, w->db, job->type, job->subject,
-                             job->version, job->stored, job->stored_len,
-                             &job->error);
+    if (job->stored_len == 0 || job->answer_kind != ONCE__KIND__KIND_RESPONSE)
+        return 0;
+    rc = registry_put_record(txn, w->db, job->leaf.record_type, job->subject,
+                             job->leaf.record_version, job->stored,
+                             job->stored_len, &refusal);
     if (rc == -ONCE_ERR_STORAGE_FULL || rc == -ONCE_ERR_IO ||
         rc == -ONCE_ERR_NO_MEMORY) {
-        *err = job->error;
+        *err = refusal;
         return rc;
     }
-    job->result = rc;
     if (rc == 0)
-        return replay_reply_put(txn, w->db, job->sender, job->session,
-                                job->seq, job->envelope_digest,
-                                ONCE__KIND__KIND_RESPONSE, job->answer,
-                                job->answer_len, err);
-    if (error_body(&w->error, rc, job->error.message) < 0)
+        return 0;
+    (rc == -ONCE_ERR_STALE_VERSION ? log_info : log_warn)(
+        "writer", "refused %s from %s (session %016llx seq %llu, subject "
+        "#%s): %s: %s",
+        job->leaf.kind == ONCE__KIND__KIND_REVOKE ? "revoke" : "publish",
+        job->sender, (unsigned long long)job->session,
+        (unsigned long long)job->seq, job->subject_tag,
+        once_error_name(-rc), refusal.message);
+    /* The refusal replaces the answer. */
+    if (error_body(&w->error, rc, refusal.message) < 0 ||
+        (job->own_answer = malloc(w->error.len)) == NULL)
         return once_error_set(err, ONCE_ERR_NO_MEMORY, "out of memory");
+    memcpy(job->own_answer, w->error.data, w->error.len);
+    job->answer = job->own_answer;
+    job->answer_len = w->error.len;
+    job->answer_kind = ONCE__KIND__KIND_ERROR;
+    job->refusal = -rc;
+    return 0;
+}
+
+/* Encodes the job's LogLeaf into job->leaf_bytes and appends it with its
+ * evidence. */
+static int append_leaf(writer *w, MDB_txn *txn, write_job *job,
+                       once_error *err)
+{
+    Once__LogLeaf leaf = ONCE__LOG_LEAF__INIT;
+    const leaf_facts *f = &job->leaf;
+    bool refused = job->answer_kind == ONCE__KIND__KIND_ERROR;
+    size_t len;
+
+    leaf.time = f->time;
+    leaf.kind = (Once__Kind)f->kind;
+    leaf.department = (char *)f->department;
+    leaf.record_type = (char *)f->record_type;
+    if (f->has_subject_hash) {
+        leaf.subject_hash.data = (uint8_t *)f->subject_hash;
+        leaf.subject_hash.len = sizeof(f->subject_hash);
+    }
+    leaf.purpose = (char *)f->purpose;
+    leaf.case_id = (char *)f->case_id;
+    leaf.decision = refused ? ONCE__DECISION__DECISION_REFUSED
+                            : ONCE__DECISION__DECISION_GRANTED;
+    leaf.error = refused ? (Once__ErrorCode)job->refusal
+                         : ONCE__ERROR_CODE__ERROR_NONE;
+    leaf.record_version = f->record_version;
+    if (f->has_record_digest) {
+        leaf.record_digest.data = (uint8_t *)f->record_digest;
+        leaf.record_digest.len = sizeof(f->record_digest);
+    }
+    leaf.envelope_digest.data = (uint8_t *)f->envelope_digest;
+    leaf.envelope_digest.len = sizeof(f->envelope_digest);
+    len = once__log_leaf__get_packed_size(&leaf);
+    job->leaf_bytes = malloc(len);
+    if (job->leaf_bytes == NULL)
+        return once_error_set(err, ONCE_ERR_NO_MEMORY, "out of memory");
+    job->leaf_len = once__log_leaf__pack(&leaf, job->leaf_bytes);
+    return auditlog_append(txn, w->log, job->leaf_bytes, job->leaf_len,
+                           job->evidence, job->evidence_len, &job->leaf_index,
+                           err);
+}
+/* Appends a length-delimited field to an encoded message. */
+static uint8_t *put_varint(uint8_t *p, uint64_t v)
+{
+    while (v >= 0x80) {
+        *p++ = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    *p++ = (uint8_t)v;
+    return p;
+}
+
+/* Makes job->reply: the answer followed by its Receipt field, and keeps it
+ * in the replies table when a retry is to get it again. */
+static int make_reply(writer *w, MDB_txn *txn, write_job *job,
+                      once_error *err)
+{
+    Once__Receipt receipt = ONCE__RECEIPT__INIT;
+    merkle_hash proof[MERKLE_MAX_PROOF];
+    ProtobufCBinaryData proof_items[MERKLE_MAX_PROOF];
+    size_t proof_len = 0, i, len;
+    unsigned field;
+    uint8_t *p;
+    int rc;
+
+    receipt.leaf_index = job->leaf_index;
+    if (job->want_proof) {
+        rc = auditlog_inclusion_proof(txn, w->log, job->leaf_index,
+                                      w->tree_size, proof, &proof_len, err);
+        if (rc < 0)
+            return rc;
+        for (i = 0; i < proof_len; i++) {
+            proof_items[i].data = proof[i];
+            proof_items[i].len = sizeof(proof[i]);
+        }
+        receipt.checkpoint.data = (uint8_t *)w->note;
+        receipt.checkpoint.len = w->note_len;
+        receipt.n_proof = proof_len;
+        receipt.proof = proof_items;
+        receipt.leaf.data = job->leaf_bytes;
+        receipt.leaf.len = job->leaf_len;
+    }
+    len = once__receipt__get_packed_size(&receipt);
+    field = job->answer_kind == ONCE__KIND__KIND_ERROR ? 3 : 7;
+    job->reply = malloc(job->answer_len + 1 + 10 + len);
+    if (job->reply == NULL)
+        return once_error_set(err, ONCE_ERR_NO_MEMORY, "out of memory");
+    memcpy(job->reply, job->answer, job->answer_len);
+    p = job->reply + job->answer_len;
+    *p++ = (uint8_t)(field << 3 | 2);
+    p = put_varint(p, len);
+    p += once__receipt__pack(&receipt, p);
+    job->reply_len = (size_t)(p - job->reply);
+    job->reply_kind = job->answer_kind;
+    if (!job->store_reply)
+        return 0;
     return replay_reply_put(txn, w->db, job->sender, job->session, job->seq,
-                            job->envelope_digest, ONCE__KIND__KIND_ERROR,
-                            w->error.data, w->error.len, err);
+                            job->leaf.envelope_digest, job->reply_kind,
+                            job->reply, job->reply_len, err);
 }
 
 static void fail_group(write_job **group, size_t n, int rc,
@@ -111,13 +254,17 @@ static void fail_group(write_job **group, size_t n, int rc,
 {
     size_t i;
 
-    log_error("writer", "stored none of %zu records: %s", n, err->message);
+    log_error("writer", "logged none of %zu exchanges: %s", n, err->message);
     for (i = 0; i < n; i++) {
         group[i]->result = rc;
         group[i]->error = *err;
+        free(group[i]->reply);
+        group[i]->reply = NULL;
     }
 }
 
+/* One transaction: the records, the leaves, one checkpoint, the answers
+ * with their receipts. */
 static void commit_group(writer *w, write_job **group, size_t n)
 {
     once_error err;
@@ -130,11 +277,21 @@ static void commit_group(writer *w, write_job **group, size_t n)
         fail_group(group, n, rc, &err);
         return;
     }
-    for (i = 0; i < n; i++) {
-        rc = put_job(w, txn, group[i], &err);
-        if (rc < 0)
-            break;
+    for (i = 0; i < n && rc >= 0; i++) {
+        rc = put_record(w, txn, group[i], &err);
+        if (rc >= 0)
+            rc = append_leaf(w, txn, group[i], &err);
     }
+    if (rc >= 0)
+        rc = auditlog_size(txn, w->log, &w->tree_size, &err);
+    if (rc >= 0) {
+        rc = auditlog_sign_checkpoint(txn, w->log, w->origin, &w->log_key,
+                                      w->note, sizeof(w->note), &err);
+        if (rc >= 0)
+            w->note_len = (size_t)rc;
+    }
+    for (i = 0; i < n && rc >= 0; i++)
+        rc = make_reply(w, txn, group[i], &err);
     if (rc < 0) {
         mdb_txn_abort(txn);
         fail_group(group, n, rc, &err);
@@ -146,30 +303,17 @@ static void commit_group(writer *w, write_job **group, size_t n)
         fail_group(group, n, rc, &err);
 }
 
-/* Sends a job's answer and keeps it for a retry. */
+/* Sends a job's answer and keeps it for a retry. A job whose group failed
+ * is answered with that failure and no receipt: nothing of it was logged,
+ * nothing of it was stored. */
 static void answer_job(writer *w, write_job *job)
 {
-    const uint8_t *body = job->answer;
-    size_t len = job->answer_len;
-    int kind = ONCE__KIND__KIND_RESPONSE;
+    const uint8_t *body = job->reply;
+    size_t len = job->reply_len;
+    int kind = job->reply_kind;
     zmq_msg_t reply;
 
-    if (job->result == 0) {
-        log_debug("writer", "%s %s v%llu, subject #%s, from %s",
-                  job->kind == ONCE__KIND__KIND_REVOKE ? "revoked" : "stored",
-                  job->type, (unsigned long long)job->version,
-                  job->subject_tag, job->sender);
-    } else {
-        (job->result == -ONCE_ERR_STALE_VERSION ? log_info : log_warn)(
-            "writer", "refused %s from %s (session %016llx seq %llu, "
-            "subject #%s): %s: %s",
-            job->kind == ONCE__KIND__KIND_REVOKE ? "revoke" : "publish",
-            job->sender, (unsigned long long)job->session,
-            (unsigned long long)job->seq, job->subject_tag,
-            once_error_name(job->result < -ONCE_ERR_UNAVAILABLE
-                                ? ONCE_ERR_INTERNAL
-                                : job->result),
-            job->error.message);
+    if (job->result < 0) {
         if (error_body(&w->error, job->result, job->error.message) < 0) {
             log_error("writer", "out of memory for an error answer");
             body = NULL;
@@ -178,6 +322,14 @@ static void answer_job(writer *w, write_job *job)
             len = w->error.len;
             kind = ONCE__KIND__KIND_ERROR;
         }
+    } else if (job->stored_len > 0 && kind == ONCE__KIND__KIND_RESPONSE) {
+        log_debug("writer", "%s %s v%llu, subject #%s, from %s, leaf %llu",
+                  job->leaf.kind == ONCE__KIND__KIND_REVOKE ? "revoked"
+                                                            : "stored",
+                  job->leaf.record_type,
+                  (unsigned long long)job->leaf.record_version,
+                  job->subject_tag, job->sender,
+                  (unsigned long long)job->leaf_index);
     }
     if (body == NULL ||
         reply_message(w->id, kind, job->seq, body, len, &reply) < 0) {
@@ -221,7 +373,7 @@ static void *writer_main(void *arg)
         bytes = 0;
         do {
             w->group[n++] = job;
-            bytes += job->stored_len;
+            bytes += job->stored_len + job->evidence_len;
         } while (n < w->group_max && bytes < GROUP_MAX_BYTES &&
                  receive_job(w, &job, ZMQ_DONTWAIT) == 0);
         commit_group(w, w->group, n);
@@ -237,8 +389,7 @@ static void *writer_main(void *arg)
     return NULL;
 }
 
-int writer_start(writer **out, void *zmq_ctx, store *db, replay *rp,
-                 broker_identity *id, unsigned group_max, once_error *err)
+int writer_start(writer **out, const writer_options *opt, once_error *err)
 {
     writer *w;
     int rc, linger = 0;
@@ -247,13 +398,16 @@ int writer_start(writer **out, void *zmq_ctx, store *db, replay *rp,
     w = calloc(1, sizeof(*w));
     if (w == NULL)
         return once_error_set(err, ONCE_ERR_NO_MEMORY, "out of memory");
-    w->db = db;
-    w->rp = rp;
-    w->id = id;
-    w->group_max = group_max > 0 ? group_max : 1;
+    w->db = opt->db;
+    w->log = opt->log;
+    w->rp = opt->rp;
+    w->id = opt->id;
+    w->log_key = *opt->log_key;
+    snprintf(w->origin, sizeof(w->origin), "%s", opt->origin);
+    w->group_max = opt->group_max > 0 ? opt->group_max : 1;
     w->group = calloc(w->group_max, sizeof(*w->group));
-    w->jobs = zmq_socket(zmq_ctx, ZMQ_PULL);
-    w->replies = zmq_socket(zmq_ctx, ZMQ_PUSH);
+    w->jobs = zmq_socket(opt->zmq_ctx, ZMQ_PULL);
+    w->replies = zmq_socket(opt->zmq_ctx, ZMQ_PUSH);
     if (w->group == NULL || w->jobs == NULL || w->replies == NULL ||
         zmq_setsockopt(w->jobs, ZMQ_LINGER, &linger, sizeof(linger)) != 0 ||
         zmq_setsockopt(w->replies, ZMQ_LINGER, &linger, sizeof(linger)) != 0 ||
@@ -277,6 +431,7 @@ fail:
     if (w->replies != NULL)
         zmq_close(w->replies);
     free(w->group);
+    once_keypair_wipe(&w->log_key);
     free(w);
     return rc;
 }
@@ -290,5 +445,6 @@ void writer_join(writer *w)
     zmq_close(w->replies);
     byte_buffer_free(&w->error);
     free(w->group);
+    once_keypair_wipe(&w->log_key);
     free(w);
 }

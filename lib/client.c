@@ -31,7 +31,9 @@
 #include <sodium.h>
 #include <zmq.h>
 
+#include "checkpoint.h"
 #include "envelope.h"
+#include "merkle.h"
 #include "once/once.h"
 #include "record_internal.h"
 
@@ -320,8 +322,104 @@ static int wait_answer(once_client *c, uint64_t seq, int *reply_kind,
     }
 }
 
-/* Turns an Error body into -code with the broker's message. */
-static int answer_error(const uint8_t *body, size_t len, once_error *err)
+void once_receipt_clear(once_receipt *receipt)
+{
+    if (receipt == NULL)
+        return;
+    free(receipt->checkpoint);
+    free(receipt->proof);
+    free(receipt->leaf);
+    memset(receipt, 0, sizeof(*receipt));
+}
+
+/* Copies a Receipt off the wire into out (already cleared). */
+static int receipt_copy(once_receipt *out, const Once__Receipt *in,
+                        once_error *err)
+{
+    size_t i;
+
+    if (out == NULL || in == NULL)
+        return 0;
+    out->logged = 1;
+    out->leaf_index = in->leaf_index;
+    if (in->checkpoint.len == 0)
+        return 0;
+    if (in->n_proof > 64 || in->leaf.len == 0)
+        return once_error_set(err, ONCE_ERR_MALFORMED,
+                              "the broker sent a receipt with a checkpoint "
+                              "but no usable proof or leaf");
+    out->checkpoint = malloc(in->checkpoint.len + 1);
+    out->proof = malloc(in->n_proof > 0 ? in->n_proof * 32 : 1);
+    out->leaf = malloc(in->leaf.len);
+    if (out->checkpoint == NULL || out->proof == NULL || out->leaf == NULL)
+        return once_error_set(err, ONCE_ERR_NO_MEMORY, "out of memory");
+    memcpy(out->checkpoint, in->checkpoint.data, in->checkpoint.len);
+    out->checkpoint[in->checkpoint.len] = '\0';
+    out->checkpoint_len = in->checkpoint.len;
+    for (i = 0; i < in->n_proof; i++) {
+        if (in->proof[i].len != 32)
+            return once_error_set(err, ONCE_ERR_MALFORMED,
+                                  "the broker sent a proof hash of %zu "
+                                  "bytes", in->proof[i].len);
+        memcpy(out->proof[i], in->proof[i].data, 32);
+    }
+    out->proof_len = in->n_proof;
+    memcpy(out->leaf, in->leaf.data, in->leaf.len);
+    out->leaf_len = in->leaf.len;
+    out->has_proof = 1;
+    return 0;
+}
+
+int once_receipt_verify(const once_receipt *receipt,
+                        const uint8_t broker_pk[ONCE_PUBLIC_KEY_BYTES],
+                        const char *origin, once_error *err)
+{
+    Once__LogLeaf *leaf;
+    merkle_hash leaf_hash;
+    once_error why;
+    checkpoint cp;
+    int rc;
+
+    if (receipt == NULL || broker_pk == NULL || origin == NULL)
+        return once_error_set(err, ONCE_ERR_INVALID_ARGUMENT,
+                              "receipt, broker key and origin are required");
+    if (!receipt->has_proof)
+        return once_error_set(err, ONCE_ERR_INVALID_ARGUMENT,
+                              "the receipt carries no proof; ask for one "
+                              "with want_proof");
+    rc = checkpoint_verify(receipt->checkpoint, receipt->checkpoint_len,
+                           origin, broker_pk, &cp, &why);
+    if (rc < 0)
+        return once_error_set(err, ONCE_ERR_BAD_SIGNATURE,
+                              "the receipt's checkpoint: %s", why.message);
+    leaf = once__log_leaf__unpack(NULL, receipt->leaf_len, receipt->leaf);
+    if (leaf == NULL)
+        return once_error_set(err, ONCE_ERR_INVALID_RECORD,
+                              "the receipt's leaf does not decode");
+    rc = leaf->envelope_digest.len == 32 &&
+         sodium_memcmp(leaf->envelope_digest.data, receipt->envelope_digest,
+                       32) == 0;
+    once__log_leaf__free_unpacked(leaf, NULL);
+    if (!rc)
+        return once_error_set(err, ONCE_ERR_INVALID_RECORD,
+                              "the receipt's leaf is about another envelope "
+                              "than the one this client sent");
+    merkle_leaf_hash(receipt->leaf, receipt->leaf_len, leaf_hash);
+    if (merkle_verify_inclusion(receipt->leaf_index, cp.size, leaf_hash,
+                                (const merkle_hash *)receipt->proof,
+                                receipt->proof_len, cp.root) < 0)
+        return once_error_set(err, ONCE_ERR_INVALID_RECORD,
+                              "the inclusion proof of leaf %llu does not "
+                              "lead to the checkpoint's root (size %llu)",
+                              (unsigned long long)receipt->leaf_index,
+                              (unsigned long long)cp.size);
+    return 0;
+}
+
+/* Turns an Error body into -code with the broker's message, and its
+ * receipt into *receipt. */
+static int answer_error(const uint8_t *body, size_t len,
+                        once_receipt *receipt, once_error *err)
 {
     Once__Error *e = once__error__unpack(NULL, len, body);
     int rc;
@@ -329,6 +427,8 @@ static int answer_error(const uint8_t *body, size_t len, once_error *err)
     if (e == NULL)
         return once_error_set(err, ONCE_ERR_MALFORMED,
                               "the broker sent an undecodable error");
+    if (receipt_copy(receipt, e->receipt, NULL) < 0)
+        once_receipt_clear(receipt); /* the refusal matters more */
     if ((int)e->code <= 0 || (int)e->code >= (int)ONCE_ERR_INVALID_ARGUMENT)
         rc = once_error_set(err, ONCE_ERR_MALFORMED,
                             "the broker sent an unknown error code %d",
@@ -346,7 +446,7 @@ static int answer_error(const uint8_t *body, size_t len, once_error *err)
  * Response body in *answer (caller frees). An Error answer becomes -code. */
 static int client_call(once_client *c, Once__Kind kind, const uint8_t *body,
                        size_t body_len, uint8_t **answer, size_t *answer_len,
-                       once_error *err)
+                       once_receipt *receipt, once_error *err)
 {
     Once__Envelope e = ONCE__ENVELOPE__INIT;
     uint8_t signature[ONCE_SIGNATURE_BYTES];
@@ -366,6 +466,8 @@ static int client_call(once_client *c, Once__Kind kind, const uint8_t *body,
         return once_error_set(err, rc, "cannot sign the envelope");
     if ((rc = envelope_pack(&e, &packed, &packed_len)) < 0)
         return once_error_set(err, rc, "cannot encode the envelope");
+    if (receipt != NULL)
+        crypto_hash_sha256(receipt->envelope_digest, packed, packed_len);
 
     rc = 0;
     for (attempt = 0; attempt <= c->retries && rc == 0; attempt++) {
@@ -385,7 +487,7 @@ static int client_call(once_client *c, Once__Kind kind, const uint8_t *body,
     if (rc < 0)
         return rc;
     if (reply_kind == ONCE__KIND__KIND_ERROR) {
-        rc = answer_error(reply, reply_len, err);
+        rc = answer_error(reply, reply_len, receipt, err);
         free(reply);
         return rc;
     }
@@ -402,12 +504,16 @@ static int client_call(once_client *c, Once__Kind kind, const uint8_t *body,
 /* Calls and expects a Response; decodes it into *out (caller frees). */
 static int call_for_response(once_client *c, Once__Kind kind,
                              const uint8_t *body, size_t body_len,
-                             Once__Response **out, once_error *err)
+                             Once__Response **out, once_receipt *receipt,
+                             once_error *err)
 {
     uint8_t *answer = NULL;
     size_t answer_len = 0;
-    int rc = client_call(c, kind, body, body_len, &answer, &answer_len, err);
+    int rc;
 
+    once_receipt_clear(receipt);
+    rc = client_call(c, kind, body, body_len, &answer, &answer_len, receipt,
+                     err);
     if (rc < 0)
         return rc;
     *out = once__response__unpack(NULL, answer_len, answer);
@@ -415,10 +521,38 @@ static int call_for_response(once_client *c, Once__Kind kind,
     if (*out == NULL)
         return once_error_set(err, ONCE_ERR_MALFORMED,
                               "the broker sent an undecodable response");
+    if ((rc = receipt_copy(receipt, (*out)->receipt, err)) < 0) {
+        once__response__free_unpacked(*out, NULL);
+        *out = NULL;
+        return rc;
+    }
     return 0;
 }
 
 int once_client_publish(once_client *c, const once_record *r, once_error *err)
+{
+    return once_client_publish_ex(c, r, 0, NULL, err);
+}
+
+/* Sets Publish.want_proof (field 3) on a serialized Publish: a varint
+ * field appended to a message is that message with the field. */
+static int append_want_proof(uint8_t **body, size_t *len, unsigned field,
+                             once_error *err)
+{
+    uint8_t *grown = realloc(*body, *len + 2);
+
+    if (grown == NULL)
+        return once_error_set(err, ONCE_ERR_NO_MEMORY, "out of memory");
+    grown[*len] = (uint8_t)(field << 3);
+    grown[*len + 1] = 1;
+    *body = grown;
+    *len += 2;
+    return 0;
+}
+
+int once_client_publish_ex(once_client *c, const once_record *r,
+                           int want_proof, once_receipt *receipt,
+                           once_error *err)
 {
     Once__Response *response = NULL;
     uint8_t *body;
@@ -434,8 +568,12 @@ int once_client_publish(once_client *c, const once_record *r, once_error *err)
                               "once_client_revoke for a revocation");
     if ((rc = once_record_serialize(r, &body, &body_len, err)) < 0)
         return rc;
+    if (want_proof && (rc = append_want_proof(&body, &body_len, 3, err)) < 0) {
+        free(body);
+        return rc;
+    }
     rc = call_for_response(c, ONCE__KIND__KIND_PUBLISH, body, body_len,
-                           &response, err);
+                           &response, receipt, err);
     free(body);
     if (rc < 0)
         return rc;
@@ -450,6 +588,13 @@ int once_client_publish(once_client *c, const once_record *r, once_error *err)
 
 int once_client_revoke(once_client *c, const once_record *revocation,
                        once_error *err)
+{
+    return once_client_revoke_ex(c, revocation, 0, NULL, err);
+}
+
+int once_client_revoke_ex(once_client *c, const once_record *revocation,
+                          int want_proof, once_receipt *receipt,
+                          once_error *err)
 {
     Once__Response *response = NULL;
     Once__Revoke revoke = ONCE__REVOKE__INIT;
@@ -468,13 +613,14 @@ int once_client_revoke(once_client *c, const once_record *revocation,
     if ((rc = record_publish_view_init(&view, revocation, err)) < 0)
         return rc;
     revoke.record = &view.record;
+    revoke.want_proof = want_proof != 0;
     body_len = once__revoke__get_packed_size(&revoke);
     body = malloc(body_len > 0 ? body_len : 1);
     if (body == NULL)
         return once_error_set(err, ONCE_ERR_NO_MEMORY, "out of memory");
     once__revoke__pack(&revoke, body);
     rc = call_for_response(c, ONCE__KIND__KIND_REVOKE, body, body_len,
-                           &response, err);
+                           &response, receipt, err);
     free(body);
     if (rc < 0)
         return rc;
@@ -497,6 +643,16 @@ static int check_text(const char *what, const char *value, size_t max,
 int once_client_request(once_client *c, const char *type, const char *subject,
                         const char *purpose, const char *case_id,
                         uint64_t version, once_record **out, once_error *err)
+{
+    return once_client_request_ex(c, type, subject, purpose, case_id,
+                                  version, 0, out, NULL, err);
+}
+
+int once_client_request_ex(once_client *c, const char *type,
+                           const char *subject, const char *purpose,
+                           const char *case_id, uint64_t version,
+                           int want_proof, once_record **out,
+                           once_receipt *receipt, once_error *err)
 {
     Once__Request request = ONCE__REQUEST__INIT;
     Once__Response *response = NULL;
@@ -522,13 +678,14 @@ int once_client_request(once_client *c, const char *type, const char *subject,
     request.purpose = (char *)(purpose ? purpose : "");
     request.case_id = (char *)(case_id ? case_id : "");
     request.version = version;
+    request.want_proof = want_proof != 0;
     body_len = once__request__get_packed_size(&request);
     body = malloc(body_len > 0 ? body_len : 1);
     if (body == NULL)
         return once_error_set(err, ONCE_ERR_NO_MEMORY, "out of memory");
     once__request__pack(&request, body);
     rc = call_for_response(c, ONCE__KIND__KIND_REQUEST, body, body_len,
-                           &response, err);
+                           &response, receipt, err);
     free(body);
     if (rc < 0)
         return rc;
@@ -559,7 +716,8 @@ int once_client_ping(once_client *c, once_error *err)
     if (c == NULL)
         return once_error_set(err, ONCE_ERR_INVALID_ARGUMENT,
                               "client is required");
-    rc = call_for_response(c, ONCE__KIND__KIND_PING, NULL, 0, &response, err);
+    rc = call_for_response(c, ONCE__KIND__KIND_PING, NULL, 0, &response,
+                           NULL, err);
     if (rc == 0)
         once__response__free_unpacked(response, NULL);
     return rc;

@@ -5,8 +5,9 @@
 # in a temporary directory, registers four departments (market supervision,
 # tax, public security, a bank), the business-licence type and the three
 # grants, starts onced on loopback, and runs once-demo-enterprise, which
-# publishes and requests the licences. The last line printed is
-# `copies avoided: N`.
+# publishes and requests the licences. Then it exports the exchange log,
+# verifies it with once-audit as an auditor would and prints one
+# enterprise's access report. The last line printed is `copies avoided: N`.
 #
 # Usage: deploy/demo/enterprise-startup.sh [--count N] [--build-dir DIR]
 #        [--keep]   keep the temporary broker home and print its path
@@ -94,4 +95,19 @@ for _ in $(seq 100); do
 done
 
 "$driver" --endpoint "$endpoint" --broker-key "$home/broker.pub" \
-  --keys "$keys" --count "$count"
+  --keys "$keys" --count "$count" | tee "$work/driver.out"
+
+# The auditor's side: export the log, verify it with nothing but the
+# broker's public key (and the audit key for the subject hashes), and
+# answer the example enterprise's question: who read its licence, and why.
+audit="$build/tools/once-audit"
+echo "exchange log:"
+"$oncectl" --home "$home" log export "$work/log-export"
+"$audit" verify "$work/log-export" --key "$home/broker.pub" \
+  --audit-key "$home/audit.key"
+example=$(sed -n 's/^example enterprise (licence 0): //p' "$work/driver.out")
+echo "access report for the example enterprise's business licence:"
+"$audit" subject "$work/log-export" --audit-key "$home/audit.key" \
+  --type business-licence --subject "$example"
+# The driver's summary stays the last line.
+tail -n 1 "$work/driver.out"

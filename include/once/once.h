@@ -282,6 +282,60 @@ int once_client_request(once_client *c, const char *type, const char *subject,
                         uint64_t version, once_record **out, once_error *err);
 int once_client_ping(once_client *c, once_error *err);
 
+/* ---------------------------------------------------------------------------
+ * Receipts (docs/AUDIT.md section 4)
+ *
+ * Every publish, revoke and request, granted or refused, is a leaf of the
+ * broker's signed exchange log, and its answer says where. The _ex calls
+ * return that receipt; with want_proof the broker adds a signed checkpoint,
+ * the inclusion proof of the leaf in it and the leaf bytes, which
+ * once_receipt_verify checks offline with the broker's public key, so a
+ * department keeps its own proof of what it did. A refusal fills the
+ * receipt too (the call still returns -code); logged is 0 only when the
+ * broker could not log the exchange (then nothing happened either).
+ * ------------------------------------------------------------------------- */
+
+typedef struct once_receipt {
+    int logged;              /* leaf_index is valid */
+    uint64_t leaf_index;
+    int has_proof;           /* checkpoint, proof and leaf are filled */
+    char *checkpoint;        /* C2SP signed note, NUL-terminated */
+    size_t checkpoint_len;
+    uint8_t (*proof)[32];    /* RFC 9162 inclusion proof, deepest first */
+    size_t proof_len;
+    uint8_t *leaf;           /* the serialized once.LogLeaf */
+    size_t leaf_len;
+    uint8_t envelope_digest[32]; /* SHA-256 of the envelope this client sent */
+} once_receipt;
+
+/* Like the calls above, and receipt (may be NULL; zeroed, or holding an
+ * earlier receipt, which is released) is filled from the answer, granted
+ * or refused. Release it with once_receipt_clear. */
+int once_client_publish_ex(once_client *c, const once_record *r,
+                           int want_proof, once_receipt *receipt,
+                           once_error *err);
+int once_client_revoke_ex(once_client *c, const once_record *revocation,
+                          int want_proof, once_receipt *receipt,
+                          once_error *err);
+int once_client_request_ex(once_client *c, const char *type,
+                           const char *subject, const char *purpose,
+                           const char *case_id, uint64_t version,
+                           int want_proof, once_record **out,
+                           once_receipt *receipt, once_error *err);
+
+/* Checks a receipt with a proof: the checkpoint is signed by broker_pk
+ * under origin (the log's name, the first line of its checkpoints); the
+ * leaf is about the envelope this client sent; SHA-256(0x00 || leaf) with
+ * the proof leads to the checkpoint's root at leaf_index. 0, or
+ * -ONCE_ERR_BAD_SIGNATURE (checkpoint), -ONCE_ERR_INVALID_RECORD (leaf or
+ * proof), -ONCE_ERR_INVALID_ARGUMENT (no proof). */
+int once_receipt_verify(const once_receipt *receipt,
+                        const uint8_t broker_pk[ONCE_PUBLIC_KEY_BYTES],
+                        const char *origin, once_error *err);
+
+/* Frees what a receipt holds and zeroes it; safe on a zeroed receipt. */
+void once_receipt_clear(once_receipt *receipt);
+
 #ifdef __cplusplus
 }
 #endif
