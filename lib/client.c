@@ -559,6 +559,7 @@ int once_client_publish_ex(once_client *c, const once_record *r,
     size_t body_len;
     int rc;
 
+    once_receipt_clear(receipt);
     if (c == NULL || r == NULL)
         return once_error_set(err, ONCE_ERR_INVALID_ARGUMENT,
                               "client and record are required");
@@ -603,6 +604,7 @@ int once_client_revoke_ex(once_client *c, const once_record *revocation,
     size_t body_len;
     int rc;
 
+    once_receipt_clear(receipt);
     if (c == NULL || revocation == NULL)
         return once_error_set(err, ONCE_ERR_INVALID_ARGUMENT,
                               "client and revocation are required");
@@ -660,6 +662,9 @@ int once_client_request_ex(once_client *c, const char *type,
     size_t body_len;
     int rc;
 
+    /* A refusal before anything is sent must not leave an earlier
+     * receipt looking like this call's. */
+    once_receipt_clear(receipt);
     if (out == NULL || c == NULL)
         return once_error_set(err, ONCE_ERR_INVALID_ARGUMENT,
                               "client and output are required");
