@@ -143,23 +143,6 @@ static bool plausible_endpoint(const char *ep)
     return false;
 }
 
-/* A checkpoint origin (C2SP signed note): printable ASCII without
- * spaces or '+', and no ';' or '#', which start comments in once.conf. */
-static bool valid_origin(const char *origin)
-{
-    const char *p;
-
-    if (origin[0] == '\0' || strlen(origin) > CHECKPOINT_MAX_ORIGIN)
-        return false;
-    for (p = origin; *p != '\0'; p++) {
-        unsigned char c = (unsigned char)*p;
-
-        if (c <= ' ' || c >= 0x7f || c == '+' || c == ';' || c == '#')
-            return false;
-    }
-    return true;
-}
-
 static bool problem(parse_state *st, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
@@ -248,7 +231,7 @@ static bool apply_setting(parse_state *st, const char *name, const char *value)
         return true;
     }
     if (strcmp(name, "log_origin") == 0) {
-        if (!valid_origin(value))
+        if (!checkpoint_origin_is_valid(value))
             return problem(st, "log_origin must be 1 to %d printable ASCII "
                            "characters without spaces, '+', ';' or '#'",
                            CHECKPOINT_MAX_ORIGIN);

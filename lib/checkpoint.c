@@ -23,6 +23,7 @@
  */
 #include "checkpoint.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +61,18 @@ static int valid_name(const char *name)
             name[i] == '+')
             return 0;
     return 1;
+}
+
+bool checkpoint_origin_is_valid(const char *origin)
+{
+    const char *p;
+
+    if (!valid_name(origin))
+        return false;
+    for (p = origin; *p != '\0'; p++)
+        if ((unsigned char)*p >= 0x7f || *p == ';' || *p == '#')
+            return false;
+    return true;
 }
 
 int checkpoint_sign(const checkpoint *c, const char *name,

@@ -6,6 +6,7 @@
 #ifndef ONCE_CHECKPOINT_H
 #define ONCE_CHECKPOINT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -21,6 +22,12 @@ typedef struct checkpoint {
     uint64_t size;
     merkle_hash root;
 } checkpoint;
+
+/* True when origin can name a once log: the checkpoint's first line and
+ * the signature's key name (printable ASCII, no space, no '+', as the
+ * signed-note format needs), 1..CHECKPOINT_MAX_ORIGIN long, and without
+ * ';' or '#', so that it survives being written to once.conf. */
+bool checkpoint_origin_is_valid(const char *origin);
 
 /* SHA-256(name || 0x0A || 0x01 || public key)[:4], the C2SP signed-note key
  * id of an Ed25519 key. */

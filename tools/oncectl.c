@@ -372,6 +372,18 @@ static int with_database(int read_only, txn_fn op, void *arg)
     return rc > 0 ? EXIT_FAILED : EXIT_SUCCESS;
 }
 
+/* A list command: no options, no arguments, one read transaction. */
+static int run_list(const command *cmd, int argc, char **argv, txn_fn list)
+{
+    int rc;
+
+    if ((rc = no_options(cmd, argc, argv)) != OPT_END)
+        return rc == OPT_HELP ? EXIT_SUCCESS : EXIT_USAGE;
+    if ((rc = expect_args(cmd, argc, argv, 0, 0, "")) != 0)
+        return rc;
+    return with_database(1, list, NULL);
+}
+
 /* ---- init ---------------------------------------------------------------- */
 
 static const char config_template[] =
@@ -477,24 +489,6 @@ static bool plausible_endpoint(const char *ep)
     return true;
 }
 
-/* A checkpoint origin is also the key name of its signature line, which
- * the signed-note format ends at the first space and which may not hold a
- * '+'; ';' and '#' would start a comment in once.conf. */
-static bool valid_origin(const char *origin)
-{
-    const char *p;
-
-    if (origin[0] == '\0' || strlen(origin) > CHECKPOINT_MAX_ORIGIN)
-        return false;
-    for (p = origin; *p != '\0'; p++) {
-        unsigned char c = (unsigned char)*p;
-
-        if (c <= ' ' || c >= 0x7f || c == '+' || c == ';' || c == '#')
-            return false;
-    }
-    return true;
-}
-
 /* The audit key is a secret like a key seed and has the secret key file
  * format (audit_key_load reads it as one), so it is saved as the seed of a
  * key pair made from 32 random bytes; no public half is written. */
@@ -579,7 +573,7 @@ static int cmd_init(const command *cmd, int argc, char **argv)
     /* A broker name is always a valid origin. */
     if (origin == NULL)
         origin = name;
-    if (!valid_origin(origin))
+    if (!checkpoint_origin_is_valid(origin))
         return usage_error(cmd, "invalid --log-origin '%s': use 1 to %d "
                            "printable ASCII characters without spaces, '+', "
                            "';' or '#', such as once.example.gov/exchange-log",
@@ -811,13 +805,7 @@ static int dept_list_txn(MDB_txn *txn, const store *s, void *arg,
 
 static int cmd_dept_list(const command *cmd, int argc, char **argv)
 {
-    int rc;
-
-    if ((rc = no_options(cmd, argc, argv)) != OPT_END)
-        return rc == OPT_HELP ? EXIT_SUCCESS : EXIT_USAGE;
-    if ((rc = expect_args(cmd, argc, argv, 0, 0, "")) != 0)
-        return rc;
-    return with_database(1, dept_list_txn, NULL);
+    return run_list(cmd, argc, argv, dept_list_txn);
 }
 
 typedef struct dept_status_args {
@@ -1011,13 +999,7 @@ static int type_list_txn(MDB_txn *txn, const store *s, void *arg,
 
 static int cmd_type_list(const command *cmd, int argc, char **argv)
 {
-    int rc;
-
-    if ((rc = no_options(cmd, argc, argv)) != OPT_END)
-        return rc == OPT_HELP ? EXIT_SUCCESS : EXIT_USAGE;
-    if ((rc = expect_args(cmd, argc, argv, 0, 0, "")) != 0)
-        return rc;
-    return with_database(1, type_list_txn, NULL);
+    return run_list(cmd, argc, argv, type_list_txn);
 }
 
 /* ---- grant --------------------------------------------------------------- */
@@ -1190,13 +1172,7 @@ static int grant_list_txn(MDB_txn *txn, const store *s, void *arg,
 
 static int cmd_grant_list(const command *cmd, int argc, char **argv)
 {
-    int rc;
-
-    if ((rc = no_options(cmd, argc, argv)) != OPT_END)
-        return rc == OPT_HELP ? EXIT_SUCCESS : EXIT_USAGE;
-    if ((rc = expect_args(cmd, argc, argv, 0, 0, "")) != 0)
-        return rc;
-    return with_database(1, grant_list_txn, NULL);
+    return run_list(cmd, argc, argv, grant_list_txn);
 }
 
 /* ---- log ----------------------------------------------------------------- */

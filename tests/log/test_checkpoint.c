@@ -131,6 +131,27 @@ static void test_other_signers_are_ignored(void **state)
                      0);
 }
 
+static void test_origin_rule(void **state)
+{
+    char longest[CHECKPOINT_MAX_ORIGIN + 2];
+
+    (void)state;
+    assert_true(checkpoint_origin_is_valid(ORIGIN));
+    assert_false(checkpoint_origin_is_valid(""));
+    assert_false(checkpoint_origin_is_valid("once example"));
+    assert_false(checkpoint_origin_is_valid("once+example"));
+    assert_false(checkpoint_origin_is_valid("once;example"));
+    assert_false(checkpoint_origin_is_valid("once#example"));
+    assert_false(checkpoint_origin_is_valid("once\texample"));
+    assert_false(checkpoint_origin_is_valid("once\xe2\x80\x94" "example"));
+    memset(longest, 'a', sizeof(longest));
+    longest[CHECKPOINT_MAX_ORIGIN] = '\0';
+    assert_true(checkpoint_origin_is_valid(longest));
+    longest[CHECKPOINT_MAX_ORIGIN] = 'a';
+    longest[CHECKPOINT_MAX_ORIGIN + 1] = '\0';
+    assert_false(checkpoint_origin_is_valid(longest));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -139,6 +160,7 @@ int main(void)
         cmocka_unit_test(test_every_flipped_byte_is_refused),
         cmocka_unit_test(test_wrong_key_and_truncation_refused),
         cmocka_unit_test(test_other_signers_are_ignored),
+        cmocka_unit_test(test_origin_rule),
     };
     return cmocka_run_group_tests(tests, setup_keys, NULL);
 }
