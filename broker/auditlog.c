@@ -50,31 +50,11 @@
 #define NODE_KEY_BYTES 9
 #define META_SIZE_KEY "size"
 
-static void put_u64be(uint8_t *p, uint64_t v)
-{
-    int i;
-
-    for (i = 7; i >= 0; i--) {
-        p[i] = (uint8_t)v;
-        v >>= 8;
-    }
-}
-
-static uint64_t get_u64be(const uint8_t *p)
-{
-    uint64_t v = 0;
-    int i;
-
-    for (i = 0; i < 8; i++)
-        v = (v << 8) | p[i];
-    return v;
-}
-
 static void node_key(uint8_t key[NODE_KEY_BYTES], unsigned level,
                      uint64_t index)
 {
     key[0] = (uint8_t)level;
-    put_u64be(key + 1, index);
+    store_put_u64be(key + 1, index);
 }
 
 int auditlog_open(auditlog *log, const store *s, once_error *err)
@@ -135,7 +115,7 @@ int auditlog_size(MDB_txn *txn, const auditlog *log, uint64_t *size,
     if (val.mv_size != 8)
         return once_error_set(err, ONCE_ERR_INTERNAL,
                               "the log size in log_meta is damaged");
-    *size = get_u64be(val.mv_data);
+    *size = store_get_u64be(val.mv_data);
     return 0;
 }
 
@@ -190,7 +170,7 @@ static int put_indexed(MDB_txn *txn, MDB_dbi dbi, uint64_t index,
     MDB_val key = {sizeof(k), k}, val = {len, (void *)data};
     int rc;
 
-    put_u64be(k, index);
+    store_put_u64be(k, index);
     rc = mdb_put(txn, dbi, &key, &val, MDB_APPEND | MDB_NOOVERWRITE);
     if (rc == MDB_KEYEXIST)
         return once_error_set(err, ONCE_ERR_INTERNAL,
@@ -245,7 +225,7 @@ int auditlog_append(MDB_txn *txn, const auditlog *log, const uint8_t *leaf,
     }
     if (rc < 0)
         return rc;
-    put_u64be(size_be, size + 1);
+    store_put_u64be(size_be, size + 1);
     rc = mdb_put(txn, log->meta, &key, &val, 0);
     if (rc != 0)
         return store_error(rc, "cannot store the log size", err);
@@ -348,7 +328,7 @@ int auditlog_checkpoint_get(MDB_txn *txn, const auditlog *log, uint64_t size,
     MDB_val key = {sizeof(k), k};
     int rc;
 
-    put_u64be(k, size);
+    store_put_u64be(k, size);
     rc = mdb_get(txn, log->checkpoints, &key, note);
     if (rc == MDB_NOTFOUND)
         return once_error_set(err, ONCE_ERR_NOT_FOUND,
@@ -413,7 +393,7 @@ int auditlog_sign_checkpoint(MDB_txn *txn, const auditlog *log,
     len = checkpoint_sign(&c, origin, kp, note, note_cap, err);
     if (len < 0)
         return len;
-    put_u64be(k, c.size);
+    store_put_u64be(k, c.size);
     val.mv_size = (size_t)len;
     val.mv_data = note;
     rc = mdb_put(txn, log->checkpoints, &key, &val, MDB_NOOVERWRITE);
@@ -429,7 +409,7 @@ static int floor_entry(MDB_cursor *cur, uint64_t max_size, MDB_val *key,
     uint8_t k[8];
     int rc;
 
-    put_u64be(k, max_size);
+    store_put_u64be(k, max_size);
     key->mv_size = sizeof(k);
     key->mv_data = k;
     rc = mdb_cursor_get(cur, key, val, MDB_SET_RANGE);
@@ -437,7 +417,7 @@ static int floor_entry(MDB_cursor *cur, uint64_t max_size, MDB_val *key,
         return mdb_cursor_get(cur, key, val, MDB_LAST);
     if (rc != 0)
         return rc;
-    if (key->mv_size == 8 && get_u64be(key->mv_data) == max_size)
+    if (key->mv_size == 8 && store_get_u64be(key->mv_data) == max_size)
         return 0;
     return mdb_cursor_get(cur, key, val, MDB_PREV);
 }
@@ -465,7 +445,7 @@ int auditlog_checkpoint_floor(MDB_txn *txn, const auditlog *log,
     if (key.mv_size != 8)
         return once_error_set(err, ONCE_ERR_INTERNAL,
                               "a key in log_checkpoints is damaged");
-    *size = get_u64be(key.mv_data);
+    *size = store_get_u64be(key.mv_data);
     return 0;
 }
 
@@ -490,7 +470,7 @@ int auditlog_checkpoint_each(MDB_txn *txn, const auditlog *log, uint64_t from,
     rc = mdb_cursor_open(txn, log->checkpoints, &cur);
     if (rc != 0)
         return store_error(rc, "cannot read the checkpoints", err);
-    put_u64be(k, from);
+    store_put_u64be(k, from);
     key.mv_size = sizeof(k);
     key.mv_data = k;
     for (rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE); rc == 0;
@@ -500,7 +480,7 @@ int auditlog_checkpoint_each(MDB_txn *txn, const auditlog *log, uint64_t from,
             return once_error_set(err, ONCE_ERR_INTERNAL,
                                   "a key in log_checkpoints is damaged");
         }
-        size = get_u64be(key.mv_data);
+        size = store_get_u64be(key.mv_data);
         if (size > to)
             break;
         rc = fn(size, &val, arg);
@@ -522,7 +502,7 @@ static int get_indexed(MDB_txn *txn, MDB_dbi dbi, uint64_t index,
     MDB_val key = {sizeof(k), k};
     int rc;
 
-    put_u64be(k, index);
+    store_put_u64be(k, index);
     rc = mdb_get(txn, dbi, &key, out);
     if (rc == MDB_NOTFOUND)
         return once_error_set(err, ONCE_ERR_NOT_FOUND, "no %s at index %llu",

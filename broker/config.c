@@ -50,6 +50,10 @@
 
 #define MAX_SKEW_SECONDS 86400
 #define MAX_GROUP_COMMIT 65536
+/* A signed checkpoint covers every committed leaf within this long
+ * (writer.c explains the cadence); at most an hour. */
+#define DEFAULT_CHECKPOINT_INTERVAL_MS 1000
+#define MAX_CHECKPOINT_INTERVAL_MS 3600000
 
 static const char usage_text[] =
     "Usage: onced [--home DIR | --config FILE] [OPTIONS]\n"
@@ -76,8 +80,9 @@ static const char usage_text[] =
     "  -h, --help         print this help and exit\n"
     "  -V, --version      print the version and exit\n"
     "\n"
+    "Every exchange is a leaf of the signed exchange log (docs/AUDIT.md).\n"
     "SIGTERM or SIGINT stops taking new messages, finishes the ones in\n"
-    "flight, commits and exits.\n"
+    "flight, commits, signs a checkpoint of the log and exits.\n"
     "Exit status: 0 clean stop, 1 runtime failure, 2 usage or configuration\n"
     "error.\n";
 
@@ -217,6 +222,13 @@ static bool apply_setting(parse_state *st, const char *name, const char *value)
         cfg->group_commit_max = (unsigned)n;
         return true;
     }
+    if (strcmp(name, "checkpoint_interval_ms") == 0) {
+        if (!parse_number(value, 0, MAX_CHECKPOINT_INTERVAL_MS, &n))
+            return problem(st, "checkpoint_interval_ms must be 0 (after "
+                           "every commit) to %d", MAX_CHECKPOINT_INTERVAL_MS);
+        cfg->checkpoint_interval_ms = (unsigned)n;
+        return true;
+    }
     if (strcmp(name, "log_level") == 0) {
         if (log_level_parse(value, &cfg->log_level) < 0)
             return problem(st, "log_level must be error, warn, info or "
@@ -278,6 +290,7 @@ static void set_defaults(broker_config *cfg, parse_state *st)
     cfg->map_size_mb = DEFAULT_MAP_SIZE_MB;
     cfg->skew_seconds = DEFAULT_SKEW_SECONDS;
     cfg->group_commit_max = DEFAULT_GROUP_COMMIT_MAX;
+    cfg->checkpoint_interval_ms = DEFAULT_CHECKPOINT_INTERVAL_MS;
     cfg->log_level = LOG_LEVEL_INFO;
 }
 

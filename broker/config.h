@@ -28,6 +28,7 @@ typedef struct broker_config {
     unsigned workers;           /* resolved: never 0 */
     unsigned skew_seconds;
     unsigned group_commit_max;
+    unsigned checkpoint_interval_ms;
     log_level log_level;
     /* The exchange log's settings (docs/AUDIT.md), which oncectl init
      * writes: read and checked here so a home's once.conf is accepted as

@@ -222,6 +222,8 @@ int main(int argc, char **argv)
             .zmq_ctx = ctx, .db = &db, .log = &alog, .rp = rp,
             .id = &identity, .log_key = &key, .origin = cfg.log_origin,
             .group_max = cfg.group_commit_max,
+            .checkpoint_interval_ms = cfg.checkpoint_interval_ms,
+            .skew_seconds = cfg.skew_seconds,
         };
 
         if (zap_start(&zh, ctx, &db, &err) < 0 ||
@@ -247,9 +249,10 @@ int main(int argc, char **argv)
         goto out;
     }
     log_info("onced", "%s listening on %s: %u workers, database %s (map "
-             "size %zu MiB), skew %u s, group commit up to %u",
-             cfg.name, bound, cfg.workers, cfg.database, cfg.map_size_mb,
-             cfg.skew_seconds, cfg.group_commit_max);
+             "size %zu MiB), skew %u s, group commit up to %u, checkpoint "
+             "every %u ms", cfg.name, bound, cfg.workers, cfg.database,
+             cfg.map_size_mb, cfg.skew_seconds, cfg.group_commit_max,
+             cfg.checkpoint_interval_ms);
 
     wait_for_stop(&signals);
     server_drain(srv);

@@ -42,26 +42,6 @@ typedef struct record_key {
     size_t prefix_len; /* the (type, subject) part, the `latest` key */
 } record_key;
 
-static void put_u64be(uint8_t *p, uint64_t v)
-{
-    int i;
-
-    for (i = 7; i >= 0; i--) {
-        p[i] = (uint8_t)v;
-        v >>= 8;
-    }
-}
-
-static uint64_t get_u64be(const uint8_t *p)
-{
-    uint64_t v = 0;
-    int i;
-
-    for (i = 0; i < 8; i++)
-        v = v << 8 | p[i];
-    return v;
-}
-
 /* Builds the key of (type, subject) with room for a version after it. */
 static int make_key(record_key *k, const char *type, const char *subject,
                     once_error *err)
@@ -109,7 +89,7 @@ static int read_latest(MDB_txn *txn, const store *s, const record_key *k,
         return once_error_set(err, ONCE_ERR_INTERNAL,
                               "the latest-version entry of a record is "
                               "corrupt (%zu bytes)", val.mv_size);
-    *version = get_u64be(val.mv_data);
+    *version = store_get_u64be(val.mv_data);
     return 0;
 }
 
@@ -142,7 +122,7 @@ int registry_put_record(MDB_txn *txn, const store *s, const char *type,
                               "the latest, %llu", (unsigned long long)version,
                               type, (unsigned long long)latest);
 
-    put_u64be(k.bytes + k.prefix_len, version);
+    store_put_u64be(k.bytes + k.prefix_len, version);
     key.mv_size = k.prefix_len + 8;
     key.mv_data = k.bytes;
     val.mv_size = stored_len;
@@ -157,7 +137,7 @@ int registry_put_record(MDB_txn *txn, const store *s, const char *type,
     if (rc != MDB_SUCCESS)
         return store_error(rc, "cannot store a record", err);
 
-    put_u64be(version_be, version);
+    store_put_u64be(version_be, version);
     key.mv_size = k.prefix_len;
     val.mv_size = sizeof(version_be);
     val.mv_data = version_be;
@@ -210,7 +190,7 @@ int registry_get_record(MDB_txn *txn, const store *s, const char *type,
         if (rc < 0)
             return rc;
     }
-    put_u64be(k.bytes + k.prefix_len, version);
+    store_put_u64be(k.bytes + k.prefix_len, version);
     key.mv_size = k.prefix_len + 8;
     key.mv_data = k.bytes;
     rc = mdb_get(txn, s->records, &key, value);
@@ -246,7 +226,7 @@ int registry_history(MDB_txn *txn, const store *s, const char *type,
     if (rc != MDB_SUCCESS)
         return store_error(rc, "cannot read a record's history", err);
     /* Version 0 is never stored, so this lands on the oldest version. */
-    put_u64be(k.bytes + k.prefix_len, 0);
+    store_put_u64be(k.bytes + k.prefix_len, 0);
     key.mv_size = k.prefix_len + 8;
     key.mv_data = k.bytes;
     for (rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
@@ -255,7 +235,7 @@ int registry_history(MDB_txn *txn, const store *s, const char *type,
         if (key.mv_size != k.prefix_len + 8 ||
             memcmp(key.mv_data, k.bytes, k.prefix_len) != 0)
             break;
-        ret = fn(get_u64be((const uint8_t *)key.mv_data + k.prefix_len), &val,
+        ret = fn(store_get_u64be((const uint8_t *)key.mv_data + k.prefix_len), &val,
                  arg);
         if (ret != 0)
             break;

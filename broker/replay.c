@@ -26,10 +26,11 @@
  *     whether the answer is still being made (in flight: a retry is then
  *     dropped, the original answer is on its way), and a copy of the answer
  *     within a global memory budget;
- *   - publishes and revocations also store their answer in the `replies`
- *     table in the same LMDB transaction as the record (writer.c), so a
- *     retry after a broker restart still gets the original answer and never
- *     stores a second version.
+ *   - every logged exchange (publishes, revocations, requests, logged
+ *     refusals) also stores its answer in the `replies` table in the same
+ *     LMDB transaction as its record and log leaf (writer.c), so a retry
+ *     after a broker restart still gets the original answer and never
+ *     stores a second version or a second leaf.
  * A seq that was used by different bytes is a replay. A seq whose bytes are
  * no longer remembered in memory is looked up in `replies` by the caller.
  *
@@ -37,8 +38,37 @@
  * least twice the skew window: an envelope accepted at broker time t had
  * sent_at <= t + skew, so any copy of it arriving after t + 2 * skew fails
  * the clock check, and the session's window is no longer needed to refuse
- * it. Restarting the broker forgets all windows; requests are reads, and
- * publishes are protected by the durable table (PROTOCOL.md 6.3).
+ * it. Restarting the broker forgets all windows; every logged exchange is
+ * then protected by the durable table (PROTOCOL.md 6.3).
+ *
+ * Retention of `replies`. The same argument bounds the table, which would
+ * otherwise gain one entry per logged exchange forever. The writer stores
+ * an answer at broker wall-clock time t, after a worker accepted the
+ * envelope at some t' <= t, so its sent_at <= t' + skew <= t + skew. A copy
+ * arriving at a later wall-clock time after t + 2 * skew is then more than
+ * skew behind the clock and refused CLOCK_SKEW (server.c checks the clock
+ * before it consults the window or this table), so the entry can never be
+ * needed again and is deleted once now > t + 2 * skew + margin. The margin
+ * (REPLAY_REPLY_MARGIN_MS) covers the wall clock stepping back between the
+ * worker's check and the writer's store. A clock stepping back later only
+ * keeps entries longer; one stepping forward also moves what the clock
+ * check accepts, by the same amount, so nothing still answerable is lost.
+ * A worker reads the table in a snapshot taken before it read the clock,
+ * so a prune it can see ran at an earlier wall-clock time than its check.
+ * Raising skew_seconds across a restart by more than the margin would let
+ * copies of envelopes whose answers were already deleted pass the clock
+ * check again: raise it, if ever, by little, or wait twice the old skew.
+ *
+ * To find old entries without scanning the table, each answer also has an
+ * entry in `replies_by_time`, keyed by stored_at_ms u64be followed by the
+ * replies key, so the oldest come first; the writer prunes a bounded number
+ * per group commit (replay_reply_prune), more than a group stores, so the
+ * table stays about 2 * skew of traffic long, and the single writer never
+ * stalls on a backlog (a broker restarted after days off finds everything
+ * expired at once and drains it over its next commits). Answers stored
+ * before the index existed have no entry in it and are never deleted: no
+ * migration, since finding them would take the full scan of the table that
+ * this index exists to avoid.
  *
  * Concurrency. Sessions live in STRIPES independent hash tables, each with
  * its own mutex; a session's stripe comes from a keyed SipHash of (sender,
@@ -434,19 +464,11 @@ out:
     pthread_mutex_unlock(&st->lock);
 }
 
-/* ---- the durable table `replies` ------------------------------------- */
+/* ---- the durable table `replies` and its index by age --------------- */
 
 #define REPLY_KEY_MAX (ONCE_MAX_NAME + 1 + 8 + 8)
-
-static void put_u64be(uint8_t *p, uint64_t v)
-{
-    int i;
-
-    for (i = 7; i >= 0; i--) {
-        p[i] = (uint8_t)v;
-        v >>= 8;
-    }
-}
+/* replies_by_time key: stored_at_ms u64be, then the replies key. */
+#define TIME_KEY_MAX (8 + REPLY_KEY_MAX)
 
 static int reply_key(uint8_t key[REPLY_KEY_MAX], size_t *key_len,
                      const char *sender, uint64_t session, uint64_t seq,
@@ -460,24 +482,34 @@ static int reply_key(uint8_t key[REPLY_KEY_MAX], size_t *key_len,
                               ONCE_MAX_NAME);
     memcpy(key, sender, len);
     key[len] = 0;
-    put_u64be(key + len + 1, session);
-    put_u64be(key + len + 9, seq);
+    store_put_u64be(key + len + 1, session);
+    store_put_u64be(key + len + 9, seq);
     *key_len = len + 17;
     return 0;
 }
 
-int replay_reply_put(MDB_txn *txn, const store *s, const char *sender,
-                     uint64_t session, uint64_t seq, const uint8_t digest[32],
-                     int kind, const uint8_t *body, size_t len,
-                     once_error *err)
+/* A seq is stored once: the window and the table lookup before execution
+ * keep a second copy of an envelope from reaching the writer, and a
+ * different envelope with a used seq is a replay. Were the same envelope
+ * ever stored twice, the value would be the newer answer and the index
+ * would hold both times; the older one deletes the entry, which is still
+ * late enough (the envelope's sent_at, hence its clock window, was bounded
+ * by the first acceptance), and the newer index entry then finds nothing
+ * to delete. */
+int replay_reply_put(MDB_txn *txn, const store *s, uint64_t stored_at_ms,
+                     const char *sender, uint64_t session, uint64_t seq,
+                     const uint8_t digest[32], int kind, const uint8_t *body,
+                     size_t len, once_error *err)
 {
     Once__StoredReply m = ONCE__STORED_REPLY__INIT;
-    uint8_t key_bytes[REPLY_KEY_MAX];
+    uint8_t time_key[TIME_KEY_MAX];
     size_t key_len;
-    MDB_val key, val;
+    MDB_val key, val, empty;
     int rc;
 
-    if ((rc = reply_key(key_bytes, &key_len, sender, session, seq, err)) < 0)
+    store_put_u64be(time_key, stored_at_ms);
+    if ((rc = reply_key(time_key + 8, &key_len, sender, session, seq,
+                        err)) < 0)
         return rc;
     m.envelope_digest.data = (uint8_t *)digest;
     m.envelope_digest.len = 32;
@@ -485,14 +517,22 @@ int replay_reply_put(MDB_txn *txn, const store *s, const char *sender,
     m.body.data = (uint8_t *)body;
     m.body.len = len;
     key.mv_size = key_len;
-    key.mv_data = key_bytes;
+    key.mv_data = time_key + 8;
     val.mv_size = once__stored_reply__get_packed_size(&m);
     val.mv_data = NULL;
     /* Reserve the value in the map and encode straight into it. */
     rc = mdb_put(txn, s->replies, &key, &val, MDB_RESERVE);
     if (rc != MDB_SUCCESS)
-        return store_error(rc, "cannot store the answer of a publish", err);
+        return store_error(rc, "cannot store the answer of an exchange", err);
     once__stored_reply__pack(&m, val.mv_data);
+    key.mv_size = 8 + key_len;
+    key.mv_data = time_key;
+    empty.mv_size = 0;
+    empty.mv_data = "";
+    rc = mdb_put(txn, s->replies_by_time, &key, &empty, 0);
+    if (rc != MDB_SUCCESS)
+        return store_error(rc, "cannot index the answer of an exchange by "
+                           "age", err);
     return 0;
 }
 
@@ -529,4 +569,70 @@ int replay_reply_find(MDB_txn *txn, const store *s, const char *sender,
     }
     *out = m;
     return 0;
+}
+
+uint64_t replay_reply_cutoff(uint64_t now_ms, uint64_t skew_ms)
+{
+    uint64_t keep_ms = 2 * skew_ms + REPLAY_REPLY_MARGIN_MS;
+
+    /* A clock reading near the epoch (a board without an RTC, before NTP)
+     * keeps everything rather than wrapping around to delete everything. */
+    return now_ms > keep_ms ? now_ms - keep_ms : 0;
+}
+
+int replay_reply_prune(MDB_txn *txn, const store *s, uint64_t before_ms,
+                       size_t max, size_t *pruned, once_error *err)
+{
+    uint8_t time_key[TIME_KEY_MAX];
+    MDB_cursor *cursor;
+    MDB_val key, val, reply;
+    size_t n = 0;
+    int rc, ret = 0;
+
+    if (pruned != NULL)
+        *pruned = 0;
+    rc = mdb_cursor_open(txn, s->replies_by_time, &cursor);
+    if (rc != MDB_SUCCESS)
+        return store_error(rc, "cannot walk the stored answers by age", err);
+    while (n < max) {
+        /* The oldest entry left is always the first one. */
+        rc = mdb_cursor_get(cursor, &key, &val, MDB_FIRST);
+        if (rc == MDB_NOTFOUND)
+            break;
+        if (rc != MDB_SUCCESS) {
+            ret = store_error(rc, "cannot read the stored answers by age",
+                              err);
+            goto out;
+        }
+        if (key.mv_size <= 8 || key.mv_size > TIME_KEY_MAX) {
+            ret = once_error_set(err, ONCE_ERR_INTERNAL,
+                                 "an entry of replies_by_time has a key of "
+                                 "%zu bytes", key.mv_size);
+            goto out;
+        }
+        if (store_get_u64be(key.mv_data) >= before_ms)
+            break;
+        /* Copied out: the deletions below may move the page it points to. */
+        memcpy(time_key, key.mv_data, key.mv_size);
+        reply.mv_size = key.mv_size - 8;
+        reply.mv_data = time_key + 8;
+        rc = mdb_del(txn, s->replies, &reply, NULL);
+        if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND) {
+            ret = store_error(rc, "cannot delete an expired stored answer",
+                              err);
+            goto out;
+        }
+        rc = mdb_cursor_del(cursor, 0);
+        if (rc != MDB_SUCCESS) {
+            ret = store_error(rc, "cannot delete an expired stored answer's "
+                              "index entry", err);
+            goto out;
+        }
+        n++;
+    }
+out:
+    mdb_cursor_close(cursor);
+    if (pruned != NULL)
+        *pruned = n;
+    return ret;
 }

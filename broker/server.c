@@ -15,7 +15,7 @@
  * its leaf is on disk: so the worker decides and encodes the answer, and
  * hands it with the leaf's facts and the envelope (the evidence) to the one
  * writer thread (writer.c), which group commits records and leaves, signs
- * one checkpoint per group and only then sends the answers with their
+ * a checkpoint when one is due and only then sends the answers with their
  * receipts. The keyed subject hash is computed here, in parallel.
  *
  *      departments -- ROUTER [I/O thread] --jobs--> [worker] x N

@@ -7,7 +7,7 @@
  *
  *   departments, department_keys, types, grants   policy.c
  *   records, latest                               registry.c
- *   replies                                       replay.c
+ *   replies, replies_by_time                      replay.c
  *
  * onced and oncectl open the same environment; LMDB serialises their write
  * transactions, and onced reads policy in each request's read transaction,
@@ -17,6 +17,7 @@
 #define ONCE_STORE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <lmdb.h>
 
@@ -33,6 +34,7 @@ typedef struct store {
     MDB_dbi records;          /* len type, len subject, version u64be -> StoredRecord */
     MDB_dbi latest;           /* len type, len subject -> version u64be */
     MDB_dbi replies;          /* sender 0 session u64be seq u64be -> StoredReply */
+    MDB_dbi replies_by_time;  /* stored_at_ms u64be, replies key -> empty */
 } store;
 
 /* Opens (creating if needed) the environment in directory `dir` and every
@@ -48,5 +50,27 @@ int store_commit(MDB_txn *txn, once_error *err);
 
 /* Maps an LMDB return code to a once error with `what` in the message. */
 int store_error(int mdb_rc, const char *what, once_error *err);
+
+/* Keys hold numbers big-endian, so LMDB's byte order is numeric order and
+ * ranges scan oldest or lowest first. */
+static inline void store_put_u64be(uint8_t *p, uint64_t v)
+{
+    int i;
+
+    for (i = 7; i >= 0; i--) {
+        p[i] = (uint8_t)v;
+        v >>= 8;
+    }
+}
+
+static inline uint64_t store_get_u64be(const uint8_t *p)
+{
+    uint64_t v = 0;
+    int i;
+
+    for (i = 0; i < 8; i++)
+        v = v << 8 | p[i];
+    return v;
+}
 
 #endif

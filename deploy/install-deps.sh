@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(build-essential meson ninja-build pkg-config libzmq3-dev
-  libsodium-dev libprotobuf-c-dev protobuf-c-compiler liblmdb-dev libinih-dev
+  libsodium-dev nettle-dev libprotobuf-c-dev protobuf-c-compiler liblmdb-dev libinih-dev
   libcmocka-dev python3)
 
 missing=()

@@ -18,6 +18,8 @@ typedef uint8_t merkle_hash[MERKLE_HASH_BYTES];
 void merkle_leaf_hash(const uint8_t *data, size_t len, merkle_hash out);
 void merkle_node_hash(const merkle_hash left, const merkle_hash right,
                       merkle_hash out);
+/* MTH of the empty tree: SHA-256 of no bytes. */
+void merkle_empty_root(merkle_hash out);
 
 /* MTH over leaf hashes [0, n): SHA-256 of the empty string when n is 0. */
 void merkle_root(const merkle_hash *leaves, uint64_t n, merkle_hash out);

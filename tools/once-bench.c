@@ -1344,8 +1344,8 @@ static void print_text(const results *r)
            opt.workers == 0 ? " = cores" : "");
     /* The log cannot be turned off: these are the rates with it. */
     printf("  %-36s %12s      (every publish and request is a leaf, "
-           "committed before its answer; one signed checkpoint per group "
-           "commit)\n", "exchange log", "on");
+           "committed before its answer; a signed checkpoint each second)\n",
+           "exchange log", "on");
     printf("  %-36s %12.0f /s   (%lu in %.2f s, window %lu)\n", "publishes",
            r->publishes_per_s, r->records, r->publish_seconds,
            opt.publish_window);

@@ -431,7 +431,11 @@ static const char config_template[] =
     "# before onced first starts and never change it afterwards. A name no\n"
     "# other log uses, such as once.example.gov/exchange-log, is best;\n"
     "# printable ASCII without spaces or '+'.\n"
-    "log_origin = %s\n";
+    "log_origin = %s\n"
+    "# Every committed leaf is under a signed checkpoint within this many\n"
+    "# milliseconds; an answer that asks for a proof gets one at once.\n"
+    "# 0 signs a checkpoint after every commit (more for auditors to check).\n"
+    "checkpoint_interval_ms = 1000\n";
 
 static int write_new_file(const char *path, const char *text, mode_t mode)
 {
@@ -1283,8 +1287,8 @@ static int cmd_log_status(const command *cmd, int argc, char **argv)
                    "checkpoints   %" PRIu64 " stored\n",
                    size, count);
             if (rc == -ONCE_ERR_NOT_FOUND) {
-                printf("latest checkpoint: none yet (onced signs one after "
-                       "every commit)\n");
+                printf("latest checkpoint: none yet (onced signs one when "
+                       "it starts)\n");
                 rc = 0;
             } else if (rc == 0) {
                 printf("latest checkpoint, of tree size %" PRIu64, cp_size);
@@ -1346,7 +1350,7 @@ static int check_exportable(const store *s, const auditlog *log, uint64_t to,
     else if (size == 0)
         say_error("the log is empty and no checkpoint has been signed yet: "
                   "there is nothing an auditor could verify (onced signs a "
-                  "checkpoint after every commit)");
+                  "checkpoint when it starts)");
     else
         say_error("the log has %" PRIu64 " leaves but no signed checkpoint "
                   "yet: there is nothing an auditor could verify", size);

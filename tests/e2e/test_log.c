@@ -10,6 +10,7 @@
  * raw CURVE sockets, the log is exported with oncectl and checked with
  * once-audit, as an operator and an auditor would.
  */
+#include <dirent.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -119,6 +121,34 @@ static bool fails_all_name(const char *out, const char *token)
         p += n;
     }
     return seen;
+}
+
+/* The largest size below `below` that has a file in DIR/checkpoints. */
+static uint64_t newest_checkpoint_below(const char *dir, uint64_t below)
+{
+    char path[PATH_MAX + 128];
+    struct dirent *de;
+    uint64_t best = 0;
+    bool found = false;
+    DIR *d;
+
+    snprintf(path, sizeof(path), "%s/checkpoints", dir);
+    d = opendir(path);
+    assert_non_null(d);
+    while ((de = readdir(d)) != NULL) {
+        char *end;
+        unsigned long long n = strtoull(de->d_name, &end, 10);
+
+        if (de->d_name[0] < '0' || de->d_name[0] > '9' || *end != '\0' ||
+            n >= below)
+            continue;
+        if (!found || n > best)
+            best = n;
+        found = true;
+    }
+    closedir(d);
+    assert_true(found);
+    return best;
 }
 
 static uint8_t *slurp(const char *path, size_t *len)
@@ -499,14 +529,20 @@ static void test_export_and_audit(void **state)
     snprintf(copy, sizeof(copy), "%s/copy-checkpoint", broker.dir);
     rc = run(&out, "cp -a '%s' '%s'", dir, copy);
     free(out);
-    snprintf(path, sizeof(path), "%s/checkpoints/%llu", copy,
-             (unsigned long long)(size - 1));
+    {
+        /* The newest one below the export's size: the writer signs at
+         * its own cadence, so which sizes have one is not fixed. */
+        uint64_t cp_size = newest_checkpoint_below(copy, size);
+
+        snprintf(path, sizeof(path), "%s/checkpoints/%llu", copy,
+                 (unsigned long long)cp_size);
+        snprintf(token, sizeof(token), "checkpoints/%llu:",
+                 (unsigned long long)cp_size);
+    }
     data = slurp(path, &len);
     data[len - 20] = data[len - 20] == 'A' ? 'B' : 'A';
     spit(path, data, len);
     free(data);
-    snprintf(token, sizeof(token), "checkpoints/%llu:",
-             (unsigned long long)(size - 1));
     rc = run(&out, "'%s' verify '%s' --key '%s/broker.pub'", audit, copy,
              broker.home);
     if (rc != 1 || !fails_all_name(out, token))
@@ -606,6 +642,98 @@ static void test_kill_during_traffic(void **state)
     free(out);
 }
 
+/* Restarts the broker with checkpoint_interval_ms set (the last setting
+ * of a name in once.conf wins). */
+static void restart_with_interval(const char *ms)
+{
+    char path[PATH_MAX + 32];
+    once_error err;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/once.conf", broker.home);
+    f = fopen(path, "a");
+    assert_non_null(f);
+    fprintf(f, "checkpoint_interval_ms = %s\n", ms);
+    assert_int_equal(fclose(f), 0);
+    if (broker.pid > 0)
+        assert_int_equal(e2e_stop(&broker), 0);
+    assert_int_equal(e2e_start(&broker, &market, NULL), 0);
+    once_client_close(tax_c);
+    assert_int_equal(e2e_client(&broker, &tax, &tax_c, &err), 0);
+}
+
+/* A request without a proof; returns its leaf index. */
+static uint64_t plain_request(const char *case_id)
+{
+    once_receipt receipt = { 0 };
+    once_record *got = NULL;
+    once_error err;
+    uint64_t index;
+
+    if (once_client_request_ex(tax_c, LICENCE, subject_a, TAX_PURPOSE,
+                               case_id, 0, 0, &got, &receipt, &err) != 0)
+        fail_msg("request: %s", err.message);
+    requests_about_a++;
+    once_record_free(got);
+    assert_true(receipt.logged && !receipt.has_proof);
+    index = receipt.leaf_index;
+    once_receipt_clear(&receipt);
+    return index;
+}
+
+/* The checkpoint cadence: none for answers without a proof until the
+ * interval runs out, one at once for an answer with a proof, one when the
+ * broker stops, and one from the idle writer when the interval passes. */
+static void test_checkpoint_cadence(void **state)
+{
+    char dir[PATH_MAX + 32];
+    once_receipt receipt = { 0 };
+    once_record *got = NULL;
+    once_error err;
+    uint64_t start, last;
+    int i;
+
+    (void)state;
+    restart_with_interval("3600000");
+    snprintf(dir, sizeof(dir), "%s/export-cadence", broker.dir);
+    export_log(dir);
+    start = export_size(dir);
+
+    assert_int_equal(plain_request("C-1"), start);
+    assert_int_equal(plain_request("C-2"), start + 1);
+    export_log(dir);
+    assert_int_equal(export_size(dir), start);
+
+    if (once_client_request_ex(tax_c, LICENCE, subject_a, TAX_PURPOSE, "C-3",
+                               0, 1, &got, &receipt, &err) != 0)
+        fail_msg("request: %s", err.message);
+    requests_about_a++;
+    once_record_free(got);
+    assert_int_equal(receipt.leaf_index, start + 2);
+    assert_int_equal(once_receipt_verify(&receipt, broker.broker_pk, origin,
+                                         &err), 0);
+    once_receipt_clear(&receipt);
+    export_log(dir);
+    assert_int_equal(export_size(dir), start + 3);
+
+    last = plain_request("C-4");
+    assert_int_equal(e2e_stop(&broker), 0);
+    export_log(dir);
+    assert_int_equal(export_size(dir), last + 1);
+
+    /* The idle writer signs once the interval has passed; the loop only
+     * bounds how long the test waits for that. */
+    restart_with_interval("50");
+    last = plain_request("C-5");
+    for (i = 0; i < 600; i++) {
+        export_log(dir);
+        if (export_size(dir) == last + 1)
+            break;
+        usleep(50 * 1000);
+    }
+    assert_int_equal(export_size(dir), last + 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -613,6 +741,7 @@ int main(void)
         cmocka_unit_test(test_retry_same_receipt),
         cmocka_unit_test(test_export_and_audit),
         cmocka_unit_test(test_kill_during_traffic),
+        cmocka_unit_test(test_checkpoint_cadence),
     };
 
     if (once_init() < 0)

@@ -30,15 +30,10 @@ typedef struct fixture {
 static int setup(void **state)
 {
     static fixture f;
-    once_error err;
 
     memset(&f, 0, sizeof(f));
-    if (temp_dir_make(f.dir, sizeof(f.dir)) < 0)
+    if (temp_store_open(f.dir, sizeof(f.dir), &f.s) < 0)
         return -1;
-    if (store_open(&f.s, f.dir, 0, &err) < 0) {
-        print_error("store_open: %s\n", err.message);
-        return -1;
-    }
     if (once_keypair_generate(&f.amr) < 0 ||
         once_keypair_generate(&f.tax) < 0 ||
         once_keypair_generate(&f.bank) < 0)
@@ -51,8 +46,7 @@ static int teardown(void **state)
 {
     fixture *f = *state;
 
-    store_close(&f->s);
-    temp_dir_remove(f->dir);
+    temp_store_close(f->dir, &f->s);
     return 0;
 }
 

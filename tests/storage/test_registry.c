@@ -21,35 +21,7 @@
 #define LICENCE "business-licence"
 #define SUBJECT "91350100M000100Y43"
 
-typedef struct fixture {
-    char dir[PATH_MAX];
-    store s;
-} fixture;
-
-static int setup(void **state)
-{
-    static fixture f;
-    once_error err;
-
-    memset(&f, 0, sizeof(f));
-    if (temp_dir_make(f.dir, sizeof(f.dir)) < 0)
-        return -1;
-    if (store_open(&f.s, f.dir, 0, &err) < 0) {
-        print_error("store_open: %s\n", err.message);
-        return -1;
-    }
-    *state = &f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture *f = *state;
-
-    store_close(&f->s);
-    temp_dir_remove(f->dir);
-    return 0;
-}
+typedef temp_store fixture;
 
 /* Puts one version in its own committed transaction. */
 static int put(store *s, const char *type, const char *subject,
@@ -353,14 +325,13 @@ static void test_open_errors(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_versions, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_stale_versions, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_history_order, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_not_found_and_bad_keys, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_count, setup, teardown),
+        TEMP_STORE_TEST(test_versions),
+        TEMP_STORE_TEST(test_stale_versions),
+        TEMP_STORE_TEST(test_history_order),
+        TEMP_STORE_TEST(test_not_found_and_bad_keys),
+        TEMP_STORE_TEST(test_count),
         cmocka_unit_test(test_storage_full),
-        cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),
+        TEMP_STORE_TEST(test_open_errors),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
