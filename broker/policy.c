@@ -179,6 +179,42 @@ static MDB_val string_val(const char *s)
 
 /* ---- departments ------------------------------------------------------ */
 
+/* The list functions' callback, whichever the table. */
+typedef struct list_call {
+    union {
+        int (*department)(const department *d, void *arg);
+        int (*type)(const record_type *t, void *arg);
+        int (*grant)(const grant *g, void *arg);
+    } fn;
+    void *arg;
+} list_call;
+
+/* Calls visit for every value of a table in key order; a non-zero return
+ * from visit stops the walk and is returned. */
+static int walk_table(MDB_txn *txn, MDB_dbi dbi, const char *what,
+                      int (*visit)(const MDB_val *val, const list_call *call,
+                                   once_error *err),
+                      const list_call *call, once_error *err)
+{
+    MDB_cursor *cur;
+    MDB_val key, val;
+    int rc, ret = 0;
+
+    rc = mdb_cursor_open(txn, dbi, &cur);
+    if (rc != MDB_SUCCESS)
+        return store_error(rc, what, err);
+    for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); rc == MDB_SUCCESS;
+         rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT))
+        if ((ret = visit(&val, call, err)) != 0)
+            break;
+    mdb_cursor_close(cur);
+    if (ret != 0)
+        return ret;
+    if (rc != MDB_NOTFOUND)
+        return store_error(rc, what, err);
+    return 0;
+}
+
 static int decode_department(const MDB_val *val, department *out,
                              once_error *err)
 {
@@ -374,35 +410,26 @@ int policy_department_set_status(MDB_txn *txn, const store *s, const char *id,
     return 0;
 }
 
+static int visit_department(const MDB_val *val, const list_call *call,
+                            once_error *err)
+{
+    department d;
+    int rc = decode_department(val, &d, err);
+
+    return rc != 0 ? rc : call->fn.department(&d, call->arg);
+}
+
 int policy_department_list(MDB_txn *txn, const store *s,
                            int (*fn)(const department *d, void *arg),
                            void *arg, once_error *err)
 {
-    department d;
-    MDB_cursor *cur;
-    MDB_val key, val;
-    int rc, ret = 0;
+    list_call call = { .fn.department = fn, .arg = arg };
 
     if (fn == NULL)
         return once_error_set(err, ONCE_ERR_INVALID_ARGUMENT,
                               "no callback");
-    rc = mdb_cursor_open(txn, s->departments, &cur);
-    if (rc != MDB_SUCCESS)
-        return store_error(rc, "cannot list departments", err);
-    for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); rc == MDB_SUCCESS;
-         rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
-        ret = decode_department(&val, &d, err);
-        if (ret == 0)
-            ret = fn(&d, arg);
-        if (ret != 0)
-            break;
-    }
-    mdb_cursor_close(cur);
-    if (ret != 0)
-        return ret;
-    if (rc != MDB_NOTFOUND)
-        return store_error(rc, "cannot list departments", err);
-    return 0;
+    return walk_table(txn, s->departments, "cannot list departments",
+                      visit_department, &call, err);
 }
 
 /* ---- record types ----------------------------------------------------- */
@@ -557,35 +584,26 @@ int policy_type_get(MDB_txn *txn, const store *s, const char *name,
     return out != NULL ? decode_type(&val, out, err) : 0;
 }
 
+static int visit_type(const MDB_val *val, const list_call *call,
+                      once_error *err)
+{
+    record_type t;
+    int rc = decode_type(val, &t, err);
+
+    return rc != 0 ? rc : call->fn.type(&t, call->arg);
+}
+
 int policy_type_list(MDB_txn *txn, const store *s,
                      int (*fn)(const record_type *t, void *arg), void *arg,
                      once_error *err)
 {
-    record_type t;
-    MDB_cursor *cur;
-    MDB_val key, val;
-    int rc, ret = 0;
+    list_call call = { .fn.type = fn, .arg = arg };
 
     if (fn == NULL)
         return once_error_set(err, ONCE_ERR_INVALID_ARGUMENT,
                               "no callback");
-    rc = mdb_cursor_open(txn, s->types, &cur);
-    if (rc != MDB_SUCCESS)
-        return store_error(rc, "cannot list record types", err);
-    for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); rc == MDB_SUCCESS;
-         rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
-        ret = decode_type(&val, &t, err);
-        if (ret == 0)
-            ret = fn(&t, arg);
-        if (ret != 0)
-            break;
-    }
-    mdb_cursor_close(cur);
-    if (ret != 0)
-        return ret;
-    if (rc != MDB_NOTFOUND)
-        return store_error(rc, "cannot list record types", err);
-    return 0;
+    return walk_table(txn, s->types, "cannot list record types", visit_type,
+                      &call, err);
 }
 
 bool policy_type_has_issuer(const record_type *t, const char *department_id)
@@ -779,35 +797,26 @@ int policy_grant_revoke(MDB_txn *txn, const store *s, const char *requester,
     return 0;
 }
 
+static int visit_grant(const MDB_val *val, const list_call *call,
+                       once_error *err)
+{
+    grant g;
+    int rc = decode_grant(val, &g, err);
+
+    return rc != 0 ? rc : call->fn.grant(&g, call->arg);
+}
+
 int policy_grant_list(MDB_txn *txn, const store *s,
                       int (*fn)(const grant *g, void *arg), void *arg,
                       once_error *err)
 {
-    grant g;
-    MDB_cursor *cur;
-    MDB_val key, val;
-    int rc, ret = 0;
+    list_call call = { .fn.grant = fn, .arg = arg };
 
     if (fn == NULL)
         return once_error_set(err, ONCE_ERR_INVALID_ARGUMENT,
                               "no callback");
-    rc = mdb_cursor_open(txn, s->grants, &cur);
-    if (rc != MDB_SUCCESS)
-        return store_error(rc, "cannot list grants", err);
-    for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); rc == MDB_SUCCESS;
-         rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
-        ret = decode_grant(&val, &g, err);
-        if (ret == 0)
-            ret = fn(&g, arg);
-        if (ret != 0)
-            break;
-    }
-    mdb_cursor_close(cur);
-    if (ret != 0)
-        return ret;
-    if (rc != MDB_NOTFOUND)
-        return store_error(rc, "cannot list grants", err);
-    return 0;
+    return walk_table(txn, s->grants, "cannot list grants", visit_grant,
+                      &call, err);
 }
 
 bool policy_grant_allows_field(const grant *g, const char *field)
