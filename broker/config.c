@@ -17,6 +17,9 @@
  * unknown key in [broker] is an error (a misspelt `skew_secods` would
  * otherwise silently run with the default), every number is range checked,
  * and problems found here exit with status 2 before anything is opened.
+ * oncectl reads a home through config_read_home, so it opens the database
+ * onced would, with the same map size, and refuses the once.conf onced
+ * would refuse.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -38,13 +41,9 @@
 #define ONCE_VERSION "unknown"
 #endif
 
-#define DEFAULT_HOME "/var/lib/once"
-#define DEFAULT_NAME "once-broker"
-#define DEFAULT_LISTEN "tcp://127.0.0.1:7700"
 #define DEFAULT_KEY "broker.key"
 #define DEFAULT_DATABASE "db"
 #define DEFAULT_AUDIT_KEY "audit.key"
-#define DEFAULT_MAP_SIZE_MB 1024
 #define DEFAULT_SKEW_SECONDS 300
 #define DEFAULT_GROUP_COMMIT_MAX 256
 
@@ -69,7 +68,7 @@ static const char usage_text[] =
     "Options:\n"
     "  --home DIR         broker home made by 'oncectl init'; reads\n"
     "                     DIR/once.conf (default $ONCE_HOME, else "
-    DEFAULT_HOME ")\n"
+    CONFIG_DEFAULT_HOME ")\n"
     "  --config FILE      read FILE instead; relative paths in it are\n"
     "                     relative to FILE's directory\n"
     "  --listen EP        ZeroMQ endpoint to bind: tcp://HOST:PORT or\n"
@@ -134,13 +133,19 @@ static bool copy_text(char *dst, size_t cap, const char *src)
 }
 
 /* tcp:// and ipc:// are what a broker serves departments on; anything
- * else (inproc, pgm) cannot work, so it is refused before binding. */
-static bool plausible_endpoint(const char *ep)
+ * else (inproc, pgm) cannot work, so it is refused before binding. Blanks,
+ * control characters and the INI comment characters would not survive
+ * being written into once.conf by oncectl init. */
+bool config_endpoint_is_valid(const char *ep)
 {
-    size_t len = strlen(ep);
+    size_t len = strlen(ep), i;
 
     if (len >= CONFIG_ENDPOINT_MAX)
         return false;
+    for (i = 0; i < len; i++)
+        if ((unsigned char)ep[i] <= ' ' || ep[i] == 0x7f || ep[i] == ';' ||
+            ep[i] == '#')
+            return false;
     if (strncmp(ep, "tcp://", 6) == 0)
         return len > 6 && strchr(ep + 6, ':') != NULL;
     if (strncmp(ep, "ipc://", 6) == 0)
@@ -176,9 +181,10 @@ static bool apply_setting(parse_state *st, const char *name, const char *value)
         return copy_text(cfg->name, sizeof(cfg->name), value);
     }
     if (strcmp(name, "listen") == 0) {
-        if (!plausible_endpoint(value))
+        if (!config_endpoint_is_valid(value))
             return problem(st, "listen must be a ZeroMQ endpoint such as "
-                           DEFAULT_LISTEN " or ipc:///run/once/broker.sock");
+                           CONFIG_DEFAULT_LISTEN " or "
+                           "ipc:///run/once/broker.sock");
         return copy_text(cfg->listen, sizeof(cfg->listen), value);
     }
     if (strcmp(name, "key") == 0) {
@@ -282,45 +288,16 @@ static void set_defaults(broker_config *cfg, parse_state *st)
     memset(cfg, 0, sizeof(*cfg));
     memset(st, 0, sizeof(*st));
     st->cfg = cfg;
-    strcpy(cfg->name, DEFAULT_NAME);
-    strcpy(cfg->listen, DEFAULT_LISTEN);
+    strcpy(cfg->name, CONFIG_DEFAULT_NAME);
+    strcpy(cfg->listen, CONFIG_DEFAULT_LISTEN);
     strcpy(st->raw_key, DEFAULT_KEY);
     strcpy(st->raw_database, DEFAULT_DATABASE);
     strcpy(st->raw_audit_key, DEFAULT_AUDIT_KEY);
-    cfg->map_size_mb = DEFAULT_MAP_SIZE_MB;
+    cfg->map_size_mb = CONFIG_DEFAULT_MAP_SIZE_MB;
     cfg->skew_seconds = DEFAULT_SKEW_SECONDS;
     cfg->group_commit_max = DEFAULT_GROUP_COMMIT_MAX;
     cfg->checkpoint_interval_ms = DEFAULT_CHECKPOINT_INTERVAL_MS;
     cfg->log_level = LOG_LEVEL_INFO;
-}
-
-/* Reads the file into cfg. A missing file is an error only when it was
- * named with --config. */
-static config_result read_file(parse_state *st, const char *path,
-                               bool must_exist)
-{
-    struct stat sb;
-    int rc;
-
-    if (stat(path, &sb) < 0) {
-        if (errno == ENOENT && !must_exist)
-            return CONFIG_RUN;
-        return usage_error("cannot read configuration %s: %s", path,
-                           strerror(errno));
-    }
-    if (!S_ISREG(sb.st_mode))
-        return usage_error("configuration %s is not a file", path);
-    rc = ini_parse(path, ini_entry, st);
-    if (rc < 0)
-        return usage_error("cannot read configuration %s: %s", path,
-                           rc == -1 ? strerror(errno) : "out of memory");
-    if (rc > 0)
-        return usage_error("%s line %d: %s", path, rc,
-                           st->problem[0] != '\0' ? st->problem
-                                                  : "syntax error");
-    if (!copy_text(st->cfg->config_path, sizeof(st->cfg->config_path), path))
-        return usage_error("configuration path too long");
-    return CONFIG_RUN;
 }
 
 static unsigned online_cpus(void)
@@ -332,6 +309,92 @@ static unsigned online_cpus(void)
     if (n > CONFIG_MAX_WORKERS)
         return CONFIG_MAX_WORKERS;
     return (unsigned)n;
+}
+
+/* Reads the file into cfg; 0, or -1 with why filled. A missing file is an
+ * error only when it was named with --config. */
+static int read_file(parse_state *st, const char *path, bool must_exist,
+                     char *why, size_t why_cap)
+{
+    struct stat sb;
+    int rc;
+
+    if (stat(path, &sb) < 0) {
+        if (errno == ENOENT && !must_exist)
+            return 0;
+        snprintf(why, why_cap, "cannot read configuration %s: %s", path,
+                 strerror(errno));
+        return -1;
+    }
+    if (!S_ISREG(sb.st_mode)) {
+        snprintf(why, why_cap, "configuration %s is not a file", path);
+        return -1;
+    }
+    rc = ini_parse(path, ini_entry, st);
+    if (rc < 0) {
+        snprintf(why, why_cap, "cannot read configuration %s: %s", path,
+                 rc == -1 ? strerror(errno) : "out of memory");
+        return -1;
+    }
+    if (rc > 0) {
+        snprintf(why, why_cap, "%s line %d: %s", path, rc,
+                 st->problem[0] != '\0' ? st->problem : "syntax error");
+        return -1;
+    }
+    if (!copy_text(st->cfg->config_path, sizeof(st->cfg->config_path),
+                   path)) {
+        snprintf(why, why_cap, "configuration path too long");
+        return -1;
+    }
+    return 0;
+}
+
+/* Turns the file's paths into paths from cfg->home and fills in what
+ * defaults to other settings. */
+static int finish(broker_config *cfg, const parse_state *st, char *why,
+                  size_t why_cap)
+{
+    if (!resolve_path(cfg->key_path, sizeof(cfg->key_path), cfg->home,
+                      st->raw_key) ||
+        !resolve_path(cfg->database, sizeof(cfg->database), cfg->home,
+                      st->raw_database) ||
+        !resolve_path(cfg->audit_key_path, sizeof(cfg->audit_key_path),
+                      cfg->home, st->raw_audit_key)) {
+        snprintf(why, why_cap, "key, database or audit key path too long");
+        return -1;
+    }
+    /* The log is named after the broker unless once.conf says otherwise,
+     * as oncectl init does. */
+    if (cfg->log_origin[0] == '\0')
+        snprintf(cfg->log_origin, sizeof(cfg->log_origin), "%s", cfg->name);
+    cfg->workers = st->workers_setting != 0 ? st->workers_setting
+                                            : online_cpus();
+    return 0;
+}
+
+/* HOME/once.conf read into a fresh cfg, relative to HOME. */
+static int read_home(broker_config *cfg, parse_state *st, const char *home,
+                     char *why, size_t why_cap)
+{
+    char path[PATH_MAX];
+
+    set_defaults(cfg, st);
+    if (!copy_text(cfg->home, sizeof(cfg->home), home) ||
+        !resolve_path(path, sizeof(path), home, "once.conf")) {
+        snprintf(why, why_cap, "home path too long");
+        return -1;
+    }
+    return read_file(st, path, false, why, why_cap);
+}
+
+int config_read_home(broker_config *cfg, const char *home, char *why,
+                     size_t why_cap)
+{
+    parse_state st;
+
+    if (read_home(cfg, &st, home, why, why_cap) < 0)
+        return -1;
+    return finish(cfg, &st, why, why_cap);
 }
 
 config_result config_load(broker_config *cfg, int argc, char **argv)
@@ -348,11 +411,10 @@ config_result config_load(broker_config *cfg, int argc, char **argv)
     };
     const char *home = NULL, *config = NULL, *listen = NULL;
     const char *workers = NULL, *level = NULL;
-    char path[PATH_MAX];
+    char why[PATH_MAX + 256];
     unsigned long long n;
     parse_state st;
-    config_result rc;
-    int opt;
+    int opt, rc;
 
     set_defaults(cfg, &st);
     opterr = 0;
@@ -393,19 +455,16 @@ config_result config_load(broker_config *cfg, int argc, char **argv)
                      (int)(slash - config), config);
         else
             return usage_error("configuration path too long");
-        rc = read_file(&st, config, true);
+        rc = read_file(&st, config, true, why, sizeof(why));
     } else {
         if (home == NULL)
             home = getenv("ONCE_HOME");
         if (home == NULL || home[0] == '\0')
-            home = DEFAULT_HOME;
-        if (!copy_text(cfg->home, sizeof(cfg->home), home) ||
-            !resolve_path(path, sizeof(path), home, "once.conf"))
-            return usage_error("home path too long");
-        rc = read_file(&st, path, false);
+            home = CONFIG_DEFAULT_HOME;
+        rc = read_home(cfg, &st, home, why, sizeof(why));
     }
-    if (rc != CONFIG_RUN)
-        return rc;
+    if (rc < 0)
+        return usage_error("%s", why);
 
     /* The command line wins over the file. */
     st.problem[0] = '\0';
@@ -419,19 +478,7 @@ config_result config_load(broker_config *cfg, int argc, char **argv)
     }
     if (level != NULL && log_level_parse(level, &cfg->log_level) < 0)
         return usage_error("--log-level must be error, warn, info or debug");
-
-    if (!resolve_path(cfg->key_path, sizeof(cfg->key_path), cfg->home,
-                      st.raw_key) ||
-        !resolve_path(cfg->database, sizeof(cfg->database), cfg->home,
-                      st.raw_database) ||
-        !resolve_path(cfg->audit_key_path, sizeof(cfg->audit_key_path),
-                      cfg->home, st.raw_audit_key))
-        return usage_error("key, database or audit key path too long");
-    /* The log is named after the broker unless once.conf says otherwise,
-     * as oncectl init does. */
-    if (cfg->log_origin[0] == '\0')
-        snprintf(cfg->log_origin, sizeof(cfg->log_origin), "%s", cfg->name);
-    cfg->workers = st.workers_setting != 0 ? st.workers_setting
-                                           : online_cpus();
+    if (finish(cfg, &st, why, sizeof(why)) < 0)
+        return usage_error("%s", why);
     return CONFIG_RUN;
 }

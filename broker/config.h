@@ -6,6 +6,7 @@
 #define ONCE_CONFIG_H
 
 #include <limits.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "checkpoint.h"
@@ -13,6 +14,11 @@
 #include "once/once.h"
 
 #define CONFIG_ENDPOINT_MAX 256
+/* What `oncectl init` writes and a home without once.conf runs with. */
+#define CONFIG_DEFAULT_HOME "/var/lib/once"
+#define CONFIG_DEFAULT_NAME "once-broker"
+#define CONFIG_DEFAULT_LISTEN "tcp://127.0.0.1:7700"
+#define CONFIG_DEFAULT_MAP_SIZE_MB 1024
 /* Each worker holds an LMDB reader slot; LMDB's default table has 126 and
  * oncectl and the ZAP handler need some too. */
 #define CONFIG_MAX_WORKERS 96
@@ -43,8 +49,19 @@ typedef enum config_result {
     CONFIG_USAGE = 2   /* a message was printed to stderr: exit 2 */
 } config_result;
 
+/* A tcp://HOST:PORT or ipc://PATH endpoint onced can bind and once.conf
+ * can hold. */
+bool config_endpoint_is_valid(const char *ep);
+
 /* Parses argv, reads the configuration file and applies the overrides.
  * Prints what went wrong, or the help or version text, itself. */
 config_result config_load(broker_config *cfg, int argc, char **argv);
+
+/* What `onced --home HOME` runs with, without command-line overrides:
+ * HOME/once.conf (the defaults when there is none) checked by the same
+ * rules. For oncectl, which opens the same database. 0, or -1 with a
+ * message in why. */
+int config_read_home(broker_config *cfg, const char *home, char *why,
+                     size_t why_cap);
 
 #endif

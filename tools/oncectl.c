@@ -48,13 +48,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <ini.h>
-
 #include <sodium.h>
 
 #include "audit_hash.h"
 #include "auditlog.h"
 #include "checkpoint.h"
+#include "config.h"
 #include "export.h"
 #include "policy.h"
 #include "store.h"
@@ -63,10 +62,6 @@
 #define EXIT_FAILED 1
 #define EXIT_USAGE 2
 
-#define DEFAULT_HOME "/var/lib/once"
-#define DEFAULT_LISTEN "tcp://127.0.0.1:7700"
-#define DEFAULT_BROKER_NAME "once-broker"
-#define DEFAULT_MAP_SIZE_MB 1024
 
 /* A key prefix is enough to tell keys apart by eye and to compare with a
  * .pub file; the whole key is in that file. */
@@ -85,7 +80,7 @@ struct command {
 };
 
 /* The home every command works on: --home, else $ONCE_HOME, else
- * DEFAULT_HOME. */
+ * CONFIG_DEFAULT_HOME. */
 static const char *home;
 static bool home_given;
 
@@ -250,56 +245,15 @@ static int join_path(char *out, size_t cap, const char *dir, const char *name)
 
 /* ---- the database of a broker home ------------------------------------- */
 
-typedef struct home_config {
-    char database[PATH_MAX];
-    unsigned long long map_size_mb;
-    char problem[128];
-} home_config;
-
-/* inih handler: reads the two settings oncectl needs from [broker] and
- * leaves the rest to onced. A non-zero return means the line is fine. */
-static int config_entry(void *user, const char *section, const char *name,
-                        const char *value)
-{
-    home_config *cfg = user;
-    char *end;
-
-    if (strcmp(section, "broker") != 0)
-        return 1;
-    if (strcmp(name, "database") == 0) {
-        if (value[0] == '\0' || strlen(value) >= sizeof(cfg->database)) {
-            snprintf(cfg->problem, sizeof(cfg->problem),
-                     "database must be a directory path");
-            return 0;
-        }
-        strcpy(cfg->database, value);
-    } else if (strcmp(name, "map_size_mb") == 0) {
-        errno = 0;
-        cfg->map_size_mb = strtoull(value, &end, 10);
-        if (errno != 0 || end == value || *end != '\0' ||
-            cfg->map_size_mb == 0 ||
-            cfg->map_size_mb > (unsigned long long)(SIZE_MAX >> 20)) {
-            snprintf(cfg->problem, sizeof(cfg->problem),
-                     "map_size_mb must be a positive number of MiB");
-            return 0;
-        }
-    }
-    return 1;
-}
-
 /* Opens the database of the home, as onced would. A home without one is an
  * error rather than a new empty database: that would hide a wrong --home. */
 static int open_home_store(store *s)
 {
-    char conf[PATH_MAX], db[PATH_MAX];
-    home_config cfg;
+    char why[PATH_MAX + 256];
+    broker_config cfg;
     once_error err;
     struct stat st;
-    int rc;
 
-    memset(&cfg, 0, sizeof(cfg));
-    strcpy(cfg.database, "db");
-    cfg.map_size_mb = DEFAULT_MAP_SIZE_MB;
     if (stat(home, &st) < 0) {
         say_error("no broker home at %s (%s); create one with 'oncectl "
                   "--home %s init', or give --home or ONCE_HOME", home,
@@ -310,31 +264,17 @@ static int open_home_store(store *s)
         say_error("broker home %s is not a directory", home);
         return -1;
     }
-    if (join_path(conf, sizeof(conf), home, "once.conf") < 0)
-        return -1;
     /* Without a once.conf the defaults apply, as for onced --home. */
-    if (stat(conf, &st) == 0) {
-        rc = ini_parse(conf, config_entry, &cfg);
-        if (rc < 0) {
-            say_error("cannot read %s: %s", conf, strerror(errno));
-            return -1;
-        }
-        if (rc > 0) {
-            say_error("%s line %d: %s", conf, rc,
-                      cfg.problem[0] != '\0' ? cfg.problem : "syntax error");
-            return -1;
-        }
-    }
-    if (cfg.database[0] == '/')
-        snprintf(db, sizeof(db), "%s", cfg.database);
-    else if (join_path(db, sizeof(db), home, cfg.database) < 0)
+    if (config_read_home(&cfg, home, why, sizeof(why)) < 0) {
+        say_error("%s", why);
         return -1;
-    if (stat(db, &st) < 0 || !S_ISDIR(st.st_mode)) {
+    }
+    if (stat(cfg.database, &st) < 0 || !S_ISDIR(st.st_mode)) {
         say_error("no database at %s; is %s a broker home? create one with "
-                  "'oncectl --home %s init'", db, home, home);
+                  "'oncectl --home %s init'", cfg.database, home, home);
         return -1;
     }
-    if (store_open(s, db, (size_t)cfg.map_size_mb << 20, &err) < 0) {
+    if (store_open(s, cfg.database, cfg.map_size_mb << 20, &err) < 0) {
         say_error("%s", err.message);
         return -1;
     }
@@ -479,20 +419,6 @@ static void remove_database(const char *db)
     rmdir(db);
 }
 
-/* An endpoint goes into the INI file as is: no spaces, no comment or
- * control characters, and a transport. */
-static bool plausible_endpoint(const char *ep)
-{
-    const char *p;
-
-    if (strstr(ep, "://") == NULL || strlen(ep) > 256)
-        return false;
-    for (p = ep; *p != '\0'; p++)
-        if ((unsigned char)*p <= ' ' || *p == 0x7f || *p == ';' || *p == '#')
-            return false;
-    return true;
-}
-
 /* The audit key is a secret like a key seed and has the secret key file
  * format (audit_key_load reads it as one), so it is saved as the seed of a
  * key pair made from 32 random bytes; no public half is written. */
@@ -527,7 +453,7 @@ static int cmd_init(const command *cmd, int argc, char **argv)
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
-    const char *listen = DEFAULT_LISTEN, *name = DEFAULT_BROKER_NAME;
+    const char *listen = CONFIG_DEFAULT_LISTEN, *name = CONFIG_DEFAULT_NAME;
     const char *origin = NULL;
     char conf[PATH_MAX], key[PATH_MAX], pub[PATH_MAX], db[PATH_MAX];
     char audit_key[PATH_MAX];
@@ -567,9 +493,10 @@ static int cmd_init(const command *cmd, int argc, char **argv)
                                home, argv[optind]);
         home = argv[optind];
     }
-    if (!plausible_endpoint(listen))
+    if (!config_endpoint_is_valid(listen))
         return usage_error(cmd, "invalid --listen '%s': give a ZeroMQ "
-                           "endpoint such as %s", listen, DEFAULT_LISTEN);
+                           "endpoint such as %s", listen,
+                           CONFIG_DEFAULT_LISTEN);
     if (!policy_valid_name(name))
         return usage_error(cmd, "invalid --name '%s': use 1 to %d characters "
                            "of a-z 0-9 . _ - starting with a letter or digit",
@@ -626,7 +553,8 @@ static int cmd_init(const command *cmd, int argc, char **argv)
                   "home", db);
         goto fail;
     }
-    if (store_open(&s, db, (size_t)DEFAULT_MAP_SIZE_MB << 20, &err) < 0) {
+    if (store_open(&s, db, (size_t)CONFIG_DEFAULT_MAP_SIZE_MB << 20,
+                   &err) < 0) {
         say_error("%s", err.message);
         goto fail;
     }
@@ -634,7 +562,7 @@ static int cmd_init(const command *cmd, int argc, char **argv)
     store_close(&s);
 
     snprintf(text, sizeof(text), config_template, name, listen,
-             DEFAULT_MAP_SIZE_MB, origin);
+             CONFIG_DEFAULT_MAP_SIZE_MB, origin);
     if (write_new_file(conf, text, 0644) < 0)
         goto fail;
 
@@ -1542,9 +1470,9 @@ static const command commands[] = {
       "\n"
       "Options:\n"
       "  --listen EP          ZeroMQ endpoint the broker binds\n"
-      "                       (default " DEFAULT_LISTEN ")\n"
+      "                       (default " CONFIG_DEFAULT_LISTEN ")\n"
       "  --name NAME          the broker's name, the sender of its replies\n"
-      "                       (default " DEFAULT_BROKER_NAME ")\n"
+      "                       (default " CONFIG_DEFAULT_NAME ")\n"
       "  --log-origin ORIGIN  the exchange log's name, the first line of\n"
       "                       every signed checkpoint; never change it once\n"
       "                       onced has run (default: NAME)\n",
@@ -1679,7 +1607,7 @@ static void print_usage(FILE *out)
             "\n"
             "Options:\n"
             "  --home HOME   the broker home (default: $ONCE_HOME, else "
-            DEFAULT_HOME ")\n"
+            CONFIG_DEFAULT_HOME ")\n"
             "  -h, --help    this help; 'oncectl COMMAND --help' for one "
             "command\n"
             "\n"
@@ -1773,7 +1701,7 @@ int main(int argc, char **argv)
     if (home == NULL) {
         home = getenv("ONCE_HOME");
         if (home == NULL || home[0] == '\0')
-            home = DEFAULT_HOME;
+            home = CONFIG_DEFAULT_HOME;
     }
     if (optind >= argc) {
         say_error("no command given");

@@ -487,6 +487,14 @@ run 1 --home "$other" log export "$exp"
 expect_err 'not a checkpoint of this log'
 run 1 --home "$other" log export "$tmp/other" --to 50
 expect_err 'no checkpoint of a tree of at most 50 leaves is stored; the oldest is of 100'
+
+# oncectl reads once.conf by onced's rules: a setting onced would refuse
+# stops oncectl too, naming the line.
+bad=$tmp/badconf
+run 0 --home "$bad" init
+echo "skew_secods = 30" >>"$bad/once.conf"
+run 1 --home "$bad" dept list
+expect_err "once.conf line [0-9]+: unknown setting 'skew_secods' in \\[broker\\]"
 unset ONCE_HOME
 
 echo "$checks checks, $failures failed"
