@@ -13,6 +13,13 @@
  * The tile number is written in 3-digit groups, all but the last prefixed
  * with 'x' (x001/x234/067), so that no directory holds more than 1000
  * entries and a number's directory never collides with a file name.
+ *
+ * Entry and evidence bundles are the one part of the layout with inner
+ * structure: a row of length-prefixed entries. An auditor reads them from
+ * an export someone else made, so splitting one checks every length against
+ * what is left before using it, and accepts a bundle only when it holds
+ * exactly the entries its name promises and nothing after them: a byte
+ * more or less is a bundle changed after the export, not one to guess at.
  */
 #include "tlog_tiles.h"
 
@@ -72,5 +79,37 @@ int tlog_tile_path(char *out, size_t cap, const char *prefix, uint64_t index,
         n = snprintf(out + len, cap - len, "%03u", groups[0]);
     if (n < 0 || (size_t)n >= cap - len)
         return -1;
+    return 0;
+}
+
+int tlog_bundle_split(const uint8_t *data, size_t len, unsigned count,
+                      unsigned length_bytes, size_t *offsets, size_t *lengths,
+                      once_error *err)
+{
+    size_t pos = 0, n;
+    unsigned i, j;
+
+    if (count > TLOG_TILE_WIDTH || length_bytes < 1 || length_bytes > 4)
+        return once_error_set(err, ONCE_ERR_INVALID_ARGUMENT,
+                              "a bundle holds up to %d entries with 1- to "
+                              "4-byte lengths", TLOG_TILE_WIDTH);
+    for (i = 0; i < count; i++) {
+        if (len - pos < length_bytes)
+            return once_error_set(err, ONCE_ERR_MALFORMED,
+                                  "ends after %u of %u entries", i, count);
+        for (n = 0, j = 0; j < length_bytes; j++)
+            n = (n << 8) | data[pos + j];
+        pos += length_bytes;
+        if (len - pos < n)
+            return once_error_set(err, ONCE_ERR_MALFORMED,
+                                  "entry %u runs past the end", i);
+        offsets[i] = pos;
+        lengths[i] = n;
+        pos += n;
+    }
+    if (pos != len)
+        return once_error_set(err, ONCE_ERR_MALFORMED,
+                              "%zu bytes follow the last of %u entries",
+                              len - pos, count);
     return 0;
 }

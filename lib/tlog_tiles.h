@@ -11,10 +11,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "once/once.h"
+
 #define TLOG_TILE_HEIGHT 8
 #define TLOG_TILE_WIDTH 256
 /* Tile levels 0..7 cover trees of up to 2^64 leaves. */
 #define TLOG_MAX_LEVELS 8
+/* Bytes of the big-endian length in front of each entry of an entry bundle
+ * (tile/entries: a leaf is at most 65,535 bytes) and of an evidence bundle
+ * (evidence: an envelope may be longer). */
+#define TLOG_ENTRY_LENGTH_BYTES 2
+#define TLOG_EVIDENCE_LENGTH_BYTES 4
 /* Longest path: "tile/entries/" plus seven "xNNN/" groups, "NNN.p/255". */
 #define TLOG_PATH_MAX 96
 
@@ -36,5 +43,16 @@ uint64_t tlog_tile_count(uint64_t size, unsigned level);
  * Returns 0, or -1 when out is too small. */
 int tlog_tile_path(char *out, size_t cap, const char *prefix, uint64_t index,
                    unsigned width);
+
+/* Splits a bundle that must hold exactly `count` (at most TLOG_TILE_WIDTH)
+ * entries, each a big-endian length of length_bytes (1..4) bytes and then
+ * that many bytes: entry i is data[offsets[i]] .. data[offsets[i] +
+ * lengths[i] - 1]. offsets and lengths hold count items. Returns 0, or
+ * -ONCE_ERR_MALFORMED when the bundle holds fewer entries, a truncated one
+ * or bytes after the last, -ONCE_ERR_INVALID_ARGUMENT for a count or
+ * length_bytes out of range; err says which. */
+int tlog_bundle_split(const uint8_t *data, size_t len, unsigned count,
+                      unsigned length_bytes, size_t *offsets, size_t *lengths,
+                      once_error *err);
 
 #endif

@@ -62,22 +62,28 @@
 #include "audit_hash.h"
 #include "checkpoint.h"
 #include "envelope.h"
+#include "export_keys.h"
 #include "merkle.h"
 #include "merkle_nodes.h"
 #include "once.pb-c.h"
 #include "once/once.h"
+#include "text_fields.h"
+#include "tlog_proof.h"
 #include "tlog_tiles.h"
 
 #define EXIT_CLEAN 0
 #define EXIT_PROBLEMS 1
 #define EXIT_USAGE 2
 
-#define PROOF_HEADER "c2sp.org/tlog-proof@v1"
 /* Intra-bundle nodes: 256 leaf hashes, 128 at level 1, ..., 1 at level 8. */
 #define BUNDLE_NODES 511
 #define TREE_BATCH 256     /* bundles per thread-pool round, tree pass */
 #define EVIDENCE_BATCH 32  /* bundles per round, evidence pass */
-#define MAX_PROOF_FILE (64 * 1024 * 1024)
+/* No file of an export is larger than a full evidence bundle of the
+ * largest envelopes; a larger one is refused before it is read, not
+ * allowed to exhaust memory. */
+#define MAX_INPUT_FILE ((uint64_t)TLOG_TILE_WIDTH * \
+                        (TLOG_EVIDENCE_LENGTH_BYTES + ONCE_MAX_MESSAGE))
 
 /* ------------------------------------------------------------------------
  * Small helpers
@@ -123,8 +129,9 @@ static double now_seconds(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* Reads a whole file, relative to dirfd. 0, or -errno (-ENOENT when it
- * does not exist). */
+/* Reads a whole file, relative to dirfd, NUL-terminated for the callers
+ * that print it. 0, or -errno (-ENOENT when it does not exist, -EFBIG when
+ * it is over MAX_INPUT_FILE). */
 static int read_at(int dirfd, const char *path, uint8_t **data, size_t *len)
 {
     struct stat st;
@@ -142,6 +149,10 @@ static int read_at(int dirfd, const char *path, uint8_t **data, size_t *len)
     if (!S_ISREG(st.st_mode)) {
         close(fd);
         return -EISDIR;
+    }
+    if ((uint64_t)st.st_size > MAX_INPUT_FILE) {
+        close(fd);
+        return -EFBIG;
     }
     buf = xmalloc((size_t)st.st_size + 1);
     while (off < (size_t)st.st_size) {
@@ -164,15 +175,10 @@ static int read_at(int dirfd, const char *path, uint8_t **data, size_t *len)
     return 0;
 }
 
+/* A command-line argument or file name as a u64 in plain decimal. */
 static int parse_u64(const char *s, uint64_t *out)
 {
-    char *end;
-
-    if (s[0] < '0' || s[0] > '9' || (s[0] == '0' && s[1] != '\0'))
-        return -1;
-    errno = 0;
-    *out = strtoull(s, &end, 10);
-    return errno == 0 && *end == '\0' ? 0 : -1;
+    return text_parse_u64(s, strlen(s), out);
 }
 
 static void format_time(uint64_t ms, char out[32])
@@ -194,11 +200,6 @@ static const char *kind_name(int kind)
     case ONCE__KIND__KIND_REQUEST: return "request";
     default: return "other";
     }
-}
-
-static void b64(char *out, size_t cap, const uint8_t *in, size_t len)
-{
-    sodium_bin2base64(out, cap, in, len, sodium_base64_VARIANT_ORIGINAL);
 }
 
 static int load_public_key(const char *path, uint8_t pk[32])
@@ -423,29 +424,18 @@ static int note_origin(const uint8_t *note, size_t len, char *out, size_t cap)
 static int note_parse_unverified(const uint8_t *note, size_t len,
                                  checkpoint *c)
 {
-    const char *p = (const char *)note, *end = p + len, *nl;
-    char line[64];
-    size_t n, got;
-    const char *b64end;
+    const char *p = (const char *)note, *end = p + len, *line;
+    size_t line_len, got;
 
     memset(c, 0, sizeof(*c));
-    if (note_origin(note, len, c->origin, sizeof(c->origin)) < 0)
-        return -1;
-    p = memchr(p, '\n', len) + 1;
-    nl = memchr(p, '\n', (size_t)(end - p));
-    if (nl == NULL || (n = (size_t)(nl - p)) == 0 || n >= sizeof(line))
-        return -1;
-    memcpy(line, p, n);
-    line[n] = '\0';
-    if (parse_u64(line, &c->size) < 0)
-        return -1;
-    p = nl + 1;
-    nl = memchr(p, '\n', (size_t)(end - p));
-    if (nl == NULL ||
-        sodium_base642bin(c->root, MERKLE_HASH_BYTES, p, (size_t)(nl - p),
-                          NULL, &got, &b64end,
-                          sodium_base64_VARIANT_ORIGINAL) != 0 ||
-        got != MERKLE_HASH_BYTES || b64end != nl)
+    if (note_origin(note, len, c->origin, sizeof(c->origin)) < 0 ||
+        text_next_line(&p, end, &line, &line_len) < 0 || /* the origin */
+        text_next_line(&p, end, &line, &line_len) < 0 ||
+        text_parse_u64(line, line_len, &c->size) < 0 ||
+        text_next_line(&p, end, &line, &line_len) < 0 ||
+        text_base64_decode(c->root, MERKLE_HASH_BYTES, line, line_len,
+                           &got) < 0 ||
+        got != MERKLE_HASH_BYTES)
         return -1;
     return 0;
 }
@@ -463,35 +453,20 @@ static void level_prefix(char *out, size_t cap, unsigned level)
     snprintf(out, cap, "tile/%u", level);
 }
 
-/* Splits a bundle of `count` entries, each a big-endian length of
- * `len_bytes` bytes and then the entry. 0, or -1 with the reason in why. */
+/* tlog_bundle_split with the reason in why, which the callers keep per
+ * bundle in less room than a once_error (its reasons are short). */
 static int split_bundle(const uint8_t *data, size_t len, unsigned count,
-                        int len_bytes, size_t *offs, size_t *lens, char *why,
-                        size_t why_cap)
+                        unsigned length_bytes, size_t *offs, size_t *lens,
+                        char *why, size_t why_cap)
 {
-    size_t pos = 0, n;
-    unsigned i;
-    int j;
+    once_error err;
+    size_t n;
 
-    for (i = 0; i < count; i++) {
-        if (len - pos < (size_t)len_bytes) {
-            snprintf(why, why_cap, "ends after %u of %u entries", i, count);
-            return -1;
-        }
-        for (n = 0, j = 0; j < len_bytes; j++)
-            n = (n << 8) | data[pos + (size_t)j];
-        pos += (size_t)len_bytes;
-        if (len - pos < n) {
-            snprintf(why, why_cap, "entry %u runs past the end", i);
-            return -1;
-        }
-        offs[i] = pos;
-        lens[i] = n;
-        pos += n;
-    }
-    if (pos != len) {
-        snprintf(why, why_cap, "%zu bytes follow the last of %u entries",
-                 len - pos, count);
+    if (tlog_bundle_split(data, len, count, length_bytes, offs, lens,
+                          &err) < 0) {
+        n = strnlen(err.message, why_cap - 1);
+        memcpy(why, err.message, n);
+        why[n] = '\0';
         return -1;
     }
     return 0;
@@ -521,7 +496,8 @@ static int read_entry(int dirfd, uint64_t size, uint64_t index, uint8_t **leaf,
         snprintf(why, why_cap, "cannot read %s: %s", path, strerror(-rc));
         return -1;
     }
-    if (split_bundle(data, len, width, 2, offs, lens, why, why_cap) < 0) {
+    if (split_bundle(data, len, width, TLOG_ENTRY_LENGTH_BYTES, offs, lens,
+                     why, why_cap) < 0) {
         free(data);
         return -1;
     }
@@ -618,12 +594,42 @@ static int key_cmp(const void *a, const void *b)
     return strcmp(((const dept_key *)a)->id, ((const dept_key *)b)->id);
 }
 
+typedef struct keys_loading {
+    keyring *keys;
+    size_t cap;
+    report *problems;
+} keys_loading;
+
+static int keys_add(void *arg, size_t line_number, const export_key *key,
+                    const once_error *problem)
+{
+    keys_loading *l = arg;
+    dept_key *dk;
+
+    if (problem != NULL) {
+        report_add(l->problems, "keys.txt line %zu: %s", line_number,
+                   problem->message);
+        return 0;
+    }
+    if (l->keys->n == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 16;
+        l->keys->keys = xrealloc(l->keys->keys,
+                                 l->cap * sizeof(*l->keys->keys));
+    }
+    dk = &l->keys->keys[l->keys->n++];
+    memcpy(dk->id, key->id, sizeof(dk->id));
+    memcpy(dk->pk, key->public_key, sizeof(dk->pk));
+    dk->from = key->valid_from;
+    dk->until = key->valid_until;
+    return 0;
+}
+
 /* Loads DIR/keys.txt; malformed lines are problems. */
 static void keys_load(int dirfd, keyring *k, report *problems)
 {
+    keys_loading loading = {k, 0, problems};
     uint8_t *data;
-    size_t len, lineno = 0, cap = 0;
-    char *line, *next;
+    size_t len;
     int rc = read_at(dirfd, "keys.txt", &data, &len);
 
     memset(k, 0, sizeof(*k));
@@ -631,43 +637,7 @@ static void keys_load(int dirfd, keyring *k, report *problems)
         report_add(problems, "keys.txt: cannot read: %s", strerror(-rc));
         return;
     }
-    for (line = (char *)data; line < (char *)data + len; line = next) {
-        char id[ONCE_MAX_NAME + 2], hex[2 * ONCE_PUBLIC_KEY_BYTES + 2];
-        char status[16];
-        unsigned long long from, until;
-        dept_key *dk;
-
-        next = strchr(line, '\n');
-        if (next != NULL)
-            *next++ = '\0';
-        else
-            next = line + strlen(line);
-        lineno++;
-        if (line[0] == '#' || line[0] == '\0')
-            continue;
-        if (sscanf(line, "%65s %65s %llu %llu %15s", id, hex, &from, &until,
-                   status) != 5 ||
-            strlen(id) > ONCE_MAX_NAME ||
-            (strcmp(status, "active") != 0 &&
-             strcmp(status, "suspended") != 0)) {
-            report_add(problems, "keys.txt line %zu: malformed", lineno);
-            continue;
-        }
-        if (k->n == cap) {
-            cap = cap ? 2 * cap : 16;
-            k->keys = xrealloc(k->keys, cap * sizeof(*k->keys));
-        }
-        dk = &k->keys[k->n];
-        if (once_hex_decode(dk->pk, ONCE_PUBLIC_KEY_BYTES, hex) < 0) {
-            report_add(problems, "keys.txt line %zu: bad public key",
-                       lineno);
-            continue;
-        }
-        strcpy(dk->id, id);
-        dk->from = from;
-        dk->until = until;
-        k->n++;
-    }
+    export_keys_parse((const char *)data, len, keys_add, &loading);
     free(data);
     if (k->n > 0)
         qsort(k->keys, k->n, sizeof(*k->keys), key_cmp);
@@ -972,8 +942,9 @@ static void tree_bundle_task(void *arg, size_t i)
         r->entries = PART_BAD;
         snprintf(r->entries_why, sizeof(r->entries_why), "%s",
                  strerror(-rc));
-    } else if (split_bundle(entries, elen, r->width, 2, offs, lens,
-                            r->entries_why, sizeof(r->entries_why)) < 0) {
+    } else if (split_bundle(entries, elen, r->width, TLOG_ENTRY_LENGTH_BYTES,
+                            offs, lens, r->entries_why,
+                            sizeof(r->entries_why)) < 0) {
         r->entries = PART_BAD;
     }
     if (r->entries == PART_OK) {
@@ -1588,8 +1559,8 @@ static void evidence_bundle_task(void *arg, size_t i)
 
     tile_path(path, "tile/entries", b, width);
     if (read_at(v->x.fd, path, &entries, &elen) < 0 ||
-        split_bundle(entries, elen, width, 2, eoffs, elens, why,
-                     sizeof(why)) < 0)
+        split_bundle(entries, elen, width, TLOG_ENTRY_LENGTH_BYTES, eoffs,
+                     elens, why, sizeof(why)) < 0)
         goto out; /* reported by the tree pass */
     tile_path(path, "evidence", b, width);
     rc = read_at(v->x.fd, path, &evidence, &vlen);
@@ -1600,8 +1571,8 @@ static void evidence_bundle_task(void *arg, size_t i)
                    base + width);
         goto out;
     }
-    if (split_bundle(evidence, vlen, width, 4, voffs, vlens, why,
-                     sizeof(why)) < 0) {
+    if (split_bundle(evidence, vlen, width, TLOG_EVIDENCE_LENGTH_BYTES, voffs,
+                     vlens, why, sizeof(why)) < 0) {
         report_add(&r->problems, "%s: malformed (%s): leaves [%" PRIu64
                    ", %" PRIu64 ") cannot be checked", path, why, base,
                    base + width);
@@ -1843,16 +1814,18 @@ static int cmd_prove(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     const char *out_path = NULL;
-    merkle_hash proof[MERKLE_MAX_PROOF], leaf_hash;
+    merkle_hash leaf_hash;
+    tlog_proof proof;
     tile_reader tr;
     export_dir x;
     checkpoint cp;
+    once_error err;
     uint64_t index;
     uint8_t *leaf = NULL;
-    size_t leaf_len = 0, proof_len, i;
-    char why[256], line[64];
+    size_t leaf_len = 0, text_len;
+    char why[256], *text = NULL;
     FILE *out;
-    int c, rc = EXIT_PROBLEMS;
+    int c, written, rc = EXIT_PROBLEMS;
 
     while ((c = getopt_long(argc, argv, "o:", opts, NULL)) != -1) {
         switch (c) {
@@ -1887,16 +1860,30 @@ static int cmd_prove(int argc, char **argv)
                 tr.why);
         goto out;
     }
-    if (merkle_nodes_inclusion_proof(tile_node, &tr, index, cp.size, proof,
-                                     &proof_len) < 0) {
+    memset(&proof, 0, sizeof(proof));
+    if (merkle_nodes_inclusion_proof(tile_node, &tr, index, cp.size,
+                                     proof.hashes, &proof.nhashes) < 0) {
         fprintf(stderr, "once-audit: cannot build the proof: %s\n", tr.why);
         goto out;
     }
     /* Refuse to hand out a proof that does not hold. */
-    if (merkle_verify_inclusion(index, cp.size, leaf_hash, proof, proof_len,
-                                cp.root) < 0) {
+    if (merkle_verify_inclusion(index, cp.size, leaf_hash, proof.hashes,
+                                proof.nhashes, cp.root) < 0) {
         fprintf(stderr, "once-audit: the tiles in %s do not lead to the "
                 "checkpoint's root; run once-audit verify\n", x.path);
+        goto out;
+    }
+    /* Without an entry bundle the proof still holds, but carries no
+     * leaf: check-proof then needs --leaf-file or --dir. */
+    proof.has_extra = leaf != NULL;
+    proof.extra = leaf;
+    proof.extra_len = leaf_len;
+    proof.index = index;
+    proof.note = (const char *)x.note;
+    proof.note_len = x.note_len;
+    if (tlog_proof_format(&proof, &text, &text_len, &err) < 0) {
+        fprintf(stderr, "once-audit: cannot write the proof: %s\n",
+                err.message);
         goto out;
     }
     out = out_path ? fopen(out_path, "w") : stdout;
@@ -1905,107 +1892,20 @@ static int cmd_prove(int argc, char **argv)
                 strerror(errno));
         goto out;
     }
-    fprintf(out, PROOF_HEADER "\n");
-    if (leaf != NULL) {
-        size_t cap = sodium_base64_ENCODED_LEN(leaf_len,
-                                               sodium_base64_VARIANT_ORIGINAL);
-        char *text = xmalloc(cap);
-
-        b64(text, cap, leaf, leaf_len);
-        fprintf(out, "extra %s\n", text);
-        free(text);
-    }
-    fprintf(out, "index %" PRIu64 "\n", index);
-    for (i = 0; i < proof_len; i++) {
-        b64(line, sizeof(line), proof[i], MERKLE_HASH_BYTES);
-        fprintf(out, "%s\n", line);
-    }
-    fprintf(out, "\n");
-    fwrite(x.note, 1, x.note_len, out);
-    if ((out_path && fclose(out) != 0) || (!out_path && fflush(out) != 0)) {
+    written = fwrite(text, 1, text_len, out) == text_len;
+    if (out_path ? fclose(out) != 0 : fflush(out) != 0)
+        written = 0;
+    if (!written) {
         fprintf(stderr, "once-audit: cannot write the proof\n");
         goto out;
     }
     rc = EXIT_CLEAN;
 out:
+    free(text);
     free(leaf);
     tile_reader_free(&tr);
     export_close(&x);
     return rc;
-}
-
-typedef struct proof_file {
-    uint8_t *data;
-    size_t len;
-    uint8_t *extra;
-    size_t extra_len;
-    uint64_t index;
-    merkle_hash hashes[MERKLE_MAX_PROOF];
-    size_t nhashes;
-    const char *note;
-    size_t note_len;
-} proof_file;
-
-/* Parses a tlog-proof; 0, or -1 with the reason in why. */
-static int proof_parse(proof_file *p, char *why, size_t why_cap)
-{
-    char *s = (char *)p->data, *end = s + p->len, *nl;
-    size_t n, got;
-    const char *b64end;
-
-#define NEXT_LINE()                                                         \
-    do {                                                                    \
-        nl = memchr(s, '\n', (size_t)(end - s));                            \
-        if (nl == NULL) {                                                   \
-            snprintf(why, why_cap, "ends before the checkpoint");           \
-            return -1;                                                      \
-        }                                                                   \
-        *nl = '\0';                                                         \
-    } while (0)
-
-    NEXT_LINE();
-    if (strcmp(s, PROOF_HEADER) != 0) {
-        snprintf(why, why_cap, "does not start with " PROOF_HEADER);
-        return -1;
-    }
-    s = nl + 1;
-    NEXT_LINE();
-    if (strncmp(s, "extra ", 6) == 0) {
-        n = (size_t)(nl - s - 6);
-        p->extra = xmalloc(n);
-        if (sodium_base642bin(p->extra, n, s + 6, n, NULL, &p->extra_len,
-                              &b64end, sodium_base64_VARIANT_ORIGINAL) != 0 ||
-            b64end != nl) {
-            snprintf(why, why_cap, "extra line is not base64");
-            return -1;
-        }
-        s = nl + 1;
-        NEXT_LINE();
-    }
-    if (strncmp(s, "index ", 6) != 0 || parse_u64(s + 6, &p->index) < 0) {
-        snprintf(why, why_cap, "has no valid index line");
-        return -1;
-    }
-    for (;;) {
-        s = nl + 1;
-        NEXT_LINE();
-        if (nl == s)
-            break;
-        if (p->nhashes == MERKLE_MAX_PROOF ||
-            sodium_base642bin(p->hashes[p->nhashes], MERKLE_HASH_BYTES, s,
-                              (size_t)(nl - s), NULL, &got, &b64end,
-                              sodium_base64_VARIANT_ORIGINAL) != 0 ||
-            got != MERKLE_HASH_BYTES || b64end != nl) {
-            snprintf(why, why_cap, "proof line %zu is not a base64 hash",
-                     p->nhashes + 1);
-            return -1;
-        }
-        p->nhashes++;
-    }
-#undef NEXT_LINE
-    p->note = nl + 1;
-    p->note_len = (size_t)(end - p->note);
-    return 0;
 }
 
 static void usage_check_proof(FILE *f)
@@ -2054,10 +1954,11 @@ static int cmd_check_proof(int argc, char **argv)
     uint8_t pk[ONCE_PUBLIC_KEY_BYTES], *leaf = NULL;
     char name[CHECKPOINT_MAX_ORIGIN + 1], why[256];
     merkle_hash leaf_hash;
-    proof_file p;
+    uint8_t *text;
+    size_t text_len, leaf_len = 0;
+    tlog_proof p;
     checkpoint cp;
     once_error err;
-    size_t leaf_len = 0;
     int c, rc = EXIT_PROBLEMS;
 
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -2076,19 +1977,19 @@ static int cmd_check_proof(int argc, char **argv)
     }
     if (load_public_key(key, pk) < 0)
         return EXIT_USAGE;
-    memset(&p, 0, sizeof(p));
-    rc = read_at(AT_FDCWD, argv[optind], &p.data, &p.len);
-    if (rc < 0 || p.len > MAX_PROOF_FILE) {
+    rc = read_at(AT_FDCWD, argv[optind], &text, &text_len);
+    if (rc < 0 || text_len > TLOG_PROOF_MAX_BYTES) {
         fprintf(stderr, "once-audit: cannot read %s: %s\n", argv[optind],
-                rc < 0 ? strerror(-rc) : "too large");
+                rc < 0 && rc != -EFBIG ? strerror(-rc) : "too large");
         if (rc == 0)
-            free(p.data);
+            free(text);
         return EXIT_PROBLEMS;
     }
     rc = EXIT_PROBLEMS;
-    if (proof_parse(&p, why, sizeof(why)) < 0) {
-        printf("FAIL %s: %s\n", argv[optind], why);
-        goto out;
+    if (tlog_proof_parse((const char *)text, text_len, &p, &err) < 0) {
+        printf("FAIL %s: %s\n", argv[optind], err.message);
+        free(text);
+        return rc;
     }
     if (origin == NULL) {
         if (note_origin((const uint8_t *)p.note, p.note_len, name,
@@ -2126,7 +2027,7 @@ static int cmd_check_proof(int argc, char **argv)
             goto out;
         }
         export_close(&x);
-    } else if (p.extra != NULL) {
+    } else if (p.has_extra) {
         leaf = p.extra;
         leaf_len = p.extra_len;
         p.extra = NULL;
@@ -2149,8 +2050,8 @@ static int cmd_check_proof(int argc, char **argv)
     rc = EXIT_CLEAN;
 out:
     free(leaf);
-    free(p.extra);
-    free(p.data);
+    tlog_proof_clear(&p);
+    free(text);
     return rc;
 }
 
@@ -2367,8 +2268,8 @@ static int cmd_subject(int argc, char **argv)
             missing += width;
             continue;
         }
-        if (split_bundle(data, len, width, 2, offs, lens, why,
-                         sizeof(why)) < 0) {
+        if (split_bundle(data, len, width, TLOG_ENTRY_LENGTH_BYTES, offs,
+                         lens, why, sizeof(why)) < 0) {
             fprintf(stderr, "once-audit: %s: malformed (%s)\n", path, why);
             rc = EXIT_PROBLEMS;
             free(data);

@@ -3,12 +3,14 @@
  *
  *     fuzz-make-seeds OUT_DIR
  *
- * writes OUT_DIR/fuzz_record_parse/ and OUT_DIR/fuzz_envelope/. The seeds
- * in tests/fuzz/corpus/ were made with it; rerun it when the wire format
- * changes. Records are signed with the targets' fixed key (fuzz_key.h), so
- * mutations that spare the signed bytes reach the disclosure checks.
- * Records get fresh salts and times on each run, so the output differs from
- * run to run while meaning the same.
+ * writes OUT_DIR/fuzz_record_parse/, fuzz_envelope/, fuzz_bundle/,
+ * fuzz_keys_line/ and fuzz_tlog_proof/. The seeds in tests/fuzz/corpus/
+ * were made with it; rerun it when a format changes. Records, checkpoints
+ * and proofs are signed with the targets' fixed key (fuzz_key.h), so
+ * mutations that spare the signed bytes reach the checks behind the
+ * signature. Records get fresh salts and times on each run, so their seeds
+ * differ from run to run while meaning the same; the others are the same
+ * every time.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -16,11 +18,16 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "checkpoint.h"
 #include "envelope.h"
+#include "export_keys.h"
 #include "fuzz_key.h"
+#include "merkle.h"
 #include "once.pb-c.h"
 #include "once/once.h"
 #include "record_internal.h"
+#include "tlog_proof.h"
+#include "tlog_tiles.h"
 
 static once_keypair key;
 static const char *out_dir;
@@ -205,8 +212,188 @@ static void write_envelopes(once_record *lic, once_record *rev)
     write_envelope("ping.bin", ONCE__KIND__KIND_PING, 5, NULL, 0, true);
 }
 
+/* A bundle seed of fuzz_bundle: the entry count less one, then `count`
+ * entries of the given lengths, each behind a big-endian length of
+ * length_bytes bytes. The entry bytes count up, so no two are alike. */
+static void write_bundle(const char *name, unsigned length_bytes,
+                         const size_t *lengths, unsigned count)
+{
+    size_t total = 1, pos = 1, i, j;
+    uint8_t *buf;
+    unsigned k;
+
+    for (i = 0; i < count; i++)
+        total += length_bytes + lengths[i];
+    if ((buf = malloc(total)) == NULL)
+        die("out of memory");
+    buf[0] = (uint8_t)(count - 1);
+    for (i = 0; i < count; i++) {
+        for (k = 0; k < length_bytes; k++)
+            buf[pos++] = (uint8_t)(lengths[i] >> (8 * (length_bytes - 1 - k)));
+        for (j = 0; j < lengths[i]; j++)
+            buf[pos++] = (uint8_t)(i + j);
+    }
+    write_seed("fuzz_bundle", name, buf, total);
+    free(buf);
+}
+
+static void write_bundles(void)
+{
+    /* Lengths over 255 set the high byte of a u16, over 65535 the third
+     * byte of a u32 (an envelope longer than any leaf). */
+    static const size_t leaves[] = {180, 0, 300, 7};
+    static const size_t envelopes[] = {420, 70000};
+    static const size_t empty[] = {0};
+    size_t ones[TLOG_TILE_WIDTH];
+    unsigned i;
+
+    write_bundle("entries-4.bin", TLOG_ENTRY_LENGTH_BYTES, leaves, 4);
+    write_bundle("evidence-2.bin", TLOG_EVIDENCE_LENGTH_BYTES, envelopes, 2);
+    write_bundle("entries-1-empty.bin", TLOG_ENTRY_LENGTH_BYTES, empty, 1);
+    write_bundle("evidence-1-empty.bin", TLOG_EVIDENCE_LENGTH_BYTES, empty,
+                 1);
+    for (i = 0; i < TLOG_TILE_WIDTH; i++)
+        ones[i] = 1;
+    write_bundle("entries-256.bin", TLOG_ENTRY_LENGTH_BYTES, ones,
+                 TLOG_TILE_WIDTH);
+}
+
+/* keys.txt as the broker exports it (through the same writer), one
+ * written by hand with the slack the reader allows, and one with a
+ * malformed line of each kind among good ones. */
+static void write_keys(void)
+{
+    static const char comments[] =
+        "# once department keys, one line per key:\n"
+        "#   id public-key-hex valid-from valid-until status name...\n";
+    static const char hand_written[] =
+        "# written by an auditor from the departments' own keys\n"
+        "market-supervision\t5C9C6DF261C9CB840475776AAEFCD944B405328FAB28F9"
+        "B3A95EF40490D3DE84  1700000000000 0  active  Market Supervision\r\n"
+        "\n"
+        "tax-bureau d04ab232742bb4ab3a1368bd4615e4e6d0224ab71a016baf8520a332"
+        "c9778737 1700000000000 1800000000000 suspended\n";
+    static const char malformed[] =
+        "public-security 204040e364c10f2bec9c1fe500a1cd4c247c89d650a01ed7e82"
+        "caba867877c21 1700000000000 0 active Public Security Bureau\n"
+        "Bad-Id 204040e364c10f2bec9c1fe500a1cd4c247c89d650a01ed7e82caba86787"
+        "7c21 1 0 active x\n"
+        "short-key 204040e3 1 0 active x\n"
+        "negative-time 204040e364c10f2bec9c1fe500a1cd4c247c89d650a01ed7e82ca"
+        "ba867877c21 -1 0 active x\n"
+        "leading-zero 204040e364c10f2bec9c1fe500a1cd4c247c89d650a01ed7e82cab"
+        "a867877c21 01 0 active x\n"
+        "bad-status 204040e364c10f2bec9c1fe500a1cd4c247c89d650a01ed7e82caba8"
+        "67877c21 1 0 revoked x\n"
+        "no-times 204040e364c10f2bec9c1fe500a1cd4c247c89d650a01ed7e82caba868"
+        "77c21\n"
+        " # not a comment: the '#' is not first";
+    static const struct {
+        const char *id, *name;
+        uint64_t from, until;
+        bool suspended;
+    } depts[] = {
+        {"market-supervision", "Market Supervision Bureau", 1700000000000ull,
+         0, false},
+        {"public-security", "Public Security Bureau", 1700000000001ull,
+         1750000000000ull, true},
+        {"tax-bureau", "", 1700000000002ull, 0, false},
+    };
+    uint8_t seed[32];
+    once_keypair dept;
+    char text[1024];
+    size_t len = sizeof(comments) - 1, i;
+    export_key k;
+    int n;
+
+    memcpy(text, comments, len);
+    for (i = 0; i < sizeof(depts) / sizeof(depts[0]); i++) {
+        memset(&k, 0, sizeof(k));
+        snprintf(k.id, sizeof(k.id), "%s", depts[i].id);
+        memset(seed, (int)i + 1, sizeof(seed));
+        if (once_keypair_from_seed(&dept, seed) < 0)
+            die("cannot derive a department key");
+        memcpy(k.public_key, dept.public_key, sizeof(k.public_key));
+        once_keypair_wipe(&dept);
+        k.valid_from = depts[i].from;
+        k.valid_until = depts[i].until;
+        k.suspended = depts[i].suspended;
+        k.name = depts[i].name;
+        k.name_len = strlen(depts[i].name);
+        n = export_keys_line_format(&k, text + len, sizeof(text) - len,
+                                    NULL);
+        if (n < 0)
+            die("cannot format a key line");
+        len += (size_t)n;
+    }
+    write_seed("fuzz_keys_line", "export.txt", (const uint8_t *)text, len);
+    write_seed("fuzz_keys_line", "hand-written.txt",
+               (const uint8_t *)hand_written, sizeof(hand_written) - 1);
+    write_seed("fuzz_keys_line", "malformed.txt", (const uint8_t *)malformed,
+               sizeof(malformed) - 1);
+}
+
+#define SEED_LEAF_BYTES 6
+#define SEED_TREE_MAX 1024
+
+/* A tlog-proof of leaf `index` in a tree of `size` leaves ("leaf" and the
+ * index as a u16), signed with the fuzz key as fuzz.example/log. */
+static void write_proof(const char *name, uint64_t size, uint64_t index,
+                        bool with_extra)
+{
+    static uint8_t leaves[SEED_TREE_MAX][SEED_LEAF_BYTES];
+    static merkle_hash hashes[SEED_TREE_MAX];
+    char note[CHECKPOINT_MAX_NOTE], *text;
+    tlog_proof proof;
+    checkpoint cp;
+    size_t text_len;
+    uint64_t i;
+    int note_len;
+
+    if (size > SEED_TREE_MAX)
+        die("cannot build a tree");
+    for (i = 0; i < size; i++) {
+        memcpy(leaves[i], "leaf", 4);
+        leaves[i][4] = (uint8_t)(i >> 8);
+        leaves[i][5] = (uint8_t)i;
+        merkle_leaf_hash(leaves[i], SEED_LEAF_BYTES, hashes[i]);
+    }
+    memset(&cp, 0, sizeof(cp));
+    snprintf(cp.origin, sizeof(cp.origin), "fuzz.example/log");
+    cp.size = size;
+    merkle_root(hashes, size, cp.root);
+    note_len = checkpoint_sign(&cp, cp.origin, &key, note, sizeof(note),
+                               NULL);
+    memset(&proof, 0, sizeof(proof));
+    if (note_len < 0 ||
+        merkle_inclusion_proof(hashes, size, index, proof.hashes,
+                               &proof.nhashes) < 0)
+        die("cannot build a proof");
+    proof.has_extra = with_extra;
+    proof.extra = leaves[index];
+    proof.extra_len = SEED_LEAF_BYTES;
+    proof.index = index;
+    proof.note = note;
+    proof.note_len = (size_t)note_len;
+    if (tlog_proof_format(&proof, &text, &text_len, NULL) < 0)
+        die("cannot format a proof");
+    write_seed("fuzz_tlog_proof", name, (const uint8_t *)text, text_len);
+    free(text);
+}
+
+static void write_proofs(void)
+{
+    write_proof("leaf-3-of-5.tlog-proof", 5, 3, true);
+    write_proof("leaf-0-of-1.tlog-proof", 1, 0, true);
+    write_proof("leaf-777-of-1000-no-extra.tlog-proof", 1000, 777, false);
+}
+
 int main(int argc, char **argv)
 {
+    static const char *const corpora[] = {
+        "fuzz_record_parse", "fuzz_envelope", "fuzz_bundle",
+        "fuzz_keys_line", "fuzz_tlog_proof"};
+    size_t i;
     static const char *const one[] = {"address"};
     once_record *lic, *per, *rev, *copy;
     char path[4096];
@@ -220,10 +407,10 @@ int main(int argc, char **argv)
     fuzz_key(&key);
     out_dir = argv[1];
     make_dir(out_dir);
-    snprintf(path, sizeof(path), "%s/fuzz_record_parse", out_dir);
-    make_dir(path);
-    snprintf(path, sizeof(path), "%s/fuzz_envelope", out_dir);
-    make_dir(path);
+    for (i = 0; i < sizeof(corpora) / sizeof(corpora[0]); i++) {
+        snprintf(path, sizeof(path), "%s/%s", out_dir, corpora[i]);
+        make_dir(path);
+    }
 
     lic = licence();
     per = person();
@@ -241,6 +428,9 @@ int main(int argc, char **argv)
     once_record_free(copy);
 
     write_envelopes(lic, rev);
+    write_bundles();
+    write_keys();
+    write_proofs();
     once_record_free(lic);
     once_record_free(per);
     once_record_free(rev);
