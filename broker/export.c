@@ -50,6 +50,7 @@
 #include <unistd.h>
 
 #include "checkpoint.h"
+#include "export_keys.h"
 #include "policy.h"
 #include "tlog_tiles.h"
 
@@ -379,7 +380,8 @@ static int export_bundles(exporter *x, uint64_t first)
         for (i = b * TLOG_TILE_WIDTH; i < end; i++) {
             rc = auditlog_leaf_get(x->txn, x->log, i, &v, x->err);
             if (rc == 0)
-                rc = append_length_prefixed(x, &v, 2);
+                rc = append_length_prefixed(x, &v,
+                                            TLOG_ENTRY_LENGTH_BYTES);
             if (rc < 0)
                 return rc;
         }
@@ -390,7 +392,8 @@ static int export_bundles(exporter *x, uint64_t first)
         for (i = b * TLOG_TILE_WIDTH; i < end; i++) {
             rc = auditlog_evidence_get(x->txn, x->log, i, &v, x->err);
             if (rc == 0)
-                rc = append_length_prefixed(x, &v, 4);
+                rc = append_length_prefixed(x, &v,
+                                            TLOG_EVIDENCE_LENGTH_BYTES);
             if (rc < 0)
                 return rc;
         }
@@ -411,33 +414,24 @@ static int export_one_checkpoint(uint64_t size, const MDB_val *note,
     return put_immutable(x, path, note->mv_data, note->mv_size);
 }
 
-static const char *status_name(department_status st)
-{
-    return st == DEPARTMENT_SUSPENDED ? "suspended" : "active";
-}
-
 static int append_key_line(const department *d, void *arg)
 {
     exporter *x = arg;
-    char hex[2 * ONCE_PUBLIC_KEY_BYTES + 1], line[512 + POLICY_MAX_DEPT_NAME];
-    char name[POLICY_MAX_DEPT_NAME + 1];
-    uint64_t until = d->status == DEPARTMENT_SUSPENDED ? d->changed_at : 0;
-    size_t i;
+    char line[512 + POLICY_MAX_DEPT_NAME];
+    export_key k;
     int n;
 
-    /* The name is free text for people; keep it on its one line. */
-    for (i = 0; d->name[i] != '\0' && i < POLICY_MAX_DEPT_NAME; i++)
-        name[i] = (unsigned char)d->name[i] < 0x20 || d->name[i] == 0x7f
-                      ? '?'
-                      : d->name[i];
-    name[i] = '\0';
-    once_hex_encode(hex, d->public_key, ONCE_PUBLIC_KEY_BYTES);
-    n = snprintf(line, sizeof(line), "%s %s %" PRIu64 " %" PRIu64 " %s %s\n",
-                 d->id, hex, d->created_at, until, status_name(d->status),
-                 name);
-    if (n < 0 || (size_t)n >= sizeof(line))
-        return once_error_set(x->err, ONCE_ERR_INTERNAL,
-                              "key line of department %s is too long", d->id);
+    memset(&k, 0, sizeof(k));
+    snprintf(k.id, sizeof(k.id), "%s", d->id);
+    memcpy(k.public_key, d->public_key, ONCE_PUBLIC_KEY_BYTES);
+    k.valid_from = d->created_at;
+    k.suspended = d->status == DEPARTMENT_SUSPENDED;
+    k.valid_until = k.suspended ? d->changed_at : 0;
+    k.name = d->name;
+    k.name_len = strnlen(d->name, POLICY_MAX_DEPT_NAME);
+    n = export_keys_line_format(&k, line, sizeof(line), x->err);
+    if (n < 0)
+        return n;
     return buffer_append(x, line, (size_t)n);
 }
 

@@ -235,8 +235,9 @@ int registry_history(MDB_txn *txn, const store *s, const char *type,
         if (key.mv_size != k.prefix_len + 8 ||
             memcmp(key.mv_data, k.bytes, k.prefix_len) != 0)
             break;
-        ret = fn(store_get_u64be((const uint8_t *)key.mv_data + k.prefix_len), &val,
-                 arg);
+        ret = fn(store_get_u64be((const uint8_t *)key.mv_data +
+                                 k.prefix_len),
+                 &val, arg);
         if (ret != 0)
             break;
     }

@@ -30,6 +30,8 @@
 
 #include <sodium.h>
 
+#include "text_fields.h"
+
 #define SIGNATURE_PREFIX "\xe2\x80\x94 " /* U+2014 EM DASH, then a space */
 #define SIGNATURE_PREFIX_BYTES 4
 #define ROOT_BASE64_CHARS 44
@@ -111,51 +113,6 @@ int checkpoint_sign(const checkpoint *c, const char *name,
     return body_len + total;
 }
 
-/* Next line of [*p, end): sets *line and *line_len (without the newline)
- * and moves *p past the newline. 0, or -1 when no newline is left. */
-static int next_line(const char **p, const char *end, const char **line,
-                     size_t *line_len)
-{
-    const char *nl = memchr(*p, '\n', (size_t)(end - *p));
-
-    if (nl == NULL)
-        return -1;
-    *line = *p;
-    *line_len = (size_t)(nl - *p);
-    *p = nl + 1;
-    return 0;
-}
-
-static int parse_size(const char *s, size_t len, uint64_t *out)
-{
-    uint64_t v = 0;
-    size_t i;
-
-    if (len == 0 || len > 20 || (len > 1 && s[0] == '0'))
-        return -1;
-    for (i = 0; i < len; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return -1;
-        if (v > (UINT64_MAX - (uint64_t)(s[i] - '0')) / 10)
-            return -1;
-        v = v * 10 + (uint64_t)(s[i] - '0');
-    }
-    *out = v;
-    return 0;
-}
-
-static int decode_base64_exact(uint8_t *out, size_t out_len, const char *s,
-                               size_t len)
-{
-    size_t got;
-    const char *end;
-
-    if (sodium_base642bin(out, out_len, s, len, NULL, &got, &end,
-                          sodium_base64_VARIANT_ORIGINAL) != 0)
-        return -1;
-    return got == out_len && end == s + len ? 0 : -1;
-}
-
 static int has_control_chars(const char *s, size_t len)
 {
     size_t i;
@@ -174,7 +131,7 @@ static int check_signature_line(const char *line, size_t len,
                                 const char *body, size_t body_len)
 {
     uint8_t blob[SIGNATURE_BLOB_BYTES], id[CHECKPOINT_KEY_ID_BYTES];
-    size_t name_len = strlen(name);
+    size_t name_len = strlen(name), got;
     const char *sig;
 
     if (len < SIGNATURE_PREFIX_BYTES ||
@@ -186,8 +143,8 @@ static int check_signature_line(const char *line, size_t len,
         line[name_len] != ' ')
         return 0;
     sig = line + name_len + 1;
-    if (decode_base64_exact(blob, sizeof(blob), sig,
-                            len - name_len - 1) != 0)
+    if (text_base64_decode(blob, sizeof(blob), sig, len - name_len - 1,
+                           &got) != 0 || got != sizeof(blob))
         return 0; /* another algorithm's signature under the same name */
     checkpoint_key_id(name, pk, id);
     if (memcmp(blob, id, CHECKPOINT_KEY_ID_BYTES) != 0)
@@ -199,35 +156,65 @@ static int check_signature_line(const char *line, size_t len,
                : -1;
 }
 
-int checkpoint_verify(const char *note, size_t len, const char *name,
-                      const uint8_t pk[32], checkpoint *out, once_error *err)
+/* The first line of a note, when it can be an origin. */
+static int origin_line(const char *note, size_t len, const char **line,
+                       size_t *line_len)
 {
-    const char *p = note, *end = note + len, *line, *body_end;
+    const char *p = note;
+
+    if (text_next_line(&p, note + len, line, line_len) != 0 ||
+        *line_len == 0 || *line_len > CHECKPOINT_MAX_ORIGIN ||
+        has_control_chars(*line, *line_len))
+        return -1;
+    return 0;
+}
+
+int checkpoint_note_origin(const char *note, size_t len, char *out,
+                           size_t cap)
+{
+    const char *line;
     size_t line_len;
-    checkpoint c;
-    int verified = 0, rc;
+
+    if (len > CHECKPOINT_MAX_NOTE || origin_line(note, len, &line,
+                                                 &line_len) != 0 ||
+        line_len >= cap)
+        return -1;
+    memcpy(out, line, line_len);
+    out[line_len] = '\0';
+    return 0;
+}
+
+/* The body: origin, size, root, extension lines, the blank line. On
+ * success *p is past the blank line and *body_end at its start (the
+ * signed bytes end with the newline before it). */
+static int parse_body(const char *note, size_t len, checkpoint *c,
+                      const char **p, const char **body_end, once_error *err)
+{
+    const char *end = note + len, *line;
+    size_t line_len, got;
 
     if (len == 0 || len > CHECKPOINT_MAX_NOTE)
         return once_error_set(err, ONCE_ERR_MALFORMED,
                               "checkpoint is empty or over %d bytes",
                               CHECKPOINT_MAX_NOTE);
-    memset(&c, 0, sizeof(c));
-    if (next_line(&p, end, &line, &line_len) != 0 || line_len == 0 ||
-        line_len > CHECKPOINT_MAX_ORIGIN || has_control_chars(line, line_len))
+    memset(c, 0, sizeof(*c));
+    if (origin_line(note, len, &line, &line_len) != 0)
         return once_error_set(err, ONCE_ERR_MALFORMED,
                               "checkpoint has no valid origin line");
-    memcpy(c.origin, line, line_len);
-    if (next_line(&p, end, &line, &line_len) != 0 ||
-        parse_size(line, line_len, &c.size) != 0)
+    memcpy(c->origin, line, line_len);
+    *p = line + line_len + 1;
+    if (text_next_line(p, end, &line, &line_len) != 0 ||
+        text_parse_u64(line, line_len, &c->size) != 0)
         return once_error_set(err, ONCE_ERR_MALFORMED,
                               "checkpoint has no valid tree size line");
-    if (next_line(&p, end, &line, &line_len) != 0 ||
-        decode_base64_exact(c.root, MERKLE_HASH_BYTES, line, line_len) != 0)
+    if (text_next_line(p, end, &line, &line_len) != 0 ||
+        text_base64_decode(c->root, MERKLE_HASH_BYTES, line, line_len,
+                           &got) != 0 || got != MERKLE_HASH_BYTES)
         return once_error_set(err, ONCE_ERR_MALFORMED,
                               "checkpoint has no valid root hash line");
     /* Extension lines, up to the blank line that ends the body. */
     for (;;) {
-        if (next_line(&p, end, &line, &line_len) != 0)
+        if (text_next_line(p, end, &line, &line_len) != 0)
             return once_error_set(err, ONCE_ERR_MALFORMED,
                                   "checkpoint has no signature block");
         if (line_len == 0)
@@ -236,12 +223,33 @@ int checkpoint_verify(const char *note, size_t len, const char *name,
             return once_error_set(err, ONCE_ERR_MALFORMED,
                                   "checkpoint has a malformed extension line");
     }
-    body_end = line; /* the body ends with the newline before the blank line */
+    *body_end = line;
+    return 0;
+}
+
+int checkpoint_parse_unverified(const char *note, size_t len, checkpoint *out,
+                                once_error *err)
+{
+    const char *p, *body_end;
+
+    return parse_body(note, len, out, &p, &body_end, err);
+}
+
+int checkpoint_verify(const char *note, size_t len, const char *name,
+                      const uint8_t pk[32], checkpoint *out, once_error *err)
+{
+    const char *p, *end = note + len, *line, *body_end;
+    size_t line_len;
+    checkpoint c;
+    int verified = 0, rc;
+
+    if ((rc = parse_body(note, len, &c, &p, &body_end, err)) < 0)
+        return rc;
     if (p == end)
         return once_error_set(err, ONCE_ERR_MALFORMED,
                               "checkpoint has no signature lines");
     while (p < end) {
-        if (next_line(&p, end, &line, &line_len) != 0)
+        if (text_next_line(&p, end, &line, &line_len) != 0)
             return once_error_set(err, ONCE_ERR_MALFORMED,
                                   "checkpoint signature block does not end "
                                   "with a newline");

@@ -40,6 +40,18 @@ int checkpoint_sign(const checkpoint *c, const char *name,
                     const once_keypair *kp, char *out, size_t out_cap,
                     once_error *err);
 
+/* The origin line of a note (however the rest of it looks) into out,
+ * NUL-terminated: 0, or -1 when the first line cannot be an origin or does
+ * not fit cap. */
+int checkpoint_note_origin(const char *note, size_t len, char *out,
+                           size_t cap);
+
+/* The origin, size and root of a note, checking its format but no
+ * signature: for tools that verify the signature later, against a key the
+ * note does not name. */
+int checkpoint_parse_unverified(const char *note, size_t len, checkpoint *out,
+                                once_error *err);
+
 /* Parses a signed note and checks that a signature line by `name` with the
  * key id of pk verifies over the body. Lines signed by other keys are
  * ignored, as the signed-note format allows. On success fills *out. */

@@ -405,41 +405,6 @@ static void export_close(export_dir *x)
     close(x->fd);
 }
 
-/* The origin line of a note, for when the user gives none. */
-static int note_origin(const uint8_t *note, size_t len, char *out, size_t cap)
-{
-    const uint8_t *nl = memchr(note, '\n', len);
-    size_t n;
-
-    if (nl == NULL || nl == note || (size_t)(nl - note) >= cap)
-        return -1;
-    n = (size_t)(nl - note);
-    memcpy(out, note, n);
-    out[n] = '\0';
-    return 0;
-}
-
-/* Origin, size and root of a note without checking its signature: for
- * building proofs, which check-proof then verifies. */
-static int note_parse_unverified(const uint8_t *note, size_t len,
-                                 checkpoint *c)
-{
-    const char *p = (const char *)note, *end = p + len, *line;
-    size_t line_len, got;
-
-    memset(c, 0, sizeof(*c));
-    if (note_origin(note, len, c->origin, sizeof(c->origin)) < 0 ||
-        text_next_line(&p, end, &line, &line_len) < 0 || /* the origin */
-        text_next_line(&p, end, &line, &line_len) < 0 ||
-        text_parse_u64(line, line_len, &c->size) < 0 ||
-        text_next_line(&p, end, &line, &line_len) < 0 ||
-        text_base64_decode(c->root, MERKLE_HASH_BYTES, line, line_len,
-                           &got) < 0 ||
-        got != MERKLE_HASH_BYTES)
-        return -1;
-    return 0;
-}
-
 static void tile_path(char *out, const char *prefix, uint64_t index,
                       unsigned width)
 {
@@ -1709,8 +1674,9 @@ static int cmd_verify(int argc, char **argv)
     }
     if (origin != NULL) {
         snprintf(v->origin, sizeof(v->origin), "%s", origin);
-    } else if (note_origin(v->x.note, v->x.note_len, v->origin,
-                           sizeof(v->origin)) < 0) {
+    } else if (checkpoint_note_origin((const char *)v->x.note,
+                                      v->x.note_len, v->origin,
+                                      sizeof(v->origin)) < 0) {
         fprintf(stderr, "once-audit: %s/checkpoint has no origin line\n",
                 v->x.path);
         export_close(&v->x);
@@ -1841,7 +1807,8 @@ static int cmd_prove(int argc, char **argv)
     if (export_open(&x, argv[optind]) < 0)
         return EXIT_PROBLEMS;
     memset(&tr, 0, sizeof(tr));
-    if (note_parse_unverified(x.note, x.note_len, &cp) < 0) {
+    if (checkpoint_parse_unverified((const char *)x.note, x.note_len, &cp,
+                                    NULL) < 0) {
         fprintf(stderr, "once-audit: %s/checkpoint is malformed\n", x.path);
         goto out;
     }
@@ -1992,8 +1959,8 @@ static int cmd_check_proof(int argc, char **argv)
         return rc;
     }
     if (origin == NULL) {
-        if (note_origin((const uint8_t *)p.note, p.note_len, name,
-                        sizeof(name)) < 0) {
+        if (checkpoint_note_origin(p.note, p.note_len, name,
+                                   sizeof(name)) < 0) {
             printf("FAIL %s: the checkpoint has no origin line\n",
                    argv[optind]);
             goto out;
@@ -2018,7 +1985,8 @@ static int cmd_check_proof(int argc, char **argv)
 
         if (export_open(&x, dir) < 0)
             goto out;
-        if (note_parse_unverified(x.note, x.note_len, &dcp) < 0 ||
+        if (checkpoint_parse_unverified((const char *)x.note, x.note_len,
+                                        &dcp, NULL) < 0 ||
             read_entry(x.fd, dcp.size, p.index, &leaf, &leaf_len, why,
                        sizeof(why)) < 0) {
             fprintf(stderr, "once-audit: %s: cannot read leaf %" PRIu64
@@ -2118,7 +2086,8 @@ static int cmd_consistency(int argc, char **argv)
     memset(&tr, 0, sizeof(tr));
     rc = EXIT_PROBLEMS;
     if (origin == NULL) {
-        if (note_origin(x.note, x.note_len, name, sizeof(name)) < 0) {
+        if (checkpoint_note_origin((const char *)x.note, x.note_len, name,
+                                   sizeof(name)) < 0) {
             printf("FAIL %s/checkpoint has no origin line\n", x.path);
             goto out;
         }
@@ -2248,7 +2217,8 @@ static int cmd_subject(int argc, char **argv)
     sodium_memzero(key, sizeof(key));
     if (export_open(&x, argv[optind]) < 0)
         return EXIT_PROBLEMS;
-    if (note_parse_unverified(x.note, x.note_len, &cp) < 0) {
+    if (checkpoint_parse_unverified((const char *)x.note, x.note_len, &cp,
+                                    NULL) < 0) {
         fprintf(stderr, "once-audit: %s/checkpoint is malformed\n", x.path);
         export_close(&x);
         return EXIT_PROBLEMS;
