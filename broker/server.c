@@ -70,6 +70,7 @@
 #include <sodium.h>
 
 #include "audit_hash.h"
+#include "digest.h"
 #include "envelope.h"
 #include "log.h"
 #include "policy.h"
@@ -735,8 +736,8 @@ static void handle_request(job *j)
         return;
 
     j->leaf.record_version = rec.version;
-    crypto_hash_sha256(j->leaf.record_digest, rec.stored->record->header.data,
-                       rec.stored->record->header.len);
+    digest_sha256(j->leaf.record_digest, rec.stored->record->header.data,
+                  rec.stored->record->header.len);
     j->leaf.has_record_digest = true;
     response.type = q->type;
     response.subject = q->subject;
@@ -926,8 +927,7 @@ static void handle_write(job *j)
     snprintf(j->leaf.record_type, sizeof(j->leaf.record_type), "%s",
              h->type);
     j->leaf.record_version = h->version;
-    crypto_hash_sha256(j->leaf.record_digest, rec->header.data,
-                       rec->header.len);
+    digest_sha256(j->leaf.record_digest, rec->header.data, rec->header.len);
     j->leaf.has_record_digest = true;
     audit_subject_hash(w->srv->audit_key, h->type, h->subject,
                        j->leaf.subject_hash);
@@ -1020,7 +1020,7 @@ static void handle(job *j)
         refuse(j, ONCE_ERR_MALFORMED, "not a decodable envelope");
         return;
     }
-    crypto_hash_sha256(j->digest, j->bytes, j->len);
+    digest_sha256(j->digest, j->bytes, j->len);
     if (!strings_free_of_nul(j->bytes, j->len, 1u << 2)) {
         refuse(j, ONCE_ERR_MALFORMED, "the sender holds a NUL byte");
         return;

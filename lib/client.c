@@ -32,6 +32,7 @@
 #include <zmq.h>
 
 #include "checkpoint.h"
+#include "digest.h"
 #include "envelope.h"
 #include "merkle.h"
 #include "once/once.h"
@@ -467,7 +468,7 @@ static int client_call(once_client *c, Once__Kind kind, const uint8_t *body,
     if ((rc = envelope_pack(&e, &packed, &packed_len)) < 0)
         return once_error_set(err, rc, "cannot encode the envelope");
     if (receipt != NULL)
-        crypto_hash_sha256(receipt->envelope_digest, packed, packed_len);
+        digest_sha256(receipt->envelope_digest, packed, packed_len);
 
     rc = 0;
     for (attempt = 0; attempt <= c->retries && rc == 0; attempt++) {

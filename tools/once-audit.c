@@ -30,7 +30,11 @@
  * checkpoints and upper tiles as it goes, so memory stays O(n / 256). The
  * evidence part is one Ed25519 verification per leaf (~50 us), far slower
  * than the tree, so it is a separate pass on the same pool and its rate is
- * reported separately.
+ * reported separately. An auditor verifies the same log again and again
+ * as it grows; with --since a checkpoint kept from an earlier run, whose
+ * root the tree pass confirms, the old leaves' envelopes are only checked
+ * against the digests in those (unchanged) leaves, so a later run costs a
+ * signature check per new exchange, not per exchange ever logged.
  *
  * Blame. When a leaf hash from the entries differs from the hash tile,
  * either the entry or the tile was changed. The signed checkpoints decide:
@@ -60,6 +64,7 @@
 #include <sodium.h>
 
 #include "audit_hash.h"
+#include "digest.h"
 #include "checkpoint.h"
 #include "envelope.h"
 #include "export_keys.h"
@@ -698,6 +703,7 @@ typedef struct verifier {
     pool pool;
     uint64_t size;          /* the tree size everything is checked to */
     uint64_t from;          /* leaves below may lack entries (--from) */
+    uint64_t evidence_from; /* evidence below was checked before (--since) */
     size_t problems;        /* printed so far */
     report found;           /* main thread's, printed at stage ends */
 
@@ -1241,6 +1247,7 @@ static void report_tree(verifier *v)
 typedef struct evidence_bundle {
     report problems;
     uint64_t checked, unauthenticated;
+    uint64_t pinned; /* checked against the leaf's digest only (--since) */
 } evidence_bundle;
 
 typedef struct evidence_job {
@@ -1287,7 +1294,7 @@ static void check_record(verifier *v, report *p, uint64_t index,
                        index);
         return;
     }
-    crypto_hash_sha256(digest, rec->header.data, rec->header.len);
+    digest_sha256(digest, rec->header.data, rec->header.len);
     if (!(refused && leaf->record_digest.len == 0) &&
         (leaf->record_digest.len != 32 ||
          memcmp(leaf->record_digest.data, digest, 32) != 0))
@@ -1468,7 +1475,6 @@ static void check_leaf(verifier *v, evidence_bundle *r, uint64_t index,
         report_add(p, "leaf %" PRIu64 ": entry is not a LogLeaf", index);
         return;
     }
-    r->checked++;
     refused = leaf->decision == ONCE__DECISION__DECISION_REFUSED;
     if (leaf->kind != ONCE__KIND__KIND_PUBLISH &&
         leaf->kind != ONCE__KIND__KIND_REVOKE &&
@@ -1481,11 +1487,20 @@ static void check_leaf(verifier *v, evidence_bundle *r, uint64_t index,
         report_add(p, "leaf %" PRIu64 ": decision %d with error %s is "
                    "inconsistent", index, (int)leaf->decision,
                    once_error_name((int)leaf->error));
-    crypto_hash_sha256(digest, evidence, evidence_len);
+    digest_sha256(digest, evidence, evidence_len);
     if (leaf->envelope_digest.len != 32 ||
         memcmp(leaf->envelope_digest.data, digest, 32) != 0)
         report_add(p, "leaf %" PRIu64 ": the evidence does not match the "
                    "leaf's envelope digest", index);
+    /* Below a kept checkpoint (--since) the leaf is the one an earlier run
+     * checked and the digest pins the evidence to it, so what follows
+     * would find what it found then. */
+    if (index < v->evidence_from) {
+        r->pinned++;
+        once__log_leaf__free_unpacked(leaf, NULL);
+        return;
+    }
+    r->checked++;
     env = envelope_unpack(evidence, evidence_len);
     if (env == NULL) {
         report_add(p, "leaf %" PRIu64 ": the evidence is not an envelope",
@@ -1552,7 +1567,7 @@ out:
 }
 
 static void run_evidence_pass(verifier *v, uint64_t *checked,
-                              uint64_t *unauthenticated)
+                              uint64_t *unauthenticated, uint64_t *pinned)
 {
     uint64_t count = tlog_tile_count(v->size, 0), b = 0, done = 0, total = 0;
     uint64_t bundles[EVIDENCE_BATCH];
@@ -1576,10 +1591,67 @@ static void run_evidence_pass(verifier *v, uint64_t *checked,
             report_free(&results[i].problems);
             *checked += results[i].checked;
             *unauthenticated += results[i].unauthenticated;
+            *pinned += results[i].pinned;
             done += tlog_tile_width(v->size, 0, bundles[i]);
         }
         progress("evidence", done, total, &last);
     }
+}
+
+#define KEPT_LABEL "--since checkpoint"
+
+/* Adds the checkpoint an auditor kept from an earlier verify (--since) to
+ * the ones checked against the recomputed tree. A kept checkpoint that
+ * does not verify, or is of a larger tree than the export, is a problem,
+ * and then every evidence envelope is checked. */
+static void add_kept_checkpoint(verifier *v, const char *path)
+{
+    cp_item *c;
+    once_error err;
+    int rc;
+
+    v->cps = xrealloc(v->cps, (v->ncps + 1) * sizeof(*v->cps));
+    c = &v->cps[v->ncps];
+    memset(c, 0, sizeof(*c));
+    snprintf(c->label, sizeof(c->label), KEPT_LABEL);
+    c->named_size = UINT64_MAX;
+    rc = read_at(AT_FDCWD, path, &c->text, &c->len);
+    if (rc < 0) {
+        report_add(&v->found, "%s %s: cannot read: %s", KEPT_LABEL, path,
+                   strerror(-rc));
+        return;
+    }
+    if (checkpoint_verify((const char *)c->text, c->len, v->origin,
+                          v->broker_pk, &c->cp, &err) < 0) {
+        report_add(&v->found, "%s %s: %s", KEPT_LABEL, path, err.message);
+        free(c->text);
+        return;
+    }
+    if (c->cp.size > v->size) {
+        report_add(&v->found, "%s %s: of a tree of %" PRIu64 " leaves, "
+                   "newer than this export's %" PRIu64, KEPT_LABEL, path,
+                   c->cp.size, v->size);
+        free(c->text);
+        return;
+    }
+    c->valid = 1;
+    v->ncps++;
+    qsort(v->cps, v->ncps, sizeof(*v->cps), cp_cmp);
+}
+
+/* The size of the kept checkpoint when the tree pass found its root to be
+ * the root of the entry bundles at its size, else 0. */
+static uint64_t kept_size_confirmed(const verifier *v)
+{
+    size_t i;
+
+    for (i = 0; i < v->ncps; i++)
+        if (strcmp(v->cps[i].label, KEPT_LABEL) == 0)
+            return v->cps[i].valid && v->cps[i].checked &&
+                           v->cps[i].match_a
+                       ? v->cps[i].cp.size
+                       : 0;
+    return 0;
 }
 
 static void usage_verify(FILE *f)
@@ -1587,7 +1659,7 @@ static void usage_verify(FILE *f)
     fprintf(f,
             "usage: once-audit verify DIR --key BROKER.pub [--origin NAME]\n"
             "                         [--audit-key FILE] [--from INDEX]\n"
-            "                         [--threads N]\n"
+            "                         [--since CHECKPOINT] [--threads N]\n"
             "\n"
             "Checks an exported log completely: recomputes every leaf hash\n"
             "and the whole tree from the entry bundles and compares every\n"
@@ -1604,6 +1676,13 @@ static void usage_verify(FILE *f)
             "  --from INDEX      the export is a range from INDEX: earlier\n"
             "                    entry bundles may be absent (their hashes\n"
             "                    are then only checked through the tiles)\n"
+            "  --since FILE      a checkpoint kept from an earlier verify of\n"
+            "                    this log that passed: it must verify and its\n"
+            "                    root must be the recomputed root at its size\n"
+            "                    (so those leaves are unchanged); below its\n"
+            "                    size each evidence envelope is then only\n"
+            "                    checked against its leaf's digest, not its\n"
+            "                    signature again. Everything else is.\n"
             "  --threads N       worker threads (default: online CPUs)\n");
 }
 
@@ -1615,10 +1694,12 @@ static int cmd_verify(int argc, char **argv)
         {"audit-key", required_argument, NULL, 'a'},
         {"threads", required_argument, NULL, 't'},
         {"from", required_argument, NULL, 'f'},
+        {"since", required_argument, NULL, 's'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
-    const char *key = NULL, *origin = NULL, *audit_key = NULL;
-    uint64_t checked = 0, unauthenticated = 0, threads = 0, from = 0;
+    const char *key = NULL, *origin = NULL, *audit_key = NULL, *since = NULL;
+    uint64_t checked = 0, unauthenticated = 0, pinned = 0, threads = 0;
+    uint64_t from = 0;
     double t0, t_tree, t_ev;
     verifier *v;
     size_t i;
@@ -1642,6 +1723,7 @@ static int cmd_verify(int argc, char **argv)
                 return EXIT_USAGE;
             }
             break;
+        case 's': since = optarg; break;
         case 'h': usage_verify(stdout); return EXIT_CLEAN;
         default: usage_verify(stderr); return EXIT_USAGE;
         }
@@ -1691,11 +1773,15 @@ static int cmd_verify(int argc, char **argv)
     v->threads = (int)threads;
     if (pool_start(&v->pool, v->threads) < 0) {
         fprintf(stderr, "once-audit: cannot start worker threads\n");
+        export_close(&v->x);
+        free(v);
         return EXIT_PROBLEMS;
     }
 
     t0 = now_seconds();
     rc = load_checkpoints(v);
+    if (rc == 0 && since != NULL)
+        add_kept_checkpoint(v, since);
     v->problems += report_flush(&v->found);
     if (rc < 0) {
         printf("FAIL no checkpoint in %s verifies with this key as %s: "
@@ -1719,12 +1805,17 @@ static int cmd_verify(int argc, char **argv)
 
     t0 = now_seconds();
     keys_load(v->x.fd, &v->keys, &v->found);
+    v->evidence_from = kept_size_confirmed(v);
     v->problems += report_flush(&v->found);
-    run_evidence_pass(v, &checked, &unauthenticated);
+    run_evidence_pass(v, &checked, &unauthenticated, &pinned);
     t_ev = now_seconds() - t0;
     printf("evidence: %" PRIu64 " envelopes in %.2f s: %.0f envelopes/s with "
            "%d threads", checked, t_ev,
            t_ev > 0 ? (double)checked / t_ev : 0.0, v->threads);
+    if (pinned > 0)
+        printf("; %" PRIu64 " below the kept checkpoint's %" PRIu64
+               " leaves checked against their leaves' digests only",
+               pinned, v->evidence_from);
     if (unauthenticated > 0)
         printf(" (%" PRIu64 " refusals of unknown senders have no key to "
                "check)", unauthenticated);

@@ -101,6 +101,36 @@ static void export_log(const char *dir)
     assert_int_equal(e2e_oncectl(&broker, "log", "export", dir, NULL), 0);
 }
 
+/* Copies the export dir to broker.dir/name, to damage the copy. */
+static void copy_export(char *copy, size_t cap, const char *dir,
+                        const char *name)
+{
+    char *out;
+
+    snprintf(copy, cap, "%s/%s", broker.dir, name);
+    if (run(&out, "cp -a '%s' '%s'", dir, copy) != 0)
+        fail_msg("cp: %s", out);
+    free(out);
+}
+
+/* once-audit verify of dir with the broker's key and the extra arguments
+ * (a printf format): its exit status, and what it printed in *out. */
+static int verify_export(char **out, const char *dir, const char *extra, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int verify_export(char **out, const char *dir, const char *extra, ...)
+{
+    char audit[PATH_MAX], args[PATH_MAX + 64];
+    va_list ap;
+
+    audit_cmd(audit, sizeof(audit));
+    va_start(ap, extra);
+    vsnprintf(args, sizeof(args), extra, ap);
+    va_end(ap);
+    return run(out, "'%s' verify '%s' --key '%s/broker.pub' %s", audit, dir,
+               broker.home, args);
+}
+
 /* Every FAIL line names token, and there is one. */
 static bool fails_all_name(const char *out, const char *token)
 {
@@ -486,27 +516,22 @@ static void test_export_and_audit(void **state)
     export_log(dir);
     size = export_size(dir);
     assert_true(size >= 6);
-    rc = run(&out, "'%s' verify '%s' --key '%s/broker.pub' --audit-key "
-             "'%s/audit.key'", audit, dir, broker.home, broker.home);
+    rc = verify_export(&out, dir, "--audit-key '%s/audit.key'",
+                       broker.home);
     if (rc != 0)
         fail_msg("verify: %s", out);
     free(out);
 
     /* A leaf. */
-    snprintf(copy, sizeof(copy), "%s/copy-leaf", broker.dir);
-    rc = run(&out, "cp -a '%s' '%s'", dir, copy);
-    free(out);
+    copy_export(copy, sizeof(copy), dir, "copy-leaf");
     flip_in_bundle(copy, "tile/entries", 2, size, 1, false);
-    rc = run(&out, "'%s' verify '%s' --key '%s/broker.pub'", audit, copy,
-             broker.home);
+    rc = verify_export(&out, copy, "%s", "");
     if (rc != 1 || !fails_all_name(out, "leaf 1:"))
         fail_msg("changed leaf: %s", out);
     free(out);
 
     /* A hash tile (level 0, hash 2). */
-    snprintf(copy, sizeof(copy), "%s/copy-tile", broker.dir);
-    rc = run(&out, "cp -a '%s' '%s'", dir, copy);
-    free(out);
+    copy_export(copy, sizeof(copy), dir, "copy-tile");
     {
         char rel[TLOG_PATH_MAX];
 
@@ -519,16 +544,13 @@ static void test_export_and_audit(void **state)
     data[2 * 32 + 3] ^= 0x80;
     spit(path, data, len);
     free(data);
-    rc = run(&out, "'%s' verify '%s' --key '%s/broker.pub'", audit, copy,
-             broker.home);
+    rc = verify_export(&out, copy, "%s", "");
     if (rc != 1 || !fails_all_name(out, token))
         fail_msg("changed tile: %s", out);
     free(out);
 
     /* A checkpoint's signature. */
-    snprintf(copy, sizeof(copy), "%s/copy-checkpoint", broker.dir);
-    rc = run(&out, "cp -a '%s' '%s'", dir, copy);
-    free(out);
+    copy_export(copy, sizeof(copy), dir, "copy-checkpoint");
     {
         /* The newest one below the export's size: the writer signs at
          * its own cadence, so which sizes have one is not fixed. */
@@ -543,19 +565,15 @@ static void test_export_and_audit(void **state)
     data[len - 20] = data[len - 20] == 'A' ? 'B' : 'A';
     spit(path, data, len);
     free(data);
-    rc = run(&out, "'%s' verify '%s' --key '%s/broker.pub'", audit, copy,
-             broker.home);
+    rc = verify_export(&out, copy, "%s", "");
     if (rc != 1 || !fails_all_name(out, token))
         fail_msg("changed checkpoint: %s", out);
     free(out);
 
     /* An evidence envelope (the last byte of its signature). */
-    snprintf(copy, sizeof(copy), "%s/copy-evidence", broker.dir);
-    rc = run(&out, "cp -a '%s' '%s'", dir, copy);
-    free(out);
+    copy_export(copy, sizeof(copy), dir, "copy-evidence");
     flip_in_bundle(copy, "evidence", 4, size, 2, true);
-    rc = run(&out, "'%s' verify '%s' --key '%s/broker.pub'", audit, copy,
-             broker.home);
+    rc = verify_export(&out, copy, "%s", "");
     if (rc != 1 || !fails_all_name(out, "leaf 2:"))
         fail_msg("changed evidence: %s", out);
     free(out);
@@ -635,8 +653,8 @@ static void test_kill_during_traffic(void **state)
         fail_msg("consistency: %s", out);
     free(out);
     /* verify checks every stored checkpoint against the one tree. */
-    rc = run(&out, "'%s' verify '%s' --key '%s/broker.pub' --audit-key "
-             "'%s/audit.key'", audit, dir, broker.home, broker.home);
+    rc = verify_export(&out, dir, "--audit-key '%s/audit.key'",
+                       broker.home);
     if (rc != 0)
         fail_msg("verify after the kill: %s", out);
     free(out);
@@ -734,6 +752,80 @@ static void test_checkpoint_cadence(void **state)
     assert_int_equal(export_size(dir), last + 1);
 }
 
+/* verify --since: after an export verified and its checkpoint kept, a
+ * later export checks the old leaves' evidence against their digests
+ * only; a changed old envelope is still found, a changed old leaf breaks
+ * the kept checkpoint, and a kept checkpoint by another key is refused. */
+static void test_verify_since(void **state)
+{
+    char dir[PATH_MAX + 32], kept[PATH_MAX + 32], copy[PATH_MAX + 64];
+    char audit[PATH_MAX], *out;
+    once_receipt receipt = { 0 };
+    once_record *got = NULL;
+    once_error err;
+    uint64_t kept_size, size;
+    uint8_t *data;
+    size_t len;
+    int rc;
+
+    (void)state;
+    audit_cmd(audit, sizeof(audit));
+    snprintf(dir, sizeof(dir), "%s/export-since", broker.dir);
+    snprintf(kept, sizeof(kept), "%s/since.checkpoint", broker.dir);
+    export_log(dir);
+    kept_size = export_size(dir);
+    assert_true(kept_size > 4);
+    rc = run(&out, "'%s' verify '%s' --key '%s/broker.pub' && "
+             "cp '%s/checkpoint' '%s'", audit, dir, broker.home, dir, kept);
+    if (rc != 0)
+        fail_msg("verify: %s", out);
+    free(out);
+
+    plain_request("S-1");
+    if (once_client_request_ex(tax_c, LICENCE, subject_a, TAX_PURPOSE, "S-2",
+                               0, 1, &got, &receipt, &err) != 0)
+        fail_msg("request: %s", err.message);
+    requests_about_a++;
+    once_record_free(got);
+    once_receipt_clear(&receipt);
+    export_log(dir);
+    size = export_size(dir);
+    assert_true(size >= kept_size + 2);
+    rc = verify_export(&out, dir, "--since '%s'", kept);
+    if (rc != 0 || strstr(out, "below the kept checkpoint") == NULL)
+        fail_msg("verify --since: %s", out);
+    free(out);
+
+    /* An old envelope changed: its leaf's digest no longer matches. */
+    copy_export(copy, sizeof(copy), dir, "copy-since-evidence");
+    flip_in_bundle(copy, "evidence", 4, size, 2, true);
+    rc = verify_export(&out, copy, "--since '%s'", kept);
+    if (rc != 1 || !fails_all_name(out, "leaf 2:"))
+        fail_msg("changed old evidence: %s", out);
+    free(out);
+
+    /* An old leaf changed: the kept checkpoint's root is not the tree's. */
+    copy_export(copy, sizeof(copy), dir, "copy-since-leaf");
+    flip_in_bundle(copy, "tile/entries", 2, size, 1, false);
+    rc = verify_export(&out, copy, "--since '%s'", kept);
+    if (rc != 1 || strstr(out, "FAIL leaf 1:") == NULL ||
+        strstr(out, "below the kept checkpoint") != NULL)
+        fail_msg("changed old leaf: %s", out);
+    free(out);
+
+    /* A kept checkpoint whose signature does not verify. */
+    snprintf(copy, sizeof(copy), "%s/forged.checkpoint", broker.dir);
+    data = slurp(kept, &len);
+    data[len - 20] = data[len - 20] == 'A' ? 'B' : 'A';
+    spit(copy, data, len);
+    free(data);
+    rc = verify_export(&out, dir, "--since '%s'", copy);
+    if (rc != 1 || strstr(out, "FAIL --since checkpoint") == NULL ||
+        strstr(out, "below the kept checkpoint") != NULL)
+        fail_msg("forged kept checkpoint: %s", out);
+    free(out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -742,6 +834,7 @@ int main(void)
         cmocka_unit_test(test_export_and_audit),
         cmocka_unit_test(test_kill_during_traffic),
         cmocka_unit_test(test_checkpoint_cadence),
+        cmocka_unit_test(test_verify_since),
     };
 
     if (once_init() < 0)
