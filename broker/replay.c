@@ -41,34 +41,36 @@
  * it. Restarting the broker forgets all windows; every logged exchange is
  * then protected by the durable table (PROTOCOL.md 6.3).
  *
- * Retention of `replies`. The same argument bounds the table, which would
- * otherwise gain one entry per logged exchange forever. The writer stores
- * an answer at broker wall-clock time t, after a worker accepted the
- * envelope at some t' <= t, so its sent_at <= t' + skew <= t + skew. A copy
- * arriving at a later wall-clock time after t + 2 * skew is then more than
- * skew behind the clock and refused CLOCK_SKEW (server.c checks the clock
- * before it consults the window or this table), so the entry can never be
- * needed again and is deleted once now > t + 2 * skew + margin. The margin
- * (REPLAY_REPLY_MARGIN_MS) covers the wall clock stepping back between the
- * worker's check and the writer's store. A clock stepping back later only
- * keeps entries longer; one stepping forward also moves what the clock
- * check accepts, by the same amount, so nothing still answerable is lost.
- * A worker reads the table in a snapshot taken before it read the clock,
- * so a prune it can see ran at an earlier wall-clock time than its check.
- * Raising skew_seconds across a restart by more than the margin would let
- * copies of envelopes whose answers were already deleted pass the clock
- * check again: raise it, if ever, by little, or wait twice the old skew.
- *
- * To find old entries without scanning the table, each answer also has an
- * entry in `replies_by_time`, keyed by stored_at_ms u64be followed by the
- * replies key, so the oldest come first; the writer prunes a bounded number
- * per group commit (replay_reply_prune), more than a group stores, so the
- * table stays about 2 * skew of traffic long, and the single writer never
- * stalls on a backlog (a broker restarted after days off finds everything
- * expired at once and drains it over its next commits). Answers stored
- * before the index existed have no entry in it and are never deleted: no
- * migration, since finding them would take the full scan of the table that
- * this index exists to avoid.
+ * The table's key starts with the envelope's sent_at: (sent_at_ms u64be,
+ * sender, 0x00, session u64be, seq u64be). A retry is the same bytes, so
+ * it has the same sent_at and finds its entry. Two things follow from
+ * putting the time first:
+ *   - Retention. A copy of an envelope passes the clock check only while
+ *     sent_at >= now - skew (server.c checks the clock before it consults
+ *     the window or this table), so an entry whose sent_at is older than
+ *     that can never be asked for again. The writer deletes, a bounded
+ *     number per group commit and more than a group stores, the entries at
+ *     the start of the table whose sent_at is below now - skew - margin
+ *     (replay_reply_cutoff); the margin (REPLAY_REPLY_MARGIN_MS) covers the
+ *     wall clock stepping back between a worker's check and the prune. The
+ *     table stays about one skew window of traffic long, and a broker
+ *     restarted after days off drains the expired entries over its next
+ *     commits instead of stalling. Raising skew_seconds across a restart by
+ *     more than the margin would let copies of envelopes whose answers were
+ *     already deleted pass the clock check again: raise it, if ever, by
+ *     little, or wait the old skew window out first.
+ *   - Cheap commits. Senders' clocks agree to within a few seconds, so new
+ *     entries all land near the end of the table, in a handful of pages. A
+ *     key led by the sender would scatter each group commit over a page
+ *     per active session, and LMDB writes every page a transaction
+ *     touches: on once-bench's 32 sessions that was most of the bytes each
+ *     fsync wrote.
+ * The price: after a restart, a different envelope that reuses a (session,
+ * seq) of an answered one with another sent_at is no longer refused as
+ * REPLAY by the table (within a run the window refuses it). Only the
+ * department itself can sign such an envelope, so it cannot be used
+ * against the department; it is executed and logged as the new exchange
+ * it is.
  *
  * Concurrency. Sessions live in STRIPES independent hash tables, each with
  * its own mutex; a session's stripe comes from a keyed SipHash of (sender,
@@ -464,15 +466,14 @@ out:
     pthread_mutex_unlock(&st->lock);
 }
 
-/* ---- the durable table `replies` and its index by age --------------- */
+/* ---- the durable table `replies` -------------------------------------- */
 
-#define REPLY_KEY_MAX (ONCE_MAX_NAME + 1 + 8 + 8)
-/* replies_by_time key: stored_at_ms u64be, then the replies key. */
-#define TIME_KEY_MAX (8 + REPLY_KEY_MAX)
+/* Key: sent_at_ms u64be, sender, 0x00, session u64be, seq u64be. */
+#define REPLY_KEY_MAX (8 + ONCE_MAX_NAME + 1 + 8 + 8)
 
 static int reply_key(uint8_t key[REPLY_KEY_MAX], size_t *key_len,
-                     const char *sender, uint64_t session, uint64_t seq,
-                     once_error *err)
+                     uint64_t sent_at_ms, const char *sender,
+                     uint64_t session, uint64_t seq, once_error *err)
 {
     size_t len = strnlen(sender, ONCE_MAX_NAME + 1);
 
@@ -480,36 +481,28 @@ static int reply_key(uint8_t key[REPLY_KEY_MAX], size_t *key_len,
         return once_error_set(err, ONCE_ERR_INVALID_ARGUMENT,
                               "a reply needs a sender of 1 to %d bytes",
                               ONCE_MAX_NAME);
-    memcpy(key, sender, len);
-    key[len] = 0;
-    store_put_u64be(key + len + 1, session);
-    store_put_u64be(key + len + 9, seq);
-    *key_len = len + 17;
+    store_put_u64be(key, sent_at_ms);
+    memcpy(key + 8, sender, len);
+    key[8 + len] = 0;
+    store_put_u64be(key + 8 + len + 1, session);
+    store_put_u64be(key + 8 + len + 9, seq);
+    *key_len = 8 + len + 17;
     return 0;
 }
 
-/* A seq is stored once: the window and the table lookup before execution
- * keep a second copy of an envelope from reaching the writer, and a
- * different envelope with a used seq is a replay. Were the same envelope
- * ever stored twice, the value would be the newer answer and the index
- * would hold both times; the older one deletes the entry, which is still
- * late enough (the envelope's sent_at, hence its clock window, was bounded
- * by the first acceptance), and the newer index entry then finds nothing
- * to delete. */
-int replay_reply_put(MDB_txn *txn, const store *s, uint64_t stored_at_ms,
+int replay_reply_put(MDB_txn *txn, const store *s, uint64_t sent_at_ms,
                      const char *sender, uint64_t session, uint64_t seq,
                      const uint8_t digest[32], int kind, const uint8_t *body,
                      size_t len, once_error *err)
 {
     Once__StoredReply m = ONCE__STORED_REPLY__INIT;
-    uint8_t time_key[TIME_KEY_MAX];
+    uint8_t key_bytes[REPLY_KEY_MAX];
     size_t key_len;
-    MDB_val key, val, empty;
+    MDB_val key, val;
     int rc;
 
-    store_put_u64be(time_key, stored_at_ms);
-    if ((rc = reply_key(time_key + 8, &key_len, sender, session, seq,
-                        err)) < 0)
+    if ((rc = reply_key(key_bytes, &key_len, sent_at_ms, sender, session,
+                        seq, err)) < 0)
         return rc;
     m.envelope_digest.data = (uint8_t *)digest;
     m.envelope_digest.len = 32;
@@ -517,7 +510,7 @@ int replay_reply_put(MDB_txn *txn, const store *s, uint64_t stored_at_ms,
     m.body.data = (uint8_t *)body;
     m.body.len = len;
     key.mv_size = key_len;
-    key.mv_data = time_key + 8;
+    key.mv_data = key_bytes;
     val.mv_size = once__stored_reply__get_packed_size(&m);
     val.mv_data = NULL;
     /* Reserve the value in the map and encode straight into it. */
@@ -525,21 +518,13 @@ int replay_reply_put(MDB_txn *txn, const store *s, uint64_t stored_at_ms,
     if (rc != MDB_SUCCESS)
         return store_error(rc, "cannot store the answer of an exchange", err);
     once__stored_reply__pack(&m, val.mv_data);
-    key.mv_size = 8 + key_len;
-    key.mv_data = time_key;
-    empty.mv_size = 0;
-    empty.mv_data = "";
-    rc = mdb_put(txn, s->replies_by_time, &key, &empty, 0);
-    if (rc != MDB_SUCCESS)
-        return store_error(rc, "cannot index the answer of an exchange by "
-                           "age", err);
     return 0;
 }
 
-int replay_reply_find(MDB_txn *txn, const store *s, const char *sender,
-                      uint64_t session, uint64_t seq, const uint8_t digest[32],
-                      ProtobufCAllocator *alloc, Once__StoredReply **out,
-                      once_error *err)
+int replay_reply_find(MDB_txn *txn, const store *s, uint64_t sent_at_ms,
+                      const char *sender, uint64_t session, uint64_t seq,
+                      const uint8_t digest[32], ProtobufCAllocator *alloc,
+                      Once__StoredReply **out, once_error *err)
 {
     uint8_t key_bytes[REPLY_KEY_MAX];
     Once__StoredReply *m;
@@ -548,7 +533,8 @@ int replay_reply_find(MDB_txn *txn, const store *s, const char *sender,
     int rc;
 
     *out = NULL;
-    if ((rc = reply_key(key_bytes, &key_len, sender, session, seq, err)) < 0)
+    if ((rc = reply_key(key_bytes, &key_len, sent_at_ms, sender, session,
+                        seq, err)) < 0)
         return rc;
     key.mv_size = key_len;
     key.mv_data = key_bytes;
@@ -573,7 +559,7 @@ int replay_reply_find(MDB_txn *txn, const store *s, const char *sender,
 
 uint64_t replay_reply_cutoff(uint64_t now_ms, uint64_t skew_ms)
 {
-    uint64_t keep_ms = 2 * skew_ms + REPLAY_REPLY_MARGIN_MS;
+    uint64_t keep_ms = skew_ms + REPLAY_REPLY_MARGIN_MS;
 
     /* A clock reading near the epoch (a board without an RTC, before NTP)
      * keeps everything rather than wrapping around to delete everything. */
@@ -583,49 +569,31 @@ uint64_t replay_reply_cutoff(uint64_t now_ms, uint64_t skew_ms)
 int replay_reply_prune(MDB_txn *txn, const store *s, uint64_t before_ms,
                        size_t max, size_t *pruned, once_error *err)
 {
-    uint8_t time_key[TIME_KEY_MAX];
     MDB_cursor *cursor;
-    MDB_val key, val, reply;
+    MDB_val key, val;
     size_t n = 0;
     int rc, ret = 0;
 
     if (pruned != NULL)
         *pruned = 0;
-    rc = mdb_cursor_open(txn, s->replies_by_time, &cursor);
+    rc = mdb_cursor_open(txn, s->replies, &cursor);
     if (rc != MDB_SUCCESS)
-        return store_error(rc, "cannot walk the stored answers by age", err);
+        return store_error(rc, "cannot walk the stored answers", err);
     while (n < max) {
         /* The oldest entry left is always the first one. */
         rc = mdb_cursor_get(cursor, &key, &val, MDB_FIRST);
         if (rc == MDB_NOTFOUND)
             break;
         if (rc != MDB_SUCCESS) {
-            ret = store_error(rc, "cannot read the stored answers by age",
-                              err);
+            ret = store_error(rc, "cannot read the stored answers", err);
             goto out;
         }
-        if (key.mv_size <= 8 || key.mv_size > TIME_KEY_MAX) {
-            ret = once_error_set(err, ONCE_ERR_INTERNAL,
-                                 "an entry of replies_by_time has a key of "
-                                 "%zu bytes", key.mv_size);
-            goto out;
-        }
-        if (store_get_u64be(key.mv_data) >= before_ms)
+        if (key.mv_size < 8 || store_get_u64be(key.mv_data) >= before_ms)
             break;
-        /* Copied out: the deletions below may move the page it points to. */
-        memcpy(time_key, key.mv_data, key.mv_size);
-        reply.mv_size = key.mv_size - 8;
-        reply.mv_data = time_key + 8;
-        rc = mdb_del(txn, s->replies, &reply, NULL);
-        if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND) {
-            ret = store_error(rc, "cannot delete an expired stored answer",
-                              err);
-            goto out;
-        }
         rc = mdb_cursor_del(cursor, 0);
         if (rc != MDB_SUCCESS) {
-            ret = store_error(rc, "cannot delete an expired stored answer's "
-                              "index entry", err);
+            ret = store_error(rc, "cannot delete an expired stored answer",
+                              err);
             goto out;
         }
         n++;

@@ -64,41 +64,39 @@ size_t replay_session_count(replay *r);
 /* ---- the durable table `replies` (every logged exchange) -------------- */
 
 /* Stores the answer of an envelope in the caller's write transaction, with
- * the record and leaf it answers for, and indexes it by stored_at_ms (the
- * broker's wall clock, once_now_ms(), when the writer stores it) for
- * replay_reply_prune. Key: sender 0x00 session u64be seq u64be. On failure
- * the transaction is to be aborted. */
-int replay_reply_put(MDB_txn *txn, const store *s, uint64_t stored_at_ms,
+ * the record and leaf it answers for. Key: sent_at_ms u64be (the
+ * envelope's), sender 0x00, session u64be, seq u64be (replay.c says why
+ * the time comes first). On failure the transaction is to be aborted. */
+int replay_reply_put(MDB_txn *txn, const store *s, uint64_t sent_at_ms,
                      const char *sender, uint64_t session, uint64_t seq,
                      const uint8_t digest[32], int kind, const uint8_t *body,
                      size_t len, once_error *err);
 
-/* Looks up the stored answer of (sender, session, seq): 0 with *out (free
- * it with once__stored_reply__free_unpacked(*out, alloc)) when its digest
- * equals digest, 1 when that seq answered other bytes, -ONCE_ERR_NOT_FOUND
- * when nothing is stored, another negative code on a database failure. */
-int replay_reply_find(MDB_txn *txn, const store *s, const char *sender,
-                      uint64_t session, uint64_t seq, const uint8_t digest[32],
-                      ProtobufCAllocator *alloc, Once__StoredReply **out,
-                      once_error *err);
+/* Looks up the stored answer of (sent_at, sender, session, seq): 0 with
+ * *out (free it with once__stored_reply__free_unpacked(*out, alloc)) when
+ * its digest equals digest, 1 when that key answered other bytes,
+ * -ONCE_ERR_NOT_FOUND when nothing is stored, another negative code on a
+ * database failure. */
+int replay_reply_find(MDB_txn *txn, const store *s, uint64_t sent_at_ms,
+                      const char *sender, uint64_t session, uint64_t seq,
+                      const uint8_t digest[32], ProtobufCAllocator *alloc,
+                      Once__StoredReply **out, once_error *err);
 
-/* How long past twice the skew window a stored answer is kept, for the
- * wall clock stepping back between an envelope's clock check and the
- * storing of its answer (replay.c, "Retention of `replies`"). */
+/* How long past the skew window a stored answer is kept, for the wall
+ * clock stepping back between an envelope's clock check and a prune. */
 #define REPLAY_REPLY_MARGIN_MS 60000
 
 /* The before_ms to prune with at wall-clock time now_ms under a skew window
- * of skew_ms: now_ms - 2 * skew_ms - REPLAY_REPLY_MARGIN_MS, or 0 (prune
+ * of skew_ms: now_ms - skew_ms - REPLAY_REPLY_MARGIN_MS, or 0 (prune
  * nothing) when the clock reads earlier than that span. */
 uint64_t replay_reply_cutoff(uint64_t now_ms, uint64_t skew_ms);
 
-/* Deletes, oldest first, at most max stored answers whose stored_at_ms is
- * below before_ms, from `replies` and its index, in the caller's write
- * transaction; *pruned (when not NULL) is how many were deleted. Bounded so
- * the writer can call it once per group commit without stalling; with max
- * above the group size it keeps up with insertion. Answers stored before
- * the index existed are never deleted. 0, or a negative once error code
- * after which the transaction is to be aborted. */
+/* Deletes, oldest first, at most max stored answers of envelopes whose
+ * sent_at is below before_ms, in the caller's write transaction; *pruned
+ * (when not NULL) is how many were deleted. Bounded so the writer can call
+ * it once per group commit without stalling; with max above the group size
+ * it keeps up with insertion. 0, or a negative once error code after which
+ * the transaction is to be aborted. */
 int replay_reply_prune(MDB_txn *txn, const store *s, uint64_t before_ms,
                        size_t max, size_t *pruned, once_error *err);
 

@@ -328,6 +328,7 @@ static void to_writer(job *j, write_job *wj, int answer_kind, int refusal)
     snprintf(wj->sender, sizeof(wj->sender), "%s", j->env->sender);
     wj->session = j->env->session;
     wj->seq = j->env->seq;
+    wj->sent_at = j->env->sent_at;
     wj->leaf = j->leaf;
     wj->leaf.time = once_now_ms();
     wj->leaf.kind = j->env->kind;
@@ -543,9 +544,9 @@ static bool answer_from_table(job *j)
     once_error err;
     int rc;
 
-    rc = replay_reply_find(w->txn, w->srv->db, j->env->sender,
-                           j->env->session, j->env->seq, j->digest, &w->alloc,
-                           &stored, &err);
+    rc = replay_reply_find(w->txn, w->srv->db, j->env->sent_at,
+                           j->env->sender, j->env->session, j->env->seq,
+                           j->digest, &w->alloc, &stored, &err);
     if (rc == -ONCE_ERR_NOT_FOUND)
         return false;
     j->keep_reply = false; /* the stored answer stays the original's */

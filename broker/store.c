@@ -98,7 +98,6 @@ static int open_tables(store *s, once_error *err)
         { "records", &s->records },
         { "latest", &s->latest },
         { "replies", &s->replies },
-        { "replies_by_time", &s->replies_by_time },
     };
     char what[64];
     MDB_txn *txn;

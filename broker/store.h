@@ -7,7 +7,7 @@
  *
  *   departments, department_keys, types, grants   policy.c
  *   records, latest                               registry.c
- *   replies, replies_by_time                      replay.c
+ *   replies                                       replay.c
  *
  * onced and oncectl open the same environment; LMDB serialises their write
  * transactions, and onced reads policy in each request's read transaction,
@@ -33,8 +33,8 @@ typedef struct store {
     MDB_dbi grants;           /* requester 0 type 0 purpose -> Grant */
     MDB_dbi records;          /* len type, len subject, version u64be -> StoredRecord */
     MDB_dbi latest;           /* len type, len subject -> version u64be */
-    MDB_dbi replies;          /* sender 0 session u64be seq u64be -> StoredReply */
-    MDB_dbi replies_by_time;  /* stored_at_ms u64be, replies key -> empty */
+    MDB_dbi replies;          /* sent_at u64be sender 0 session u64be
+                                 seq u64be -> StoredReply */
 } store;
 
 /* Opens (creating if needed) the environment in directory `dir` and every

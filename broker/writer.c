@@ -16,9 +16,9 @@
  * envelope) stores it; if it dies after the commit but before the answer
  * left, the retry finds the answer in the `replies` table, which is written
  * in the same transaction as the record (replay.c), and no second version
- * is stored. Each commit also deletes a few answers older than any retry
- * that could still pass the clock check, so that table stays about twice
- * the skew window of traffic long.
+ * is stored. Each commit also deletes a few answers of envelopes too old
+ * for any copy to pass the clock check, so that table stays about one skew
+ * window of traffic long.
  *
  * The exchange log. Every publish, revoke and request, granted or refused,
  * is one leaf of the log (auditlog.c, docs/AUDIT.md), and no answer may
@@ -273,7 +273,7 @@ static int make_reply(writer *w, MDB_txn *txn, write_job *job,
     job->reply_kind = job->answer_kind;
     if (!job->store_reply)
         return 0;
-    return replay_reply_put(txn, w->db, once_now_ms(), job->sender,
+    return replay_reply_put(txn, w->db, job->sent_at, job->sender,
                             job->session, job->seq,
                             job->leaf.envelope_digest, job->reply_kind,
                             job->reply, job->reply_len, err);

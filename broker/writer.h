@@ -46,6 +46,7 @@ typedef struct write_job {
     char sender[ONCE_MAX_NAME + 1];
     uint64_t session;
     uint64_t seq;                  /* the envelope's, answered by reply_to */
+    uint64_t sent_at;              /* the envelope's, keys its stored answer */
     leaf_facts leaf;
     char subject[ONCE_MAX_SUBJECT + 1]; /* of a record to store */
     char subject_tag[LOG_SUBJECT_TAG_CHARS];

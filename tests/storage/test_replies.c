@@ -1,12 +1,12 @@
 /*
- * test_replies.c - the durable `replies` table and its pruning by age, on a
- * real LMDB environment.
+ * test_replies.c - the durable `replies` table and its pruning by the
+ * envelopes' sent_at, on a real LMDB environment.
  *
- * Pruning deletes oldest first, never more than asked, never an answer
- * stored at or after the cut-off, from both tables; answers with equal
- * times go in key order; the index outlives a reopen; an answer without an
- * index entry (a database from before the index) is never deleted; and a
- * seq that answered other bytes still reads as 1.
+ * Pruning deletes oldest first, never more than asked, never an answer of
+ * an envelope sent at or after the cut-off; answers with equal times go in
+ * key order; a reopened store prunes what it stored before; an answer is
+ * found only under its own sent_at; and a key that answered other bytes
+ * reads as 1.
  */
 #include <limits.h>
 #include <setjmp.h>
@@ -23,12 +23,12 @@
 
 typedef temp_store fixture;
 
-/* One stored answer of the tests: who sent what, and when it was stored. */
+/* One stored answer of the tests: who sent what, and when. */
 typedef struct entry {
     const char *sender;
     uint64_t session;
     uint64_t seq;
-    uint64_t stored_at_ms;
+    uint64_t sent_at_ms;
 } entry;
 
 /* A digest and a body that differ for every (sender, session, seq). */
@@ -56,7 +56,7 @@ static void put(store *s, const entry *e)
     digest_of(e, digest);
     body_of(e, body, sizeof(body));
     assert_int_equal(store_begin(s, 0, &txn, &err), 0);
-    if (replay_reply_put(txn, s, e->stored_at_ms, e->sender, e->session,
+    if (replay_reply_put(txn, s, e->sent_at_ms, e->sender, e->session,
                          e->seq, digest, ONCE__KIND__KIND_RESPONSE,
                          (const uint8_t *)body, strlen(body), &err) < 0) {
         mdb_txn_abort(txn);
@@ -94,8 +94,8 @@ static int find(store *s, const entry *e)
     digest_of(e, digest);
     body_of(e, body, sizeof(body));
     assert_int_equal(store_begin(s, 1, &txn, &err), 0);
-    rc = replay_reply_find(txn, s, e->sender, e->session, e->seq, digest,
-                           NULL, &m, &err);
+    rc = replay_reply_find(txn, s, e->sent_at_ms, e->sender, e->session,
+                           e->seq, digest, NULL, &m, &err);
     if (rc == 0) {
         assert_non_null(m);
         assert_int_equal(m->kind, ONCE__KIND__KIND_RESPONSE);
@@ -107,19 +107,6 @@ static int find(store *s, const entry *e)
     }
     mdb_txn_abort(txn);
     return rc;
-}
-
-/* Entries in the index (every stored answer should have exactly one). */
-static size_t index_count(store *s)
-{
-    once_error err;
-    MDB_stat st;
-    MDB_txn *txn;
-
-    assert_int_equal(store_begin(s, 1, &txn, &err), 0);
-    assert_int_equal(mdb_stat(txn, s->replies_by_time, &st), MDB_SUCCESS);
-    mdb_txn_abort(txn);
-    return st.ms_entries;
 }
 
 static size_t replies_count(store *s)
@@ -158,7 +145,6 @@ static void put_all(store *s)
     for (i = 0; i < N_ENTRIES; i++)
         put(s, &entries[i]);
     assert_int_equal(replies_count(s), N_ENTRIES);
-    assert_int_equal(index_count(s), N_ENTRIES);
 }
 
 static void assert_present(store *s, const int *gone, size_t n_gone)
@@ -176,11 +162,10 @@ static void assert_present(store *s, const int *gone, size_t n_gone)
                      entries[i].sender,
                      (unsigned long long)entries[i].session,
                      (unsigned long long)entries[i].seq,
-                     (unsigned long long)entries[i].stored_at_ms,
+                     (unsigned long long)entries[i].sent_at_ms,
                      expected == 0 ? "found" : "gone");
     }
     assert_int_equal(replies_count(s), N_ENTRIES - n_gone);
-    assert_int_equal(index_count(s), N_ENTRIES - n_gone);
 }
 
 static void test_prune_oldest_first_and_bounded(void **state)
@@ -197,7 +182,7 @@ static void test_prune_oldest_first_and_bounded(void **state)
     assert_int_equal(prune(&f->s, 4000, 2), 2);
     assert_present(&f->s, after_first, 2);
 
-    /* The rest of the eligible ones; the one stored at exactly 4000 ms is
+    /* The rest of the eligible ones; the one sent at exactly 4000 ms is
      * not older than the cut-off and stays, as does the newest. */
     assert_int_equal(prune(&f->s, 4000, 100), 2);
     assert_present(&f->s, after_second, 4);
@@ -224,7 +209,6 @@ static void test_prune_empty(void **state)
 
     assert_int_equal(prune(&f->s, UINT64_MAX, 100), 0);
     assert_int_equal(replies_count(&f->s), 0);
-    assert_int_equal(index_count(&f->s), 0);
 }
 
 static void test_equal_times(void **state)
@@ -250,11 +234,10 @@ static void test_equal_times(void **state)
     assert_int_equal(prune(&f->s, 7001, 3), 1);
     assert_int_equal(find(&f->s, &same[0]), -ONCE_ERR_NOT_FOUND);
     assert_int_equal(replies_count(&f->s), 0);
-    assert_int_equal(index_count(&f->s), 0);
 }
 
-/* The index is committed with the answers: a reopened store prunes them. */
-static void test_index_survives_reopen(void **state)
+/* A reopened store prunes what was stored before. */
+static void test_prune_after_reopen(void **state)
 {
     fixture *f = *state;
     static const int gone[] = { ALPHA_1000, BETA, GAMMA, ALPHA_3000,
@@ -269,28 +252,18 @@ static void test_index_survives_reopen(void **state)
     assert_present(&f->s, gone, 5);
 }
 
-/* An answer stored before replies_by_time existed has no entry in it and
- * stays; the indexed ones around it go. */
-static void test_unindexed_answer_stays(void **state)
+/* A retry is the same bytes, so the same sent_at: an envelope with
+ * another sent_at is another envelope, whose answer is not there. */
+static void test_found_only_under_its_sent_at(void **state)
 {
     fixture *f = *state;
-    static const entry old = { "legacy", 1, 1, 0 };
-    static const entry indexed = { "legacy", 1, 2, 1000 };
-    once_error err;
-    MDB_txn *txn;
+    static const entry e = { "alpha", 3, 7, 1000 };
+    entry later = e;
 
-    put(&f->s, &old);
-    /* Undo the index entry put just made, as if it never was. */
-    assert_int_equal(store_begin(&f->s, 0, &txn, &err), 0);
-    assert_int_equal(mdb_drop(txn, f->s.replies_by_time, 0), MDB_SUCCESS);
-    assert_int_equal(store_commit(txn, &err), 0);
-    put(&f->s, &indexed);
-
-    assert_int_equal(prune(&f->s, UINT64_MAX, 100), 1);
-    assert_int_equal(find(&f->s, &indexed), -ONCE_ERR_NOT_FOUND);
-    assert_int_equal(find(&f->s, &old), 0);
-    assert_int_equal(replies_count(&f->s), 1);
-    assert_int_equal(index_count(&f->s), 0);
+    put(&f->s, &e);
+    assert_int_equal(find(&f->s, &e), 0);
+    later.sent_at_ms = 1001;
+    assert_int_equal(find(&f->s, &later), -ONCE_ERR_NOT_FOUND);
 }
 
 static void test_digest_mismatch(void **state)
@@ -307,8 +280,10 @@ static void test_digest_mismatch(void **state)
     digest_of(&e, other);
     other[31] ^= 1;
     assert_int_equal(store_begin(&f->s, 1, &txn, &err), 0);
-    assert_int_equal(replay_reply_find(txn, &f->s, e.sender, e.session, e.seq,
-                                       other, NULL, &m, &err), 1);
+    assert_int_equal(replay_reply_find(txn, &f->s, e.sent_at_ms, e.sender,
+                                       e.session, e.seq, other, NULL, &m,
+                                       &err),
+                     1);
     assert_null(m);
     mdb_txn_abort(txn);
 }
@@ -316,12 +291,12 @@ static void test_digest_mismatch(void **state)
 static void test_cutoff(void **state)
 {
     (void)state;
-    /* skew 300 s: kept 600 s plus the margin. */
+    /* skew 300 s: kept while sent_at is within 300 s plus the margin. */
     assert_int_equal(replay_reply_cutoff(10000000, 300000),
-                     10000000 - 600000 - REPLAY_REPLY_MARGIN_MS);
-    assert_int_equal(replay_reply_cutoff(600000 + REPLAY_REPLY_MARGIN_MS + 1,
+                     10000000 - 300000 - REPLAY_REPLY_MARGIN_MS);
+    assert_int_equal(replay_reply_cutoff(300000 + REPLAY_REPLY_MARGIN_MS + 1,
                                          300000), 1);
-    assert_int_equal(replay_reply_cutoff(600000 + REPLAY_REPLY_MARGIN_MS,
+    assert_int_equal(replay_reply_cutoff(300000 + REPLAY_REPLY_MARGIN_MS,
                                          300000), 0);
     assert_int_equal(replay_reply_cutoff(5, 300000), 0);
 }
@@ -333,8 +308,8 @@ int main(void)
         TEMP_STORE_TEST(test_prune_max_zero_and_early_cutoff),
         TEMP_STORE_TEST(test_prune_empty),
         TEMP_STORE_TEST(test_equal_times),
-        TEMP_STORE_TEST(test_index_survives_reopen),
-        TEMP_STORE_TEST(test_unindexed_answer_stays),
+        TEMP_STORE_TEST(test_prune_after_reopen),
+        TEMP_STORE_TEST(test_found_only_under_its_sent_at),
         TEMP_STORE_TEST(test_digest_mismatch),
         cmocka_unit_test(test_cutoff),
     };
