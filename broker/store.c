@@ -33,7 +33,7 @@
 
 #include "store.h"
 
-/* Eight tables here and the log's five (auditlog.c) today; room for later
+/* Seven tables here and the log's five (auditlog.c) today; room for later
  * modules without a change to every broker home. */
 #define STORE_MAX_TABLES 32
 

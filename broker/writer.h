@@ -91,7 +91,8 @@ typedef struct writer_options {
     const char *origin;            /* the checkpoints' origin line */
     unsigned group_max;            /* jobs of one transaction at most */
     unsigned checkpoint_interval_ms; /* 0: a checkpoint per commit */
-    unsigned skew_seconds;         /* the clock window; answers kept 2x */
+    unsigned skew_seconds;         /* the clock window, which bounds how
+                                      long answers are kept (replay.c) */
 } writer_options;
 
 /* Binds SERVER_WRITES_ENDPOINT and starts the thread. */

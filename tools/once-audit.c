@@ -142,7 +142,9 @@ static int read_at(int dirfd, const char *path, uint8_t **data, size_t *len)
     struct stat st;
     uint8_t *buf;
     size_t off = 0;
-    int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC), saved;
+    /* O_NONBLOCK: a FIFO planted in an export must not hang the run; it
+     * is refused as not a regular file below. */
+    int fd = openat(dirfd, path, O_RDONLY | O_NONBLOCK | O_CLOEXEC), saved;
 
     if (fd < 0)
         return -errno;
@@ -633,6 +635,19 @@ static void keys_of(const keyring *k, const char *id, size_t *first,
     *count = hi - lo;
 }
 
+/* Whether keyring k holds this very key for department id. */
+static bool keys_hold(const keyring *k, const char *id,
+                      const uint8_t pk[ONCE_PUBLIC_KEY_BYTES])
+{
+    size_t first, count, i;
+
+    keys_of(k, id, &first, &count);
+    for (i = first; i < first + count; i++)
+        if (memcmp(k->keys[i].pk, pk, ONCE_PUBLIC_KEY_BYTES) == 0)
+            return true;
+    return false;
+}
+
 /* ------------------------------------------------------------------------
  * verify
  * ---------------------------------------------------------------------- */
@@ -658,6 +673,7 @@ typedef struct tree_bundle {
     char entries_why[96], tile_why[96];
     int usable;                     /* a[] holds the bundle's nodes */
     int has_b;                      /* b[] differs from a[] */
+    uint8_t entries_digest[DIGEST_SHA256_BYTES];
     merkle_hash a[BUNDLE_NODES];    /* from the entries (tile if none) */
     merkle_hash b[BUNDLE_NODES];    /* from the tile, when they differ */
     unsigned nmiss;
@@ -703,7 +719,10 @@ typedef struct verifier {
     pool pool;
     uint64_t size;          /* the tree size everything is checked to */
     uint64_t from;          /* leaves below may lack entries (--from) */
-    uint64_t evidence_from; /* evidence below was checked before (--since) */
+    /* --since: the signatures of leaves below evidence_from were checked
+     * by an earlier run with the keys in kept_keys. */
+    uint64_t evidence_from;
+    keyring kept_keys;
     size_t problems;        /* printed so far */
     report found;           /* main thread's, printed at stage ends */
 
@@ -714,6 +733,9 @@ typedef struct verifier {
     tree_bundle *batch;
     uint64_t batch_first;
     uint8_t *entries_ok;    /* per bundle: entries present and parsed */
+    /* per bundle: SHA-256 of the entries the tree pass hashed, so that the
+     * evidence pass checks the very same leaves */
+    uint8_t (*entries_digest)[DIGEST_SHA256_BYTES];
     uint64_t pruned_until;  /* leaves before this have no entry bundles */
     frontier fa, fb;
     upper_tile upper[TLOG_MAX_LEVELS];
@@ -921,6 +943,7 @@ static void tree_bundle_task(void *arg, size_t i)
     if (r->entries == PART_OK) {
         for (j = 0; j < r->width; j++)
             merkle_leaf_hash(entries + offs[j], lens[j], r->a[j]);
+        digest_sha256(r->entries_digest, entries, elen);
     } else if (r->tile == PART_OK) {
         memcpy(r->a, tile, tlen);
     } else {
@@ -1103,6 +1126,7 @@ static int tree_merge(verifier *v, uint64_t b, const tree_bundle *r,
                    base, base + r->width);
     } else {
         v->entries_ok[b] = 1;
+        memcpy(v->entries_digest[b], r->entries_digest, DIGEST_SHA256_BYTES);
     }
     tile_path(path, "tile/0", b, r->width);
     v->tiles_checked++;
@@ -1141,6 +1165,8 @@ static int run_tree_pass(verifier *v)
 
     v->batch = xcalloc(TREE_BATCH, sizeof(*v->batch));
     v->entries_ok = xcalloc((size_t)count + 1, 1);
+    v->entries_digest = xcalloc((size_t)count + 1,
+                                sizeof(*v->entries_digest));
     for (b = 0; b < count && !broken; b += n) {
         uint64_t i;
 
@@ -1155,7 +1181,9 @@ static int run_tree_pass(verifier *v)
                              : v->size,
                  v->size, &last);
     }
-    if (!broken)
+    /* A last bundle that is full ends at a size the loop has not checked;
+     * a partial one ended at v->size, checked above. */
+    if (!broken && v->size % TLOG_TILE_WIDTH == 0)
         check_checkpoints_at(v, &next_cp, count * TLOG_TILE_WIDTH, NULL, 0);
     free(v->batch);
     v->batch = NULL;
@@ -1247,7 +1275,7 @@ static void report_tree(verifier *v)
 typedef struct evidence_bundle {
     report problems;
     uint64_t checked, unauthenticated;
-    uint64_t pinned; /* checked against the leaf's digest only (--since) */
+    uint64_t pinned; /* signatures an earlier run checked (--since) */
 } evidence_bundle;
 
 typedef struct evidence_job {
@@ -1436,7 +1464,11 @@ static void check_signature(verifier *v, evidence_bundle *r, uint64_t index,
         if (leaf->time >= k->from && (k->until == 0 || leaf->time < k->until))
             break;
     }
-    if (envelope_verify(env, k->pk) == 0) {
+    if (index < v->evidence_from && keys_hold(&v->kept_keys, k->id, k->pk)) {
+        /* Same envelope bytes (the leaf's digest pins them), same key: the
+         * earlier run's verdict stands. */
+        r->pinned++;
+    } else if (envelope_verify(env, k->pk) == 0) {
         if (bad_sig_refusal &&
             !record_signature_fails(env, (int)leaf->kind, k->pk))
             report_add(&r->problems, "leaf %" PRIu64 ": refused as "
@@ -1492,14 +1524,6 @@ static void check_leaf(verifier *v, evidence_bundle *r, uint64_t index,
         memcmp(leaf->envelope_digest.data, digest, 32) != 0)
         report_add(p, "leaf %" PRIu64 ": the evidence does not match the "
                    "leaf's envelope digest", index);
-    /* Below a kept checkpoint (--since) the leaf is the one an earlier run
-     * checked and the digest pins the evidence to it, so what follows
-     * would find what it found then. */
-    if (index < v->evidence_from) {
-        r->pinned++;
-        once__log_leaf__free_unpacked(leaf, NULL);
-        return;
-    }
     r->checked++;
     env = envelope_unpack(evidence, evidence_len);
     if (env == NULL) {
@@ -1535,13 +1559,25 @@ static void evidence_bundle_task(void *arg, size_t i)
     size_t voffs[TLOG_TILE_WIDTH], vlens[TLOG_TILE_WIDTH], elen, vlen;
     char path[TLOG_PATH_MAX], why[96];
     uint8_t *entries = NULL, *evidence = NULL;
+    uint8_t digest[DIGEST_SHA256_BYTES];
     int rc;
 
     tile_path(path, "tile/entries", b, width);
-    if (read_at(v->x.fd, path, &entries, &elen) < 0 ||
+    if (read_at(v->x.fd, path, &entries, &elen) < 0) {
+        report_add(&r->problems, "%s: cannot be read again: leaves [%" PRIu64
+                   ", %" PRIu64 ") cannot be checked", path, base,
+                   base + width);
+        goto out;
+    }
+    digest_sha256(digest, entries, elen);
+    if (memcmp(digest, v->entries_digest[b], sizeof(digest)) != 0 ||
         split_bundle(entries, elen, width, TLOG_ENTRY_LENGTH_BYTES, eoffs,
-                     elens, why, sizeof(why)) < 0)
-        goto out; /* reported by the tree pass */
+                     elens, why, sizeof(why)) < 0) {
+        report_add(&r->problems, "%s: changed while it was being verified: "
+                   "leaves [%" PRIu64 ", %" PRIu64 ") cannot be checked",
+                   path, base, base + width);
+        goto out;
+    }
     tile_path(path, "evidence", b, width);
     rc = read_at(v->x.fd, path, &evidence, &vlen);
     if (rc < 0) {
@@ -1598,45 +1634,122 @@ static void run_evidence_pass(verifier *v, uint64_t *checked,
     }
 }
 
+/* The state an auditor keeps between runs (--save, --since): a directory
+ * holding the checkpoint a clean verify ended at and the keys.txt it
+ * checked signatures with. The file `verified` marks it as written by
+ * --save, so that an export directory, which has the other two files, is
+ * not taken for one by mistake. */
+#define STATE_MARK "verified"
 #define KEPT_LABEL "--since checkpoint"
 
-/* Adds the checkpoint an auditor kept from an earlier verify (--since) to
- * the ones checked against the recomputed tree. A kept checkpoint that
- * does not verify, or is of a larger tree than the export, is a problem,
- * and then every evidence envelope is checked. */
-static void add_kept_checkpoint(verifier *v, const char *path)
+/* Adds the checkpoint of the state directory (--since) to the ones checked
+ * against the recomputed tree, and loads its keys. A state whose
+ * checkpoint does not verify, or is of a larger tree than the export, is a
+ * problem, and then every evidence envelope is checked. */
+static void load_state(verifier *v, const char *path)
 {
     cp_item *c;
     once_error err;
-    int rc;
+    struct stat st;
+    int fd, rc;
 
+    fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0 || fstatat(fd, STATE_MARK, &st, 0) < 0) {
+        report_add(&v->found, "--since %s: not a state directory written "
+                   "by once-audit verify --save (%s)", path,
+                   strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return;
+    }
     v->cps = xrealloc(v->cps, (v->ncps + 1) * sizeof(*v->cps));
     c = &v->cps[v->ncps];
     memset(c, 0, sizeof(*c));
     snprintf(c->label, sizeof(c->label), KEPT_LABEL);
     c->named_size = UINT64_MAX;
-    rc = read_at(AT_FDCWD, path, &c->text, &c->len);
+    rc = read_at(fd, "checkpoint", &c->text, &c->len);
     if (rc < 0) {
-        report_add(&v->found, "%s %s: cannot read: %s", KEPT_LABEL, path,
-                   strerror(-rc));
-        return;
+        report_add(&v->found, "%s %s/checkpoint: cannot read: %s",
+                   KEPT_LABEL, path, strerror(-rc));
+        goto out;
     }
     if (checkpoint_verify((const char *)c->text, c->len, v->origin,
                           v->broker_pk, &c->cp, &err) < 0) {
         report_add(&v->found, "%s %s: %s", KEPT_LABEL, path, err.message);
         free(c->text);
-        return;
+        goto out;
     }
     if (c->cp.size > v->size) {
         report_add(&v->found, "%s %s: of a tree of %" PRIu64 " leaves, "
                    "newer than this export's %" PRIu64, KEPT_LABEL, path,
                    c->cp.size, v->size);
         free(c->text);
-        return;
+        goto out;
     }
     c->valid = 1;
     v->ncps++;
     qsort(v->cps, v->ncps, sizeof(*v->cps), cp_cmp);
+    keys_load(fd, &v->kept_keys, &v->found);
+out:
+    close(fd);
+}
+
+/* Writes name in dirfd through a temporary file and a rename. */
+static int write_at(int dirfd, const char *name, const void *data,
+                    size_t len)
+{
+    char tmp[64];
+    size_t done = 0;
+    int fd, saved;
+
+    snprintf(tmp, sizeof(tmp), "%s.tmp", name);
+    fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return -errno;
+    while (done < len) {
+        ssize_t n = write(fd, (const uint8_t *)data + done, len - done);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            saved = errno;
+            close(fd);
+            return -saved;
+        }
+        done += (size_t)n;
+    }
+    if (fsync(fd) < 0 || close(fd) < 0 || renameat(dirfd, tmp, dirfd,
+                                                   name) < 0)
+        return -errno;
+    return 0;
+}
+
+/* --save: after a clean run whose evidence covered every leaf, the state
+ * a later --since starts from. */
+static int save_state(const verifier *v, const char *path)
+{
+    char mark[512];
+    uint8_t *keys = NULL;
+    size_t keys_len = 0;
+    int fd, rc;
+
+    if (mkdir(path, 0755) < 0 && errno != EEXIST)
+        return -errno;
+    fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    rc = read_at(v->x.fd, "keys.txt", &keys, &keys_len);
+    if (rc == 0)
+        rc = write_at(fd, "keys.txt", keys, keys_len);
+    if (rc == 0)
+        rc = write_at(fd, "checkpoint", v->x.note, v->x.note_len);
+    snprintf(mark, sizeof(mark), "once-audit verify passed: %s, tree size %"
+             PRIu64 ", origin %s\n", v->x.path, v->size, v->origin);
+    if (rc == 0)
+        rc = write_at(fd, STATE_MARK, mark, strlen(mark));
+    free(keys);
+    close(fd);
+    return rc;
 }
 
 /* The size of the kept checkpoint when the tree pass found its root to be
@@ -1659,7 +1772,8 @@ static void usage_verify(FILE *f)
     fprintf(f,
             "usage: once-audit verify DIR --key BROKER.pub [--origin NAME]\n"
             "                         [--audit-key FILE] [--from INDEX]\n"
-            "                         [--since CHECKPOINT] [--threads N]\n"
+            "                         [--save STATE] [--since STATE]\n"
+            "                         [--threads N]\n"
             "\n"
             "Checks an exported log completely: recomputes every leaf hash\n"
             "and the whole tree from the entry bundles and compares every\n"
@@ -1676,13 +1790,16 @@ static void usage_verify(FILE *f)
             "  --from INDEX      the export is a range from INDEX: earlier\n"
             "                    entry bundles may be absent (their hashes\n"
             "                    are then only checked through the tiles)\n"
-            "  --since FILE      a checkpoint kept from an earlier verify of\n"
-            "                    this log that passed: it must verify and its\n"
-            "                    root must be the recomputed root at its size\n"
-            "                    (so those leaves are unchanged); below its\n"
-            "                    size each evidence envelope is then only\n"
-            "                    checked against its leaf's digest, not its\n"
-            "                    signature again. Everything else is.\n"
+            "  --save STATE      when everything checked out and every leaf's\n"
+            "                    evidence was checked, keep the checkpoint\n"
+            "                    and keys.txt in directory STATE for --since\n"
+            "  --since STATE     a state saved by an earlier run: its\n"
+            "                    checkpoint must verify and be the recomputed\n"
+            "                    root at its size (so those leaves and their\n"
+            "                    envelopes are the ones checked then); their\n"
+            "                    envelopes' signatures by keys that have not\n"
+            "                    changed are not checked again. Everything\n"
+            "                    else is.\n"
             "  --threads N       worker threads (default: online CPUs)\n");
 }
 
@@ -1695,9 +1812,11 @@ static int cmd_verify(int argc, char **argv)
         {"threads", required_argument, NULL, 't'},
         {"from", required_argument, NULL, 'f'},
         {"since", required_argument, NULL, 's'},
+        {"save", required_argument, NULL, 'S'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
-    const char *key = NULL, *origin = NULL, *audit_key = NULL, *since = NULL;
+    const char *key = NULL, *origin = NULL, *audit_key = NULL;
+    const char *since = NULL, *save = NULL;
     uint64_t checked = 0, unauthenticated = 0, pinned = 0, threads = 0;
     uint64_t from = 0;
     double t0, t_tree, t_ev;
@@ -1724,6 +1843,7 @@ static int cmd_verify(int argc, char **argv)
             }
             break;
         case 's': since = optarg; break;
+        case 'S': save = optarg; break;
         case 'h': usage_verify(stdout); return EXIT_CLEAN;
         default: usage_verify(stderr); return EXIT_USAGE;
         }
@@ -1781,7 +1901,7 @@ static int cmd_verify(int argc, char **argv)
     t0 = now_seconds();
     rc = load_checkpoints(v);
     if (rc == 0 && since != NULL)
-        add_kept_checkpoint(v, since);
+        load_state(v, since);
     v->problems += report_flush(&v->found);
     if (rc < 0) {
         printf("FAIL no checkpoint in %s verifies with this key as %s: "
@@ -1813,9 +1933,9 @@ static int cmd_verify(int argc, char **argv)
            "%d threads", checked, t_ev,
            t_ev > 0 ? (double)checked / t_ev : 0.0, v->threads);
     if (pinned > 0)
-        printf("; %" PRIu64 " below the kept checkpoint's %" PRIu64
-               " leaves checked against their leaves' digests only",
-               pinned, v->evidence_from);
+        printf("; %" PRIu64 " signatures below the saved state's %" PRIu64
+               " leaves were checked by an earlier run", pinned,
+               v->evidence_from);
     if (unauthenticated > 0)
         printf(" (%" PRIu64 " refusals of unknown senders have no key to "
                "check)", unauthenticated);
@@ -1829,6 +1949,24 @@ done:
     else
         printf("verify: FAILED: %zu problems\n", v->problems);
     rc = v->problems == 0 ? EXIT_CLEAN : EXIT_PROBLEMS;
+    if (save != NULL && v->problems > 0) {
+        printf("state not saved: the run found problems\n");
+    } else if (save != NULL && v->pruned_until > v->evidence_from) {
+        printf("state not saved: the evidence of leaves [%" PRIu64 ", %"
+               PRIu64 ") was not in this export\n", v->evidence_from,
+               v->pruned_until);
+    } else if (save != NULL) {
+        int src = save_state(v, save);
+
+        if (src < 0) {
+            fprintf(stderr, "once-audit: cannot save the state in %s: %s\n",
+                    save, strerror(-src));
+            rc = EXIT_PROBLEMS;
+        } else {
+            printf("state saved in %s: verify the next export with "
+                   "--since %s\n", save, save);
+        }
+    }
     pool_stop(&v->pool);
     for (i = 0; i < v->ncps; i++)
         free(v->cps[i].text);
@@ -1839,7 +1977,9 @@ done:
     free(v->ua.m);
     free(v->ub.m);
     free(v->entries_ok);
+    free(v->entries_digest);
     free(v->keys.keys);
+    free(v->kept_keys.keys);
     report_free(&v->found);
     export_close(&v->x);
     sodium_memzero(v->audit_key, sizeof(v->audit_key));
@@ -2076,8 +2216,13 @@ static int cmd_check_proof(int argc, char **argv)
 
         if (export_open(&x, dir) < 0)
             goto out;
+        once_error perr = {0};
+
         if (checkpoint_parse_unverified((const char *)x.note, x.note_len,
-                                        &dcp, NULL) < 0 ||
+                                        &dcp, &perr) < 0)
+            snprintf(why, sizeof(why), "%.*s", (int)sizeof(why) - 1,
+                     perr.message);
+        if (perr.code != 0 ||
             read_entry(x.fd, dcp.size, p.index, &leaf, &leaf_len, why,
                        sizeof(why)) < 0) {
             fprintf(stderr, "once-audit: %s: cannot read leaf %" PRIu64

@@ -752,33 +752,32 @@ static void test_checkpoint_cadence(void **state)
     assert_int_equal(export_size(dir), last + 1);
 }
 
-/* verify --since: after an export verified and its checkpoint kept, a
- * later export checks the old leaves' evidence against their digests
- * only; a changed old envelope is still found, a changed old leaf breaks
- * the kept checkpoint, and a kept checkpoint by another key is refused. */
+/* verify --save / --since: a later run takes the old leaves' signatures
+ * from the saved state but checks everything else; a changed old envelope
+ * or leaf is still found, so is a wrong audit key on old leaves, and a
+ * state whose checkpoint does not verify, or an export directory passed as
+ * a state, is refused. */
 static void test_verify_since(void **state)
 {
-    char dir[PATH_MAX + 32], kept[PATH_MAX + 32], copy[PATH_MAX + 64];
-    char audit[PATH_MAX], *out;
+    char dir[PATH_MAX + 32], saved[PATH_MAX + 32], copy[PATH_MAX + 64];
+    char *out;
     once_receipt receipt = { 0 };
     once_record *got = NULL;
     once_error err;
-    uint64_t kept_size, size;
+    uint64_t saved_size, size;
     uint8_t *data;
     size_t len;
     int rc;
 
     (void)state;
-    audit_cmd(audit, sizeof(audit));
     snprintf(dir, sizeof(dir), "%s/export-since", broker.dir);
-    snprintf(kept, sizeof(kept), "%s/since.checkpoint", broker.dir);
+    snprintf(saved, sizeof(saved), "%s/audit-state", broker.dir);
     export_log(dir);
-    kept_size = export_size(dir);
-    assert_true(kept_size > 4);
-    rc = run(&out, "'%s' verify '%s' --key '%s/broker.pub' && "
-             "cp '%s/checkpoint' '%s'", audit, dir, broker.home, dir, kept);
-    if (rc != 0)
-        fail_msg("verify: %s", out);
+    saved_size = export_size(dir);
+    assert_true(saved_size > 4);
+    rc = verify_export(&out, dir, "--save '%s'", saved);
+    if (rc != 0 || strstr(out, "state saved") == NULL)
+        fail_msg("verify --save: %s", out);
     free(out);
 
     plain_request("S-1");
@@ -790,39 +789,56 @@ static void test_verify_since(void **state)
     once_receipt_clear(&receipt);
     export_log(dir);
     size = export_size(dir);
-    assert_true(size >= kept_size + 2);
-    rc = verify_export(&out, dir, "--since '%s'", kept);
-    if (rc != 0 || strstr(out, "below the kept checkpoint") == NULL)
+    assert_true(size >= saved_size + 2);
+    rc = verify_export(&out, dir, "--since '%s' --audit-key '%s/audit.key'",
+                       saved, broker.home);
+    if (rc != 0 || strstr(out, "checked by an earlier run") == NULL)
         fail_msg("verify --since: %s", out);
+    free(out);
+
+    /* A wrong audit key: the old leaves' subject hashes are checked too. */
+    snprintf(copy, sizeof(copy), "%s/wrong-audit.key", broker.dir);
+    assert_int_equal(e2e_oncectl(&broker, "keygen", copy, NULL), 0);
+    rc = verify_export(&out, dir, "--since '%s' --audit-key '%s'", saved,
+                       copy);
+    if (rc != 1 || strstr(out, "FAIL leaf 0:") == NULL)
+        fail_msg("wrong audit key: %s", out);
     free(out);
 
     /* An old envelope changed: its leaf's digest no longer matches. */
     copy_export(copy, sizeof(copy), dir, "copy-since-evidence");
     flip_in_bundle(copy, "evidence", 4, size, 2, true);
-    rc = verify_export(&out, copy, "--since '%s'", kept);
+    rc = verify_export(&out, copy, "--since '%s'", saved);
     if (rc != 1 || !fails_all_name(out, "leaf 2:"))
         fail_msg("changed old evidence: %s", out);
     free(out);
 
-    /* An old leaf changed: the kept checkpoint's root is not the tree's. */
+    /* An old leaf changed: the saved checkpoint's root is not the tree's,
+     * so every signature is checked again. */
     copy_export(copy, sizeof(copy), dir, "copy-since-leaf");
     flip_in_bundle(copy, "tile/entries", 2, size, 1, false);
-    rc = verify_export(&out, copy, "--since '%s'", kept);
+    rc = verify_export(&out, copy, "--since '%s'", saved);
     if (rc != 1 || strstr(out, "FAIL leaf 1:") == NULL ||
-        strstr(out, "below the kept checkpoint") != NULL)
+        strstr(out, "checked by an earlier run") != NULL)
         fail_msg("changed old leaf: %s", out);
     free(out);
 
-    /* A kept checkpoint whose signature does not verify. */
-    snprintf(copy, sizeof(copy), "%s/forged.checkpoint", broker.dir);
-    data = slurp(kept, &len);
+    /* A saved checkpoint whose signature does not verify. */
+    snprintf(copy, sizeof(copy), "%s/checkpoint", saved);
+    data = slurp(copy, &len);
     data[len - 20] = data[len - 20] == 'A' ? 'B' : 'A';
     spit(copy, data, len);
     free(data);
-    rc = verify_export(&out, dir, "--since '%s'", copy);
+    rc = verify_export(&out, dir, "--since '%s'", saved);
     if (rc != 1 || strstr(out, "FAIL --since checkpoint") == NULL ||
-        strstr(out, "below the kept checkpoint") != NULL)
-        fail_msg("forged kept checkpoint: %s", out);
+        strstr(out, "checked by an earlier run") != NULL)
+        fail_msg("forged saved checkpoint: %s", out);
+    free(out);
+
+    /* An export is not a saved state, though it has both files. */
+    rc = verify_export(&out, dir, "--since '%s'", dir);
+    if (rc != 1 || strstr(out, "not a state directory") == NULL)
+        fail_msg("export as state: %s", out);
     free(out);
 }
 
