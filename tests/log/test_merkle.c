@@ -1,16 +1,20 @@
 /*
  * test_merkle.c - the RFC 9162 tree against the public RFC 6962 test
- * vectors, and every proof among them, whole and damaged.
+ * vectors, and every proof among them, whole and damaged; and the SHA-256
+ * of digest.c (envelope and header digests) against the FIPS 180-2
+ * vectors.
  */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
 #include <sodium.h>
 
+#include "digest.h"
 #include "merkle.h"
 #include "once/once.h"
 
@@ -227,6 +231,58 @@ static void test_consistency_edge_cases(void **state)
                          0);
 }
 
+static void expect_digest(const void *data, size_t len, const char *hex)
+{
+    uint8_t got[DIGEST_SHA256_BYTES], expected[DIGEST_SHA256_BYTES];
+
+    assert_int_equal(once_hex_decode(expected, sizeof(expected), hex), 0);
+    digest_sha256(got, data, len);
+    assert_memory_equal(got, expected, sizeof(expected));
+}
+
+/* FIPS 180-2 appendix B, and the empty string. */
+static void test_digest_fips180_vectors(void **state)
+{
+    static const char two_blocks[] =
+        "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
+    size_t million = 1000000;
+    char *a = malloc(million);
+
+    (void)state;
+    assert_non_null(a);
+    expect_digest("", 0,
+                  "e3b0c44298fc1c149afbf4c8996fb924"
+                  "27ae41e4649b934ca495991b7852b855");
+    expect_digest("abc", 3,
+                  "ba7816bf8f01cfea414140de5dae2223"
+                  "b00361a396177a9cb410ff61f20015ad");
+    expect_digest(two_blocks, sizeof(two_blocks) - 1,
+                  "248d6a61d20638b8e5c026930c3e6039"
+                  "a33ce45964ff2167f6ecedd419db06c1");
+    memset(a, 'a', million);
+    expect_digest(a, million,
+                  "cdc76e5c9914fb9281a1c7e284d73e67"
+                  "f1809a48a497200e046d39ccc7112cd0");
+    free(a);
+}
+
+/* A cross-check only: every length across the padding boundaries of two
+ * blocks (55/56 and 119/120 bytes) agrees with libsodium's SHA-256. */
+static void test_digest_agrees_with_libsodium(void **state)
+{
+    uint8_t data[130], got[32], expected[32];
+    size_t len;
+
+    (void)state;
+    for (len = 0; len < sizeof(data); len++)
+        data[len] = (uint8_t)(len * 7 + 1);
+    for (len = 0; len <= sizeof(data); len++) {
+        digest_sha256(got, data, len);
+        crypto_hash_sha256(expected, data, len);
+        assert_memory_equal(got, expected, 32);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -237,6 +293,8 @@ int main(void)
         cmocka_unit_test(test_every_consistency_proof_verifies),
         cmocka_unit_test(test_damaged_consistency_proofs_fail),
         cmocka_unit_test(test_consistency_edge_cases),
+        cmocka_unit_test(test_digest_fips180_vectors),
+        cmocka_unit_test(test_digest_agrees_with_libsodium),
     };
     return cmocka_run_group_tests(tests, setup_vectors, NULL);
 }
