@@ -171,7 +171,9 @@ int export_keys_parse(const char *text, size_t len, export_keys_fn fn,
         line_len = (size_t)((nl != NULL ? nl : end) - p);
         p = nl != NULL ? nl + 1 : end;
         line_number++;
-        if (line_len == 0 || line[0] == '#')
+        /* A blank line of a file saved with CRLF endings is a lone CR. */
+        if (line_len == 0 || line[0] == '#' ||
+            (line_len == 1 && line[0] == '\r'))
             continue;
         if (export_keys_line_parse(line, line_len, &key, &problem) < 0)
             rc = fn(arg, line_number, NULL, &problem);

@@ -35,8 +35,9 @@ typedef struct tlog_proof {
 
 /* Parses a tlog-proof of len bytes into *out. The checkpoint is not
  * checked (checkpoint_verify does that) and out->note points into text.
- * Returns 0, or -ONCE_ERR_MALFORMED (-ONCE_ERR_NO_MEMORY) with the reason
- * in err; *out is then empty and owns nothing. */
+ * Returns 0, or -ONCE_ERR_MALFORMED, -ONCE_ERR_TOO_LARGE (over
+ * TLOG_PROOF_MAX_BYTES) or -ONCE_ERR_NO_MEMORY with the reason in err;
+ * *out is then empty and owns nothing. */
 int tlog_proof_parse(const char *text, size_t len, tlog_proof *out,
                      once_error *err);
 

@@ -124,9 +124,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     walk w = {(const char *)data, size, 0, 0};
     size_t i, content_lines = 0;
 
+    /* A line is content unless empty, a comment, or a lone CR (a blank
+     * line with a CRLF ending, or a CR ending the file). */
     for (i = 0; i < size; i++)
         if ((i == 0 || data[i - 1] == '\n') && data[i] != '\n' &&
-            data[i] != '#')
+            data[i] != '#' &&
+            !(data[i] == '\r' && (i + 1 == size || data[i + 1] == '\n')))
             content_lines++;
     if (export_keys_parse(w.text, size, on_line, &w) != 0 ||
         w.calls != content_lines)

@@ -14,63 +14,39 @@
 
 #include "tlog_tiles.h"
 
+static void expect_path(const char *prefix, uint64_t index, unsigned width,
+                        const char *expected)
+{
+    char path[TLOG_PATH_MAX];
+
+    assert_int_equal(tlog_tile_path(path, sizeof(path), prefix, index,
+                                    width),
+                     0);
+    assert_string_equal(path, expected);
+}
+
 static void test_paths(void **state)
 {
     char path[TLOG_PATH_MAX];
 
     (void)state;
-    assert_int_equal(tlog_tile_path(path, sizeof(path), "tile/0", 1234067,
-                                    256),
-                     0);
-    assert_string_equal(path, "tile/0/x001/x234/067");
-    assert_int_equal(tlog_tile_path(path, sizeof(path), "tile/entries",
-                                    1234067, 8),
-                     0);
-    assert_string_equal(path, "tile/entries/x001/x234/067.p/8");
-    assert_int_equal(tlog_tile_path(path, sizeof(path), "tile/3", 0, 1), 0);
-    assert_string_equal(path, "tile/3/000.p/1");
-    assert_int_equal(tlog_tile_path(path, sizeof(path), "tile/1", 1000, 256),
-                     0);
-    assert_string_equal(path, "tile/1/x001/000");
-    assert_int_equal(tlog_tile_path(path, sizeof(path), "evidence",
-                                    UINT64_MAX / 256, 255),
-                     0);
-    assert_string_equal(path, "evidence/x072/x057/x594/x037/x927/935.p/255");
+    expect_path("tile/0", 1234067, 256, "tile/0/x001/x234/067");
+    expect_path("tile/entries", 1234067, 8, "tile/entries/x001/x234/067.p/8");
+    expect_path("tile/3", 0, 1, "tile/3/000.p/1");
+    expect_path("tile/1", 1000, 256, "tile/1/x001/000");
+    expect_path("evidence", UINT64_MAX / 256, 255,
+                "evidence/x072/x057/x594/x037/x927/935.p/255");
     assert_int_equal(tlog_tile_path(path, 12, "tile/0", 1234067, 256), -1);
-}
-
-static void test_path_edges(void **state)
-{
-    char path[TLOG_PATH_MAX];
-
-    (void)state;
     /* One group has no x; the groups below the top keep their zeros. */
-    assert_int_equal(tlog_tile_path(path, sizeof(path), "tile/0", 999, 256),
-                     0);
-    assert_string_equal(path, "tile/0/999");
-    assert_int_equal(tlog_tile_path(path, sizeof(path), "tile/0", 1002003,
-                                    256),
-                     0);
-    assert_string_equal(path, "tile/0/x001/x002/003");
-    assert_int_equal(tlog_tile_path(path, sizeof(path), "tile/2", 1000000,
-                                    256),
-                     0);
-    assert_string_equal(path, "tile/2/x001/x000/000");
+    expect_path("tile/0", 999, 256, "tile/0/999");
+    expect_path("tile/0", 1002003, 256, "tile/0/x001/x002/003");
+    expect_path("tile/2", 1000000, 256, "tile/2/x001/x000/000");
     /* Only widths 1..255 name a partial tile. */
-    assert_int_equal(tlog_tile_path(path, sizeof(path), "tile/entries", 5,
-                                    255),
-                     0);
-    assert_string_equal(path, "tile/entries/005.p/255");
-    assert_int_equal(tlog_tile_path(path, sizeof(path), "tile/entries", 5,
-                                    1),
-                     0);
-    assert_string_equal(path, "tile/entries/005.p/1");
+    expect_path("tile/entries", 5, 255, "tile/entries/005.p/255");
+    expect_path("tile/entries", 5, 1, "tile/entries/005.p/1");
     /* The longest path fits TLOG_PATH_MAX. */
-    assert_int_equal(tlog_tile_path(path, sizeof(path), "tile/entries",
-                                    UINT64_MAX, 255),
-                     0);
-    assert_string_equal(path, "tile/entries/x018/x446/x744/x073/x709/x551/"
-                              "615.p/255");
+    expect_path("tile/entries", UINT64_MAX, 255,
+                "tile/entries/x018/x446/x744/x073/x709/x551/615.p/255");
     /* Room for the path and its NUL exactly, then one byte less. */
     assert_int_equal(tlog_tile_path(path, sizeof("evidence/x001/000.p/7"),
                                     "evidence", 1000, 7),
@@ -107,34 +83,38 @@ static void expect_split(const uint8_t *data, size_t len, unsigned count,
         fail_msg("\"%s\" does not say \"%s\"", err.message, reason);
 }
 
+/* Splits a bundle of entries3's entries with lengths of length_bytes and
+ * finds each where it is expected. */
+static void expect_entries3(const uint8_t *bundle, size_t len,
+                            unsigned length_bytes,
+                            const size_t expected_offsets[3])
+{
+    static const char *const entries[3] = {"ab", "", "cde"};
+    size_t offsets[TLOG_TILE_WIDTH], lengths[TLOG_TILE_WIDTH], i;
+
+    assert_int_equal(tlog_bundle_split(bundle, len, 3, length_bytes, offsets,
+                                       lengths, NULL),
+                     0);
+    for (i = 0; i < 3; i++) {
+        assert_int_equal(offsets[i], expected_offsets[i]);
+        assert_int_equal(lengths[i], strlen(entries[i]));
+        assert_memory_equal(bundle + offsets[i], entries[i], lengths[i]);
+    }
+}
+
 static void test_bundle_split_both_framings(void **state)
 {
-    size_t offsets[TLOG_TILE_WIDTH], lengths[TLOG_TILE_WIDTH];
+    static const size_t entry_offsets[3] = {2, 6, 8};
+    static const size_t evidence_offsets[3] = {4, 10, 14};
 
     (void)state;
     /* An empty entry is framing like any other: the split accounts for
      * bytes, and what an entry must hold is for the leaf's parser (an
      * empty LogLeaf or envelope does not parse). */
-    assert_int_equal(tlog_bundle_split(entries3, sizeof(entries3), 3,
-                                       TLOG_ENTRY_LENGTH_BYTES, offsets,
-                                       lengths, NULL),
-                     0);
-    assert_int_equal(offsets[0], 2);
-    assert_int_equal(lengths[0], 2);
-    assert_int_equal(offsets[1], 6);
-    assert_int_equal(lengths[1], 0);
-    assert_int_equal(offsets[2], 8);
-    assert_int_equal(lengths[2], 3);
-    assert_int_equal(tlog_bundle_split(evidence3, sizeof(evidence3), 3,
-                                       TLOG_EVIDENCE_LENGTH_BYTES, offsets,
-                                       lengths, NULL),
-                     0);
-    assert_int_equal(offsets[0], 4);
-    assert_int_equal(lengths[0], 2);
-    assert_int_equal(offsets[1], 10);
-    assert_int_equal(lengths[1], 0);
-    assert_int_equal(offsets[2], 14);
-    assert_int_equal(lengths[2], 3);
+    expect_entries3(entries3, sizeof(entries3), TLOG_ENTRY_LENGTH_BYTES,
+                    entry_offsets);
+    expect_entries3(evidence3, sizeof(evidence3), TLOG_EVIDENCE_LENGTH_BYTES,
+                    evidence_offsets);
     /* The other framing reads the same bytes as other lengths. */
     expect_split(evidence3, sizeof(evidence3), 3, TLOG_ENTRY_LENGTH_BYTES,
                  -ONCE_ERR_MALFORMED, "");
@@ -251,7 +231,6 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_paths),
-        cmocka_unit_test(test_path_edges),
         cmocka_unit_test(test_widths),
         cmocka_unit_test(test_bundle_split_both_framings),
         cmocka_unit_test(test_bundle_split_exact_count),
