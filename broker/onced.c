@@ -109,12 +109,14 @@ static void wait_for_stop(const sigset_t *signals)
  * something to be consistent with. Signing checks any stored checkpoint
  * of this size against the key and root first (auditlog.c), so a home
  * whose log was signed by another key or whose tables were changed fails
- * here, before anything is answered. */
+ * here, before anything is answered. The same transaction empties a
+ * `replies` table of an older layout (replay.c). */
 static int open_log(auditlog *alog, store *db, const broker_config *cfg,
                     const once_keypair *key, once_error *err)
 {
     char note[CHECKPOINT_MAX_NOTE];
     uint64_t size = 0;
+    size_t dropped = 0;
     MDB_txn *txn;
     int rc;
 
@@ -126,12 +128,17 @@ static int open_log(auditlog *alog, store *db, const broker_config *cfg,
                                   sizeof(note), err);
     if (rc >= 0)
         rc = auditlog_size(txn, alog, &size, err);
+    if (rc >= 0)
+        rc = replay_replies_upgrade(txn, db, &dropped, err);
     if (rc < 0) {
         mdb_txn_abort(txn);
         return rc;
     }
     if ((rc = store_commit(txn, err)) < 0)
         return rc;
+    if (dropped > 0)
+        log_info("onced", "dropped %zu answers kept for retries in the "
+                 "layout of an older version", dropped);
     log_info("onced", "exchange log %s: %llu leaves", cfg->log_origin,
              (unsigned long long)size);
     return 0;

@@ -557,6 +557,39 @@ int replay_reply_find(MDB_txn *txn, const store *s, uint64_t sent_at_ms,
     return 0;
 }
 
+/* Keys of the layout before sent_at led them began with the sender's name:
+ * read as a time, printable ASCII is past the year 100,000. */
+#define OLD_LAYOUT_MIN_MS UINT64_C(0x2000000000000000)
+
+int replay_replies_upgrade(MDB_txn *txn, const store *s, size_t *dropped,
+                           once_error *err)
+{
+    MDB_cursor *cursor;
+    MDB_val key, val;
+    MDB_stat st;
+    int rc;
+
+    *dropped = 0;
+    rc = mdb_cursor_open(txn, s->replies, &cursor);
+    if (rc != MDB_SUCCESS)
+        return store_error(rc, "cannot walk the stored answers", err);
+    rc = mdb_cursor_get(cursor, &key, &val, MDB_LAST);
+    mdb_cursor_close(cursor);
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    if (rc != MDB_SUCCESS)
+        return store_error(rc, "cannot read the stored answers", err);
+    if (key.mv_size >= 8 && store_get_u64be(key.mv_data) < OLD_LAYOUT_MIN_MS)
+        return 0;
+    /* Entries of the old layout can be neither found nor pruned: empty
+     * the table, as its answers were kept only for minutes anyway. */
+    if ((rc = mdb_stat(txn, s->replies, &st)) != MDB_SUCCESS ||
+        (rc = mdb_drop(txn, s->replies, 0)) != MDB_SUCCESS)
+        return store_error(rc, "cannot empty the stored answers", err);
+    *dropped = st.ms_entries;
+    return 0;
+}
+
 uint64_t replay_reply_cutoff(uint64_t now_ms, uint64_t skew_ms)
 {
     uint64_t keep_ms = skew_ms + REPLAY_REPLY_MARGIN_MS;

@@ -82,6 +82,12 @@ int replay_reply_find(MDB_txn *txn, const store *s, uint64_t sent_at_ms,
                       const uint8_t digest[32], ProtobufCAllocator *alloc,
                       Once__StoredReply **out, once_error *err);
 
+/* Empties `replies` when it holds keys of the layout before sent_at led
+ * them (the broker's first versions), which no lookup or prune would ever
+ * reach; *dropped says how many went. Called once at start-up. */
+int replay_replies_upgrade(MDB_txn *txn, const store *s, size_t *dropped,
+                           once_error *err);
+
 /* How long past the skew window a stored answer is kept, for the wall
  * clock stepping back between an envelope's clock check and a prune. */
 #define REPLAY_REPLY_MARGIN_MS 60000

@@ -288,6 +288,31 @@ static void test_digest_mismatch(void **state)
     mdb_txn_abort(txn);
 }
 
+/* Current entries are left alone; a table holding a key of the layout
+ * that began with the sender is emptied. */
+static void test_upgrade_old_layout(void **state)
+{
+    fixture *f = *state;
+    static const entry e = { "alpha", 3, 7, 1000 };
+    static const char old_key[] = "tax\0\0\0\0\0\0\0\0\1\0\0\0\0\0\0\0\2";
+    MDB_val key = { sizeof(old_key) - 1, (void *)old_key };
+    MDB_val val = { 1, (void *)"x" };
+    size_t dropped = 99;
+    once_error err;
+    MDB_txn *txn;
+
+    put(&f->s, &e);
+    assert_int_equal(store_begin(&f->s, 0, &txn, &err), 0);
+    assert_int_equal(replay_replies_upgrade(txn, &f->s, &dropped, &err), 0);
+    assert_int_equal(dropped, 0);
+    assert_int_equal(mdb_put(txn, f->s.replies, &key, &val, 0), MDB_SUCCESS);
+    assert_int_equal(replay_replies_upgrade(txn, &f->s, &dropped, &err), 0);
+    assert_int_equal(dropped, 2);
+    assert_int_equal(store_commit(txn, &err), 0);
+    assert_int_equal(replies_count(&f->s), 0);
+    assert_int_equal(find(&f->s, &e), -ONCE_ERR_NOT_FOUND);
+}
+
 static void test_cutoff(void **state)
 {
     (void)state;
@@ -311,6 +336,7 @@ int main(void)
         TEMP_STORE_TEST(test_prune_after_reopen),
         TEMP_STORE_TEST(test_found_only_under_its_sent_at),
         TEMP_STORE_TEST(test_digest_mismatch),
+        TEMP_STORE_TEST(test_upgrade_old_layout),
         cmocka_unit_test(test_cutoff),
     };
 
