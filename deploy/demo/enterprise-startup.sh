@@ -97,6 +97,13 @@ done
 "$driver" --endpoint "$endpoint" --broker-key "$home/broker.pub" \
   --keys "$keys" --count "$count" | tee "$work/driver.out"
 
+# The day is over: stopping onced signs a checkpoint of every leaf it
+# logged (a running broker's export ends at its newest checkpoint, at most
+# checkpoint_interval_ms behind).
+kill -TERM "$broker_pid"
+wait "$broker_pid"
+broker_pid=""
+
 # The auditor's side: export the log, verify it with nothing but the
 # broker's public key (and the audit key for the subject hashes), and
 # answer the example enterprise's question: who read its licence, and why.
