@@ -91,6 +91,9 @@ static int failures;
     } while (0)
 
 static void die(const char *what, const once_error *err)
+    __attribute__((noreturn));
+
+static void die(const char *what, const once_error *err)
 {
     fprintf(stderr, "make_test_log: %s: %s\n", what,
             err ? err->message : strerror(errno));
