@@ -51,10 +51,10 @@
 
 #include "checkpoint.h"
 #include "export_keys.h"
+#include "file_io.h"
 #include "policy.h"
 #include "tlog_tiles.h"
 
-#define TEMP_SUFFIX ".tmp"
 #define PATH_CAP (TLOG_PATH_MAX + 32)
 
 typedef struct buffer {
@@ -129,54 +129,20 @@ static int make_parents(exporter *x, const char *path)
     return 0;
 }
 
-static int write_all(int fd, const uint8_t *p, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
-/* Writes path through a temporary file and a rename; fsyncs the file
- * first when `durable` is set. */
+/* Writes path through a temporary file and a rename (file_io.c); fsyncs
+ * the file first when `durable` is set. */
 static int write_atomic(exporter *x, const char *path, const uint8_t *data,
                         size_t len, int durable)
 {
-    char tmp[PATH_CAP + sizeof(TEMP_SUFFIX)];
-    int fd, rc;
+    int rc = make_parents(x, path);
 
-    rc = make_parents(x, path);
     if (rc < 0)
         return rc;
-    snprintf(tmp, sizeof(tmp), "%s" TEMP_SUFFIX, path);
-    fd = openat(x->dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-                0644);
-    if (fd < 0)
-        return io_error(x, "create", tmp);
-    if (fchmod(fd, 0644) < 0 || write_all(fd, data, len) < 0 ||
-        (durable && fsync(fd) < 0)) {
-        rc = io_error(x, "write", tmp);
-        close(fd);
-        unlinkat(x->dirfd, tmp, 0);
-        return rc;
-    }
-    if (close(fd) < 0) {
-        rc = io_error(x, "write", tmp);
-        unlinkat(x->dirfd, tmp, 0);
-        return rc;
-    }
-    if (renameat(x->dirfd, tmp, x->dirfd, path) < 0) {
-        rc = io_error(x, "rename into place", path);
-        unlinkat(x->dirfd, tmp, 0);
-        return rc;
+    /* Exactly 0644 whatever the umask: auditors copy these. */
+    rc = file_write_atomic(x->dirfd, path, data, len, 0644, durable);
+    if (rc < 0) {
+        errno = -rc;
+        return io_error(x, "write", path);
     }
     return 0;
 }

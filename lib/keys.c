@@ -32,6 +32,7 @@
 #include <sodium.h>
 #include <zmq.h>
 
+#include "file_io.h"
 #include "once/once.h"
 
 #define KEY_HEX_CHARS 64
@@ -82,23 +83,6 @@ int once_hex_decode(uint8_t *out, size_t len, const char *hex)
     return 0;
 }
 
-/* Writes all of buf, retrying short writes and EINTR. */
-static int write_all(int fd, const char *buf, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, buf, len);
-
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        buf += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 /* Creates path with mode, writes the 32 bytes as a hex line and fsyncs.
  * Never replaces an existing file. */
 static int write_key_file(const char *path, const uint8_t key[32], mode_t mode,
@@ -119,7 +103,7 @@ static int write_key_file(const char *path, const uint8_t key[32], mode_t mode,
     once_hex_encode(line, key, 32);
     line[KEY_HEX_CHARS] = '\n';
     line[KEY_HEX_CHARS + 1] = '\0';
-    if (write_all(fd, line, KEY_FILE_MAX) < 0 || fsync(fd) < 0) {
+    if (file_write_all(fd, line, KEY_FILE_MAX) < 0 || fsync(fd) < 0) {
         saved_errno = errno;
         sodium_memzero(line, sizeof(line));
         close(fd);

@@ -68,6 +68,7 @@
 #include "checkpoint.h"
 #include "envelope.h"
 #include "export_keys.h"
+#include "file_io.h"
 #include "merkle.h"
 #include "merkle_nodes.h"
 #include "once.pb-c.h"
@@ -1694,36 +1695,6 @@ out:
     close(fd);
 }
 
-/* Writes name in dirfd through a temporary file and a rename. */
-static int write_at(int dirfd, const char *name, const void *data,
-                    size_t len)
-{
-    char tmp[64];
-    size_t done = 0;
-    int fd, saved;
-
-    snprintf(tmp, sizeof(tmp), "%s.tmp", name);
-    fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return -errno;
-    while (done < len) {
-        ssize_t n = write(fd, (const uint8_t *)data + done, len - done);
-
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            saved = errno;
-            close(fd);
-            return -saved;
-        }
-        done += (size_t)n;
-    }
-    if (fsync(fd) < 0 || close(fd) < 0 || renameat(dirfd, tmp, dirfd,
-                                                   name) < 0)
-        return -errno;
-    return 0;
-}
-
 /* --save: after a clean run whose evidence covered every leaf, the state
  * a later --since starts from. */
 static int save_state(const verifier *v, const char *path)
@@ -1740,13 +1711,14 @@ static int save_state(const verifier *v, const char *path)
         return -errno;
     rc = read_at(v->x.fd, "keys.txt", &keys, &keys_len);
     if (rc == 0)
-        rc = write_at(fd, "keys.txt", keys, keys_len);
+        rc = file_write_atomic(fd, "keys.txt", keys, keys_len, 0644, 1);
     if (rc == 0)
-        rc = write_at(fd, "checkpoint", v->x.note, v->x.note_len);
+        rc = file_write_atomic(fd, "checkpoint", v->x.note, v->x.note_len,
+                               0644, 1);
     snprintf(mark, sizeof(mark), "once-audit verify passed: %s, tree size %"
              PRIu64 ", origin %s\n", v->x.path, v->size, v->origin);
     if (rc == 0)
-        rc = write_at(fd, STATE_MARK, mark, strlen(mark));
+        rc = file_write_atomic(fd, STATE_MARK, mark, strlen(mark), 0644, 1);
     free(keys);
     close(fd);
     return rc;

@@ -54,6 +54,7 @@
 #include "auditlog.h"
 #include "checkpoint.h"
 #include "config.h"
+#include "file_io.h"
 #include "export.h"
 #include "policy.h"
 #include "store.h"
@@ -379,7 +380,7 @@ static const char config_template[] =
 
 static int write_new_file(const char *path, const char *text, mode_t mode)
 {
-    size_t len = strlen(text), done = 0;
+    size_t len = strlen(text);
     int fd, saved;
 
     fd = open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, mode);
@@ -387,19 +388,15 @@ static int write_new_file(const char *path, const char *text, mode_t mode)
         say_error("cannot create %s: %s", path, strerror(errno));
         return -1;
     }
-    while (done < len) {
-        ssize_t n = write(fd, text + done, len - done);
-
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            break;
-        done += (size_t)n;
-    }
-    if (done < len || fsync(fd) < 0 || close(fd) < 0) {
+    if (file_write_all(fd, text, len) < 0 || fsync(fd) < 0) {
         saved = errno;
-        if (done < len)
-            close(fd);
+        close(fd);
+        unlink(path);
+        say_error("cannot write %s: %s", path, strerror(saved));
+        return -1;
+    }
+    if (close(fd) < 0) {
+        saved = errno;
         unlink(path);
         say_error("cannot write %s: %s", path, strerror(saved));
         return -1;
