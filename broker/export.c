@@ -464,33 +464,13 @@ static const char readme[] =
     "\n"
     "docs/AUDIT.md in the once sources describes every format in detail.\n";
 
-/* Parses the tree size (second line) of a checkpoint note. Only used to
- * find this log's own note for the size, which is then compared whole. */
-static int note_size(const char *note, size_t len, uint64_t *size)
-{
-    const char *p = memchr(note, '\n', len), *end = note + len;
-    uint64_t v = 0;
-    size_t digits = 0;
-
-    if (p == NULL)
-        return -1;
-    for (p++; p < end && *p != '\n'; p++, digits++) {
-        if (*p < '0' || *p > '9' || v > (UINT64_MAX - 9) / 10)
-            return -1;
-        v = v * 10 + (uint64_t)(*p - '0');
-    }
-    if (p == end || digits == 0)
-        return -1;
-    *size = v;
-    return 0;
-}
-
 /* Refuses to extend a directory that holds another log, a newer tree, or
  * an older one that `start` would leave a gap after. *old_size receives
  * the size of the export found, or UINT64_MAX when there is none. */
 static int check_existing(exporter *x, uint64_t start, uint64_t *old_size)
 {
     char note[CHECKPOINT_MAX_NOTE + 1];
+    checkpoint found;
     MDB_val ours;
     uint64_t size;
     ssize_t n;
@@ -504,13 +484,17 @@ static int check_existing(exporter *x, uint64_t start, uint64_t *old_size)
     close(fd);
     if (n < 0)
         return io_error(x, "read", "checkpoint");
-    if (note_size(note, (size_t)n, &size) < 0 ||
-        auditlog_checkpoint_get(x->txn, x->log, size, &ours, NULL) < 0 ||
+    /* Parsed only to find this log's note of that size, which is then
+     * compared whole. */
+    if (checkpoint_parse_unverified(note, (size_t)n, &found, NULL) < 0 ||
+        auditlog_checkpoint_get(x->txn, x->log, found.size, &ours,
+                                NULL) < 0 ||
         ours.mv_size != (size_t)n || memcmp(ours.mv_data, note, ours.mv_size))
         return once_error_set(x->err, ONCE_ERR_EXISTS,
                               "%s/checkpoint is not a checkpoint of this "
                               "log: refusing to mix two logs in one export",
                               x->dir);
+    size = found.size;
     if (size > x->size)
         return once_error_set(x->err, ONCE_ERR_EXISTS,
                               "%s already holds a tree of %" PRIu64

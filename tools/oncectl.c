@@ -58,6 +58,7 @@
 #include "export.h"
 #include "policy.h"
 #include "store.h"
+#include "text_fields.h"
 #include "tlog_tiles.h"
 
 #define EXIT_FAILED 1
@@ -1128,37 +1129,9 @@ static int open_home_log(store *s, auditlog *log)
 static int parse_count(const command *cmd, const char *option,
                        const char *arg, uint64_t *out)
 {
-    unsigned long long v;
-    char *end;
-
-    errno = 0;
-    v = strtoull(arg, &end, 10);
-    if (arg[0] < '0' || arg[0] > '9' || *end != '\0' || errno != 0)
+    if (text_parse_u64(arg, strlen(arg), out) < 0)
         return usage_error(cmd, "invalid %s '%s': give a number of leaves",
                            option, arg);
-    *out = v;
-    return 0;
-}
-
-/* The tree size of a checkpoint note: its second line, in decimal without
- * leading zeros. Used on notes this log signed, to say what they cover. */
-static int note_tree_size(const char *note, size_t len, uint64_t *size)
-{
-    const char *p = memchr(note, '\n', len), *end = note + len, *digits;
-    uint64_t v = 0;
-
-    if (p == NULL)
-        return -1;
-    digits = ++p;
-    for (; p < end && *p >= '0' && *p <= '9'; p++) {
-        if (v > (UINT64_MAX - 9) / 10)
-            return -1;
-        v = v * 10 + (uint64_t)(*p - '0');
-    }
-    if (p == digits || p == end || *p != '\n' ||
-        (*digits == '0' && p - digits > 1))
-        return -1;
-    *size = v;
     return 0;
 }
 
@@ -1289,6 +1262,7 @@ static int read_export_checkpoint(const char *dir, char *note, size_t cap,
                                   size_t *len, uint64_t *size)
 {
     char path[PATH_MAX];
+    checkpoint found;
     ssize_t n;
     int fd;
 
@@ -1308,7 +1282,10 @@ static int read_export_checkpoint(const char *dir, char *note, size_t cap,
         return -1;
     }
     *len = (size_t)n;
-    return note_tree_size(note, (size_t)n, size) == 0 ? 1 : 0;
+    if (checkpoint_parse_unverified(note, (size_t)n, &found, NULL) < 0)
+        return 0;
+    *size = found.size;
+    return 1;
 }
 
 typedef struct export_args {
