@@ -190,7 +190,8 @@ typedef struct list_call {
 } list_call;
 
 /* Calls visit for every value of a table in key order; a non-zero return
- * from visit stops the walk and is returned. */
+ * from visit stops the walk and is returned. The list functions pass a
+ * NULL visit when their caller gave no callback. */
 static int walk_table(MDB_txn *txn, MDB_dbi dbi, const char *what,
                       int (*visit)(const MDB_val *val, const list_call *call,
                                    once_error *err),
@@ -200,6 +201,9 @@ static int walk_table(MDB_txn *txn, MDB_dbi dbi, const char *what,
     MDB_val key, val;
     int rc, ret = 0;
 
+    if (visit == NULL)
+        return once_error_set(err, ONCE_ERR_INVALID_ARGUMENT,
+                              "no callback");
     rc = mdb_cursor_open(txn, dbi, &cur);
     if (rc != MDB_SUCCESS)
         return store_error(rc, what, err);
@@ -425,11 +429,8 @@ int policy_department_list(MDB_txn *txn, const store *s,
 {
     list_call call = { .fn.department = fn, .arg = arg };
 
-    if (fn == NULL)
-        return once_error_set(err, ONCE_ERR_INVALID_ARGUMENT,
-                              "no callback");
     return walk_table(txn, s->departments, "cannot list departments",
-                      visit_department, &call, err);
+                      fn != NULL ? visit_department : NULL, &call, err);
 }
 
 /* ---- record types ----------------------------------------------------- */
@@ -476,10 +477,21 @@ static int decode_type(const MDB_val *val, record_type *out, once_error *err)
 
 /* Checks a list of names: each valid, none twice. `what` names the list in
  * the message ("field", "issuer"). */
+static bool names_contain(const char (*names)[ONCE_MAX_NAME + 1],
+                          size_t count, const char *name)
+{
+    size_t i;
+
+    for (i = 0; i < count; i++)
+        if (strcmp(names[i], name) == 0)
+            return true;
+    return false;
+}
+
 static int check_names(const char (*names)[ONCE_MAX_NAME + 1], size_t count,
                        const char *what, once_error *err)
 {
-    size_t i, j;
+    size_t i;
 
     for (i = 0; i < count; i++) {
         if (!policy_valid_name(names[i]))
@@ -487,11 +499,9 @@ static int check_names(const char (*names)[ONCE_MAX_NAME + 1], size_t count,
                                   "invalid %s name: use 1 to %d characters "
                                   "of a-z 0-9 . _ - starting with a letter "
                                   "or digit", what, ONCE_MAX_NAME);
-        for (j = 0; j < i; j++)
-            if (strcmp(names[i], names[j]) == 0)
-                return once_error_set(err, ONCE_ERR_INVALID_ARGUMENT,
-                                      "%s %s is listed twice", what,
-                                      names[i]);
+        if (names_contain(names, i, names[i]))
+            return once_error_set(err, ONCE_ERR_INVALID_ARGUMENT,
+                                  "%s %s is listed twice", what, names[i]);
     }
     return 0;
 }
@@ -599,31 +609,18 @@ int policy_type_list(MDB_txn *txn, const store *s,
 {
     list_call call = { .fn.type = fn, .arg = arg };
 
-    if (fn == NULL)
-        return once_error_set(err, ONCE_ERR_INVALID_ARGUMENT,
-                              "no callback");
-    return walk_table(txn, s->types, "cannot list record types", visit_type,
-                      &call, err);
+    return walk_table(txn, s->types, "cannot list record types",
+                      fn != NULL ? visit_type : NULL, &call, err);
 }
 
 bool policy_type_has_issuer(const record_type *t, const char *department_id)
 {
-    size_t i;
-
-    for (i = 0; i < t->issuer_count; i++)
-        if (strcmp(t->issuers[i], department_id) == 0)
-            return true;
-    return false;
+    return names_contain(t->issuers, t->issuer_count, department_id);
 }
 
 bool policy_type_has_field(const record_type *t, const char *field)
 {
-    size_t i;
-
-    for (i = 0; i < t->field_count; i++)
-        if (strcmp(t->fields[i], field) == 0)
-            return true;
-    return false;
+    return names_contain(t->fields, t->field_count, field);
 }
 
 /* ---- grants ------------------------------------------------------------ */
@@ -812,19 +809,11 @@ int policy_grant_list(MDB_txn *txn, const store *s,
 {
     list_call call = { .fn.grant = fn, .arg = arg };
 
-    if (fn == NULL)
-        return once_error_set(err, ONCE_ERR_INVALID_ARGUMENT,
-                              "no callback");
-    return walk_table(txn, s->grants, "cannot list grants", visit_grant,
-                      &call, err);
+    return walk_table(txn, s->grants, "cannot list grants",
+                      fn != NULL ? visit_grant : NULL, &call, err);
 }
 
 bool policy_grant_allows_field(const grant *g, const char *field)
 {
-    size_t i;
-
-    for (i = 0; i < g->field_count; i++)
-        if (strcmp(g->fields[i], field) == 0)
-            return true;
-    return false;
+    return names_contain(g->fields, g->field_count, field);
 }
