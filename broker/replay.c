@@ -599,6 +599,20 @@ uint64_t replay_reply_cutoff(uint64_t now_ms, uint64_t skew_ms)
     return now_ms > keep_ms ? now_ms - keep_ms : 0;
 }
 
+bool replay_reply_expired(MDB_txn *txn, const store *s, uint64_t before_ms)
+{
+    MDB_cursor *cursor;
+    MDB_val key, val;
+    bool expired;
+
+    if (mdb_cursor_open(txn, s->replies, &cursor) != MDB_SUCCESS)
+        return false;
+    expired = mdb_cursor_get(cursor, &key, &val, MDB_FIRST) == MDB_SUCCESS &&
+              (key.mv_size < 8 || store_get_u64be(key.mv_data) < before_ms);
+    mdb_cursor_close(cursor);
+    return expired;
+}
+
 int replay_reply_prune(MDB_txn *txn, const store *s, uint64_t before_ms,
                        size_t max, size_t *pruned, once_error *err)
 {

@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <stdbool.h>
+
 #include <lmdb.h>
 #include <protobuf-c/protobuf-c.h>
 
@@ -96,6 +98,12 @@ int replay_replies_upgrade(MDB_txn *txn, const store *s, size_t *dropped,
  * of skew_ms: now_ms - skew_ms - REPLAY_REPLY_MARGIN_MS, or 0 (prune
  * nothing) when the clock reads earlier than that span. */
 uint64_t replay_reply_cutoff(uint64_t now_ms, uint64_t skew_ms);
+
+/* Whether the oldest stored answer is of an envelope sent before
+ * before_ms, so that replay_reply_prune has work: one cursor read, for a
+ * caller that prunes in a transaction of its own only when there is work.
+ * A read failure counts as no work; the prune would report it. */
+bool replay_reply_expired(MDB_txn *txn, const store *s, uint64_t before_ms);
 
 /* Deletes, oldest first, at most max stored answers of envelopes whose
  * sent_at is below before_ms, in the caller's write transaction; *pruned

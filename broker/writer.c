@@ -299,19 +299,22 @@ static void fail_group(write_job **group, size_t n, int rc,
  * a failure here is logged and costs only the pruning, never the group. */
 static void prune_replies(writer *w, MDB_txn *txn, size_t n)
 {
+    uint64_t cutoff = replay_reply_cutoff(once_now_ms(), w->skew_ms);
     once_error err;
     MDB_txn *child;
     int rc;
 
+    /* A nested transaction costs LMDB a few MiB of bookkeeping: only
+     * when something has expired. */
+    if (!replay_reply_expired(txn, w->db, cutoff))
+        return;
     rc = mdb_txn_begin(mdb_txn_env(txn), txn, 0, &child);
     if (rc != MDB_SUCCESS) {
         log_warn("writer", "cannot prune stored answers: %s",
                  mdb_strerror(rc));
         return;
     }
-    rc = replay_reply_prune(child, w->db,
-                            replay_reply_cutoff(once_now_ms(), w->skew_ms),
-                            4 * n, NULL, &err);
+    rc = replay_reply_prune(child, w->db, cutoff, 4 * n, NULL, &err);
     if (rc == 0)
         rc = store_commit(child, &err);
     else

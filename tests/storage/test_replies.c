@@ -192,11 +192,27 @@ static void test_prune_oldest_first_and_bounded(void **state)
     assert_present(&f->s, after_second, 4);
 }
 
+/* Whether the oldest entry is before the cut-off, in a read transaction. */
+static bool expired(store *s, uint64_t before_ms)
+{
+    once_error err;
+    MDB_txn *txn;
+    bool result;
+
+    assert_int_equal(store_begin(s, 1, &txn, &err), 0);
+    result = replay_reply_expired(txn, s, before_ms);
+    mdb_txn_abort(txn);
+    return result;
+}
+
 static void test_prune_max_zero_and_early_cutoff(void **state)
 {
     fixture *f = *state;
 
+    assert_false(expired(&f->s, UINT64_MAX));
     put_all(&f->s);
+    assert_false(expired(&f->s, 1000)); /* the oldest was sent at 1000 */
+    assert_true(expired(&f->s, 1001));
     assert_int_equal(prune(&f->s, UINT64_MAX, 0), 0);
     assert_int_equal(prune(&f->s, 1000, 100), 0); /* 1000 is not < 1000 */
     assert_int_equal(prune(&f->s, 0, 100), 0);
