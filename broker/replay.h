@@ -5,10 +5,9 @@
 #ifndef ONCE_REPLAY_H
 #define ONCE_REPLAY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-
-#include <stdbool.h>
 
 #include <lmdb.h>
 #include <protobuf-c/protobuf-c.h>
