@@ -689,6 +689,15 @@ static int cmd_dept_add(const command *cmd, int argc, char **argv)
     return rc;
 }
 
+/* The list commands measure their columns in a first pass. */
+static void widen(int *width, const char *text)
+{
+    int len = (int)strlen(text);
+
+    if (len > *width)
+        *width = len;
+}
+
 typedef struct dept_widths {
     int id;
 } dept_widths;
@@ -696,10 +705,8 @@ typedef struct dept_widths {
 static int dept_measure(const department *d, void *arg)
 {
     dept_widths *w = arg;
-    int len = (int)strlen(d->id);
 
-    if (len > w->id)
-        w->id = len;
+    widen(&w->id, d->id);
     return 0;
 }
 
@@ -888,15 +895,10 @@ static int type_measure(const record_type *t, void *arg)
 {
     type_widths *w = arg;
     char issuers[ISSUER_LIST_MAX];
-    int len;
 
-    len = (int)strlen(t->name);
-    if (len > w->name)
-        w->name = len;
-    len = (int)strlen(join_names(issuers, sizeof(issuers), t->issuers,
-                                 t->issuer_count));
-    if (len > w->issuers)
-        w->issuers = len;
+    widen(&w->name, t->name);
+    widen(&w->issuers, join_names(issuers, sizeof(issuers), t->issuers,
+                                  t->issuer_count));
     return 0;
 }
 
@@ -1010,21 +1012,6 @@ static int grant_add_txn(MDB_txn *txn, const store *s, void *arg,
     return policy_grant_add(txn, s, arg, err);
 }
 
-static int cmd_grant_add(const command *cmd, int argc, char **argv)
-{
-    grant g;
-    int rc;
-
-    rc = parse_grant(cmd, argc, argv, &g, true);
-    if (rc != 0)
-        return rc == OPT_HELP ? EXIT_SUCCESS : rc;
-    rc = with_database(0, grant_add_txn, &g);
-    if (rc == EXIT_SUCCESS)
-        printf("granted %s %zu field(s) of %s for purpose \"%s\"\n",
-               g.requester, g.field_count, g.type, g.purpose);
-    return rc;
-}
-
 static int grant_revoke_txn(MDB_txn *txn, const store *s, void *arg,
                             once_error *err)
 {
@@ -1034,19 +1021,35 @@ static int grant_revoke_txn(MDB_txn *txn, const store *s, void *arg,
                                err);
 }
 
-static int cmd_grant_revoke(const command *cmd, int argc, char **argv)
+/* grant add (with --fields) and grant revoke (without). */
+static int grant_change(const command *cmd, int argc, char **argv, bool add)
 {
     grant g;
     int rc;
 
-    rc = parse_grant(cmd, argc, argv, &g, false);
+    rc = parse_grant(cmd, argc, argv, &g, add);
     if (rc != 0)
         return rc == OPT_HELP ? EXIT_SUCCESS : rc;
-    rc = with_database(0, grant_revoke_txn, &g);
-    if (rc == EXIT_SUCCESS)
+    rc = with_database(0, add ? grant_add_txn : grant_revoke_txn, &g);
+    if (rc != EXIT_SUCCESS)
+        return rc;
+    if (add)
+        printf("granted %s %zu field(s) of %s for purpose \"%s\"\n",
+               g.requester, g.field_count, g.type, g.purpose);
+    else
         printf("revoked the grant of %s on %s for purpose \"%s\"\n",
                g.requester, g.type, g.purpose);
     return rc;
+}
+
+static int cmd_grant_add(const command *cmd, int argc, char **argv)
+{
+    return grant_change(cmd, argc, argv, true);
+}
+
+static int cmd_grant_revoke(const command *cmd, int argc, char **argv)
+{
+    return grant_change(cmd, argc, argv, false);
 }
 
 typedef struct grant_widths {
@@ -1057,16 +1060,11 @@ static int grant_measure(const grant *g, void *arg)
 {
     grant_widths *w = arg;
     char fields[FIELD_LIST_MAX];
-    int len;
 
-    if ((len = (int)strlen(g->requester)) > w->requester)
-        w->requester = len;
-    if ((len = (int)strlen(g->type)) > w->type)
-        w->type = len;
-    len = (int)strlen(join_names(fields, sizeof(fields), g->fields,
+    widen(&w->requester, g->requester);
+    widen(&w->type, g->type);
+    widen(&w->fields, join_names(fields, sizeof(fields), g->fields,
                                  g->field_count));
-    if (len > w->fields)
-        w->fields = len;
     return 0;
 }
 
