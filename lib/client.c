@@ -37,6 +37,7 @@
 #include "merkle.h"
 #include "once/once.h"
 #include "record_internal.h"
+#include "socket_monitor.h"
 
 #define CLIENT_DEFAULT_TIMEOUT_MS 5000
 #define CLIENT_DEFAULT_RETRIES 2
@@ -206,36 +207,6 @@ void once_client_close(once_client *c)
     free(c);
 }
 
-/* Returns the monitor event number of a pending handshake failure, or 0.
- * Monitor messages are two frames: 6 bytes (u16 event, u32 value), then the
- * endpoint. */
-static int read_monitor_event(once_client *c)
-{
-    zmq_msg_t frame;
-    uint16_t event = 0;
-    int more;
-
-    zmq_msg_init(&frame);
-    if (zmq_msg_recv(&frame, c->monitor, ZMQ_DONTWAIT) < 0) {
-        zmq_msg_close(&frame);
-        return 0;
-    }
-    if (zmq_msg_size(&frame) >= 2)
-        memcpy(&event, zmq_msg_data(&frame), sizeof(event));
-    more = zmq_msg_more(&frame);
-    zmq_msg_close(&frame);
-    while (more) {
-        zmq_msg_init(&frame);
-        if (zmq_msg_recv(&frame, c->monitor, 0) < 0) {
-            zmq_msg_close(&frame);
-            break;
-        }
-        more = zmq_msg_more(&frame);
-        zmq_msg_close(&frame);
-    }
-    return event;
-}
-
 /* Decodes an answer envelope into *reply_kind and a copy of its body.
  * Returns 1 when it answers seq, 0 when it is stale (an earlier attempt's
  * answer), <0 on a malformed answer. */
@@ -291,7 +262,7 @@ static int wait_answer(once_client *c, uint64_t seq, int *reply_kind,
                                   zmq_strerror(errno));
         }
         if (items[1].revents & ZMQ_POLLIN) {
-            int event = read_monitor_event(c);
+            int event = socket_monitor_event(c->monitor, ZMQ_DONTWAIT);
 
             if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
                 return once_error_set(err, ONCE_ERR_UNKNOWN_SENDER,

@@ -27,6 +27,7 @@
 #include <zmq.h>
 
 #include "harness.h"
+#include "socket_monitor.h"
 
 #define MAX_ARGS 32
 /* Ping attempts while onced starts, each waiting up to PROBE_TIMEOUT_MS. */
@@ -402,9 +403,7 @@ int e2e_raw_wait_event(e2e_raw *r, int mask, int timeout_ms)
     for (;;) {
         zmq_pollitem_t item = { r->monitor, 0, ZMQ_POLLIN, 0 };
         long elapsed;
-        zmq_msg_t frame;
-        uint16_t event = 0;
-        int more;
+        int event;
 
         clock_gettime(CLOCK_MONOTONIC, &now);
         elapsed = (now.tv_sec - start.tv_sec) * 1000 +
@@ -412,21 +411,9 @@ int e2e_raw_wait_event(e2e_raw *r, int mask, int timeout_ms)
         if (elapsed >= timeout_ms ||
             zmq_poll(&item, 1, timeout_ms - elapsed) <= 0)
             return 0;
-        zmq_msg_init(&frame);
-        if (zmq_msg_recv(&frame, r->monitor, 0) < 0) {
-            zmq_msg_close(&frame);
+        event = socket_monitor_event(r->monitor, 0);
+        if (event == 0)
             return 0;
-        }
-        if (zmq_msg_size(&frame) >= 2)
-            memcpy(&event, zmq_msg_data(&frame), sizeof(event));
-        more = zmq_msg_more(&frame);
-        zmq_msg_close(&frame);
-        while (more) {
-            zmq_msg_init(&frame);
-            zmq_msg_recv(&frame, r->monitor, 0);
-            more = zmq_msg_more(&frame);
-            zmq_msg_close(&frame);
-        }
         if (event & mask)
             return event;
     }
