@@ -471,7 +471,8 @@ out:
 /* Key: sent_at_ms u64be, sender, 0x00, session u64be, seq u64be. */
 #define REPLY_KEY_MAX (8 + ONCE_MAX_NAME + 1 + 8 + 8)
 
-static int reply_key(uint8_t key[REPLY_KEY_MAX], size_t *key_len,
+/* Builds the key of an answer in buf and points key at it. */
+static int reply_key(uint8_t buf[REPLY_KEY_MAX], MDB_val *key,
                      uint64_t sent_at_ms, const char *sender,
                      uint64_t session, uint64_t seq, once_error *err)
 {
@@ -481,12 +482,13 @@ static int reply_key(uint8_t key[REPLY_KEY_MAX], size_t *key_len,
         return once_error_set(err, ONCE_ERR_INVALID_ARGUMENT,
                               "a reply needs a sender of 1 to %d bytes",
                               ONCE_MAX_NAME);
-    store_put_u64be(key, sent_at_ms);
-    memcpy(key + 8, sender, len);
-    key[8 + len] = 0;
-    store_put_u64be(key + 8 + len + 1, session);
-    store_put_u64be(key + 8 + len + 9, seq);
-    *key_len = 8 + len + 17;
+    store_put_u64be(buf, sent_at_ms);
+    memcpy(buf + 8, sender, len);
+    buf[8 + len] = 0;
+    store_put_u64be(buf + 8 + len + 1, session);
+    store_put_u64be(buf + 8 + len + 9, seq);
+    key->mv_size = 8 + len + 17;
+    key->mv_data = buf;
     return 0;
 }
 
@@ -497,20 +499,17 @@ int replay_reply_put(MDB_txn *txn, const store *s, uint64_t sent_at_ms,
 {
     Once__StoredReply m = ONCE__STORED_REPLY__INIT;
     uint8_t key_bytes[REPLY_KEY_MAX];
-    size_t key_len;
     MDB_val key, val;
     int rc;
 
-    if ((rc = reply_key(key_bytes, &key_len, sent_at_ms, sender, session,
-                        seq, err)) < 0)
+    if ((rc = reply_key(key_bytes, &key, sent_at_ms, sender, session, seq,
+                        err)) < 0)
         return rc;
     m.envelope_digest.data = (uint8_t *)digest;
     m.envelope_digest.len = 32;
     m.kind = (Once__Kind)kind;
     m.body.data = (uint8_t *)body;
     m.body.len = len;
-    key.mv_size = key_len;
-    key.mv_data = key_bytes;
     val.mv_size = once__stored_reply__get_packed_size(&m);
     val.mv_data = NULL;
     /* Reserve the value in the map and encode straight into it. */
@@ -528,16 +527,13 @@ int replay_reply_find(MDB_txn *txn, const store *s, uint64_t sent_at_ms,
 {
     uint8_t key_bytes[REPLY_KEY_MAX];
     Once__StoredReply *m;
-    size_t key_len;
     MDB_val key, val;
     int rc;
 
     *out = NULL;
-    if ((rc = reply_key(key_bytes, &key_len, sent_at_ms, sender, session,
-                        seq, err)) < 0)
+    if ((rc = reply_key(key_bytes, &key, sent_at_ms, sender, session, seq,
+                        err)) < 0)
         return rc;
-    key.mv_size = key_len;
-    key.mv_data = key_bytes;
     rc = mdb_get(txn, s->replies, &key, &val);
     if (rc == MDB_NOTFOUND)
         return once_error_set(err, ONCE_ERR_NOT_FOUND,
