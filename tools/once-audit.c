@@ -1709,6 +1709,13 @@ static int save_state(const verifier *v, const char *path)
     fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
         return -errno;
+    /* The mark goes first and comes back last, so that a save that fails
+     * halfway never leaves an older mark over a mix of two states. */
+    if (unlinkat(fd, STATE_MARK, 0) < 0 && errno != ENOENT) {
+        rc = -errno;
+        close(fd);
+        return rc;
+    }
     rc = read_at(v->x.fd, "keys.txt", &keys, &keys_len);
     if (rc == 0)
         rc = file_write_atomic(fd, "keys.txt", keys, keys_len, 0644, 1);
