@@ -7,7 +7,6 @@
  * written by another implementation from the same seed loads to the same
  * key.
  */
-#include <dirent.h>
 #include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -24,6 +23,7 @@
 #include <zmq.h>
 
 #include "once/once.h"
+#include "temp_dir.h"
 
 /* RFC 8032, section 7.1, TEST 1. */
 static const char rfc8032_seed_hex[] =
@@ -32,9 +32,9 @@ static const char rfc8032_public_hex[] =
     "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a";
 
 typedef struct fixture {
-    char dir[64];
-    char secret_path[128];
-    char public_path[128];
+    char dir[PATH_MAX];
+    char secret_path[PATH_MAX + 16];
+    char public_path[PATH_MAX + 16];
 } fixture;
 
 static int setup(void **state)
@@ -43,8 +43,7 @@ static int setup(void **state)
 
     if (f == NULL)
         return -1;
-    snprintf(f->dir, sizeof(f->dir), "/tmp/once-test-keys.XXXXXX");
-    if (mkdtemp(f->dir) == NULL) {
+    if (temp_dir_make(f->dir, sizeof(f->dir), "test-keys") < 0) {
         free(f);
         return -1;
     }
@@ -58,21 +57,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture *f = *state;
-    char path[512];
-    struct dirent *de;
-    DIR *d = opendir(f->dir);
 
-    if (d != NULL) {
-        while ((de = readdir(d)) != NULL) {
-            if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-                continue;
-            snprintf(path, sizeof(path), "%s/%s", f->dir, de->d_name);
-            if (remove(path) != 0)
-                rmdir(path);
-        }
-        closedir(d);
-    }
-    rmdir(f->dir);
+    temp_dir_remove(f->dir);
     free(f);
     return 0;
 }

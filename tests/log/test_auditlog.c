@@ -21,12 +21,13 @@
 #include "checkpoint.h"
 #include "merkle.h"
 #include "store.h"
+#include "temp_dir.h"
 
 #define ORIGIN "once.test/log"
 #define LEAVES 300
 
 typedef struct fixture {
-    char dir[64];
+    char dir[PATH_MAX];
     store s;
     auditlog log;
     merkle_hash hashes[LEAVES];
@@ -72,8 +73,7 @@ static int setup(void **state)
 
     if (f == NULL || once_init() < 0)
         return -1;
-    snprintf(f->dir, sizeof(f->dir), "/tmp/test_auditlog.XXXXXX");
-    if (mkdtemp(f->dir) == NULL)
+    if (temp_dir_make(f->dir, sizeof(f->dir), "test-auditlog") < 0)
         return -1;
     if (store_open(&f->s, f->dir, 64u << 20, &err) < 0) {
         fprintf(stderr, "store_open: %s\n", err.message);
@@ -92,12 +92,9 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture *f = *state;
-    char cmd[128];
 
     store_close(&f->s);
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
-    if (system(cmd) != 0)
-        return -1;
+    temp_dir_remove(f->dir);
     free(f);
     return 0;
 }

@@ -19,7 +19,7 @@
 #include <cmocka.h>
 
 #include "policy.h"
-#include "temp_dir.h"
+#include "temp_store.h"
 
 typedef struct fixture {
     char dir[PATH_MAX];

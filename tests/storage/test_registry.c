@@ -16,7 +16,7 @@
 #include <cmocka.h>
 
 #include "registry.h"
-#include "temp_dir.h"
+#include "temp_store.h"
 
 #define LICENCE "business-licence"
 #define SUBJECT "91350100M000100Y43"
@@ -269,7 +269,7 @@ static void test_storage_full(void **state)
     int rc = 0;
 
     (void)state;
-    assert_int_equal(temp_dir_make(dir, sizeof(dir)), 0);
+    assert_int_equal(temp_dir_make(dir, sizeof(dir), "storage"), 0);
     assert_int_equal(store_open(&s, dir, 256 * 1024, &err), 0);
     for (version = 1; version <= 1000; version++) {
         memset(value, 'a' + (int)(version % 26), sizeof(value) - 1);

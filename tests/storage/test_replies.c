@@ -19,7 +19,7 @@
 #include <cmocka.h>
 
 #include "replay.h"
-#include "temp_dir.h"
+#include "temp_store.h"
 
 typedef temp_store fixture;
 

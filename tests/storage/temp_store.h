@@ -1,0 +1,61 @@
+/*
+ * temp_store.h - the broker's LMDB environment in a scratch directory, for
+ * the storage tests: a fresh store for each test, removed afterwards.
+ */
+#ifndef ONCE_TESTS_TEMP_STORE_H
+#define ONCE_TESTS_TEMP_STORE_H
+
+#include "store.h"
+#include "temp_dir.h"
+
+/* A fresh directory with the broker's LMDB environment open in it. */
+static inline int temp_store_open(char *dir, size_t cap, store *s)
+{
+    once_error err;
+
+    if (temp_dir_make(dir, cap, "storage") < 0)
+        return -1;
+    if (store_open(s, dir, 0, &err) < 0) {
+        fprintf(stderr, "store_open: %s\n", err.message);
+        temp_dir_remove(dir);
+        return -1;
+    }
+    return 0;
+}
+
+static inline void temp_store_close(const char *dir, store *s)
+{
+    store_close(s);
+    temp_dir_remove(dir);
+}
+
+/* A cmocka fixture of one store, fresh for each test. */
+typedef struct temp_store {
+    char dir[PATH_MAX];
+    store s;
+} temp_store;
+
+static inline int temp_store_setup(void **state)
+{
+    static temp_store f;
+
+    memset(&f, 0, sizeof(f));
+    if (temp_store_open(f.dir, sizeof(f.dir), &f.s) < 0)
+        return -1;
+    *state = &f;
+    return 0;
+}
+
+static inline int temp_store_teardown(void **state)
+{
+    temp_store *f = *state;
+
+    temp_store_close(f->dir, &f->s);
+    return 0;
+}
+
+#define TEMP_STORE_TEST(test) \
+    cmocka_unit_test_setup_teardown(test, temp_store_setup, \
+                                    temp_store_teardown)
+
+#endif
