@@ -53,6 +53,12 @@
  * (writer.c explains the cadence); at most an hour. */
 #define DEFAULT_CHECKPOINT_INTERVAL_MS 1000
 #define MAX_CHECKPOINT_INTERVAL_MS 3600000
+/* One department's share of the replay table: sessions remembered (each
+ * idle one for twice skew_seconds) and envelopes admitted but not yet
+ * answered. Sixteen departments at their session limit fill the table. */
+#define DEFAULT_MAX_SESSIONS_PER_DEPARTMENT 4096
+#define DEFAULT_MAX_IN_FLIGHT_PER_DEPARTMENT 1024
+#define MAX_IN_FLIGHT_PER_DEPARTMENT 1000000
 
 static const char usage_text[] =
     "Usage: onced [--home DIR | --config FILE] [OPTIONS]\n"
@@ -235,6 +241,20 @@ static bool apply_setting(parse_state *st, const char *name, const char *value)
         cfg->checkpoint_interval_ms = (unsigned)n;
         return true;
     }
+    if (strcmp(name, "max_sessions_per_department") == 0) {
+        if (!parse_number(value, 1, CONFIG_MAX_SESSIONS, &n))
+            return problem(st, "max_sessions_per_department must be 1 to %d",
+                           CONFIG_MAX_SESSIONS);
+        cfg->max_sessions_per_department = (unsigned)n;
+        return true;
+    }
+    if (strcmp(name, "max_in_flight_per_department") == 0) {
+        if (!parse_number(value, 1, MAX_IN_FLIGHT_PER_DEPARTMENT, &n))
+            return problem(st, "max_in_flight_per_department must be 1 to %d",
+                           MAX_IN_FLIGHT_PER_DEPARTMENT);
+        cfg->max_in_flight_per_department = (unsigned)n;
+        return true;
+    }
     if (strcmp(name, "log_level") == 0) {
         if (log_level_parse(value, &cfg->log_level) < 0)
             return problem(st, "log_level must be error, warn, info or "
@@ -297,6 +317,8 @@ static void set_defaults(broker_config *cfg, parse_state *st)
     cfg->skew_seconds = DEFAULT_SKEW_SECONDS;
     cfg->group_commit_max = DEFAULT_GROUP_COMMIT_MAX;
     cfg->checkpoint_interval_ms = DEFAULT_CHECKPOINT_INTERVAL_MS;
+    cfg->max_sessions_per_department = DEFAULT_MAX_SESSIONS_PER_DEPARTMENT;
+    cfg->max_in_flight_per_department = DEFAULT_MAX_IN_FLIGHT_PER_DEPARTMENT;
     cfg->log_level = LOG_LEVEL_INFO;
 }
 

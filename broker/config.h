@@ -22,6 +22,10 @@
 /* Each worker holds an LMDB reader slot; LMDB's default table has 126 and
  * oncectl and the ZAP handler need some too. */
 #define CONFIG_MAX_WORKERS 96
+/* Sessions the replay table remembers for all departments together (its
+ * memory bound, about 1.5 KiB each): a department's own limit is at most
+ * this. */
+#define CONFIG_MAX_SESSIONS 65536
 
 typedef struct broker_config {
     char config_path[PATH_MAX]; /* the file read, "" when none was */
@@ -35,6 +39,9 @@ typedef struct broker_config {
     unsigned skew_seconds;
     unsigned group_commit_max;
     unsigned checkpoint_interval_ms;
+    /* Per-department shares of the replay table (replay.c). */
+    unsigned max_sessions_per_department;
+    unsigned max_in_flight_per_department;
     log_level log_level;
     /* The exchange log's settings (docs/AUDIT.md), which oncectl init
      * writes: read and checked here so a home's once.conf is accepted as

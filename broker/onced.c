@@ -51,9 +51,7 @@
 #define EXIT_RUNTIME 1
 #define EXIT_USAGE 2
 
-/* Sessions remembered for replay protection and the memory kept for
- * answering retries; see replay.c. */
-#define MAX_SESSIONS 65536
+/* The memory kept for answering retries; see replay.c. */
 #define MAX_CACHED_ANSWER_BYTES (64u * 1024 * 1024)
 
 static const char *signal_name(int sig)
@@ -154,6 +152,7 @@ int main(int argc, char **argv)
     auditlog alog;
     once_error err;
     sigset_t signals;
+    replay_limits limits;
     replay *rp = NULL;
     server *srv = NULL;
     writer *wr = NULL;
@@ -204,9 +203,13 @@ int main(int argc, char **argv)
         log_error("onced", "%s", err.message);
         goto out;
     }
-    /* Twice the skew window: see replay.c. */
-    if (replay_create(&rp, (uint64_t)cfg.skew_seconds * 2000u + 1000u,
-                      MAX_SESSIONS, MAX_CACHED_ANSWER_BYTES, &err) < 0) {
+    /* Sessions are kept for twice the skew window: see replay.c. */
+    limits.keep_ms = (uint64_t)cfg.skew_seconds * 2000u + 1000u;
+    limits.max_sessions = CONFIG_MAX_SESSIONS;
+    limits.max_sessions_per_department = cfg.max_sessions_per_department;
+    limits.max_in_flight_per_department = cfg.max_in_flight_per_department;
+    limits.max_cached_bytes = MAX_CACHED_ANSWER_BYTES;
+    if (replay_create(&rp, &limits, &err) < 0) {
         log_error("onced", "%s", err.message);
         goto out;
     }

@@ -1,6 +1,7 @@
 /*
- * replay.c - anti-replay windows per (sender, session), the answers kept
- * for retries, and the durable `replies` table.
+ * replay.c - anti-replay windows per (sender, session), the envelopes in
+ * flight and the answers kept for retries, with per-department limits.
+ * The durable `replies` table is replies.c.
  *
  * Why a window and not "seq must grow". Envelopes pipelined on one
  * connection are verified by several workers at once and may finish out of
@@ -22,15 +23,34 @@
  * broker recognises them by (sender, session, seq) plus the SHA-256 of the
  * envelope, and answers with the original answer rather than executing the
  * envelope twice:
- *   - each session remembers, for its last REPLAY_SLOTS seqs, the digest,
- *     whether the answer is still being made (in flight: a retry is then
- *     dropped, the original answer is on its way), and a copy of the answer
- *     within a global memory budget;
+ *   - each session lists every envelope it has in flight (admitted, answer
+ *     not yet sent) with its digest: a copy of one is dropped, the
+ *     original answer is on its way and answers both (PROTOCOL.md 6.3);
+ *   - each session keeps, for its last REPLAY_SLOTS answered seqs, the
+ *     digest and a copy of the answer within a global memory budget;
  *   - every logged exchange (publishes, revocations, requests, logged
  *     refusals) also stores its answer in the `replies` table in the same
  *     LMDB transaction as its record and log leaf (writer.c), so a retry
  *     after a broker restart still gets the original answer and never
  *     stores a second version or a second leaf.
+ * The in-flight list is apart from the answer slots because a session may
+ * have any number of envelopes in flight: when the slots also marked
+ * flights, a session with more than REPLAY_SLOTS in flight saw a later seq
+ * take the slot of one still being committed, and a copy of that one,
+ * known neither in memory nor yet in the table, was refused REPLAY for a
+ * publish that was stored, and the refusal logged as an extra leaf (issue
+ * 7). An envelope leaves the list only in replay_finish, which the writer
+ * calls after its commit, so from then on the table has its answer.
+ *
+ * Sharing fairly (DESIGN.md). Sessions and envelopes in flight are counted
+ * per department, each under its own limit, besides the table's overall
+ * bound on sessions (memory). A department at its limit is refused
+ * (REPLAY_OVER_SESSIONS, REPLAY_OVER_IN_FLIGHT; nothing is marked, so the
+ * same bytes may be sent again later); the others go on. A department
+ * filling the table with fresh session ids therefore only locks itself
+ * out. Before a session is refused for want of room, every stripe is swept
+ * of its idle sessions (not only the one the session falls in), at most
+ * once a second so that refusals stay cheap.
  * A seq that was used by different bytes is a replay. A seq whose bytes are
  * no longer remembered in memory is looked up in `replies` by the caller.
  *
@@ -40,37 +60,6 @@
  * the clock check, and the session's window is no longer needed to refuse
  * it. Restarting the broker forgets all windows; every logged exchange is
  * then protected by the durable table (PROTOCOL.md 6.3).
- *
- * The table's key starts with the envelope's sent_at: (sent_at_ms u64be,
- * sender, 0x00, session u64be, seq u64be). A retry is the same bytes, so
- * it has the same sent_at and finds its entry. Two things follow from
- * putting the time first:
- *   - Retention. A copy of an envelope passes the clock check only while
- *     sent_at >= now - skew (server.c checks the clock before it consults
- *     the window or this table), so an entry whose sent_at is older than
- *     that can never be asked for again. The writer deletes, a bounded
- *     number per group commit and more than a group stores, the entries at
- *     the start of the table whose sent_at is below now - skew - margin
- *     (replay_reply_cutoff); the margin (REPLAY_REPLY_MARGIN_MS) covers the
- *     wall clock stepping back between a worker's check and the prune. The
- *     table stays about one skew window of traffic long, and a broker
- *     restarted after days off drains the expired entries over its next
- *     commits instead of stalling. Raising skew_seconds across a restart by
- *     more than the margin would let copies of envelopes whose answers were
- *     already deleted pass the clock check again: raise it, if ever, by
- *     little, or wait the old skew window out first.
- *   - Cheap commits. Senders' clocks agree to within a few seconds, so new
- *     entries all land near the end of the table, in a handful of pages. A
- *     key led by the sender would scatter each group commit over a page
- *     per active session, and LMDB writes every page a transaction
- *     touches: on once-bench's 32 sessions that was most of the bytes each
- *     fsync wrote.
- * The price: after a restart, a different envelope that reuses a (session,
- * seq) of an answered one with another sent_at is no longer refused as
- * REPLAY by the table (within a run the window refuses it). Only the
- * department itself can sign such an envelope, so it cannot be used
- * against the department; it is executed and logged as the new exchange
- * it is.
  *
  * Concurrency. Sessions live in STRIPES independent hash tables, each with
  * its own mutex; a session's stripe comes from a keyed SipHash of (sender,
@@ -98,17 +87,39 @@
  * answered afresh (requests) or from the replies table (publishes). */
 #define MAX_CACHED_ANSWER (256 * 1024)
 #define INITIAL_BUCKETS 16
+#define DEPARTMENT_BUCKETS 64
+/* A session's list of envelopes in flight starts this long, and is freed
+ * when it empties above it. */
+#define INITIAL_FLIGHTS 8
+/* A department over its session limit makes the table sweep every stripe,
+ * at most this often: each refusal would otherwise cost a walk over every
+ * session, and what a sweep frees only changes with time. */
+#define FULL_SWEEP_INTERVAL_MS 1000
 
-enum slot_state { SLOT_EMPTY = 0, SLOT_IN_FLIGHT, SLOT_ANSWERED };
-
+/* An answered envelope, kept for a retry. */
 typedef struct slot {
     uint64_t seq;
     uint8_t digest[SLOT_DIGEST_BYTES];
-    uint8_t state;
+    bool answered;
     uint8_t kind;
     uint32_t len;
-    uint8_t *body;
+    uint8_t *body; /* NULL when not kept */
 } slot;
+
+/* An admitted envelope whose answer is being made. */
+typedef struct flight {
+    uint64_t seq;
+    uint8_t digest[SLOT_DIGEST_BYTES];
+} flight;
+
+/* What one department holds. Counted with atomics, as its sessions live
+ * in every stripe; entries live as long as the table. */
+typedef struct department_usage {
+    struct department_usage *next;
+    atomic_size_t sessions;
+    atomic_size_t in_flight;
+    char sender[ONCE_MAX_NAME + 1];
+} department_usage;
 
 typedef struct session_state {
     struct session_state *next;
@@ -117,6 +128,10 @@ typedef struct session_state {
     uint64_t highest;
     uint64_t last_seen_ms;
     uint64_t window[WINDOW_WORDS];
+    department_usage *dept;
+    flight *flights;
+    uint32_t flight_count;
+    uint32_t flight_cap;
     slot slots[REPLAY_SLOTS];
     char sender[ONCE_MAX_NAME + 1];
 } session_state;
@@ -131,16 +146,16 @@ typedef struct stripe {
 
 struct replay {
     stripe stripes[STRIPES];
+    pthread_mutex_t departments_lock;
+    department_usage *departments[DEPARTMENT_BUCKETS];
     uint8_t hash_key[crypto_shorthash_KEYBYTES];
-    uint64_t keep_ms;
-    size_t max_sessions;
-    size_t max_cached_bytes;
+    replay_limits limits;
     atomic_size_t sessions;
     atomic_size_t cached_bytes;
+    _Atomic uint64_t last_full_sweep_ms;
 };
 
-int replay_create(replay **out, uint64_t keep_ms, size_t max_sessions,
-                  size_t max_cached_bytes, once_error *err)
+int replay_create(replay **out, const replay_limits *limits, once_error *err)
 {
     replay *r;
     size_t i;
@@ -151,9 +166,8 @@ int replay_create(replay **out, uint64_t keep_ms, size_t max_sessions,
         return once_error_set(err, ONCE_ERR_NO_MEMORY,
                               "out of memory for the replay windows");
     randombytes_buf(r->hash_key, sizeof(r->hash_key));
-    r->keep_ms = keep_ms;
-    r->max_sessions = max_sessions;
-    r->max_cached_bytes = max_cached_bytes;
+    r->limits = *limits;
+    pthread_mutex_init(&r->departments_lock, NULL);
     for (i = 0; i < STRIPES; i++) {
         stripe *st = &r->stripes[i];
 
@@ -180,17 +194,24 @@ static void slot_drop_body(replay *r, slot *sl)
     sl->len = 0;
 }
 
+/* Frees a session and takes it, with its envelopes in flight, off its
+ * department's and the table's counts. */
 static void session_free(replay *r, session_state *ss)
 {
     size_t i;
 
     for (i = 0; i < REPLAY_SLOTS; i++)
         slot_drop_body(r, &ss->slots[i]);
+    atomic_fetch_sub(&ss->dept->in_flight, ss->flight_count);
+    atomic_fetch_sub(&ss->dept->sessions, 1);
+    atomic_fetch_sub(&r->sessions, 1);
+    free(ss->flights);
     free(ss);
 }
 
 void replay_destroy(replay *r)
 {
+    department_usage *d, *next_dept;
     size_t i, b;
 
     if (r == NULL)
@@ -211,6 +232,12 @@ void replay_destroy(replay *r)
         free(st->buckets);
         pthread_mutex_destroy(&st->lock);
     }
+    for (b = 0; b < DEPARTMENT_BUCKETS; b++)
+        for (d = r->departments[b]; d != NULL; d = next_dept) {
+            next_dept = d->next;
+            free(d);
+        }
+    pthread_mutex_destroy(&r->departments_lock);
     free(r);
 }
 
@@ -219,20 +246,55 @@ size_t replay_session_count(replay *r)
     return atomic_load(&r->sessions);
 }
 
-static uint64_t session_hash(const replay *r, const char *sender,
-                             uint64_t session)
+/* A keyed hash of the sender's name and, for a session, its id. */
+static uint64_t keyed_hash(const replay *r, const char *sender,
+                           const uint64_t *session)
 {
     uint8_t input[ONCE_MAX_NAME + 1 + 8];
     uint8_t out[crypto_shorthash_BYTES];
-    size_t len = strnlen(sender, ONCE_MAX_NAME);
+    size_t len = strnlen(sender, ONCE_MAX_NAME), n = len + 1;
     uint64_t h;
 
     memcpy(input, sender, len);
     input[len] = 0;
-    memcpy(input + len + 1, &session, 8);
-    crypto_shorthash(out, input, len + 1 + 8, r->hash_key);
+    if (session != NULL) {
+        memcpy(input + n, session, 8);
+        n += 8;
+    }
+    crypto_shorthash(out, input, n, r->hash_key);
     memcpy(&h, out, sizeof(h));
     return h;
+}
+
+/* The usage entry of a department; made on first use when create is set.
+ * NULL when there is none (or no memory for one). */
+static department_usage *department_of(replay *r, const char *sender,
+                                       bool create)
+{
+    department_usage **head, *d;
+
+    head = &r->departments[keyed_hash(r, sender, NULL) % DEPARTMENT_BUCKETS];
+    pthread_mutex_lock(&r->departments_lock);
+    for (d = *head; d != NULL; d = d->next)
+        if (strcmp(d->sender, sender) == 0)
+            goto out;
+    if (create && (d = calloc(1, sizeof(*d))) != NULL) {
+        snprintf(d->sender, sizeof(d->sender), "%s", sender);
+        d->next = *head;
+        *head = d;
+    }
+out:
+    pthread_mutex_unlock(&r->departments_lock);
+    return d;
+}
+
+void replay_department_usage(replay *r, const char *sender, size_t *sessions,
+                             size_t *in_flight)
+{
+    department_usage *d = department_of(r, sender, false);
+
+    *sessions = d != NULL ? atomic_load(&d->sessions) : 0;
+    *in_flight = d != NULL ? atomic_load(&d->in_flight) : 0;
 }
 
 static stripe *stripe_of(replay *r, uint64_t hash)
@@ -258,7 +320,8 @@ static session_state *find_session(stripe *st, uint64_t hash,
 }
 
 /* Drops the stripe's sessions idle for keep_ms. Runs at most a few times
- * per keep period per stripe, under the stripe's lock. */
+ * per keep period per stripe, under the stripe's lock, and over every
+ * stripe when a session is to be refused for want of room. */
 static void sweep(replay *r, stripe *st, uint64_t now_ms)
 {
     size_t b;
@@ -271,16 +334,36 @@ static void sweep(replay *r, stripe *st, uint64_t now_ms)
             session_state *ss = *link;
 
             if (now_ms > ss->last_seen_ms &&
-                now_ms - ss->last_seen_ms > r->keep_ms) {
+                now_ms - ss->last_seen_ms > r->limits.keep_ms) {
                 *link = ss->next;
                 session_free(r, ss);
                 st->count--;
-                atomic_fetch_sub(&r->sessions, 1);
             } else {
                 link = &ss->next;
             }
         }
     }
+}
+
+/* Sweeps every stripe, taking each lock alone (the caller holds none), at
+ * most once per FULL_SWEEP_INTERVAL_MS; false when one ran more recently,
+ * so there is nothing new to free. */
+static bool sweep_all(replay *r, uint64_t now_ms)
+{
+    uint64_t last = atomic_load(&r->last_full_sweep_ms);
+    size_t i;
+
+    if (last != 0 && now_ms >= last && now_ms - last < FULL_SWEEP_INTERVAL_MS)
+        return false;
+    if (!atomic_compare_exchange_strong(&r->last_full_sweep_ms, &last,
+                                        now_ms))
+        return false; /* another worker is sweeping */
+    for (i = 0; i < STRIPES; i++) {
+        pthread_mutex_lock(&r->stripes[i].lock);
+        sweep(r, &r->stripes[i], now_ms);
+        pthread_mutex_unlock(&r->stripes[i].lock);
+    }
+    return true;
 }
 
 /* Doubles the bucket array when chains grow past two on average. Failure
@@ -311,31 +394,53 @@ static void maybe_grow(stripe *st)
     st->bucket_count = n;
 }
 
-static session_state *add_session(replay *r, stripe *st, uint64_t hash,
-                                  const char *sender, uint64_t session,
-                                  uint64_t now_ms)
+/* Takes one unit of counter under limit: false, with counter unchanged,
+ * when it is at the limit. Atomic, so that workers in different stripes
+ * cannot take the last unit twice. */
+static bool take(atomic_size_t *counter, size_t limit)
 {
+    if (atomic_fetch_add(counter, 1) < limit)
+        return true;
+    atomic_fetch_sub(counter, 1);
+    return false;
+}
+
+/* Adds a session under the department's and the table's limits: its own
+ * limit first, so a department over it is told so, whatever the others
+ * hold. */
+static replay_verdict add_session(replay *r, stripe *st, uint64_t hash,
+                                  const char *sender, uint64_t session,
+                                  session_state **out)
+{
+    department_usage *d;
     session_state *ss;
     size_t b;
 
-    if (atomic_load(&r->sessions) >= r->max_sessions) {
-        sweep(r, st, now_ms);
-        if (atomic_load(&r->sessions) >= r->max_sessions)
-            return NULL;
+    *out = NULL;
+    if ((d = department_of(r, sender, true)) == NULL)
+        return REPLAY_NO_ROOM;
+    if (!take(&d->sessions, r->limits.max_sessions_per_department))
+        return REPLAY_OVER_SESSIONS;
+    if (!take(&r->sessions, r->limits.max_sessions)) {
+        atomic_fetch_sub(&d->sessions, 1);
+        return REPLAY_NO_ROOM;
     }
-    ss = calloc(1, sizeof(*ss));
-    if (ss == NULL)
-        return NULL;
+    if ((ss = calloc(1, sizeof(*ss))) == NULL) {
+        atomic_fetch_sub(&d->sessions, 1);
+        atomic_fetch_sub(&r->sessions, 1);
+        return REPLAY_NO_ROOM;
+    }
     ss->hash = hash;
     ss->session = session;
+    ss->dept = d;
     snprintf(ss->sender, sizeof(ss->sender), "%s", sender);
     maybe_grow(st);
     b = bucket_of(st, hash);
     ss->next = st->buckets[b];
     st->buckets[b] = ss;
     st->count++;
-    atomic_fetch_add(&r->sessions, 1);
-    return ss;
+    *out = ss;
+    return REPLAY_ADMITTED;
 }
 
 static bool window_test(const session_state *ss, uint64_t seq)
@@ -358,6 +463,42 @@ static void window_mark(session_state *ss, uint64_t seq)
     ss->window[(seq / 64) % WINDOW_WORDS] |= (uint64_t)1 << (seq % 64);
 }
 
+static flight *find_flight(session_state *ss, uint64_t seq)
+{
+    uint32_t i;
+
+    for (i = 0; i < ss->flight_count; i++)
+        if (ss->flights[i].seq == seq)
+            return &ss->flights[i];
+    return NULL;
+}
+
+/* Puts seq in flight, within its department's limit. */
+static replay_verdict start_flight(replay *r, session_state *ss, uint64_t seq,
+                                   const uint8_t digest[32])
+{
+    flight *fl;
+
+    if (!take(&ss->dept->in_flight, r->limits.max_in_flight_per_department))
+        return REPLAY_OVER_IN_FLIGHT;
+    if (ss->flight_count == ss->flight_cap) {
+        uint32_t cap = ss->flight_cap ? ss->flight_cap * 2 : INITIAL_FLIGHTS;
+        flight *grown = realloc(ss->flights, cap * sizeof(*grown));
+
+        if (grown == NULL) {
+            atomic_fetch_sub(&ss->dept->in_flight, 1);
+            return REPLAY_NO_ROOM;
+        }
+        ss->flights = grown;
+        ss->flight_cap = cap;
+    }
+    fl = &ss->flights[ss->flight_count++];
+    fl->seq = seq;
+    memcpy(fl->digest, digest, SLOT_DIGEST_BYTES);
+    window_mark(ss, seq);
+    return REPLAY_ADMITTED;
+}
+
 static replay_verdict copy_answer(const slot *sl, replay_answer *answer)
 {
     answer->kind = sl->kind;
@@ -373,54 +514,66 @@ static replay_verdict copy_answer(const slot *sl, replay_answer *answer)
     return REPLAY_ANSWERED;
 }
 
+/* The verdict on a seq the window has seen (or is below it): in flight,
+ * answered and kept, or no longer remembered. */
+static replay_verdict seen_before(session_state *ss, uint64_t seq,
+                                  const uint8_t digest[32],
+                                  replay_answer *answer)
+{
+    const slot *sl = &ss->slots[seq % REPLAY_SLOTS];
+    const flight *fl = find_flight(ss, seq);
+
+    if (fl != NULL)
+        return memcmp(fl->digest, digest, SLOT_DIGEST_BYTES) == 0
+                   ? REPLAY_IN_FLIGHT
+                   : REPLAY_REFUSED;
+    if (!sl->answered || sl->seq != seq)
+        return REPLAY_UNKNOWN;
+    if (memcmp(sl->digest, digest, SLOT_DIGEST_BYTES) != 0)
+        return REPLAY_REFUSED;
+    return copy_answer(sl, answer);
+}
+
 replay_verdict replay_admit(replay *r, const char *sender, uint64_t session,
                             uint64_t seq, const uint8_t digest[32],
                             uint64_t now_ms, replay_answer *answer)
 {
-    uint64_t hash = session_hash(r, sender, session);
+    uint64_t hash = keyed_hash(r, sender, &session);
     stripe *st = stripe_of(r, hash);
     replay_verdict verdict;
     session_state *ss;
-    slot *sl;
+    bool swept = false;
 
     answer->kind = 0;
     answer->body = NULL;
     answer->len = 0;
     pthread_mutex_lock(&st->lock);
     if (now_ms > st->last_sweep_ms &&
-        now_ms - st->last_sweep_ms > r->keep_ms / 4)
+        now_ms - st->last_sweep_ms > r->limits.keep_ms / 4)
         sweep(r, st, now_ms);
-    ss = find_session(st, hash, sender, session);
-    if (ss == NULL) {
-        ss = add_session(r, st, hash, sender, session, now_ms);
-        if (ss == NULL) {
-            verdict = REPLAY_NO_ROOM;
-            goto out;
+    while ((ss = find_session(st, hash, sender, session)) == NULL) {
+        verdict = add_session(r, st, hash, sender, session, &ss);
+        if (verdict == REPLAY_ADMITTED)
+            break;
+        /* Before refusing, free what every stripe holds idle: the
+         * sessions in the way may live in any of them. Then look again,
+         * as another worker may have added this session meanwhile. */
+        if ((verdict == REPLAY_OVER_SESSIONS || verdict == REPLAY_NO_ROOM) &&
+            !swept) {
+            pthread_mutex_unlock(&st->lock);
+            swept = sweep_all(r, now_ms);
+            pthread_mutex_lock(&st->lock);
+            if (swept)
+                continue;
         }
-    }
-    ss->last_seen_ms = now_ms;
-    sl = &ss->slots[seq % REPLAY_SLOTS];
-
-    if (seq <= ss->highest &&
-        (ss->highest - seq >= REPLAY_WINDOW || window_test(ss, seq))) {
-        if (sl->state == SLOT_EMPTY || sl->seq != seq)
-            verdict = REPLAY_UNKNOWN;
-        else if (memcmp(sl->digest, digest, SLOT_DIGEST_BYTES) != 0)
-            verdict = REPLAY_REFUSED;
-        else if (sl->state == SLOT_IN_FLIGHT)
-            verdict = REPLAY_IN_FLIGHT;
-        else
-            verdict = copy_answer(sl, answer);
         goto out;
     }
-
-    window_mark(ss, seq);
-    slot_drop_body(r, sl);
-    sl->seq = seq;
-    memcpy(sl->digest, digest, SLOT_DIGEST_BYTES);
-    sl->state = SLOT_IN_FLIGHT;
-    sl->kind = 0;
-    verdict = REPLAY_ADMITTED;
+    ss->last_seen_ms = now_ms;
+    if (seq <= ss->highest &&
+        (ss->highest - seq >= REPLAY_WINDOW || window_test(ss, seq)))
+        verdict = seen_before(ss, seq, digest, answer);
+    else
+        verdict = start_flight(r, ss, seq, digest);
 out:
     pthread_mutex_unlock(&st->lock);
     return verdict;
@@ -429,7 +582,8 @@ out:
 /* Takes len bytes of the memory budget for kept answers, if there are. */
 static bool reserve_cache(replay *r, size_t len)
 {
-    if (atomic_fetch_add(&r->cached_bytes, len) + len <= r->max_cached_bytes)
+    if (atomic_fetch_add(&r->cached_bytes, len) + len <=
+        r->limits.max_cached_bytes)
         return true;
     atomic_fetch_sub(&r->cached_bytes, len);
     return false;
@@ -438,212 +592,43 @@ static bool reserve_cache(replay *r, size_t len)
 void replay_finish(replay *r, const char *sender, uint64_t session,
                    uint64_t seq, int kind, const uint8_t *body, size_t len)
 {
-    uint64_t hash = session_hash(r, sender, session);
+    uint64_t hash = keyed_hash(r, sender, &session);
     stripe *st = stripe_of(r, hash);
     session_state *ss;
+    flight *fl;
     slot *sl;
 
     pthread_mutex_lock(&st->lock);
     ss = find_session(st, hash, sender, session);
-    if (ss == NULL)
+    if (ss == NULL || (fl = find_flight(ss, seq)) == NULL)
         goto out; /* idle long enough to be forgotten */
     sl = &ss->slots[seq % REPLAY_SLOTS];
-    if (sl->seq != seq || sl->state != SLOT_IN_FLIGHT)
-        goto out; /* a later seq took the slot */
-    sl->state = SLOT_ANSWERED;
-    sl->kind = (uint8_t)kind;
-    if (len > MAX_CACHED_ANSWER || !reserve_cache(r, len))
-        goto out; /* a retry is answered from the table or afresh */
-    sl->body = malloc(len > 0 ? len : 1);
-    if (sl->body == NULL) {
-        atomic_fetch_sub(&r->cached_bytes, len);
-        goto out;
+    /* A slot holding a later seq keeps it: a retry of this one is
+     * answered from the replies table. */
+    if (!(sl->answered && sl->seq > seq)) {
+        slot_drop_body(r, sl);
+        sl->seq = seq;
+        memcpy(sl->digest, fl->digest, SLOT_DIGEST_BYTES);
+        sl->answered = true;
+        sl->kind = (uint8_t)kind;
+        if (body != NULL && len <= MAX_CACHED_ANSWER &&
+            reserve_cache(r, len)) {
+            sl->body = malloc(len > 0 ? len : 1);
+            if (sl->body == NULL)
+                atomic_fetch_sub(&r->cached_bytes, len);
+            else if (len > 0)
+                memcpy(sl->body, body, len);
+            if (sl->body != NULL)
+                sl->len = (uint32_t)len;
+        }
     }
-    if (len > 0)
-        memcpy(sl->body, body, len);
-    sl->len = (uint32_t)len;
+    *fl = ss->flights[--ss->flight_count];
+    atomic_fetch_sub(&ss->dept->in_flight, 1);
+    if (ss->flight_count == 0 && ss->flight_cap > INITIAL_FLIGHTS) {
+        free(ss->flights);
+        ss->flights = NULL;
+        ss->flight_cap = 0;
+    }
 out:
     pthread_mutex_unlock(&st->lock);
-}
-
-/* ---- the durable table `replies` -------------------------------------- */
-
-/* Key: sent_at_ms u64be, sender, 0x00, session u64be, seq u64be. */
-#define REPLY_KEY_MAX (8 + ONCE_MAX_NAME + 1 + 8 + 8)
-
-/* Builds the key of an answer in buf and points key at it. */
-static int reply_key(uint8_t buf[REPLY_KEY_MAX], MDB_val *key,
-                     uint64_t sent_at_ms, const char *sender,
-                     uint64_t session, uint64_t seq, once_error *err)
-{
-    size_t len = strnlen(sender, ONCE_MAX_NAME + 1);
-
-    if (len == 0 || len > ONCE_MAX_NAME)
-        return once_error_set(err, ONCE_ERR_INVALID_ARGUMENT,
-                              "a reply needs a sender of 1 to %d bytes",
-                              ONCE_MAX_NAME);
-    store_put_u64be(buf, sent_at_ms);
-    memcpy(buf + 8, sender, len);
-    buf[8 + len] = 0;
-    store_put_u64be(buf + 8 + len + 1, session);
-    store_put_u64be(buf + 8 + len + 9, seq);
-    key->mv_size = 8 + len + 17;
-    key->mv_data = buf;
-    return 0;
-}
-
-int replay_reply_put(MDB_txn *txn, const store *s, uint64_t sent_at_ms,
-                     const char *sender, uint64_t session, uint64_t seq,
-                     const uint8_t digest[32], int kind, const uint8_t *body,
-                     size_t len, once_error *err)
-{
-    Once__StoredReply m = ONCE__STORED_REPLY__INIT;
-    uint8_t key_bytes[REPLY_KEY_MAX];
-    MDB_val key, val;
-    int rc;
-
-    if ((rc = reply_key(key_bytes, &key, sent_at_ms, sender, session, seq,
-                        err)) < 0)
-        return rc;
-    m.envelope_digest.data = (uint8_t *)digest;
-    m.envelope_digest.len = 32;
-    m.kind = (Once__Kind)kind;
-    m.body.data = (uint8_t *)body;
-    m.body.len = len;
-    val.mv_size = once__stored_reply__get_packed_size(&m);
-    val.mv_data = NULL;
-    /* Reserve the value in the map and encode straight into it. */
-    rc = mdb_put(txn, s->replies, &key, &val, MDB_RESERVE);
-    if (rc != MDB_SUCCESS)
-        return store_error(rc, "cannot store the answer of an exchange", err);
-    once__stored_reply__pack(&m, val.mv_data);
-    return 0;
-}
-
-int replay_reply_find(MDB_txn *txn, const store *s, uint64_t sent_at_ms,
-                      const char *sender, uint64_t session, uint64_t seq,
-                      const uint8_t digest[32], ProtobufCAllocator *alloc,
-                      Once__StoredReply **out, once_error *err)
-{
-    uint8_t key_bytes[REPLY_KEY_MAX];
-    Once__StoredReply *m;
-    MDB_val key, val;
-    int rc;
-
-    *out = NULL;
-    if ((rc = reply_key(key_bytes, &key, sent_at_ms, sender, session, seq,
-                        err)) < 0)
-        return rc;
-    rc = mdb_get(txn, s->replies, &key, &val);
-    if (rc == MDB_NOTFOUND)
-        return once_error_set(err, ONCE_ERR_NOT_FOUND,
-                              "no stored answer for this envelope");
-    if (rc != MDB_SUCCESS)
-        return store_error(rc, "cannot read a stored answer", err);
-    m = once__stored_reply__unpack(alloc, val.mv_size, val.mv_data);
-    if (m == NULL)
-        return once_error_set(err, ONCE_ERR_INTERNAL,
-                              "a stored answer does not decode");
-    if (m->envelope_digest.len != 32 ||
-        memcmp(m->envelope_digest.data, digest, 32) != 0) {
-        once__stored_reply__free_unpacked(m, alloc);
-        return 1;
-    }
-    *out = m;
-    return 0;
-}
-
-/* Keys of the layout before sent_at led them began with the sender's name:
- * read as a time, printable ASCII is past the year 100,000. */
-#define OLD_LAYOUT_MIN_MS UINT64_C(0x2000000000000000)
-
-int replay_replies_upgrade(MDB_txn *txn, const store *s, size_t *dropped,
-                           once_error *err)
-{
-    MDB_cursor *cursor;
-    MDB_val key, val;
-    MDB_stat st;
-    int rc;
-
-    *dropped = 0;
-    rc = mdb_cursor_open(txn, s->replies, &cursor);
-    if (rc != MDB_SUCCESS)
-        return store_error(rc, "cannot walk the stored answers", err);
-    rc = mdb_cursor_get(cursor, &key, &val, MDB_LAST);
-    mdb_cursor_close(cursor);
-    if (rc == MDB_NOTFOUND)
-        return 0;
-    if (rc != MDB_SUCCESS)
-        return store_error(rc, "cannot read the stored answers", err);
-    if (key.mv_size >= 8 && store_get_u64be(key.mv_data) < OLD_LAYOUT_MIN_MS)
-        return 0;
-    /* Entries of the old layout can be neither found nor pruned: empty
-     * the table, as its answers were kept only for minutes anyway. */
-    if ((rc = mdb_stat(txn, s->replies, &st)) != MDB_SUCCESS ||
-        (rc = mdb_drop(txn, s->replies, 0)) != MDB_SUCCESS)
-        return store_error(rc, "cannot empty the stored answers", err);
-    *dropped = st.ms_entries;
-    return 0;
-}
-
-uint64_t replay_reply_cutoff(uint64_t now_ms, uint64_t skew_ms)
-{
-    uint64_t keep_ms = skew_ms + REPLAY_REPLY_MARGIN_MS;
-
-    /* A clock reading near the epoch (a board without an RTC, before NTP)
-     * keeps everything rather than wrapping around to delete everything. */
-    return now_ms > keep_ms ? now_ms - keep_ms : 0;
-}
-
-bool replay_reply_expired(MDB_txn *txn, const store *s, uint64_t before_ms)
-{
-    MDB_cursor *cursor;
-    MDB_val key, val;
-    bool expired;
-
-    if (mdb_cursor_open(txn, s->replies, &cursor) != MDB_SUCCESS)
-        return false;
-    expired = mdb_cursor_get(cursor, &key, &val, MDB_FIRST) == MDB_SUCCESS &&
-              (key.mv_size < 8 || store_get_u64be(key.mv_data) < before_ms);
-    mdb_cursor_close(cursor);
-    return expired;
-}
-
-int replay_reply_prune(MDB_txn *txn, const store *s, uint64_t before_ms,
-                       size_t max, size_t *pruned, once_error *err)
-{
-    MDB_cursor *cursor;
-    MDB_val key, val;
-    size_t n = 0;
-    int rc, ret = 0;
-
-    if (pruned != NULL)
-        *pruned = 0;
-    rc = mdb_cursor_open(txn, s->replies, &cursor);
-    if (rc != MDB_SUCCESS)
-        return store_error(rc, "cannot walk the stored answers", err);
-    while (n < max) {
-        /* The oldest entry left is always the first one. */
-        rc = mdb_cursor_get(cursor, &key, &val, MDB_FIRST);
-        if (rc == MDB_NOTFOUND)
-            break;
-        if (rc != MDB_SUCCESS) {
-            ret = store_error(rc, "cannot read the stored answers", err);
-            goto out;
-        }
-        if (key.mv_size < 8 || store_get_u64be(key.mv_data) >= before_ms)
-            break;
-        rc = mdb_cursor_del(cursor, 0);
-        if (rc != MDB_SUCCESS) {
-            ret = store_error(rc, "cannot delete an expired stored answer",
-                              err);
-            goto out;
-        }
-        n++;
-    }
-out:
-    mdb_cursor_close(cursor);
-    if (pruned != NULL)
-        *pruned = n;
-    return ret;
 }

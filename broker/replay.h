@@ -1,6 +1,7 @@
 /*
- * replay.h - anti-replay windows per (sender, session), the answers kept
- * for retries, and the durable `replies` table. See replay.c.
+ * replay.h - anti-replay windows per (sender, session), the envelopes in
+ * flight and the answers kept for retries, with per-department limits.
+ * See replay.c; the durable `replies` table is in replies.h.
  */
 #ifndef ONCE_REPLAY_H
 #define ONCE_REPLAY_H
@@ -14,6 +15,7 @@
 
 #include "once.pb-c.h"
 #include "once/once.h"
+#include "replies.h"
 #include "store.h"
 
 /* Sequence numbers at and below the highest one seen that are remembered
@@ -22,11 +24,21 @@
 
 typedef struct replay replay;
 
-/* keep_ms: how long an idle session is remembered (at least twice the skew
- * window, see replay.c); max_sessions bounds memory; max_cached_bytes
- * bounds the answers kept in memory for retries. */
-int replay_create(replay **out, uint64_t keep_ms, size_t max_sessions,
-                  size_t max_cached_bytes, once_error *err);
+typedef struct replay_limits {
+    /* How long an idle session is remembered: at least twice the skew
+     * window (see replay.c). */
+    uint64_t keep_ms;
+    /* Sessions of all departments together: bounds memory. */
+    size_t max_sessions;
+    /* Sessions and envelopes in flight (admitted, not yet answered) of one
+     * department, so that no department can take what the others need. */
+    size_t max_sessions_per_department;
+    size_t max_in_flight_per_department;
+    /* Bytes of answers kept in memory for retries. */
+    size_t max_cached_bytes;
+} replay_limits;
+
+int replay_create(replay **out, const replay_limits *limits, once_error *err);
 void replay_destroy(replay *r);
 
 typedef enum replay_verdict {
@@ -37,7 +49,12 @@ typedef enum replay_verdict {
     REPLAY_UNKNOWN,   /* seq already used or below the window, and the bytes
                          are no longer remembered: ask the replies table */
     REPLAY_REFUSED,   /* seq already used by different bytes */
-    REPLAY_NO_ROOM    /* too many sessions to remember another */
+    REPLAY_NO_ROOM,   /* too many sessions of all departments together, or
+                         out of memory: nothing was marked */
+    REPLAY_OVER_SESSIONS,  /* the sender is at max_sessions_per_department:
+                              nothing was marked */
+    REPLAY_OVER_IN_FLIGHT  /* the sender is at max_in_flight_per_department:
+                              nothing was marked */
 } replay_verdict;
 
 typedef struct replay_answer {
@@ -47,70 +64,27 @@ typedef struct replay_answer {
 } replay_answer;
 
 /* Checks (sender, session, seq) of an envelope whose signature verified
- * and, when it is new, marks it seen in the same critical section, so two
- * workers holding copies of one envelope cannot both admit it. digest is
- * the SHA-256 of the envelope bytes. */
+ * and, when it is new, marks it seen and in flight in the same critical
+ * section, so two workers holding copies of one envelope cannot both admit
+ * it. digest is the SHA-256 of the envelope bytes. now_ms is a monotonic
+ * clock. */
 replay_verdict replay_admit(replay *r, const char *sender, uint64_t session,
                             uint64_t seq, const uint8_t digest[32],
                             uint64_t now_ms, replay_answer *answer);
 
-/* Records the answer of an admitted envelope, so a retry of the same bytes
- * gets it again instead of a second execution. */
+/* Ends the flight of an admitted envelope, exactly once for each: records
+ * its answer, so a retry of the same bytes gets it again instead of a
+ * second execution. body NULL: there is no answer to keep (a retry is
+ * then looked up in the replies table, or executed if nothing is there). */
 void replay_finish(replay *r, const char *sender, uint64_t session,
                    uint64_t seq, int kind, const uint8_t *body, size_t len);
 
 /* Sessions currently remembered (for the log). */
 size_t replay_session_count(replay *r);
 
-/* ---- the durable table `replies` (every logged exchange) -------------- */
-
-/* Stores the answer of an envelope in the caller's write transaction, with
- * the record and leaf it answers for. Key: sent_at_ms u64be (the
- * envelope's), sender 0x00, session u64be, seq u64be (replay.c says why
- * the time comes first). On failure the transaction is to be aborted. */
-int replay_reply_put(MDB_txn *txn, const store *s, uint64_t sent_at_ms,
-                     const char *sender, uint64_t session, uint64_t seq,
-                     const uint8_t digest[32], int kind, const uint8_t *body,
-                     size_t len, once_error *err);
-
-/* Looks up the stored answer of (sent_at, sender, session, seq): 0 with
- * *out (free it with once__stored_reply__free_unpacked(*out, alloc)) when
- * its digest equals digest, 1 when that key answered other bytes,
- * -ONCE_ERR_NOT_FOUND when nothing is stored, another negative code on a
- * database failure. */
-int replay_reply_find(MDB_txn *txn, const store *s, uint64_t sent_at_ms,
-                      const char *sender, uint64_t session, uint64_t seq,
-                      const uint8_t digest[32], ProtobufCAllocator *alloc,
-                      Once__StoredReply **out, once_error *err);
-
-/* Empties `replies` when it holds keys of the layout before sent_at led
- * them (the broker's first versions), which no lookup or prune would ever
- * reach; *dropped says how many went. Called once at start-up. */
-int replay_replies_upgrade(MDB_txn *txn, const store *s, size_t *dropped,
-                           once_error *err);
-
-/* How long past the skew window a stored answer is kept, for the wall
- * clock stepping back between an envelope's clock check and a prune. */
-#define REPLAY_REPLY_MARGIN_MS 60000
-
-/* The before_ms to prune with at wall-clock time now_ms under a skew window
- * of skew_ms: now_ms - skew_ms - REPLAY_REPLY_MARGIN_MS, or 0 (prune
- * nothing) when the clock reads earlier than that span. */
-uint64_t replay_reply_cutoff(uint64_t now_ms, uint64_t skew_ms);
-
-/* Whether the oldest stored answer is of an envelope sent before
- * before_ms, so that replay_reply_prune has work: one cursor read, for a
- * caller that prunes in a transaction of its own only when there is work.
- * A read failure counts as no work; the prune would report it. */
-bool replay_reply_expired(MDB_txn *txn, const store *s, uint64_t before_ms);
-
-/* Deletes, oldest first, at most max stored answers of envelopes whose
- * sent_at is below before_ms, in the caller's write transaction; *pruned
- * (when not NULL) is how many were deleted. Bounded so the writer can call
- * it once per group commit without stalling; with max above the group size
- * it keeps up with insertion. 0, or a negative once error code after which
- * the transaction is to be aborted. */
-int replay_reply_prune(MDB_txn *txn, const store *s, uint64_t before_ms,
-                       size_t max, size_t *pruned, once_error *err);
+/* What the table counts for one department: its sessions and its
+ * envelopes in flight (0 and 0 for one it never saw). */
+void replay_department_usage(replay *r, const char *sender, size_t *sessions,
+                             size_t *in_flight);
 
 #endif

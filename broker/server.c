@@ -292,6 +292,7 @@ typedef struct job {
     uint64_t reply_to;
     uint8_t digest[32];
     bool admitted;  /* replay window marked it: record its answer */
+    bool finished;  /* its flight ended, or the writer will end it */
     bool answered;  /* answered, or handed to the writer */
     bool logged;    /* a publish, revoke or request from a known sender */
     bool verified;  /* the envelope signature verified */
@@ -340,7 +341,7 @@ static void to_writer(job *j, write_job *wj, int answer_kind, int refusal)
     wj->answer_kind = answer_kind;
     wj->refusal = refusal;
     wj->want_proof = j->want_proof;
-    wj->replay_admitted = j->admitted;
+    wj->replay_admitted = j->admitted && !j->finished;
     wj->store_reply = j->admitted && j->keep_reply;
     zmq_msg_move(&wj->routing_id, j->routing_id);
     if (zmq_send(w->writes, &wj, sizeof(wj), 0) != (int)sizeof(wj)) {
@@ -351,6 +352,7 @@ static void to_writer(job *j, write_job *wj, int answer_kind, int refusal)
         return;
     }
     j->answered = true; /* the writer answers */
+    j->finished = true; /* and ends the envelope's flight */
 }
 
 /* Logs an answer that stores nothing (a request's, or a refusal) and
@@ -375,9 +377,10 @@ static void answer(job *j, int kind, const uint8_t *body, size_t len)
     zmq_msg_t reply;
 
     j->answered = true;
-    if (j->admitted)
+    if (j->admitted && !j->finished)
         replay_finish(w->srv->replay, j->env->sender, j->env->session,
                       j->env->seq, kind, body, len);
+    j->finished = true;
     if (reply_message(w->srv->identity, kind, j->reply_to, body, len,
                       &reply) < 0) {
         log_error("worker", "out of memory for an answer");
@@ -534,10 +537,15 @@ static uint64_t monotonic_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-/* The stored answer of a publish or revocation: true when j was answered
- * from the replies table (the original answer, or REPLAY when that seq
- * answered other bytes), false when nothing is stored for it. */
-static bool answer_from_table(job *j)
+/* The stored answer of a logged exchange: true when j was answered from
+ * the replies table (the original answer, or REPLAY when that seq answered
+ * other bytes), false when nothing is stored for it.
+ *
+ * fresh: the replay window said the original was answered, and so
+ * committed, before this copy was checked, but the worker's read
+ * transaction began earlier (when it took the job) and may predate that
+ * commit; then a miss is looked up again in a new snapshot. */
+static bool answer_from_table(job *j, bool fresh)
 {
     worker *w = j->w;
     Once__StoredReply *stored;
@@ -547,6 +555,18 @@ static bool answer_from_table(job *j)
     rc = replay_reply_find(w->txn, w->srv->db, j->env->sent_at,
                            j->env->sender, j->env->session, j->env->seq,
                            j->digest, &w->alloc, &stored, &err);
+    if (rc == -ONCE_ERR_NOT_FOUND && fresh) {
+        mdb_txn_reset(w->txn);
+        rc = mdb_txn_renew(w->txn);
+        if (rc != MDB_SUCCESS) {
+            refuse(j, ONCE_ERR_INTERNAL, "cannot read the database: %s",
+                   mdb_strerror(rc));
+            return true;
+        }
+        rc = replay_reply_find(w->txn, w->srv->db, j->env->sent_at,
+                               j->env->sender, j->env->session, j->env->seq,
+                               j->digest, &w->alloc, &stored, &err);
+    }
     if (rc == -ONCE_ERR_NOT_FOUND)
         return false;
     j->keep_reply = false; /* the stored answer stays the original's */
@@ -584,7 +604,7 @@ static bool check_replay(job *j)
         j->keep_reply = true;
         /* After a restart the window is empty; the table still knows the
          * publishes answered before it. */
-        return !(write && answer_from_table(j));
+        return !(write && answer_from_table(j, false));
     case REPLAY_IN_FLIGHT:
         log_debug("worker", "dropped a copy of %s seq %llu from %s: the "
                   "original is being answered", kind_name(e->kind),
@@ -599,10 +619,11 @@ static bool check_replay(job *j)
             free(kept.body);
             return false;
         }
-        /* The answer was too large to keep in memory. */
-        return !(write && answer_from_table(j));
+        /* The answer was not kept in memory (too large, over the budget,
+         * or there was none). */
+        return !(write && answer_from_table(j, true));
     case REPLAY_UNKNOWN:
-        if (write && answer_from_table(j))
+        if (write && answer_from_table(j, true))
             return false;
         refuse(j, ONCE_ERR_REPLAY, "seq %llu of this session was already "
                "used, or is more than %d below the highest seen",
@@ -615,6 +636,21 @@ static bool check_replay(job *j)
     case REPLAY_NO_ROOM:
         refuse(j, ONCE_ERR_UNAVAILABLE, "the broker is tracking too many "
                "sessions; retry later");
+        return false;
+    case REPLAY_OVER_SESSIONS:
+        refuse(j, ONCE_ERR_QUOTA_EXCEEDED, "department %s is at its limit "
+               "of %u sessions (max_sessions_per_department = %u); retry "
+               "on a session it has, or once one has been idle for %llu s",
+               e->sender, w->srv->cfg->max_sessions_per_department,
+               w->srv->cfg->max_sessions_per_department,
+               (unsigned long long)(2 * w->srv->skew_ms / 1000 + 1));
+        return false;
+    case REPLAY_OVER_IN_FLIGHT:
+        refuse(j, ONCE_ERR_QUOTA_EXCEEDED, "department %s is at its limit "
+               "of %u envelopes in flight (max_in_flight_per_department = "
+               "%u); retry once answers arrive", e->sender,
+               w->srv->cfg->max_in_flight_per_department,
+               w->srv->cfg->max_in_flight_per_department);
         return false;
     }
     return false;
@@ -1157,6 +1193,12 @@ static void *worker_main(void *arg)
                 handle(&j);
             mdb_txn_reset(w->txn);
         }
+        /* An admitted envelope left unanswered (out of memory on the
+         * way) still ends its flight, or its department would count it
+         * forever; with no answer kept, a retry executes it afresh. */
+        if (j.admitted && !j.finished)
+            replay_finish(w->srv->replay, j.env->sender, j.env->session,
+                          j.env->seq, 0, NULL, 0);
         arena_reset(&w->arena);
         if (!j.answered && zmq_send(w->replies, NULL, 0, 0) < 0)
             log_error("worker", "cannot account a message to the I/O "

@@ -451,15 +451,17 @@ static void answer_job(writer *w, write_job *job)
                   job->subject_tag, job->sender,
                   (unsigned long long)job->leaf_index);
     }
+    /* Ends the envelope's flight whatever follows (replay.c counts it
+     * against its department until then). */
+    if (job->replay_admitted)
+        replay_finish(w->rp, job->sender, job->session, job->seq, kind, body,
+                      len);
     if (body == NULL ||
         reply_message(w->id, kind, job->seq, body, len, &reply) < 0) {
         /* Still one message per job, so shutdown's accounting holds. */
         zmq_send(w->replies, NULL, 0, 0);
         return;
     }
-    if (job->replay_admitted)
-        replay_finish(w->rp, job->sender, job->session, job->seq, kind, body,
-                      len);
     if (send_reply(w->replies, &job->routing_id, &reply) < 0)
         log_error("writer", "cannot pass an answer to the I/O thread: %s",
                   zmq_strerror(errno));

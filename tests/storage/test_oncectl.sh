@@ -495,6 +495,21 @@ run 0 --home "$bad" init
 echo "skew_secods = 30" >>"$bad/once.conf"
 run 1 --home "$bad" dept list
 expect_err "once.conf line [0-9]+: unknown setting 'skew_secods' in \\[broker\\]"
+# The per-department limits are written by init and range checked.
+expect_conf "$bad" 'max_sessions_per_department = 4096'
+expect_conf "$bad" 'max_in_flight_per_department = 1024'
+bad2=$tmp/badlimit
+run 0 --home "$bad2" init
+echo "max_sessions_per_department = 65537" >>"$bad2/once.conf"
+run 1 --home "$bad2" dept list
+expect_err "once.conf line [0-9]+: max_sessions_per_department must be 1 to 65536"
+sed -i '$d' "$bad2/once.conf"
+echo "max_in_flight_per_department = 0" >>"$bad2/once.conf"
+run 1 --home "$bad2" dept list
+expect_err "once.conf line [0-9]+: max_in_flight_per_department must be 1 to 1000000"
+sed -i '$d' "$bad2/once.conf"
+echo "max_in_flight_per_department = 7" >>"$bad2/once.conf"
+run 0 --home "$bad2" dept list
 unset ONCE_HOME
 
 echo "$checks checks, $failures failed"
