@@ -41,8 +41,10 @@
  * decodes; version 1; a kind a department may send; a non-zero session;
  * sender equals the connection's department; the department exists and is
  * active (it may have been suspended since it connected); the signature;
- * the clock; the replay window, marked only after the signature verified.
- * Then the kind's own checks. Refusals are logged from the sender check on
+ * the clock; the replay window, marked only after the signature verified,
+ * with the department's limits on sessions and envelopes in flight
+ * (replay.c: QUOTA_EXCEEDED, and only for that department). Then the
+ * kind's own checks. Refusals are logged from the sender check on
  * (before it the envelope is not known to be a department's), except a
  * refusal whose envelope does not verify under the sender's key for another
  * reason than BAD_SIGNATURE: the log must not attribute to a department an
