@@ -46,6 +46,7 @@
 #include "once.pb-c.h"
 #include "policy.h"
 #include "record_internal.h"
+#include "text_check.h"
 
 /* Larger than the decoded form of any valid stored value: a record type at
  * its limits is 80 strings of at most 65 bytes plus two pointer arrays. */
@@ -89,57 +90,6 @@ static void arena_free(void *data, void *p)
 bool policy_valid_name(const char *name)
 {
     return record_name_is_valid(name);
-}
-
-/* Free text (a department's name, a grant's purpose): at most max bytes of
- * well-formed UTF-8 without control characters. protobuf's string type must
- * be UTF-8, and a purpose has to compare equal byte for byte with the one a
- * client sends, so nothing that another implementation would reject or
- * normalise gets in. */
-static bool valid_text(const char *s, size_t max)
-{
-    const uint8_t *p = (const uint8_t *)s;
-    size_t len = strnlen(s, max + 1), i = 0;
-
-    if (len > max)
-        return false;
-    while (i < len) {
-        uint8_t c = p[i];
-        uint32_t cp;
-        size_t n, k;
-
-        if (c < 0x20 || c == 0x7f)
-            return false;
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        if (c >= 0xc2 && c <= 0xdf) {
-            n = 1;
-            cp = c & 0x1f;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            n = 2;
-            cp = c & 0x0f;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            n = 3;
-            cp = c & 0x07;
-        } else {
-            return false;
-        }
-        if (len - i <= n)
-            return false;
-        for (k = 1; k <= n; k++) {
-            if ((p[i + k] & 0xc0) != 0x80)
-                return false;
-            cp = cp << 6 | (p[i + k] & 0x3f);
-        }
-        /* Overlong forms, UTF-16 surrogates, beyond U+10FFFF. */
-        if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
-            (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
-            return false;
-        i += n + 1;
-    }
-    return true;
 }
 
 /* Copies a decoded string into a fixed array; false if it does not fit. */
@@ -271,8 +221,8 @@ int policy_department_add(MDB_txn *txn, const store *s, const char *id,
                               "digit", ONCE_MAX_NAME);
     if (name == NULL)
         name = "";
-    if (!valid_text(name, POLICY_MAX_DEPT_NAME))
-        return once_error_set(err, ONCE_ERR_INVALID_ARGUMENT,
+    if (!text_is_clean_string(name, POLICY_MAX_DEPT_NAME))
+        return once_error_set(err, ONCE_ERR_INVALID_TEXT,
                               "invalid department name: at most %d bytes of "
                               "UTF-8 text without control characters",
                               POLICY_MAX_DEPT_NAME);
@@ -639,7 +589,7 @@ static bool make_grant_key(grant_key *k, const char *requester,
 
     if (!policy_valid_name(requester) || !policy_valid_name(type) ||
         purpose == NULL || purpose[0] == '\0' ||
-        !valid_text(purpose, ONCE_MAX_PURPOSE))
+        !text_is_clean_string(purpose, ONCE_MAX_PURPOSE))
         return false;
     lr = strlen(requester);
     lt = strlen(type);
@@ -700,8 +650,8 @@ int policy_grant_add(MDB_txn *txn, const store *s, const grant *g,
     if (g->purpose[0] == '\0')
         return once_error_set(err, ONCE_ERR_MISSING_PURPOSE,
                               "a grant needs a purpose");
-    if (!valid_text(g->purpose, ONCE_MAX_PURPOSE))
-        return once_error_set(err, ONCE_ERR_INVALID_ARGUMENT,
+    if (!text_is_clean_string(g->purpose, ONCE_MAX_PURPOSE))
+        return once_error_set(err, ONCE_ERR_INVALID_TEXT,
                               "invalid purpose: at most %d bytes of UTF-8 "
                               "text without control characters",
                               ONCE_MAX_PURPOSE);

@@ -37,14 +37,17 @@
  * what lets server_drain wait until every message read has been answered,
  * and publishes committed, before the broker exits.
  *
- * The checks, in order (docs/PROTOCOL.md): one frame; size; the envelope
- * decodes; version 1; a kind a department may send; a non-zero session;
+ * The checks, in order (docs/PROTOCOL.md): one frame; then those that
+ * need only the bytes, in wire_check.c: size; the envelope holds only its
+ * fields, each once; a sender of clean text; version 1; a kind a
+ * department may send; a non-zero session and seq, reply_to 0; then
  * sender equals the connection's department; the department exists and is
  * active (it may have been suspended since it connected); the signature;
  * the clock; the replay window, marked only after the signature verified,
  * with the department's limits on sessions and envelopes in flight
  * (replay.c: QUOTA_EXCEEDED, and only for that department). Then the
- * kind's own checks. Refusals are logged from the sender check on
+ * kind's own checks, which start with wire_check.c's decoding of the body
+ * (its fields, their counts, clean text). Refusals are logged from the sender check on
  * (before it the envelope is not known to be a department's), except a
  * refusal whose envelope does not verify under the sender's key for another
  * reason than BAD_SIGNATURE: the log must not attribute to a department an
@@ -79,6 +82,7 @@
 #include "record_internal.h"
 #include "registry.h"
 #include "server.h"
+#include "wire_check.h"
 #include "writer.h"
 
 #define CONTROL_ENDPOINT "inproc://onced-control"
@@ -400,6 +404,7 @@ static bool suspicious(int code)
 {
     switch (code) {
     case ONCE_ERR_MALFORMED:
+    case ONCE_ERR_INVALID_TEXT:
     case ONCE_ERR_BAD_SIGNATURE:
     case ONCE_ERR_SENDER_MISMATCH:
     case ONCE_ERR_REPLAY:
@@ -468,67 +473,6 @@ static void refuse(job *j, int code, const char *fmt, ...)
                       w->answer.len))
         return;
     answer(j, ONCE__KIND__KIND_ERROR, w->answer.data, w->answer.len);
-}
-
-/* Reads a protobuf varint at *pos. */
-static bool read_varint(const uint8_t *p, size_t len, size_t *pos,
-                        uint64_t *out)
-{
-    uint64_t v = 0;
-    unsigned shift;
-
-    for (shift = 0; shift < 64 && *pos < len; shift += 7) {
-        uint8_t b = p[(*pos)++];
-
-        v |= (uint64_t)(b & 0x7f) << shift;
-        if ((b & 0x80) == 0) {
-            *out = v;
-            return true;
-        }
-    }
-    return false;
-}
-
-/* True when no length-delimited top-level field whose number is set in
- * fields (bit n for field n) holds a 0x00 byte. protobuf-c cuts a string
- * at its first NUL, so "tax\0x" would read as "tax" here and as something
- * else in another implementation; PROTOCOL.md refuses such strings. */
-static bool strings_free_of_nul(const uint8_t *p, size_t len, uint32_t fields)
-{
-    size_t pos = 0;
-    uint64_t tag, n;
-
-    while (pos < len) {
-        if (!read_varint(p, len, &pos, &tag))
-            return false;
-        switch (tag & 7) {
-        case 0:
-            if (!read_varint(p, len, &pos, &n))
-                return false;
-            break;
-        case 1:
-            if (len - pos < 8)
-                return false;
-            pos += 8;
-            break;
-        case 5:
-            if (len - pos < 4)
-                return false;
-            pos += 4;
-            break;
-        case 2:
-            if (!read_varint(p, len, &pos, &n) || n > len - pos)
-                return false;
-            if ((tag >> 3) < 32 && (fields >> (tag >> 3) & 1) &&
-                memchr(p + pos, 0, (size_t)n) != NULL)
-                return false;
-            pos += (size_t)n;
-            break;
-        default:
-            return false;
-        }
-    }
-    return true;
 }
 
 static uint64_t monotonic_ms(void)
@@ -716,29 +660,11 @@ static void handle_request(job *j)
     size_t i, len;
     int rc;
 
-    q = once__request__unpack(&w->alloc, e->body.len, e->body.data);
-    if (q == NULL) {
-        refuse(j, ONCE_ERR_MALFORMED, "the request body does not decode");
-        return;
-    }
-    j->want_proof = q->want_proof;
-    if (!strings_free_of_nul(e->body.data, e->body.len, 0x1e)) {
-        refuse(j, ONCE_ERR_MALFORMED, "a string of the request holds a NUL "
-               "byte");
-        return;
-    }
-    if (q->purpose[0] == '\0' || q->case_id[0] == '\0') {
-        refuse(j, ONCE_ERR_MISSING_PURPOSE, "a request needs a purpose and "
-               "a case id");
-        return;
-    }
-    if (strlen(q->purpose) > ONCE_MAX_PURPOSE ||
-        strlen(q->case_id) > ONCE_MAX_CASE_ID ||
-        strlen(q->type) > ONCE_MAX_NAME ||
-        strlen(q->subject) > ONCE_MAX_SUBJECT) {
-        refuse(j, ONCE_ERR_TOO_LARGE, "purpose, case id, type or subject is "
-               "over its limit (%d, %d, %d, %d bytes)", ONCE_MAX_PURPOSE,
-               ONCE_MAX_CASE_ID, ONCE_MAX_NAME, ONCE_MAX_SUBJECT);
+    rc = wire_check_request(e->body.data, e->body.len, &w->alloc, &q, &err);
+    if (q != NULL)
+        j->want_proof = q->want_proof;
+    if (rc < 0) {
+        refuse(j, rc, "%s", err.message);
         return;
     }
     snprintf(j->leaf.record_type, sizeof(j->leaf.record_type), "%s",
@@ -921,7 +847,7 @@ static void handle_write(job *j)
     Once__RecordStatus wanted = publish ? ONCE__RECORD_STATUS__STATUS_VALID
                                         : ONCE__RECORD_STATUS__STATUS_REVOKED;
     Once__Disclosure **disclosures = NULL;
-    Once__SignedRecord *rec;
+    Once__SignedRecord *rec = NULL;
     Once__RecordHeader *h = NULL;
     record_type type;
     once_error err;
@@ -930,31 +856,28 @@ static void handle_write(job *j)
     int rc;
 
     if (publish) {
-        Once__Publish *p = once__publish__unpack(&w->alloc, e->body.len,
-                                                 e->body.data);
+        Once__Publish *p;
 
-        if (p == NULL) {
-            refuse(j, ONCE_ERR_MALFORMED, "the publish body does not decode");
-            return;
+        rc = wire_check_publish(e->body.data, e->body.len, &w->alloc, &p,
+                                &err);
+        if (p != NULL) {
+            rec = p->record;
+            disclosures = p->disclosures;
+            n = p->n_disclosures;
+            j->want_proof = p->want_proof;
         }
-        rec = p->record;
-        disclosures = p->disclosures;
-        n = p->n_disclosures;
-        j->want_proof = p->want_proof;
     } else {
-        Once__Revoke *r = once__revoke__unpack(&w->alloc, e->body.len,
-                                               e->body.data);
+        Once__Revoke *r;
 
-        if (r == NULL) {
-            refuse(j, ONCE_ERR_MALFORMED, "the revoke body does not decode");
-            return;
+        rc = wire_check_revoke(e->body.data, e->body.len, &w->alloc, &r,
+                               &err);
+        if (r != NULL) {
+            rec = r->record;
+            j->want_proof = r->want_proof;
         }
-        rec = r->record;
-        j->want_proof = r->want_proof;
     }
-    if (rec == NULL) {
-        refuse(j, ONCE_ERR_MALFORMED, "the %s carries no record",
-               kind_name(e->kind));
+    if (rc < 0) {
+        refuse(j, rc, "%s", err.message);
         return;
     }
     rc = record_header_parse(rec->header.data, rec->header.len, &h, &err);
@@ -1045,48 +968,15 @@ static void handle(job *j)
     uint64_t now, skew;
     int rc;
 
-    /* Decoded first even when too large, for the seq to answer. */
-    e = once__envelope__unpack(&w->alloc, j->len, j->bytes);
+    rc = wire_check_envelope(j->bytes, j->len, &w->alloc, &e, &err);
     j->env = e;
     if (e != NULL)
         j->reply_to = e->seq;
-    if (j->len > ONCE_MAX_MESSAGE) {
-        refuse(j, ONCE_ERR_TOO_LARGE, "the envelope is %zu bytes; the limit "
-               "is %d", j->len, ONCE_MAX_MESSAGE);
-        return;
-    }
-    if (e == NULL) {
-        refuse(j, ONCE_ERR_MALFORMED, "not a decodable envelope");
+    if (rc < 0) {
+        refuse(j, rc, "%s", err.message);
         return;
     }
     digest_sha256(j->digest, j->bytes, j->len);
-    if (!strings_free_of_nul(j->bytes, j->len, 1u << 2)) {
-        refuse(j, ONCE_ERR_MALFORMED, "the sender holds a NUL byte");
-        return;
-    }
-    if (e->version != ENVELOPE_VERSION) {
-        refuse(j, ONCE_ERR_UNSUPPORTED, "protocol version %u is not "
-               "supported; this broker speaks version %u", e->version,
-               ENVELOPE_VERSION);
-        return;
-    }
-    if (e->kind != ONCE__KIND__KIND_PUBLISH &&
-        e->kind != ONCE__KIND__KIND_REVOKE &&
-        e->kind != ONCE__KIND__KIND_REQUEST &&
-        e->kind != ONCE__KIND__KIND_PING) {
-        refuse(j, ONCE_ERR_UNSUPPORTED, "a department may not send kind %d",
-               (int)e->kind);
-        return;
-    }
-    if (e->session == 0) {
-        refuse(j, ONCE_ERR_MALFORMED, "the session must not be 0");
-        return;
-    }
-    if (strlen(e->sender) > ONCE_MAX_NAME) {
-        refuse(j, ONCE_ERR_TOO_LARGE, "the sender is over %d bytes",
-               ONCE_MAX_NAME);
-        return;
-    }
     /* From here on the envelope names a department: its refusals are
      * exchanges too, and logged. */
     j->logged = is_logged_kind(e->kind);

@@ -38,6 +38,7 @@
 #include "once/once.h"
 #include "record_internal.h"
 #include "socket_monitor.h"
+#include "text_check.h"
 
 #define CLIENT_DEFAULT_TIMEOUT_MS 5000
 #define CLIENT_DEFAULT_RETRIES 2
@@ -118,6 +119,17 @@ static int open_monitor(once_client *c, once_error *err)
     return set_int_option(c->monitor, ZMQ_LINGER, 0, err);
 }
 
+/* The broker refuses text that is not clean (PROTOCOL.md 9.4); a C caller
+ * gets the same code here, before anything is signed or sent. */
+static int clean_text(const char *what, const char *value, once_error *err)
+{
+    if (!text_is_clean_utf8((const uint8_t *)value, strlen(value)))
+        return once_error_set(err, ONCE_ERR_INVALID_TEXT,
+                              "%s is not clean text: UTF-8 without control "
+                              "characters", what);
+    return 0;
+}
+
 int once_client_open(once_client **out, const char *endpoint,
                      const char *department_id, const once_keypair *kp,
                      const uint8_t broker_pk[ONCE_PUBLIC_KEY_BYTES],
@@ -136,6 +148,8 @@ int once_client_open(once_client **out, const char *endpoint,
         return once_error_set(err, ONCE_ERR_INVALID_ARGUMENT,
                               "department id must be 1..%d characters",
                               ONCE_MAX_NAME);
+    if ((rc = clean_text("department id", department_id, err)) < 0)
+        return rc;
     c = calloc(1, sizeof(*c));
     if (c == NULL)
         return once_error_set(err, ONCE_ERR_NO_MEMORY, "out of memory");
@@ -611,7 +625,7 @@ static int check_text(const char *what, const char *value, size_t max,
     if (strlen(value) > max)
         return once_error_set(err, ONCE_ERR_TOO_LARGE,
                               "%s is longer than %zu bytes", what, max);
-    return 0;
+    return clean_text(what, value, err);
 }
 
 int once_client_request(once_client *c, const char *type, const char *subject,
@@ -644,12 +658,15 @@ int once_client_request_ex(once_client *c, const char *type,
     if ((rc = check_text("type", type, ONCE_MAX_NAME, err)) < 0 ||
         (rc = check_text("subject", subject, ONCE_MAX_SUBJECT, err)) < 0)
         return rc;
-    /* Purpose and case id are checked by the broker, which logs the refusal;
-     * the client only bounds their size. */
+    /* A missing purpose or case id is checked by the broker, which logs
+     * the refusal; the client bounds their size and their text. */
     if ((purpose && strlen(purpose) > ONCE_MAX_PURPOSE) ||
         (case_id && strlen(case_id) > ONCE_MAX_CASE_ID))
         return once_error_set(err, ONCE_ERR_TOO_LARGE,
                               "purpose or case id over its size limit");
+    if ((purpose && (rc = clean_text("purpose", purpose, err)) < 0) ||
+        (case_id && (rc = clean_text("case id", case_id, err)) < 0))
+        return rc;
     request.type = (char *)type;
     request.subject = (char *)subject;
     request.purpose = (char *)(purpose ? purpose : "");

@@ -38,6 +38,7 @@ const char *once_error_name(int code)
     case ONCE_ERR_INTERNAL: return "INTERNAL";
     case ONCE_ERR_STORAGE_FULL: return "STORAGE_FULL";
     case ONCE_ERR_UNAVAILABLE: return "UNAVAILABLE";
+    case ONCE_ERR_INVALID_TEXT: return "INVALID_TEXT";
     case ONCE_ERR_QUOTA_EXCEEDED: return "QUOTA_EXCEEDED";
     case ONCE_ERR_INVALID_ARGUMENT: return "INVALID_ARGUMENT";
     case ONCE_ERR_NO_MEMORY: return "NO_MEMORY";

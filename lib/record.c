@@ -37,8 +37,11 @@
  *
  * protobuf-c keeps a string with a NUL byte in it and hands it out
  * truncated at the NUL, so another implementation would read a different
- * type or subject from the same signed header. The header's strings are
- * therefore checked on the wire for NUL bytes before they are trusted.
+ * type or subject from the same signed header; it also keeps fields
+ * once.proto does not define and allocates for every repeated field before
+ * anyone can count them. So a header's bytes are first walked with
+ * wire_check (wire_schema.c): only the fields of a RecordHeader, each once,
+ * at most ONCE_MAX_FIELDS digests, clean text in every string.
  */
 #include <stdbool.h>
 #include <stdlib.h>
@@ -48,6 +51,7 @@
 
 #include "envelope.h"
 #include "record_internal.h"
+#include "wire_schema.h"
 
 /* The values of one record must leave room, within one ONCE_MAX_MESSAGE
  * envelope, for the header (at most 64 names and digests), the disclosures'
@@ -165,82 +169,6 @@ int record_disclosure_digest(const uint8_t salt[ONCE_SALT_BYTES],
     return 0;
 }
 
-/* ---- the header on the wire ---- */
-
-/* Which length-delimited fields of a message are strings, and which one (if
- * any) holds a nested message to look into. Field numbers below 32. */
-typedef struct wire_strings {
-    uint32_t string_fields; /* bit n set: field n is a string */
-    uint32_t message_field; /* 0: none */
-    const struct wire_strings *nested;
-} wire_strings;
-
-static const wire_strings field_digest_strings = {1u << 1, 0, NULL};
-static const wire_strings header_strings = {
-    (1u << 1) | (1u << 2) | (1u << 4), 9, &field_digest_strings};
-
-static bool read_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
-{
-    uint64_t value = 0;
-    unsigned shift;
-
-    for (shift = 0; shift < 64 && *p < end; shift += 7) {
-        uint8_t b = *(*p)++;
-
-        value |= (uint64_t)(b & 0x7f) << shift;
-        if ((b & 0x80) == 0) {
-            *v = value;
-            return true;
-        }
-    }
-    return false;
-}
-
-/* False when a string field of the message in p[0..len) holds a NUL byte,
- * or when the bytes are not protobuf wire format. */
-static bool strings_hold_no_nul(const uint8_t *p, size_t len,
-                                const wire_strings *spec)
-{
-    const uint8_t *end = p + len;
-    uint64_t key, n;
-
-    while (p < end) {
-        if (!read_varint(&p, end, &key))
-            return false;
-        switch (key & 7) {
-        case 0: /* varint */
-            if (!read_varint(&p, end, &n))
-                return false;
-            break;
-        case 1: /* 64-bit */
-            if (end - p < 8)
-                return false;
-            p += 8;
-            break;
-        case 5: /* 32-bit */
-            if (end - p < 4)
-                return false;
-            p += 4;
-            break;
-        case 2: /* length-delimited */
-            if (!read_varint(&p, end, &n) || n > (uint64_t)(end - p))
-                return false;
-            if ((key >> 3) < 32 &&
-                ((spec->string_fields >> (key >> 3)) & 1) != 0 &&
-                memchr(p, 0, (size_t)n) != NULL)
-                return false;
-            if (spec->nested != NULL && (key >> 3) == spec->message_field &&
-                !strings_hold_no_nul(p, (size_t)n, spec->nested))
-                return false;
-            p += n;
-            break;
-        default: /* groups: not in once.proto */
-            return false;
-        }
-    }
-    return true;
-}
-
 static int check_header(const Once__RecordHeader *h, once_error *err)
 {
     size_t i, j;
@@ -296,6 +224,7 @@ int record_header_parse(const uint8_t *header, size_t len,
                         Once__RecordHeader **out, once_error *err)
 {
     Once__RecordHeader *h;
+    once_error shape;
     int rc;
 
     *out = NULL;
@@ -305,16 +234,17 @@ int record_header_parse(const uint8_t *header, size_t len,
                               ONCE_MAX_MESSAGE);
     if (header == NULL || len == 0)
         header = no_bytes;
+    /* Walked before protobuf-c allocates anything for it. */
+    rc = wire_check(header, len, &wire_record_header, &shape);
+    if (rc < 0)
+        return once_error_set(err, rc == -ONCE_ERR_MALFORMED
+                                       ? ONCE_ERR_MALFORMED
+                                       : ONCE_ERR_INVALID_RECORD,
+                              "record header: %s", shape.message);
     h = once__record_header__unpack(NULL, len, header);
     if (h == NULL)
         return once_error_set(err, ONCE_ERR_MALFORMED,
                               "record header does not decode");
-    if (!strings_hold_no_nul(header, len, &header_strings)) {
-        once__record_header__free_unpacked(h, NULL);
-        return once_error_set(err, ONCE_ERR_INVALID_RECORD,
-                              "record header holds a NUL byte in a string, "
-                              "or is not plain protobuf");
-    }
     if ((rc = check_header(h, err)) < 0) {
         once__record_header__free_unpacked(h, NULL);
         return rc;
@@ -709,6 +639,9 @@ int once_record_parse(once_record **out, const uint8_t *buf, size_t len,
         return once_error_set(err, ONCE_ERR_TOO_LARGE,
                               "record message is larger than %d bytes",
                               ONCE_MAX_MESSAGE);
+    if ((rc = wire_check(len > 0 ? buf : no_bytes, len, &wire_publish,
+                         err)) < 0)
+        return rc;
     p = once__publish__unpack(NULL, len, len > 0 ? buf : no_bytes);
     if (p == NULL)
         return once_error_set(err, ONCE_ERR_MALFORMED,

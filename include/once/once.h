@@ -60,6 +60,7 @@ enum once_error_code {
     ONCE_ERR_INTERNAL = 18,
     ONCE_ERR_STORAGE_FULL = 19,
     ONCE_ERR_UNAVAILABLE = 20,
+    ONCE_ERR_INVALID_TEXT = 21,
     ONCE_ERR_QUOTA_EXCEEDED = 22,
 
     ONCE_ERR_INVALID_ARGUMENT = 100,
@@ -233,7 +234,11 @@ int once_record_field_value(const once_record *r, const char *name,
 size_t once_record_disclosure_count(const once_record *r);
 
 /* Wire form: a serialized once.Publish message (signed record plus
- * disclosures). parse copies what it needs from buf. */
+ * disclosures). parse copies what it needs from buf; it refuses what the
+ * broker refuses before decoding (PROTOCOL.md 2.1, 9.4): a field
+ * once.proto does not define or a singular one twice (-ONCE_ERR_MALFORMED),
+ * more than ONCE_MAX_FIELDS disclosures (-ONCE_ERR_TOO_LARGE), a name that
+ * is not clean text (-ONCE_ERR_INVALID_TEXT). */
 int once_record_serialize(const once_record *r, uint8_t **buf, size_t *len,
                           once_error *err);
 int once_record_parse(once_record **out, const uint8_t *buf, size_t len,
@@ -274,10 +279,14 @@ int once_client_publish(once_client *c, const once_record *r,
 /* Publishes a signed revocation (once_record_new_revocation). */
 int once_client_revoke(once_client *c, const once_record *revocation,
                        once_error *err);
-/* Requests the latest version (version 0) or a given version. On success
- * *out holds the issuer-signed record with the granted disclosures; verify
- * it with once_record_verify() and the issuer's public key. A revoked record
- * comes back as its signed revocation (status REVOKED), not as an error. */
+/* Requests the latest version (version 0) or a given version. type,
+ * subject, purpose and case_id must be clean text (UTF-8 without control
+ * characters, PROTOCOL.md 9.4), as must the department id given to
+ * once_client_open: else -ONCE_ERR_INVALID_TEXT, and nothing is sent. On
+ * success *out holds the issuer-signed record with the granted
+ * disclosures; verify it with once_record_verify() and the issuer's public
+ * key. A revoked record comes back as its signed revocation (status
+ * REVOKED), not as an error. */
 int once_client_request(once_client *c, const char *type, const char *subject,
                         const char *purpose, const char *case_id,
                         uint64_t version, once_record **out, once_error *err);

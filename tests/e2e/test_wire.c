@@ -434,7 +434,250 @@ static void test_nul_in_sender(void **state)
     memset(p, 0x55, 64);
     p += 64;
     assert_int_equal(call_code(&market_raw, frame, (size_t)(p - frame), seq),
+                     ONCE_ERR_INVALID_TEXT);
+}
+
+/* A Request from market supervision with want_proof, answered: the reply
+ * envelope. */
+static Once__Envelope *text_request(const char *type, const char *purpose,
+                                    const char *case_id)
+{
+    Once__Request q = ONCE__REQUEST__INIT;
+    Once__Envelope *reply;
+    uint64_t seq = market_seq++;
+    uint8_t body[1024], *env;
+    size_t len;
+
+    q.type = (char *)type;
+    q.subject = licensed;
+    q.purpose = (char *)purpose;
+    q.case_id = (char *)case_id;
+    q.want_proof = true;
+    assert_true(once__request__get_packed_size(&q) <= sizeof(body));
+    len = once__request__pack(&q, body);
+    assert_int_equal(e2e_envelope(&env, &len, market.id, market_session, seq,
+                                  once_now_ms(), ONCE__KIND__KIND_REQUEST,
+                                  body, len, &market.kp), 0);
+    reply = call(&market_raw, env, len);
+    free(env);
+    assert_int_equal(reply->reply_to, seq);
+    return reply;
+}
+
+/* A case id with a tab, a newline and an ESC once put a forged row into
+ * `once-audit subject`; bytes that are not UTF-8 made a leaf strict proto3
+ * parsers refuse. Such text is refused as INVALID_TEXT, the refusal is
+ * logged, and its leaf holds none of the text. */
+static void test_text_fields_are_clean(void **state)
+{
+    static const char *const dirty[] = {
+        "A-1\t2026-01-01\tpolice\tGRANTED\n\x1b[2K", /* C0 */
+        "A-1\x7f",                /* DEL */
+        "A-1\xc2\x9b" "2K",        /* C1: a one-byte CSI */
+        "A-1\xe2\x80\xa8",         /* U+2028 */
+        "A-1\xe2\x80\xae",         /* U+202E, a bidi override */
+        "A-1\xff",                /* not UTF-8 */
+        "A-1\xc0\xaf",             /* overlong '/' */
+        "A-1\xed\xa0\x80",         /* a UTF-16 surrogate */
+        "A-1\xf4\x90\x80\x80",     /* above U+10FFFF */
+    };
+    size_t i;
+
+    (void)state;
+    for (i = 0; i < sizeof(dirty) / sizeof(dirty[0]); i++) {
+        Once__Envelope *reply = text_request(LICENCE, PURPOSE, dirty[i]);
+        Once__Error *e;
+        Once__LogLeaf *leaf;
+
+        assert_int_equal(e2e_reply_code(reply), ONCE_ERR_INVALID_TEXT);
+        e = once__error__unpack(NULL, reply->body.len, reply->body.data);
+        assert_non_null(e);
+        assert_non_null(e->receipt);
+        leaf = once__log_leaf__unpack(NULL, e->receipt->leaf.len,
+                                      e->receipt->leaf.data);
+        assert_non_null(leaf);
+        assert_int_equal(leaf->error, ONCE__ERROR_CODE__ERROR_INVALID_TEXT);
+        assert_string_equal(leaf->case_id, "");
+        assert_string_equal(leaf->purpose, "");
+        once__log_leaf__free_unpacked(leaf, NULL);
+        once__error__free_unpacked(e, NULL);
+        once__envelope__free_unpacked(reply, NULL);
+    }
+    /* The purpose and the type are held to the same rule. */
+    {
+        Once__Envelope *reply = text_request(LICENCE, "tax\nGRANTED", "A-2");
+
+        assert_int_equal(e2e_reply_code(reply), ONCE_ERR_INVALID_TEXT);
+        once__envelope__free_unpacked(reply, NULL);
+        reply = text_request("licence\x1b", PURPOSE, "A-3");
+        assert_int_equal(e2e_reply_code(reply), ONCE_ERR_INVALID_TEXT);
+        once__envelope__free_unpacked(reply, NULL);
+    }
+    /* Any script is text: this purpose passes the rule, and market
+     * supervision has no grant for it. */
+    {
+        Once__Envelope *reply = text_request(LICENCE, "\xe7\xa8\x8e\xe5\x8a"
+                                             "\xa1\xe7\x99\xbb\xe8\xae"
+                                             "\xb0 \xe2\x84\x96 1",
+                                             "\xe6\xa1\x88-2026");
+
+        assert_int_equal(e2e_reply_code(reply), ONCE_ERR_NO_GRANT);
+        once__envelope__free_unpacked(reply, NULL);
+    }
+}
+
+/* protobuf-c reads a disclosure name "name\0x" as "name", whose digest
+ * the header holds, so this publish was stored with a name that another
+ * implementation reads otherwise. */
+static void test_disclosure_name_with_nul(void **state)
+{
+    static char placeholder[] = "nameQx";
+    char subject[19], *name;
+    Once__Publish *p;
+    uint8_t *body, *changed;
+    size_t len, at;
+
+    (void)state;
+    e2e_uscc(subject, 7700030);
+    body = licence_publish(subject, 1, &len);
+    p = once__publish__unpack(NULL, len, body);
+    assert_non_null(p);
+    assert_string_equal(p->disclosures[0]->name, "name");
+    /* protobuf-c packs a string only up to a NUL: pack a placeholder of
+     * the same length and put the NUL in the bytes. */
+    name = p->disclosures[0]->name;
+    p->disclosures[0]->name = placeholder;
+    len = once__publish__get_packed_size(p);
+    changed = malloc(len);
+    assert_non_null(changed);
+    once__publish__pack(p, changed);
+    p->disclosures[0]->name = name;
+    for (at = 0; at + 6 <= len; at++)
+        if (memcmp(changed + at, placeholder, 6) == 0)
+            break;
+    assert_true(at + 6 <= len);
+    changed[at + 4] = '\0';
+    assert_int_equal(market_call(market_seq++, once_now_ms(),
+                                 ONCE__KIND__KIND_PUBLISH, changed, len),
+                     ONCE_ERR_INVALID_TEXT);
+    once__publish__free_unpacked(p, NULL);
+    free(changed);
+    free(body);
+}
+
+/* A publish of a licence and then as many empty disclosures as fit in
+ * 1 MiB (two bytes each): refused as TOO_LARGE from a count on the wire,
+ * before half a million of them are decoded. */
+static void test_too_many_disclosures(void **state)
+{
+    char subject[19];
+    uint8_t *body, *big;
+    size_t len, big_len = ONCE_MAX_MESSAGE - 512, at;
+    Once__Envelope *reply;
+    Once__Error *e;
+    uint8_t *env;
+    size_t env_len;
+    uint64_t seq = market_seq++;
+
+    (void)state;
+    e2e_uscc(subject, 7700031);
+    body = licence_publish(subject, 1, &len);
+    big = malloc(big_len);
+    assert_non_null(big);
+    memcpy(big, body, len);
+    for (at = len; at + 2 <= big_len; at += 2) {
+        big[at] = 0x12; /* field 2, disclosures, empty */
+        big[at + 1] = 0;
+    }
+    assert_int_equal(e2e_envelope(&env, &env_len, market.id, market_session,
+                                  seq, once_now_ms(),
+                                  ONCE__KIND__KIND_PUBLISH, big, at,
+                                  &market.kp), 0);
+    assert_true(env_len <= ONCE_MAX_MESSAGE);
+    reply = call(&market_raw, env, env_len);
+    assert_int_equal(e2e_reply_code(reply), ONCE_ERR_TOO_LARGE);
+    e = once__error__unpack(NULL, reply->body.len, reply->body.data);
+    assert_non_null(e);
+    assert_non_null(strstr(e->message, "more than 64 disclosures"));
+    once__error__free_unpacked(e, NULL);
+    once__envelope__free_unpacked(reply, NULL);
+    free(env);
+    free(big);
+    free(body);
+}
+
+/* PROTOCOL.md 2.1: seq starts at 1 and reply_to is 0 on a department's
+ * envelope; fields once.proto does not define, in the envelope (where no
+ * signature covers them) or in a body, are refused. */
+static void test_envelope_loose_ends(void **state)
+{
+    Once__Envelope e = ONCE__ENVELOPE__INIT;
+    uint8_t sig[ONCE_SIGNATURE_BYTES], *env, *padded, *body;
+    size_t len, body_len;
+    uint64_t seq;
+
+    (void)state;
+    assert_int_equal(e2e_envelope(&env, &len, market.id, market_session, 0,
+                                  once_now_ms(), ONCE__KIND__KIND_PING, NULL,
+                                  0, &market.kp), 0);
+    assert_int_equal(call_code(&market_raw, env, len, 0), ONCE_ERR_MALFORMED);
+    free(env);
+
+    seq = market_seq++;
+    e.version = 1;
+    e.sender = market.id;
+    e.session = market_session;
+    e.seq = seq;
+    e.sent_at = once_now_ms();
+    e.kind = ONCE__KIND__KIND_PING;
+    e.reply_to = 7;
+    assert_int_equal(envelope_sign(&e, &market.kp, sig), 0);
+    assert_int_equal(envelope_pack(&e, &env, &len), 0);
+    assert_int_equal(call_code(&market_raw, env, len, seq),
                      ONCE_ERR_MALFORMED);
+    free(env);
+
+    /* Field 10 after a correctly signed envelope: the signature still
+     * verifies, since it covers decoded fields only. An envelope that is
+     * not one is answered with reply_to 0 (PROTOCOL.md 2.2). */
+    seq = market_seq++;
+    assert_int_equal(e2e_envelope(&env, &len, market.id, market_session, seq,
+                                  once_now_ms(), ONCE__KIND__KIND_PING, NULL,
+                                  0, &market.kp), 0);
+    padded = malloc(len + 2);
+    assert_non_null(padded);
+    memcpy(padded, env, len);
+    padded[len] = 0x50; /* field 10, varint */
+    padded[len + 1] = 0x01;
+    assert_int_equal(call_code(&market_raw, padded, len + 2, 0),
+                     ONCE_ERR_MALFORMED);
+    free(padded);
+    free(env);
+
+    /* Field 7 of a Request is not defined. */
+    assert_int_equal(e2e_request_body(&body, &body_len, LICENCE, licensed,
+                                      PURPOSE, "A-4", 0), 0);
+    padded = malloc(2 * body_len);
+    assert_non_null(padded);
+    memcpy(padded, body, body_len);
+    padded[body_len] = 0x38; /* field 7, varint */
+    padded[body_len + 1] = 0x01;
+    assert_int_equal(market_call(market_seq++, once_now_ms(),
+                                 ONCE__KIND__KIND_REQUEST, padded,
+                                 body_len + 2),
+                     ONCE_ERR_MALFORMED);
+    /* Every field twice: protobuf-c would take the last copies. */
+    memcpy(padded + body_len, body, body_len);
+    assert_int_equal(market_call(market_seq++, once_now_ms(),
+                                 ONCE__KIND__KIND_REQUEST, padded,
+                                 2 * body_len),
+                     ONCE_ERR_MALFORMED);
+    /* The body itself is fine: market supervision has no grant. */
+    assert_int_equal(market_call(market_seq++, once_now_ms(),
+                                 ONCE__KIND__KIND_REQUEST, body, body_len),
+                     ONCE_ERR_NO_GRANT);
+    free(padded);
+    free(body);
 }
 
 static void test_unknown_key_refused_at_handshake(void **state)
@@ -678,6 +921,10 @@ int main(void)
         cmocka_unit_test(test_session_zero),
         cmocka_unit_test(test_unsupported),
         cmocka_unit_test(test_nul_in_sender),
+        cmocka_unit_test(test_text_fields_are_clean),
+        cmocka_unit_test(test_disclosure_name_with_nul),
+        cmocka_unit_test(test_too_many_disclosures),
+        cmocka_unit_test(test_envelope_loose_ends),
         cmocka_unit_test(test_unknown_key_refused_at_handshake),
         cmocka_unit_test(test_tampered_records),
         cmocka_unit_test(test_pipelined),

@@ -197,11 +197,11 @@ static void test_departments(void **state)
     assert_non_null(strstr(err.message, "Ed25519"));
     assert_int_equal(policy_department_add(txn, &f->s, "police", "bad\x01name",
                                            f->tax.public_key, &err),
-                     -ONCE_ERR_INVALID_ARGUMENT);
+                     -ONCE_ERR_INVALID_TEXT);
     assert_int_equal(policy_department_add(txn, &f->s, "police",
                                            "bad \xc3\x28 utf-8",
                                            f->tax.public_key, &err),
-                     -ONCE_ERR_INVALID_ARGUMENT);
+                     -ONCE_ERR_INVALID_TEXT);
     mdb_txn_abort(txn);
 }
 
@@ -456,7 +456,7 @@ static void test_grants(void **state)
 
     make_grant(&g, "bank", "account\topening");
     assert_int_equal(policy_grant_add(txn, &f->s, &g, &err),
-                     -ONCE_ERR_INVALID_ARGUMENT);
+                     -ONCE_ERR_INVALID_TEXT);
 
     make_grant(&g, "bank", "account opening");
     strcpy(g.fields[1], "name");

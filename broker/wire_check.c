@@ -1,0 +1,160 @@
+/*
+ * wire_check.c - the broker's decoding of what a department sends, before
+ * any policy: the envelope of a frame and the body of its kind.
+ *
+ * Every byte here is hostile and nothing is known yet about who sent it,
+ * so this module only looks at the bytes: no database, no keys, no clock.
+ * That keeps it a pure function a fuzz target can drive
+ * (tests/fuzz/fuzz_wire_check.c) and leaves server.c the decisions that
+ * need the broker's state.
+ *
+ * Each message is first walked with its description from once.proto
+ * (wire_check in lib/wire_schema.c), which allocates nothing: fields
+ * once.proto does not define are refused (they would be unsigned bytes in
+ * the evidence digest, or bytes a strict reader sees and protobuf-c
+ * hides), a singular field may appear once, a repeated one is counted
+ * before protobuf-c allocates a structure for each, and every string must
+ * be clean text (text_check.c). Only then does protobuf-c decode, into the
+ * worker's arena, an amount bounded by the description. A message that
+ * passes the structure but has a string that is not clean text is still
+ * decoded, so the answer can name the envelope's seq and a body's
+ * want_proof is honoured on the refusal.
+ *
+ * The order of the checks is PROTOCOL.md's (sections 3.1 and 4): the
+ * first that fails is the answer.
+ */
+#include "wire_check.h"
+
+#include <stdbool.h>
+#include <string.h>
+
+#include "envelope.h"
+#include "wire_schema.h"
+
+/* Walks bytes as m; on success or a mere INVALID_TEXT the structure is
+ * sound and *safe is set, so they may be decoded. */
+static int walk(const uint8_t *bytes, size_t len, const wire_message *m,
+                bool *safe, once_error *err)
+{
+    int rc = wire_check(bytes, len, m, err);
+
+    *safe = rc == 0 || rc == -ONCE_ERR_INVALID_TEXT;
+    return rc;
+}
+
+int wire_check_envelope(const uint8_t *bytes, size_t len,
+                        ProtobufCAllocator *alloc, Once__Envelope **out,
+                        once_error *err)
+{
+    Once__Envelope *e = NULL;
+    bool safe;
+    int rc;
+
+    /* Walked and decoded even when too large, for the seq to answer; the
+     * walk keeps the decoding bounded whatever the size. */
+    rc = walk(bytes, len, &wire_envelope, &safe, err);
+    if (safe && (e = once__envelope__unpack(alloc, len, bytes)) == NULL)
+        rc = once_error_set(err, ONCE_ERR_MALFORMED, "not a decodable "
+                            "envelope");
+    *out = e;
+    if (len > ONCE_MAX_MESSAGE)
+        return once_error_set(err, ONCE_ERR_TOO_LARGE, "the envelope is %zu "
+                              "bytes; the limit is %d", len,
+                              ONCE_MAX_MESSAGE);
+    if (rc < 0)
+        return rc;
+    if (e->version != ENVELOPE_VERSION)
+        return once_error_set(err, ONCE_ERR_UNSUPPORTED, "protocol version "
+                              "%u is not supported; this broker speaks "
+                              "version %u", e->version, ENVELOPE_VERSION);
+    if (e->kind != ONCE__KIND__KIND_PUBLISH &&
+        e->kind != ONCE__KIND__KIND_REVOKE &&
+        e->kind != ONCE__KIND__KIND_REQUEST &&
+        e->kind != ONCE__KIND__KIND_PING)
+        return once_error_set(err, ONCE_ERR_UNSUPPORTED, "a department may "
+                              "not send kind %d", (int)e->kind);
+    if (e->session == 0)
+        return once_error_set(err, ONCE_ERR_MALFORMED, "the session must not "
+                              "be 0");
+    if (e->seq == 0)
+        return once_error_set(err, ONCE_ERR_MALFORMED, "seq starts at 1");
+    if (e->reply_to != 0)
+        return once_error_set(err, ONCE_ERR_MALFORMED, "a department's "
+                              "envelope has reply_to 0");
+    if (strlen(e->sender) > ONCE_MAX_NAME)
+        return once_error_set(err, ONCE_ERR_TOO_LARGE, "the sender is over "
+                              "%d bytes", ONCE_MAX_NAME);
+    return 0;
+}
+
+int wire_check_request(const uint8_t *body, size_t len,
+                       ProtobufCAllocator *alloc, Once__Request **out,
+                       once_error *err)
+{
+    Once__Request *q = NULL;
+    bool safe;
+    int rc;
+
+    rc = walk(body, len, &wire_request, &safe, err);
+    if (safe && (q = once__request__unpack(alloc, len, body)) == NULL)
+        rc = once_error_set(err, ONCE_ERR_MALFORMED, "the request body does "
+                            "not decode");
+    *out = q;
+    if (rc < 0)
+        return rc;
+    if (q->purpose[0] == '\0' || q->case_id[0] == '\0')
+        return once_error_set(err, ONCE_ERR_MISSING_PURPOSE, "a request "
+                              "needs a purpose and a case id");
+    if (strlen(q->purpose) > ONCE_MAX_PURPOSE ||
+        strlen(q->case_id) > ONCE_MAX_CASE_ID ||
+        strlen(q->type) > ONCE_MAX_NAME ||
+        strlen(q->subject) > ONCE_MAX_SUBJECT)
+        return once_error_set(err, ONCE_ERR_TOO_LARGE, "purpose, case id, "
+                              "type or subject is over its limit (%d, %d, "
+                              "%d, %d bytes)", ONCE_MAX_PURPOSE,
+                              ONCE_MAX_CASE_ID, ONCE_MAX_NAME,
+                              ONCE_MAX_SUBJECT);
+    return 0;
+}
+
+int wire_check_publish(const uint8_t *body, size_t len,
+                       ProtobufCAllocator *alloc, Once__Publish **out,
+                       once_error *err)
+{
+    Once__Publish *p = NULL;
+    bool safe;
+    int rc;
+
+    rc = walk(body, len, &wire_publish, &safe, err);
+    if (safe && (p = once__publish__unpack(alloc, len, body)) == NULL)
+        rc = once_error_set(err, ONCE_ERR_MALFORMED, "the publish body does "
+                            "not decode");
+    *out = p;
+    if (rc < 0)
+        return rc;
+    if (p->record == NULL)
+        return once_error_set(err, ONCE_ERR_MALFORMED, "the publish carries "
+                              "no record");
+    return 0;
+}
+
+int wire_check_revoke(const uint8_t *body, size_t len,
+                      ProtobufCAllocator *alloc, Once__Revoke **out,
+                      once_error *err)
+{
+    Once__Revoke *r = NULL;
+    bool safe;
+    int rc;
+
+    rc = walk(body, len, &wire_revoke, &safe, err);
+    if (safe && (r = once__revoke__unpack(alloc, len, body)) == NULL)
+        rc = once_error_set(err, ONCE_ERR_MALFORMED, "the revoke body does "
+                            "not decode");
+    *out = r;
+    if (rc < 0)
+        return rc;
+    if (r->record == NULL)
+        return once_error_set(err, ONCE_ERR_MALFORMED, "the revoke carries "
+                              "no record");
+    return 0;
+}

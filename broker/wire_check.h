@@ -1,0 +1,52 @@
+/*
+ * wire_check.h - the broker's decoding of what a department sends, before
+ * any policy: the envelope of a frame and the body of its kind. Pure
+ * functions of the bytes, so a fuzz target calls them without a broker.
+ * See wire_check.c.
+ */
+#ifndef ONCE_WIRE_CHECK_H
+#define ONCE_WIRE_CHECK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "once/once.h"
+#include "once.pb-c.h"
+
+/* Each function returns 0, or the -code of the first check that fails with
+ * a message in err. *out is the decoded message (from alloc; NULL: the
+ * system allocator) whenever the bytes could be decoded safely, even on a
+ * refusal, so the caller can answer the envelope's seq or honour a body's
+ * want_proof; NULL otherwise. */
+
+/* PROTOCOL.md 3.1 steps 2 to 6, and the sender's length: at most
+ * ONCE_MAX_MESSAGE bytes (TOO_LARGE); an Envelope with only its own fields,
+ * each once (MALFORMED); a sender of clean text (INVALID_TEXT); version 1
+ * and a kind a department sends (UNSUPPORTED); session, seq not 0 and
+ * reply_to 0 (MALFORMED); a sender of at most ONCE_MAX_NAME bytes
+ * (TOO_LARGE). */
+int wire_check_envelope(const uint8_t *bytes, size_t len,
+                        ProtobufCAllocator *alloc, Once__Envelope **out,
+                        once_error *err);
+
+/* A Request body (PROTOCOL.md 4.3): only its fields (MALFORMED), clean
+ * text (INVALID_TEXT), a purpose and a case id (MISSING_PURPOSE), each
+ * string within its limit (TOO_LARGE). */
+int wire_check_request(const uint8_t *body, size_t len,
+                       ProtobufCAllocator *alloc, Once__Request **out,
+                       once_error *err);
+
+/* A Publish body (4.1): only its fields (MALFORMED), at most
+ * ONCE_MAX_FIELDS disclosures, counted before decoding (TOO_LARGE), clean
+ * disclosure names (INVALID_TEXT), a record (MALFORMED). */
+int wire_check_publish(const uint8_t *body, size_t len,
+                       ProtobufCAllocator *alloc, Once__Publish **out,
+                       once_error *err);
+
+/* A Revoke body (4.2): only its fields (MALFORMED), a record
+ * (MALFORMED). */
+int wire_check_revoke(const uint8_t *body, size_t len,
+                      ProtobufCAllocator *alloc, Once__Revoke **out,
+                      once_error *err);
+
+#endif

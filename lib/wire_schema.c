@@ -1,0 +1,198 @@
+/*
+ * wire_schema.c - checks protobuf bytes from outside against the shape
+ * once.proto gives them, before protobuf-c decodes them.
+ *
+ * protobuf-c accepts more than once.proto says, and what it accepts costs
+ * or misleads:
+ *
+ *   - every occurrence of a repeated field is an allocation, made before
+ *     anyone can count them: a 1 MiB Publish of two-byte empty
+ *     disclosures decodes into half a million structures before the
+ *     broker could refuse more than 64;
+ *   - fields once.proto does not define are kept (unknown_fields), so an
+ *     envelope padded with them is accepted, and bytes no signature covers
+ *     would enter the evidence digest the log keeps;
+ *   - a singular field sent twice is taken from its last copy (a message
+ *     from both, merged), which another implementation may read otherwise;
+ *   - a string is not checked at all: a NUL byte cuts it short in C, and
+ *     bytes that are not UTF-8 make a log leaf that strict proto3 parsers
+ *     refuse; control characters forge rows wherever it is printed.
+ *
+ * So the broker (and libonce, for a record header it receives) first walks
+ * the bytes with a small description of the message, the one hand-written
+ * walker of protobuf wire format in the code base: no allocation, each
+ * field checked against its number, wire type and count, strings against
+ * the text rule (text_check.c), nested messages in turn. Only bytes that
+ * pass are handed to protobuf-c, which then allocates a bounded amount.
+ * The nesting is that of the descriptions (at most two levels), so the
+ * recursion is bounded whatever the bytes say.
+ */
+#include "wire_schema.h"
+
+#include <stdbool.h>
+
+#include "text_check.h"
+
+static const wire_field envelope_fields[] = {
+    {1, "version", WIRE_VARINT, 1, NULL},
+    {2, "sender", WIRE_TEXT, 1, NULL},
+    {3, "session", WIRE_VARINT, 1, NULL},
+    {4, "seq", WIRE_VARINT, 1, NULL},
+    {5, "sent_at", WIRE_VARINT, 1, NULL},
+    {6, "kind", WIRE_VARINT, 1, NULL},
+    {7, "reply_to", WIRE_VARINT, 1, NULL},
+    {8, "body", WIRE_BYTES, 1, NULL},
+    {9, "signature", WIRE_BYTES, 1, NULL},
+};
+const wire_message wire_envelope = {"Envelope", envelope_fields, 9};
+
+static const wire_field request_fields[] = {
+    {1, "type", WIRE_TEXT, 1, NULL},
+    {2, "subject", WIRE_TEXT, 1, NULL},
+    {3, "purpose", WIRE_TEXT, 1, NULL},
+    {4, "case_id", WIRE_TEXT, 1, NULL},
+    {5, "version", WIRE_VARINT, 1, NULL},
+    {6, "want_proof", WIRE_VARINT, 1, NULL},
+};
+const wire_message wire_request = {"Request", request_fields, 6};
+
+/* The header is bytes here: it is checked as a RecordHeader by
+ * record_header_parse, which every reader of a record goes through. */
+static const wire_field signed_record_fields[] = {
+    {1, "header", WIRE_BYTES, 1, NULL},
+    {2, "signature", WIRE_BYTES, 1, NULL},
+};
+static const wire_message wire_signed_record = {"SignedRecord",
+                                                signed_record_fields, 2};
+
+static const wire_field disclosure_fields[] = {
+    {1, "salt", WIRE_BYTES, 1, NULL},
+    {2, "name", WIRE_TEXT, 1, NULL},
+    {3, "value", WIRE_BYTES, 1, NULL},
+};
+static const wire_message wire_disclosure = {"Disclosure", disclosure_fields,
+                                             3};
+
+static const wire_field publish_fields[] = {
+    {1, "record", WIRE_MESSAGE, 1, &wire_signed_record},
+    {2, "disclosures", WIRE_MESSAGE, ONCE_MAX_FIELDS, &wire_disclosure},
+    {3, "want_proof", WIRE_VARINT, 1, NULL},
+};
+const wire_message wire_publish = {"Publish", publish_fields, 3};
+
+static const wire_field revoke_fields[] = {
+    {1, "record", WIRE_MESSAGE, 1, &wire_signed_record},
+    {2, "want_proof", WIRE_VARINT, 1, NULL},
+};
+const wire_message wire_revoke = {"Revoke", revoke_fields, 2};
+
+static const wire_field field_digest_fields[] = {
+    {1, "name", WIRE_TEXT, 1, NULL},
+    {2, "digest", WIRE_BYTES, 1, NULL},
+};
+static const wire_message wire_field_digest = {"FieldDigest",
+                                               field_digest_fields, 2};
+
+static const wire_field record_header_fields[] = {
+    {1, "type", WIRE_TEXT, 1, NULL},
+    {2, "subject", WIRE_TEXT, 1, NULL},
+    {3, "version", WIRE_VARINT, 1, NULL},
+    {4, "issuer", WIRE_TEXT, 1, NULL},
+    {5, "issued_at", WIRE_VARINT, 1, NULL},
+    {6, "valid_from", WIRE_VARINT, 1, NULL},
+    {7, "valid_until", WIRE_VARINT, 1, NULL},
+    {8, "status", WIRE_VARINT, 1, NULL},
+    {9, "fields", WIRE_MESSAGE, ONCE_MAX_FIELDS, &wire_field_digest},
+};
+const wire_message wire_record_header = {"RecordHeader",
+                                         record_header_fields, 9};
+
+static bool read_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+    uint64_t value = 0;
+    unsigned shift;
+
+    for (shift = 0; shift < 64 && *p < end; shift += 7) {
+        uint8_t b = *(*p)++;
+
+        value |= (uint64_t)(b & 0x7f) << shift;
+        if ((b & 0x80) == 0) {
+            *v = value;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* The walk of one message. Returns 0 or the -code of a fault in the
+ * structure; a string that is not clean text only sets *bad_text (and err,
+ * for the first one), so that the whole structure is checked either way. */
+static int walk(const uint8_t *p, size_t len, const wire_message *m,
+                once_error *err, bool *bad_text)
+{
+    const uint8_t *end;
+    unsigned counts[WIRE_MAX_FIELDS] = {0};
+    uint64_t key, n;
+    size_t i;
+    int rc;
+
+    if (len == 0) /* p may be NULL */
+        return 0;
+    end = p + len;
+    while (p < end) {
+        const wire_field *f = NULL;
+
+        if (!read_varint(&p, end, &key))
+            return once_error_set(err, ONCE_ERR_MALFORMED, "the %s is not "
+                                  "protobuf wire format", m->name);
+        for (i = 0; i < m->n_fields; i++)
+            if (m->fields[i].number == key >> 3)
+                f = &m->fields[i];
+        if (f == NULL)
+            return once_error_set(err, ONCE_ERR_MALFORMED, "the %s holds "
+                                  "field %llu, which once.proto does not "
+                                  "define for it", m->name,
+                                  (unsigned long long)(key >> 3));
+        if ((key & 7) != (f->kind == WIRE_VARINT ? 0u : 2u))
+            return once_error_set(err, ONCE_ERR_MALFORMED, "the %s's %s has "
+                                  "the wrong wire type", m->name, f->name);
+        i = (size_t)(f - m->fields);
+        if (++counts[i] > f->max_count)
+            return f->max_count == 1
+                       ? once_error_set(err, ONCE_ERR_MALFORMED, "the %s's "
+                                        "%s appears more than once",
+                                        m->name, f->name)
+                       : once_error_set(err, ONCE_ERR_TOO_LARGE, "the %s "
+                                        "holds more than %u %s", m->name,
+                                        f->max_count, f->name);
+        if (!read_varint(&p, end, &n) ||
+            (f->kind != WIRE_VARINT && n > (uint64_t)(end - p)))
+            return once_error_set(err, ONCE_ERR_MALFORMED, "the %s's %s is "
+                                  "cut short", m->name, f->name);
+        if (f->kind == WIRE_VARINT)
+            continue;
+        if (f->kind == WIRE_TEXT && !*bad_text &&
+            !text_is_clean_utf8(p, (size_t)n)) {
+            *bad_text = true;
+            once_error_set(err, ONCE_ERR_INVALID_TEXT, "the %s's %s is not "
+                           "clean text (UTF-8 without control characters)",
+                           m->name, f->name);
+        }
+        if (f->kind == WIRE_MESSAGE &&
+            (rc = walk(p, (size_t)n, f->message, err, bad_text)) < 0)
+            return rc;
+        p += n;
+    }
+    return 0;
+}
+
+int wire_check(const uint8_t *p, size_t len, const wire_message *m,
+               once_error *err)
+{
+    bool bad_text = false;
+    int rc = walk(p, len, m, err, &bad_text);
+
+    if (rc < 0)
+        return rc;
+    return bad_text ? -ONCE_ERR_INVALID_TEXT : 0;
+}
