@@ -3,8 +3,8 @@
  *
  *     fuzz-make-seeds OUT_DIR
  *
- * writes OUT_DIR/fuzz_record_parse/, fuzz_envelope/, fuzz_bundle/,
- * fuzz_keys_line/ and fuzz_tlog_proof/. The seeds in tests/fuzz/corpus/
+ * writes OUT_DIR/fuzz_record_parse/, fuzz_envelope/, fuzz_wire_check/,
+ * fuzz_bundle/, fuzz_keys_line/ and fuzz_tlog_proof/. The seeds in tests/fuzz/corpus/
  * were made with it; rerun it when a format changes. Records, checkpoints
  * and proofs are signed with the targets' fixed key (fuzz_key.h), so
  * mutations that spare the signed bytes reach the checks behind the
@@ -138,7 +138,37 @@ static void write_envelope(const char *name, Once__Kind kind, uint64_t seq,
     if (envelope_pack(&e, &buf, &len) < 0)
         die("cannot pack an envelope");
     write_seed("fuzz_envelope", name, buf, len);
+    /* What a department sends is also what the broker's decoding takes. */
+    if (sign)
+        write_seed("fuzz_wire_check", name, buf, len);
     free(buf);
+}
+
+/* Seeds of fuzz_wire_check at the edges of its checks: dirty text, a
+ * field once.proto does not define, one disclosure too many. */
+static void write_wire_check_seeds(void)
+{
+    Once__Request request = ONCE__REQUEST__INIT;
+    uint8_t body[512 + 2 * (ONCE_MAX_FIELDS + 1)];
+    size_t len, i;
+
+    request.type = "business-licence";
+    request.subject = "91350100M000100Y43";
+    request.purpose = "tax-registration";
+    request.case_id = "2024-TAX\t\xc2\x9b\xe2\x80\xa8\xff";
+    len = once__request__pack(&request, body);
+    write_envelope("request-dirty-text.bin", ONCE__KIND__KIND_REQUEST, 6,
+                   body, len, true);
+    body[len++] = 0x38; /* field 7, not in once.proto */
+    body[len++] = 0x01;
+    write_envelope("request-unknown-field.bin", ONCE__KIND__KIND_REQUEST, 7,
+                   body, len, true);
+    for (len = 0, i = 0; i <= ONCE_MAX_FIELDS; i++) {
+        body[len++] = 0x12; /* an empty disclosure */
+        body[len++] = 0x00;
+    }
+    write_envelope("publish-65-disclosures.bin", ONCE__KIND__KIND_PUBLISH, 8,
+                   body, len, true);
 }
 
 static void write_envelopes(once_record *lic, once_record *rev)
@@ -391,8 +421,8 @@ static void write_proofs(void)
 int main(int argc, char **argv)
 {
     static const char *const corpora[] = {
-        "fuzz_record_parse", "fuzz_envelope", "fuzz_bundle",
-        "fuzz_keys_line", "fuzz_tlog_proof"};
+        "fuzz_record_parse", "fuzz_envelope", "fuzz_wire_check",
+        "fuzz_bundle", "fuzz_keys_line", "fuzz_tlog_proof"};
     size_t i;
     static const char *const one[] = {"address"};
     once_record *lic, *per, *rev, *copy;
@@ -428,6 +458,7 @@ int main(int argc, char **argv)
     once_record_free(copy);
 
     write_envelopes(lic, rev);
+    write_wire_check_seeds();
     write_bundles();
     write_keys();
     write_proofs();
