@@ -77,6 +77,7 @@
 #include "audit_hash.h"
 #include "digest.h"
 #include "envelope.h"
+#include "evidence.h"
 #include "log.h"
 #include "policy.h"
 #include "record_internal.h"
@@ -342,7 +343,10 @@ static void to_writer(job *j, write_job *wj, int answer_kind, int refusal)
     snprintf(wj->leaf.department, sizeof(wj->leaf.department), "%s",
              j->env->sender);
     memcpy(wj->leaf.envelope_digest, j->digest, sizeof(j->digest));
-    memcpy(wj->evidence, j->bytes, j->len);
+    if (wj->evidence_len < j->len) /* answer_logged left it out */
+        evidence_omitted_encode(wj->evidence, j->len, j->digest);
+    else
+        memcpy(wj->evidence, j->bytes, j->len);
     memcpy(wj->subject_tag, j->tag, sizeof(wj->subject_tag));
     wj->answer_kind = answer_kind;
     wj->refusal = refusal;
@@ -362,11 +366,17 @@ static void to_writer(job *j, write_job *wj, int answer_kind, int refusal)
 }
 
 /* Logs an answer that stores nothing (a request's, or a refusal) and
- * sends it once its leaf is committed. False when out of memory. */
+ * sends it once its leaf is committed. False when out of memory. A
+ * refusal's envelope over EVIDENCE_REFUSAL_MAX bytes is not kept, only its
+ * size and digest (evidence.c): what a department may make the log keep
+ * forever by being refused stays small. */
 static bool answer_logged(job *j, int kind, int refusal, const uint8_t *body,
                           size_t len)
 {
-    write_job *wj = write_job_new(0, len, j->len);
+    write_job *wj = write_job_new(0, len,
+                                  refusal != 0 && j->len > EVIDENCE_REFUSAL_MAX
+                                      ? EVIDENCE_OMITTED_BYTES
+                                      : j->len);
 
     if (wj == NULL)
         return false;

@@ -67,6 +67,7 @@
 #include "digest.h"
 #include "checkpoint.h"
 #include "envelope.h"
+#include "evidence.h"
 #include "export_keys.h"
 #include "file_io.h"
 #include "merkle.h"
@@ -1502,6 +1503,7 @@ static void check_leaf(verifier *v, evidence_bundle *r, uint64_t index,
     Once__Envelope *env;
     report *p = &r->problems;
     uint8_t digest[32];
+    uint64_t omitted_size;
     int refused;
 
     if (leaf == NULL) {
@@ -1520,6 +1522,21 @@ static void check_leaf(verifier *v, evidence_bundle *r, uint64_t index,
         report_add(p, "leaf %" PRIu64 ": decision %d with error %s is "
                    "inconsistent", index, (int)leaf->decision,
                    once_error_name((int)leaf->error));
+    if (evidence_omitted_parse(evidence, evidence_len, &omitted_size,
+                               digest)) {
+        /* AUDIT.md: only a refusal of a large envelope may omit it. */
+        if (!refused || omitted_size <= EVIDENCE_REFUSAL_MAX ||
+            leaf->envelope_digest.len != 32 ||
+            memcmp(leaf->envelope_digest.data, digest, 32) != 0)
+            report_add(p, "leaf %" PRIu64 ": evidence omitted, which only "
+                       "a refusal of an envelope over %d bytes may be, with "
+                       "the leaf's envelope digest", index,
+                       EVIDENCE_REFUSAL_MAX);
+        r->checked++;
+        r->unauthenticated++;
+        once__log_leaf__free_unpacked(leaf, NULL);
+        return;
+    }
     digest_sha256(digest, evidence, evidence_len);
     if (leaf->envelope_digest.len != 32 ||
         memcmp(leaf->envelope_digest.data, digest, 32) != 0)
@@ -1916,8 +1933,9 @@ static int cmd_verify(int argc, char **argv)
                " leaves were checked by an earlier run", pinned,
                v->evidence_from);
     if (unauthenticated > 0)
-        printf(" (%" PRIu64 " refusals of unknown senders have no key to "
-               "check)", unauthenticated);
+        printf(" (%" PRIu64 " refusals have no signature to check: of "
+               "unknown senders, or with their evidence omitted)",
+               unauthenticated);
     printf("\n");
     if (v->have_audit_key)
         printf("subject hashes: checked with the audit key\n");
