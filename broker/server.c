@@ -286,6 +286,9 @@ struct server {
     unsigned worker_count;
     uint64_t skew_ms;
     uint8_t audit_key[AUDIT_KEY_BYTES];
+    /* The answer to every ping: a Response naming the exchange log, its
+     * origin and checkpoint key (PROTOCOL.md 4.4). Made at start. */
+    byte_buffer ping_answer;
 };
 
 /* One message being answered by a worker. */
@@ -1034,7 +1037,8 @@ static void handle(job *j)
         if (e->body.len != 0)
             refuse(j, ONCE_ERR_MALFORMED, "a ping has an empty body");
         else
-            answer(j, ONCE__KIND__KIND_RESPONSE, NULL, 0);
+            answer(j, ONCE__KIND__KIND_RESPONSE, w->srv->ping_answer.data,
+                   w->srv->ping_answer.len);
         break;
     case ONCE__KIND__KIND_REQUEST:
         handle_request(j);
@@ -1431,6 +1435,24 @@ static int start_worker(server *srv, worker *w, void *ctx, once_error *err)
     return 0;
 }
 
+/* The Response every ping gets: the log's origin and the key that signs
+ * its checkpoints (the broker's key), so a client can verify receipts
+ * with nothing it was not told over the broker's own channel. */
+static int make_ping_answer(server *srv, const uint8_t log_pk[32])
+{
+    Once__Response r = ONCE__RESPONSE__INIT;
+    size_t len;
+
+    r.log_origin = (char *)srv->cfg->log_origin;
+    r.log_public_key.data = (uint8_t *)log_pk;
+    r.log_public_key.len = ONCE_PUBLIC_KEY_BYTES;
+    len = once__response__get_packed_size(&r);
+    if (byte_buffer_reserve(&srv->ping_answer, len) < 0)
+        return -ONCE_ERR_NO_MEMORY;
+    srv->ping_answer.len = once__response__pack(&r, srv->ping_answer.data);
+    return 0;
+}
+
 int server_start(server **out, const server_options *opt, char *bound,
                  size_t bound_cap, once_error *err)
 {
@@ -1449,6 +1471,8 @@ int server_start(server **out, const server_options *opt, char *bound,
     srv->identity = opt->identity;
     srv->skew_ms = (uint64_t)opt->cfg->skew_seconds * 1000u;
     memcpy(srv->audit_key, opt->audit_key, sizeof(srv->audit_key));
+    if ((rc = make_ping_answer(srv, opt->broker_key->public_key)) < 0)
+        return once_error_set(err, ONCE_ERR_NO_MEMORY, "out of memory");
     srv->replies_in = make_socket(opt->zmq_ctx, ZMQ_PULL,
                                   SERVER_REPLIES_ENDPOINT, true, 0, 0, err,
                                   &rc);
@@ -1537,5 +1561,6 @@ void server_free(server *srv)
     close_socket(&srv->control);
     close_socket(&srv->control_main);
     sodium_memzero(srv->audit_key, sizeof(srv->audit_key));
+    byte_buffer_free(&srv->ping_answer);
     free(srv);
 }

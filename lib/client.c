@@ -704,6 +704,15 @@ int once_client_request_ex(once_client *c, const char *type,
 
 int once_client_ping(once_client *c, once_error *err)
 {
+    return once_client_ping_ex(c, NULL, err);
+}
+
+_Static_assert(ONCE_MAX_LOG_ORIGIN == CHECKPOINT_MAX_ORIGIN,
+               "once_log_info holds any origin a checkpoint may have");
+
+int once_client_ping_ex(once_client *c, once_log_info *info,
+                        once_error *err)
+{
     Once__Response *response = NULL;
     int rc;
 
@@ -712,7 +721,21 @@ int once_client_ping(once_client *c, once_error *err)
                               "client is required");
     rc = call_for_response(c, ONCE__KIND__KIND_PING, NULL, 0, &response,
                            NULL, err);
-    if (rc == 0)
-        once__response__free_unpacked(response, NULL);
+    if (rc < 0)
+        return rc;
+    if (info != NULL) {
+        if (!checkpoint_origin_is_valid(response->log_origin) ||
+            response->log_public_key.len != ONCE_PUBLIC_KEY_BYTES) {
+            rc = once_error_set(err, ONCE_ERR_MALFORMED,
+                                "the broker's ping answer does not name its "
+                                "log");
+        } else {
+            snprintf(info->origin, sizeof(info->origin), "%s",
+                     response->log_origin);
+            memcpy(info->public_key, response->log_public_key.data,
+                   ONCE_PUBLIC_KEY_BYTES);
+        }
+    }
+    once__response__free_unpacked(response, NULL);
     return rc;
 }

@@ -292,6 +292,23 @@ int once_client_request(once_client *c, const char *type, const char *subject,
                         uint64_t version, once_record **out, once_error *err);
 int once_client_ping(once_client *c, once_error *err);
 
+/* The broker's exchange log, as its ping answer names it (PROTOCOL.md
+ * 4.4): the origin its checkpoints carry and the Ed25519 key that signs
+ * them, which is today the broker's own key. The answer comes over the
+ * CURVE channel only the broker's key can terminate, so these are the
+ * broker's word: pass them to once_receipt_verify. */
+#define ONCE_MAX_LOG_ORIGIN 255
+
+typedef struct once_log_info {
+    char origin[ONCE_MAX_LOG_ORIGIN + 1];        /* NUL-terminated */
+    uint8_t public_key[ONCE_PUBLIC_KEY_BYTES];
+} once_log_info;
+
+/* A ping that also fills info. -ONCE_ERR_MALFORMED when the answer does
+ * not name a log (an origin as checkpoints have one, a 32-byte key). */
+int once_client_ping_ex(once_client *c, once_log_info *info,
+                        once_error *err);
+
 /* ---------------------------------------------------------------------------
  * Receipts (docs/AUDIT.md section 4)
  *
@@ -334,7 +351,8 @@ int once_client_request_ex(once_client *c, const char *type,
                            once_receipt *receipt, once_error *err);
 
 /* Checks a receipt with a proof: the checkpoint is signed by broker_pk
- * under origin (the log's name, the first line of its checkpoints); the
+ * under origin (the log's name, the first line of its checkpoints; both
+ * as once_client_ping_ex reports them, PROTOCOL.md 4.7); the
  * leaf is about the envelope this client sent; SHA-256(0x00 || leaf) with
  * the proof leads to the checkpoint's root at leaf_index. 0, or
  * -ONCE_ERR_BAD_SIGNATURE (checkpoint), -ONCE_ERR_INVALID_RECORD (leaf or

@@ -155,10 +155,53 @@ static void test_ping_reply_envelope(void **state)
     assert_string_equal(reply->sender, "e2e-broker");
     assert_int_equal(reply->kind, ONCE__KIND__KIND_RESPONSE);
     assert_int_equal(reply->reply_to, seq);
-    assert_int_equal(reply->body.len, 0);
     assert_int_equal(reply->signature.len, 0); /* PROTOCOL.md 2.2 */
     assert_true(reply->session != 0);
+    /* PROTOCOL.md 4.4: the answer names the log, whose origin is the
+     * broker's name unless once.conf sets log_origin. */
+    {
+        Once__Response *r = once__response__unpack(NULL, reply->body.len,
+                                                   reply->body.data);
+
+        assert_non_null(r);
+        assert_string_equal(r->log_origin, "e2e-broker");
+        assert_int_equal(r->log_public_key.len, ONCE_PUBLIC_KEY_BYTES);
+        assert_memory_equal(r->log_public_key.data, broker.broker_pk,
+                            ONCE_PUBLIC_KEY_BYTES);
+        assert_null(r->record);
+        assert_int_equal(r->n_disclosures, 0);
+        once__response__free_unpacked(r, NULL);
+    }
     once__envelope__free_unpacked(reply, NULL);
+}
+
+/* A client learns the log's origin and key from a ping and verifies a
+ * receipt with nothing else (PROTOCOL.md 4.7). */
+static void test_receipt_verifies_with_ping_info(void **state)
+{
+    once_receipt receipt = {0};
+    once_log_info log;
+    once_client *c = NULL;
+    once_record *r = NULL;
+    once_error err;
+
+    (void)state;
+    assert_int_equal(e2e_client(&broker, &tax, &c, &err), 0);
+    assert_int_equal(once_client_ping_ex(c, &log, &err), 0);
+    assert_string_equal(log.origin, "e2e-broker");
+    assert_memory_equal(log.public_key, broker.broker_pk,
+                        ONCE_PUBLIC_KEY_BYTES);
+    assert_int_equal(once_client_request_ex(c, LICENCE, licensed, PURPOSE,
+                                            "R-1", 0, 1, &r, &receipt, &err),
+                     0);
+    assert_true(receipt.has_proof);
+    assert_int_equal(once_receipt_verify(&receipt, log.public_key,
+                                         log.origin, &err), 0);
+    assert_int_not_equal(once_receipt_verify(&receipt, log.public_key,
+                                             "another-log", &err), 0);
+    once_receipt_clear(&receipt);
+    once_record_free(r);
+    once_client_close(c);
 }
 
 static void test_bad_signature(void **state)
@@ -908,6 +951,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ping_reply_envelope),
+        cmocka_unit_test(test_receipt_verifies_with_ping_info),
         cmocka_unit_test(test_bad_signature),
         cmocka_unit_test(test_sender_mismatch),
         cmocka_unit_test(test_retry_gets_same_answer),
