@@ -47,14 +47,16 @@
  * with the department's limits on sessions and envelopes in flight
  * (replay.c: QUOTA_EXCEEDED, and only for that department). Then the
  * kind's own checks, which start with wire_check.c's decoding of the body
- * (its fields, their counts, clean text). Refusals are logged from the sender check on
- * (before it the envelope is not known to be a department's), except a
- * refusal whose envelope does not verify under the sender's key for another
- * reason than BAD_SIGNATURE: the log must not attribute to a department an
- * envelope it did not sign (docs/AUDIT.md, the evidence rules). Every refusal is an Error with a stable code
- * and a message for people, and a log line; nothing a client sends can stop
- * a worker. Messages never carry a subject (a credit code or ID number):
- * log lines name a record by log_subject_tag instead.
+ * (its fields, their counts, clean text). Refusals are logged from the
+ * sender check on (before it the envelope is not known to be a
+ * department's), except a refusal whose envelope does not verify under the
+ * sender's key for another reason than BAD_SIGNATURE: the log must not
+ * attribute to a department an envelope it did not sign (docs/AUDIT.md,
+ * the evidence rules). A logged refusal of a large envelope keeps only its
+ * size and digest as evidence (answer_logged). Every refusal is an Error
+ * with a stable code and a message for people, and a log line; nothing a
+ * client sends can stop a worker. Messages never carry a subject (a credit
+ * code or ID number): log lines name a record by log_subject_tag instead.
  *
  * Memory. Each worker decodes protobuf into its own arena, reset after each
  * message, keeps its answer buffers across messages and keeps one LMDB read

@@ -19,12 +19,13 @@
  * refusal, so the caller can answer the envelope's seq or honour a body's
  * want_proof; NULL otherwise. */
 
-/* PROTOCOL.md 3.1 steps 2 to 6, and the sender's length: at most
- * ONCE_MAX_MESSAGE bytes (TOO_LARGE); an Envelope with only its own fields,
- * each once (MALFORMED); a sender of clean text (INVALID_TEXT); version 1
+/* PROTOCOL.md 3.1 steps 2 to 7: at most ONCE_MAX_MESSAGE bytes
+ * (TOO_LARGE); an Envelope with only its own fields, each once
+ * (MALFORMED); a sender of clean text (INVALID_TEXT); version 1
  * and a kind a department sends (UNSUPPORTED); session, seq not 0 and
  * reply_to 0 (MALFORMED); a sender of at most ONCE_MAX_NAME bytes
- * (TOO_LARGE). */
+ * (TOO_LARGE). A frame over the size is still decoded, when it can be
+ * safely, for its seq. */
 int wire_check_envelope(const uint8_t *bytes, size_t len,
                         ProtobufCAllocator *alloc, Once__Envelope **out,
                         once_error *err);
