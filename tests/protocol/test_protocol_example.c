@@ -3,7 +3,8 @@
  *
  * The protocol document promises that someone can write a compatible client
  * in another language from it alone, and its worked example (keys, a signed
- * request, a signed record with a disclosure) is what such a person checks
+ * request, a signed record with a disclosure, a checkpoint and the ping
+ * answer naming its log) is what such a person checks
  * their code against. A wrong byte there would cost them days, so the
  * example is not written by hand: this program computes every value with
  * libonce's own envelope code, protobuf-c and libsodium, and compares it
@@ -41,6 +42,7 @@
 #include <cmocka.h>
 #include <sodium.h>
 
+#include "checkpoint.h"
 #include "envelope.h"
 #include "once.pb-c.h"
 #include "once/once.h"
@@ -63,6 +65,9 @@
 #define EX_FIELD1_VALUE "Fuzhou Example Technology Co., Ltd."
 #define EX_FIELD2_NAME "registered_capital"
 #define EX_FIELD2_VALUE "1000000 CNY"
+
+/* Section 10.8: the broker's log, empty; its key's seed is 0x41..0x60. */
+#define EX_LOG_ORIGIN "demo.once.example"
 
 /* Requester seed 0x01..0x20, issuer seed 0x21..0x40; salts 0xa0..0xaf and
  * 0xb0..0xbf. */
@@ -97,6 +102,12 @@ typedef struct example {
     uint8_t *record_header;
     size_t record_header_len;
     uint8_t record_signature[ONCE_SIGNATURE_BYTES];
+
+    once_keypair log_key;
+    uint8_t log_key_id[CHECKPOINT_KEY_ID_BYTES];
+    char checkpoint[CHECKPOINT_MAX_NOTE];
+    uint8_t *ping_response;
+    size_t ping_response_len;
 } example;
 
 static example ex;
@@ -159,6 +170,45 @@ static uint8_t *pack_record_header(size_t *len)
     if (buf != NULL)
         once__record_header__pack(&h, buf);
     return buf;
+}
+
+/* 10.8: the empty log's checkpoint and the ping answer that names it.
+ * The key id is computed here from its definition, not with
+ * checkpoint_key_id, so the document's formula is what is checked. */
+static int compute_log_example(void)
+{
+    static const uint8_t separator_and_type[2] = {0x0a, 0x01};
+    Once__Response r = ONCE__RESPONSE__INIT;
+    crypto_hash_sha256_state st;
+    uint8_t seed[32], digest[32];
+    checkpoint c;
+
+    fill_counting(seed, sizeof(seed), 0x41);
+    if (once_keypair_from_seed(&ex.log_key, seed) < 0)
+        return -1;
+    crypto_hash_sha256_init(&st);
+    crypto_hash_sha256_update(&st, (const uint8_t *)EX_LOG_ORIGIN,
+                              strlen(EX_LOG_ORIGIN));
+    crypto_hash_sha256_update(&st, separator_and_type, 2);
+    crypto_hash_sha256_update(&st, ex.log_key.public_key, 32);
+    crypto_hash_sha256_final(&st, digest);
+    memcpy(ex.log_key_id, digest, CHECKPOINT_KEY_ID_BYTES);
+    memset(&c, 0, sizeof(c));
+    snprintf(c.origin, sizeof(c.origin), "%s", EX_LOG_ORIGIN);
+    c.size = 0;
+    crypto_hash_sha256(c.root, NULL, 0); /* RFC 9162: MTH({}) */
+    if (checkpoint_sign(&c, EX_LOG_ORIGIN, &ex.log_key, ex.checkpoint,
+                        sizeof(ex.checkpoint), NULL) < 0)
+        return -1;
+    r.log_origin = EX_LOG_ORIGIN;
+    r.log_public_key.data = ex.log_key.public_key;
+    r.log_public_key.len = 32;
+    ex.ping_response_len = once__response__get_packed_size(&r);
+    ex.ping_response = malloc(ex.ping_response_len);
+    if (ex.ping_response == NULL)
+        return -1;
+    once__response__pack(&r, ex.ping_response);
+    return 0;
 }
 
 static int compute_example(void)
@@ -226,7 +276,7 @@ static int compute_example(void)
                          RECORD_DOMAIN_BYTES + ex.record_header_len,
                          ex.issuer.secret_key);
     free(record_input);
-    return 0;
+    return compute_log_example();
 }
 
 /* ---- the inputs as the document lists them ---- */
@@ -822,6 +872,47 @@ static void print_document_blocks(void)
                         ex.record_header, ex.record_header_len);
     print_block("ex-record-signature", ex.record_signature,
                 sizeof(ex.record_signature));
+    print_block("ex-log-public-key", ex.log_key.public_key, 32);
+    print_block("ex-log-key-id", ex.log_key_id, sizeof(ex.log_key_id));
+    printf("```text ex-checkpoint\n%s```\n\n", ex.checkpoint);
+    print_message_block("ex-ping-response", &once__response__descriptor,
+                        ex.ping_response, ex.ping_response_len);
+}
+
+/* 10.8: the key id and the note as the document prints them, and the
+ * note's signature checked by hand over its first three lines. */
+static void test_checkpoint(void **state)
+{
+    const char *body_end;
+    uint8_t blob[CHECKPOINT_KEY_ID_BYTES + ONCE_SIGNATURE_BYTES];
+    const char *sig_b64;
+    size_t blob_len;
+    checkpoint c;
+
+    (void)state;
+    assert_doc_hex("ex-log-public-key", ex.log_key.public_key, 32);
+    assert_doc_hex("ex-log-key-id", ex.log_key_id, sizeof(ex.log_key_id));
+    assert_doc_text("ex-checkpoint", ex.checkpoint);
+    assert_doc_hex("ex-ping-response", ex.ping_response,
+                   ex.ping_response_len);
+    body_end = strstr(ex.checkpoint, "\n\n");
+    assert_non_null(body_end);
+    sig_b64 = strrchr(ex.checkpoint, ' ');
+    assert_non_null(sig_b64);
+    assert_int_equal(sodium_base642bin(blob, sizeof(blob), sig_b64 + 1,
+                                       strlen(sig_b64 + 1) - 1, NULL,
+                                       &blob_len, NULL,
+                                       sodium_base64_VARIANT_ORIGINAL), 0);
+    assert_int_equal(blob_len, sizeof(blob));
+    assert_memory_equal(blob, ex.log_key_id, CHECKPOINT_KEY_ID_BYTES);
+    assert_int_equal(crypto_sign_verify_detached(
+                         blob + CHECKPOINT_KEY_ID_BYTES,
+                         (const uint8_t *)ex.checkpoint,
+                         (size_t)(body_end + 1 - ex.checkpoint),
+                         ex.log_key.public_key), 0);
+    assert_int_equal(checkpoint_verify(ex.checkpoint, strlen(ex.checkpoint),
+                                       EX_LOG_ORIGIN, ex.log_key.public_key,
+                                       &c, NULL), 0);
 }
 
 int main(int argc, char **argv)
@@ -835,6 +926,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_envelope),
         cmocka_unit_test(test_record),
         cmocka_unit_test(test_record_verifies_with_one_disclosure),
+        cmocka_unit_test(test_checkpoint),
     };
     const char *root = getenv("ONCE_SOURCE_ROOT");
     char *text;
@@ -873,6 +965,8 @@ int main(int argc, char **argv)
     free(ex.signing_input);
     free(ex.envelope);
     free(ex.record_header);
+    free(ex.ping_response);
+    once_keypair_wipe(&ex.log_key);
     once_keypair_wipe(&ex.requester);
     once_keypair_wipe(&ex.issuer);
     return rc;
