@@ -4,9 +4,9 @@
  * The protocol document promises that someone can write a compatible client
  * in another language from it alone, and its worked example (keys, a signed
  * request, a signed record with a disclosure, a checkpoint and the ping
- * answer naming its log) is what such a person checks
- * their code against. A wrong byte there would cost them days, so the
- * example is not written by hand: this program computes every value with
+ * answer naming its log) is what such a person checks their code against.
+ * A wrong byte there would cost them days, so the example is not written
+ * by hand: this program computes every value with
  * libonce's own envelope code, protobuf-c and libsodium, and compares it
  * with the value printed in the document, which it reads from
  * $ONCE_SOURCE_ROOT/docs/PROTOCOL.md. Document and code cannot drift apart
