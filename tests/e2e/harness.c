@@ -10,16 +10,16 @@
  *
  * Waiting has generous bounds (a loaded CI machine running sanitizers is
  * slow) and no test asserts on how long anything took.
+ *
+ * Starting, probing and stopping the child processes is
+ * tools/bench/onced_process.c, shared with once-bench, so that both run
+ * the broker by the same rules.
  */
 #include <errno.h>
-#include <fcntl.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -27,12 +27,15 @@
 #include <zmq.h>
 
 #include "harness.h"
+#include "onced_process.h"
 #include "socket_monitor.h"
 
 #define MAX_ARGS 32
-/* Ping attempts while onced starts, each waiting up to PROBE_TIMEOUT_MS. */
-#define PROBE_ATTEMPTS 240
+/* How long onced may take to answer its first ping (probing every
+ * PROBE_TIMEOUT_MS), and to exit after SIGTERM before it is killed. */
+#define READY_SECONDS 60.0
 #define PROBE_TIMEOUT_MS 250
+#define STOP_SECONDS 120.0
 
 static const char *program(const char *var)
 {
@@ -44,51 +47,6 @@ static const char *program(const char *var)
         exit(2);
     }
     return p;
-}
-
-/* Runs argv with stdout and stderr appended to log; returns its pid. */
-static pid_t spawn(char *const argv[], const char *log)
-{
-    pid_t pid = fork();
-
-    if (pid == 0) {
-        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-
-        if (fd >= 0) {
-            dup2(fd, STDOUT_FILENO);
-            dup2(fd, STDERR_FILENO);
-        }
-        execv(argv[0], argv);
-        fprintf(stderr, "e2e: cannot run %s: %s\n", argv[0], strerror(errno));
-        _exit(127);
-    }
-    return pid;
-}
-
-static int wait_status(pid_t pid)
-{
-    int status;
-
-    while (waitpid(pid, &status, 0) < 0) {
-        if (errno != EINTR)
-            return -1;
-    }
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-static void dump_file(const char *path, const char *what)
-{
-    char buf[4096];
-    size_t n;
-    FILE *f = fopen(path, "r");
-
-    if (f == NULL)
-        return;
-    fprintf(stderr, "---- %s (%s) ----\n", what, path);
-    while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
-        fwrite(buf, 1, n, stderr);
-    fprintf(stderr, "---- end of %s ----\n", what);
-    fclose(f);
 }
 
 int e2e_init(e2e_broker *b)
@@ -116,8 +74,8 @@ int e2e_init(e2e_broker *b)
              b->dir);
     snprintf(b->log_path, sizeof(b->log_path), "%s/onced.log", b->dir);
     snprintf(log, sizeof(log), "%s/oncectl.log", b->dir);
-    if (wait_status(spawn(argv, log)) != 0) {
-        dump_file(log, "oncectl");
+    if (child_wait(child_spawn(argv, log)) != 0) {
+        log_file_print(log, "oncectl", 0);
         return -1;
     }
     snprintf(pub, sizeof(pub), "%s/broker.pub", b->home);
@@ -132,7 +90,7 @@ static void remove_tree(const char *path)
 {
     char *argv[] = { "/bin/rm", "-rf", (char *)path, NULL };
 
-    wait_status(spawn(argv, "/dev/null"));
+    child_wait(child_spawn(argv, "/dev/null"));
 }
 
 void e2e_cleanup(e2e_broker *b)
@@ -160,9 +118,9 @@ int e2e_oncectl(e2e_broker *b, ...)
     va_end(ap);
     argv[n] = NULL;
     snprintf(log, sizeof(log), "%s/oncectl.log", b->dir);
-    status = wait_status(spawn(argv, log));
+    status = child_wait(child_spawn(argv, log));
     if (status != 0)
-        dump_file(log, "oncectl");
+        log_file_print(log, "oncectl", 0);
     return status;
 }
 
@@ -199,29 +157,12 @@ int e2e_client(e2e_broker *b, const e2e_dept *d, once_client **out,
                             &opt, err);
 }
 
-/* True when onced is still running; reaps it otherwise. */
-static bool running(e2e_broker *b)
-{
-    int status;
-
-    if (b->pid <= 0)
-        return false;
-    if (waitpid(b->pid, &status, WNOHANG) == b->pid) {
-        b->pid = 0;
-        return false;
-    }
-    return true;
-}
-
 int e2e_start(e2e_broker *b, const e2e_dept *probe, ...)
 {
-    once_client_options opt = { .timeout_ms = PROBE_TIMEOUT_MS,
-                                .retries = 0 };
     char *argv[MAX_ARGS];
-    once_client *c = NULL;
     once_error err;
     va_list ap;
-    int n = 0, i, rc = -1;
+    int n = 0;
     char *arg;
 
     argv[n++] = (char *)program("ONCED");
@@ -232,62 +173,41 @@ int e2e_start(e2e_broker *b, const e2e_dept *probe, ...)
         argv[n++] = arg;
     va_end(ap);
     argv[n] = NULL;
-    b->pid = spawn(argv, b->log_path);
+    b->pid = child_spawn(argv, b->log_path);
     if (b->pid < 0) {
         b->pid = 0;
         return -1;
     }
-    if (once_client_open(&c, b->endpoint, probe->id, &probe->kp, b->broker_pk,
-                         &opt, &err) < 0) {
-        fprintf(stderr, "e2e: %s\n", err.message);
+    if (onced_wait_ready(&b->pid, b->endpoint, probe->id, &probe->kp,
+                         b->broker_pk, PROBE_TIMEOUT_MS, READY_SECONDS,
+                         &err) < 0) {
+        fprintf(stderr, "e2e: onced did not come up: %s\n", err.message);
+        e2e_dump_log(b);
         return -1;
     }
-    for (i = 0; i < PROBE_ATTEMPTS; i++) {
-        if (!running(b))
-            break;
-        if (once_client_ping(c, &err) == 0) {
-            rc = 0;
-            break;
-        }
-        if (err.code != ONCE_ERR_TIMEOUT && err.code != ONCE_ERR_CONNECT) {
-            fprintf(stderr, "e2e: probe ping: %s\n", err.message);
-            break;
-        }
-    }
-    once_client_close(c);
-    if (rc < 0) {
-        fprintf(stderr, "e2e: onced did not come up\n");
-        e2e_dump_log(b);
-    }
-    return rc;
+    return 0;
 }
 
 int e2e_stop(e2e_broker *b)
 {
-    int status;
+    once_error err;
+    int status = onced_stop(&b->pid, STOP_SECONDS, &err);
 
-    if (b->pid <= 0)
-        return -1;
-    kill(b->pid, SIGTERM);
-    status = wait_status(b->pid);
-    b->pid = 0;
-    if (status != 0)
+    if (status != 0) {
+        fprintf(stderr, "e2e: %s\n", err.message);
         e2e_dump_log(b);
+    }
     return status;
 }
 
 void e2e_kill(e2e_broker *b)
 {
-    if (b->pid <= 0)
-        return;
-    kill(b->pid, SIGKILL);
-    wait_status(b->pid);
-    b->pid = 0;
+    onced_kill(&b->pid);
 }
 
 void e2e_dump_log(const e2e_broker *b)
 {
-    dump_file(b->log_path, "onced log");
+    log_file_print(b->log_path, "onced log", 0);
 }
 
 bool e2e_log_contains(const e2e_broker *b, const char *text)

@@ -1,0 +1,370 @@
+/*
+* main.c - once-bench: how fast a once broker is, measured against what this
+ * machine can do at all.
+ *
+ * A requests-per-second figure alone says little: it moves with the CPU,
+ * the disk and whatever else runs. So once-bench measures, in the same run,
+ * the three limits a broker cannot beat and quotes the broker against them:
+ *
+ *   Ed25519 verifications per second: the broker verifies every envelope,
+ *     so requests/s can never exceed verify/s x cores;
+ *   a raw ZeroMQ DEALER/ROUTER echo over the broker's transport, plain and
+ *     with CURVE: the cost of moving the messages at all;
+ *   durable LMDB commits per second (one small write transaction, fsync):
+ *     what a publish costs without group commit.
+ *
+ * Then it builds a broker home in a temporary directory with the storage
+ * API (the broker key, one issuer and one requester department per client,
+ * a record type and grants), starts the real onced on it, publishes
+ * --records signed records, and drives --clients concurrent connections
+ * with signed, granted requests for random records for --seconds.
+ *
+ * The clients are raw pipelined DEALER sockets with CURVE, one session and
+ * one department key each, keeping --window requests outstanding. Every
+ * envelope is built and signed before the timed phase starts, because the
+ * bench runs on the broker's machine and client-side signing would
+ * otherwise take CPU from the broker and be counted against it. A few
+ * driver threads poll all the connections rather than one thread per
+ * connection, for the same reason: on a small machine, dozens of client
+ * threads mostly measure the scheduler. The connections are still
+ * independent clients to the broker: separate CURVE sessions, separate
+ * departments, separate replay windows.
+ *
+ * Answers are matched by reply_to; every answer must be a Response (an
+ * Error is a bug in the bench's setup or in the broker, and makes the exit
+ * status non-zero). One answer per connection is decoded and its record
+ * verified against the issuer's key and checked to hold exactly the granted
+ * fields, so a broker that answers fast but wrongly does not pass. After
+ * the run the broker is stopped with SIGTERM and must exit 0, and the
+ * database must hold every acknowledged record.
+ *
+ * The parts, one file each under tools/bench/: machine_limits.c (the
+ * three limits), home.c (the broker home and the onced process, through
+ * onced_process.c, which the end-to-end test harness shares), conn.c (the
+ * pipelined connections and their driver threads), phases.c (publishes,
+ * requests and the checks), report.c (text and JSON), bench.c (helpers).
+ * This file holds the command line and the order of the run.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sodium.h>
+#include <zmq.h>
+
+#include "bench.h"
+#include "conn.h"
+#include "home.h"
+#include "machine_limits.h"
+#include "phases.h"
+#include "report.h"
+
+options opt = {
+    .records = 10000,
+    .clients = 32,
+    .threads = 2,
+    .window = 8,
+    .publish_window = 256,
+    .workers = 0,
+    .seconds = 10.0,
+    .limit_seconds = 1.5,
+    .max_presigned = 1000000,
+};
+
+static void die_usage(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2), noreturn));
+
+static void die_usage(const char *fmt, ...)
+{
+    va_list ap;
+
+    fprintf(stderr, "once-bench: ");
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\n(once-bench --help describes the options)\n");
+    exit(EXIT_USAGE);
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+"usage: once-bench [OPTIONS]\n"
+"\n"
+"Measures this machine's limits and a real onced against them, in one run.\n"
+"\n"
+"Machine limits (each measured for --limit-seconds):\n"
+"  ed25519 verify     crypto_sign_verify_detached over the signing input of a\n"
+"                     typical request envelope: 1 thread (per core), and one\n"
+"                     thread per online CPU; the ratio uses per core x cores\n"
+"  zeromq echo        4 DEALERs x 64 messages of 256 bytes in flight against\n"
+"                     a ROUTER echoing from its own thread and context, over\n"
+"                     the broker's transport (ipc, or tcp with --tcp), plain\n"
+"                     and with CURVE\n"
+"  lmdb commits       write transactions of one 16-byte key and 256-byte\n"
+"                     value, each committed with fsync (LMDB's default)\n"
+"\n"
+"Broker run: a broker home in a temporary directory (the broker key, one\n"
+"issuer, one requester department per client, type '" BENCH_TYPE "' with 4\n"
+"fields, grants of 2 of them for purpose '" BENCH_PURPOSE "'); onced started on it;\n"
+"--records signed records published through one pipelined connection\n"
+"(publishes/s); then --clients CURVE connections, each its own department\n"
+"and session, keep --window signed requests for random records in flight\n"
+"for --seconds. Envelopes are signed before the timed phase so client-side\n"
+"crypto is not measured; --threads driver threads poll the connections.\n"
+"Prints requests/s, latency p50/p99/p99.9, errors, the CPU onced used, and\n"
+"the ratios to the limits. One answer per client is verified as a requester\n"
+"would (issuer signature, digests, only the granted fields).\n"
+"\n"
+"Options:\n"
+"  --onced PATH          the broker (default: $ONCED, else ../broker/onced\n"
+"                        next to this program)\n"
+"  --records N           records to publish (default 10000)\n"
+"  --clients N           concurrent client connections (default 32)\n"
+"  --window N            requests in flight per connection (default 8)\n"
+"  --publish-window N    publishes in flight (default 256)\n"
+"  --threads N           client driver and signing threads (default 2)\n"
+"  --seconds S           length of the request phase (default 10)\n"
+"  --workers N           onced worker threads (default 0: one per CPU)\n"
+"  --limit-seconds S     length of each limit measurement (default 1.5)\n"
+"  --max-presigned N     cap on pre-signed request envelopes (default 1000000)\n"
+"  --tcp                 use tcp on 127.0.0.1 instead of ipc\n"
+"  --dir DIR             where to make the temporary directory (default\n"
+"                        $TMPDIR or /tmp); it holds the LMDB files, so its\n"
+"                        file system decides the commit rate\n"
+"  --keep                keep the temporary directory and print its path\n"
+"  --limits-only         measure the machine limits only, start no broker\n"
+"  --json                print the results as JSON instead of text\n"
+"  -h, --help            this text\n"
+"\n"
+"Exit status: 0 when the run completed and every answer was as expected;\n"
+"1 when the broker failed (did not start, stopped answering, did not exit\n"
+"0 on SIGTERM, lost an acknowledged record) or any answer was an error or\n"
+"failed verification; 2 on a usage error.\n"
+"\n"
+"The broker and the bench share the machine's cores: on a small machine the\n"
+"broker's figures are a lower bound of what it does on a machine of its own.\n");
+}
+
+static unsigned long parse_count(const char *name, const char *s,
+                                 unsigned long min, unsigned long max)
+{
+    char *end;
+    unsigned long v;
+
+    errno = 0;
+    v = strtoul(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || v < min || v > max ||
+        s[0] == '-')
+        die_usage("%s must be a whole number from %lu to %lu, not '%s'",
+                  name, min, max, s);
+    return v;
+}
+
+static double parse_seconds(const char *name, const char *s)
+{
+    char *end;
+    double v;
+
+    errno = 0;
+    v = strtod(s, &end);
+    if (errno != 0 || end == s || *end != '\0' || !(v >= 0.1 && v <= 3600))
+        die_usage("%s must be a number of seconds from 0.1 to 3600, not "
+                  "'%s'", name, s);
+    return v;
+}
+
+static void parse_options(int argc, char **argv)
+{
+    enum {
+        O_ONCED = 256, O_RECORDS, O_CLIENTS, O_WINDOW, O_PUBLISH_WINDOW,
+        O_THREADS, O_SECONDS, O_WORKERS, O_LIMIT_SECONDS, O_MAX_PRESIGNED,
+        O_TCP, O_DIR, O_KEEP, O_LIMITS_ONLY, O_JSON
+    };
+    static const struct option longopts[] = {
+        {"onced", required_argument, NULL, O_ONCED},
+        {"records", required_argument, NULL, O_RECORDS},
+        {"clients", required_argument, NULL, O_CLIENTS},
+        {"window", required_argument, NULL, O_WINDOW},
+        {"publish-window", required_argument, NULL, O_PUBLISH_WINDOW},
+        {"threads", required_argument, NULL, O_THREADS},
+        {"seconds", required_argument, NULL, O_SECONDS},
+        {"workers", required_argument, NULL, O_WORKERS},
+        {"limit-seconds", required_argument, NULL, O_LIMIT_SECONDS},
+        {"max-presigned", required_argument, NULL, O_MAX_PRESIGNED},
+        {"tcp", no_argument, NULL, O_TCP},
+        {"dir", required_argument, NULL, O_DIR},
+        {"keep", no_argument, NULL, O_KEEP},
+        {"limits-only", no_argument, NULL, O_LIMITS_ONLY},
+        {"json", no_argument, NULL, O_JSON},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int ch;
+
+    while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        switch (ch) {
+        case O_ONCED: opt.onced = optarg; break;
+        case O_RECORDS:
+            opt.records = parse_count("--records", optarg, 1, 10000000);
+            break;
+        case O_CLIENTS:
+            opt.clients = parse_count("--clients", optarg, 1, 999);
+            break;
+        case O_WINDOW:
+            opt.window = parse_count("--window", optarg, 1, 1000);
+            break;
+        case O_PUBLISH_WINDOW:
+            opt.publish_window =
+                parse_count("--publish-window", optarg, 1, 10000);
+            break;
+        case O_THREADS:
+            opt.threads = parse_count("--threads", optarg, 1, 64);
+            break;
+        case O_SECONDS:
+            opt.seconds = parse_seconds("--seconds", optarg);
+            break;
+        case O_WORKERS:
+            opt.workers = parse_count("--workers", optarg, 0, 256);
+            break;
+        case O_LIMIT_SECONDS:
+            opt.limit_seconds = parse_seconds("--limit-seconds", optarg);
+            break;
+        case O_MAX_PRESIGNED:
+            opt.max_presigned =
+                parse_count("--max-presigned", optarg, 1, 100000000);
+            break;
+        case O_TCP: opt.tcp = true; break;
+        case O_DIR: opt.dir = optarg; break;
+        case O_KEEP: opt.keep = true; break;
+        case O_LIMITS_ONLY: opt.limits_only = true; break;
+        case O_JSON: opt.json = true; break;
+        case 'h':
+            usage(stdout);
+            exit(0);
+        default:
+            die_usage("unknown option");
+        }
+    }
+    if (optind < argc)
+        die_usage("unexpected argument '%s'", argv[optind]);
+}
+
+int main(int argc, char **argv)
+{
+    static bench_home h;
+    static results r;
+    char onced_buf[PATH_MAX + 32];
+    const char *onced = NULL, *base;
+    conn *clients = NULL;
+    void *ctx = NULL;
+    int rc = EXIT_FAILED;
+    size_t i;
+
+    parse_options(argc, argv);
+    if (once_init() < 0) {
+        note("cannot initialise libsodium");
+        return EXIT_FAILED;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    r.cores = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (r.cores < 1)
+        r.cores = 1;
+    read_cpu_model(r.cpu_model, sizeof(r.cpu_model));
+    if (!opt.limits_only) {
+        onced = find_onced(onced_buf, sizeof(onced_buf));
+        if (onced == NULL || access(onced, X_OK) != 0)
+            die_usage("cannot find an executable onced (%s); give --onced "
+                      "PATH or set ONCED", onced ? onced : "no path");
+    }
+    base = opt.dir;
+    if (base == NULL)
+        base = getenv("TMPDIR");
+    if (base == NULL || base[0] == '\0')
+        base = "/tmp";
+    if ((size_t)snprintf(h.dir, sizeof(h.dir), "%s/once-bench-XXXXXX",
+                         base) >= sizeof(h.dir) - 64 ||
+        mkdtemp(h.dir) == NULL) {
+        note("cannot make a temporary directory in %s: %s", base,
+             strerror(errno));
+        return EXIT_FAILED;
+    }
+
+    if (measure_limits(h.dir, &r) < 0)
+        goto out;
+    if (opt.limits_only) {
+        rc = 0;
+        goto report;
+    }
+
+    clients = calloc(opt.clients, sizeof(*clients));
+    if (clients == NULL)
+        goto out;
+    for (i = 0; i < opt.clients; i++) {
+        requester_id(i, clients[i].dept, sizeof(clients[i].dept));
+        once_keypair_generate(&clients[i].key);
+        do
+            randombytes_buf(&clients[i].session, sizeof(clients[i].session));
+        while (clients[i].session == 0);
+    }
+    if (make_home(&h, clients, opt.clients) < 0)
+        goto out;
+    note("starting %s on %s", onced, h.endpoint);
+    if (broker_start(&h, onced) < 0)
+        goto broker_failed;
+    r.broker_ran = true;
+    r.records = opt.records;
+    ctx = zmq_ctx_new();
+    if (ctx == NULL)
+        goto broker_failed;
+    if (run_publishes(&h, ctx, &r) < 0)
+        goto broker_failed;
+    if (run_requests(&h, ctx, clients, &r) < 0)
+        goto broker_failed;
+    for (i = 0; i < opt.clients; i++)
+        conn_free(&clients[i]);
+    zmq_ctx_term(ctx);
+    ctx = NULL;
+    note("stopping the broker");
+    if (broker_stop(&h) < 0)
+        goto broker_failed;
+    if (check_durable(&h, opt.records) < 0)
+        goto broker_failed;
+    rc = 0;
+report:
+    if (opt.json)
+        print_json(&r);
+    else
+        print_text(&r);
+    goto out;
+broker_failed:
+    broker_abandon(&h);
+    if (r.broker_ran) {
+        if (opt.json)
+            print_json(&r);
+        else
+            print_text(&r);
+    }
+    note("FAILED");
+out:
+    if (clients != NULL) {
+        for (i = 0; i < opt.clients; i++)
+            conn_free(&clients[i]);
+        free(clients);
+    }
+    if (ctx != NULL)
+        zmq_ctx_term(ctx);
+    once_keypair_wipe(&h.broker);
+    once_keypair_wipe(&h.issuer);
+    if (opt.keep)
+        note("kept %s", h.dir);
+    else if (h.dir[0] != '\0')
+        remove_tree(h.dir);
+    return rc;
+}

@@ -1,0 +1,399 @@
+/*
+ * phases.c - the timed phases of a broker run, and the checks that make a
+ * fast but wrong broker fail.
+ *
+ * Publishes: every record is built, signed by the issuer and wrapped in a
+ * signed envelope first, then all are sent through one pipelined issuer
+ * connection (--publish-window in flight); publishes/s is over the time
+ * from the first send to the last answer.
+ *
+ * Requests: every connection gets its request envelopes, each for a random
+ * record, signed on --threads threads before the clock starts (client-side
+ * signing on the broker's machine would take CPU from the broker and be
+ * counted against it); enough for the broker to verify at the machine's
+ * full verify rate for the whole run, and a quarter more. Then the drivers
+ * keep --window requests in flight per connection for --seconds, and the
+ * CPU time onced used meanwhile is read from /proc.
+ *
+ * Every answer must be a Response: an Error is a bug in the bench's setup
+ * or in the broker, and fails the run. One answer per connection is
+ * decoded and its record verified against the issuer's key and checked to
+ * hold exactly the granted fields. After the broker has stopped, the
+ * database must hold every acknowledged record.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <lmdb.h>
+#include <sodium.h>
+#include <zmq.h>
+
+#include "bench.h"
+#include "conn.h"
+#include "envelope.h"
+#include "home.h"
+#include "once.pb-c.h"
+#include "once/once.h"
+#include "phases.h"
+#include "record_internal.h"
+#include "registry.h"
+#include "report.h"
+#include "store.h"
+
+/* CPU seconds (user + system) the process has used so far. */
+static double process_cpu_seconds(pid_t pid)
+{
+    char path[64], buf[2048], *p;
+    unsigned long long utime, stime;
+    FILE *f;
+    size_t n;
+    int field;
+
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    if ((f = fopen(path, "r")) == NULL)
+        return -1;
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    /* The command name may hold spaces; the fields after it don't. */
+    if ((p = strrchr(buf, ')')) == NULL)
+        return -1;
+    p++;
+    for (field = 3; field < 14 && p != NULL; field++)
+        p = strchr(p + 1, ' ');
+    if (p == NULL || sscanf(p, " %llu %llu", &utime, &stime) != 2)
+        return -1;
+    return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
+}
+
+static double self_cpu_seconds(void)
+{
+    struct rusage ru;
+
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+           (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+}
+
+/* The signed record of subject i, as a Publish body. */
+static int make_publish_body(const once_keypair *issuer, unsigned long i,
+                             uint8_t **body, size_t *len)
+{
+    char subject[19], value[128];
+    once_record *r = NULL;
+    once_error err;
+    int rc;
+
+    make_subject(i, subject);
+    if ((rc = once_record_new(&r, BENCH_TYPE, subject, 1, BENCH_ISSUER,
+                              once_now_ms(), 0, &err)) < 0)
+        goto out;
+    for (size_t f = 0; f < BENCH_FIELDS && rc == 0; f++) {
+        snprintf(value, sizeof(value), "%s of enterprise %lu",
+                 bench_field_names[f], i);
+        rc = once_record_add_text(r, bench_field_names[f], value, &err);
+    }
+    if (rc == 0)
+        rc = once_record_sign(r, issuer, &err);
+    if (rc == 0)
+        rc = once_record_serialize(r, body, len, &err);
+out:
+    if (rc < 0)
+        note("cannot build record %lu: %s", i, err.message);
+    once_record_free(r);
+    return rc;
+}
+
+typedef struct presign_job {
+    conn *conns;
+    size_t n;
+    size_t per_conn;
+    unsigned long records;
+    uint64_t seed;
+    int rc;
+} presign_job;
+
+static uint64_t xorshift64(uint64_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
+/* Signs per_conn request envelopes, each for a random record, on every
+ * connection of the job. */
+static void *presign_requests(void *arg)
+{
+    presign_job *j = arg;
+
+    for (size_t k = 0; k < j->n; k++) {
+        conn *c = &j->conns[k];
+        uint64_t rng = j->seed + k * 0x9e3779b97f4a7c15ull + 1;
+
+        if (conn_reserve(c, j->per_conn, j->per_conn * 200) < 0) {
+            j->rc = -1;
+            return NULL;
+        }
+        for (size_t i = 0; i < j->per_conn; i++) {
+            Once__Request r = ONCE__REQUEST__INIT;
+            char subject[19], case_id[ONCE_MAX_CASE_ID];
+            uint8_t body[256];
+            size_t len;
+
+            make_subject(xorshift64(&rng) % j->records, subject);
+            snprintf(case_id, sizeof(case_id), "BENCH-%s-%zu", c->dept, i);
+            r.type = (char *)BENCH_TYPE;
+            r.subject = subject;
+            r.purpose = (char *)BENCH_PURPOSE;
+            r.case_id = case_id;
+            len = once__request__get_packed_size(&r);
+            if (len > sizeof(body)) {
+                j->rc = -1;
+                return NULL;
+            }
+            once__request__pack(&r, body);
+            if (conn_add_envelope(c, ONCE__KIND__KIND_REQUEST, body, len) <
+                0) {
+                j->rc = -1;
+                return NULL;
+            }
+        }
+    }
+    return NULL;
+}
+
+
+/* Publishes every record through one pipelined issuer connection. */
+int run_publishes(bench_home *h, void *ctx, results *r)
+{
+    conn issuer = {0};
+    uint64_t start, last = 0;
+    int rc = -1;
+
+    snprintf(issuer.dept, sizeof(issuer.dept), "%s", BENCH_ISSUER);
+    issuer.key = h->issuer;
+    do
+        randombytes_buf(&issuer.session, sizeof(issuer.session));
+    while (issuer.session == 0);
+    if (conn_reserve(&issuer, opt.records, opt.records * 900) < 0)
+        goto out;
+    note("signing %lu records", opt.records);
+    for (unsigned long i = 0; i < opt.records; i++) {
+        uint8_t *body;
+        size_t len;
+
+        if (make_publish_body(&h->issuer, i, &body, &len) < 0)
+            goto out;
+        rc = conn_add_envelope(&issuer, ONCE__KIND__KIND_PUBLISH, body, len);
+        free(body);
+        if (rc < 0)
+            goto out;
+    }
+    rc = -1;
+    if (conn_connect(&issuer, ctx, h->endpoint, h->broker.public_key) < 0)
+        goto out;
+    note("publishing %lu records", opt.records);
+    start = mono_ns();
+    if (run_drivers(&issuer, 1, 1, opt.publish_window, 0) < 0)
+        goto out;
+    last = mono_ns();
+    r->publish_seconds = (double)(last - start) / 1e9;
+    r->publishes_per_s = (double)issuer.ok / r->publish_seconds;
+    r->errors += issuer.errors;
+    if (issuer.errors > 0) {
+        note("%" PRIu64 " publishes refused; first: %s", issuer.errors,
+             issuer.first_error);
+        goto out;
+    }
+    rc = 0;
+out:
+    conn_free(&issuer);
+    return rc;
+}
+
+/* Decodes one granted answer and checks it as a requester would: the
+ * issuer's signature, the digests, and exactly the granted fields. */
+static int check_sample(const conn *c, const uint8_t issuer_pk[32])
+{
+    Once__Response *resp;
+    once_record *rec = NULL;
+    once_error err = {0};
+    int rc = -1;
+
+    if (c->sample == NULL)
+        return 0;
+    resp = once__response__unpack(NULL, c->sample_len, c->sample);
+    if (resp == NULL || resp->record == NULL) {
+        note("%s: a Response without a record", c->dept);
+        goto out;
+    }
+    if (record_from_parts(&rec, resp->record, resp->disclosures,
+                          resp->n_disclosures, &err) < 0 ||
+        once_record_verify(rec, issuer_pk, &err) < 0) {
+        note("%s: the answer's record does not verify: %s", c->dept,
+             err.message);
+        goto out;
+    }
+    if (once_record_field_count(rec) != BENCH_FIELDS ||
+        once_record_disclosure_count(rec) != BENCH_GRANTED) {
+        note("%s: the answer discloses %zu of %zu fields; the grant allows "
+             "%d", c->dept, once_record_disclosure_count(rec),
+             once_record_field_count(rec), BENCH_GRANTED);
+        goto out;
+    }
+    for (size_t f = 0; f < BENCH_GRANTED; f++) {
+        const uint8_t *v;
+        size_t len;
+
+        if (once_record_field_value(rec, bench_field_names[f], &v, &len) < 0) {
+            note("%s: granted field %s not disclosed", c->dept,
+                 bench_field_names[f]);
+            goto out;
+        }
+    }
+    rc = 0;
+out:
+    once_record_free(rec);
+    if (resp != NULL)
+        once__response__free_unpacked(resp, NULL);
+    return rc;
+}
+
+int run_requests(bench_home *h, void *ctx, conn *clients, results *r)
+{
+    presign_job jobs[64];
+    pthread_t tid[64];
+    size_t threads = opt.threads > 64 ? 64 : opt.threads, per, t, started = 0;
+    size_t per_conn, total_latency = 0, i;
+    double budget, cpu0_broker, cpu0_self, wall;
+    uint64_t start, deadline, presign_start;
+    uint32_t *all = NULL;
+    int rc = -1;
+
+    /* Enough envelopes for the broker to verify at the machine's full
+     * verify rate for the whole run, and a quarter more: it cannot go
+     * faster than that. */
+    budget = 1.25 * r->verify_per_core * r->cores * opt.seconds;
+    if (budget > (double)opt.max_presigned)
+        budget = (double)opt.max_presigned;
+    per_conn = (size_t)(budget / (double)opt.clients) + 1;
+    if (per_conn < opt.window * 2)
+        per_conn = opt.window * 2;
+    note("signing %zu request envelopes on %zu threads", per_conn * opt.clients,
+         threads);
+    presign_start = mono_ns();
+    per = (opt.clients + threads - 1) / threads;
+    for (t = 0; t < threads && t * per < opt.clients; t++) {
+        size_t first = t * per;
+
+        jobs[t] = (presign_job){clients + first,
+                                opt.clients - first < per ? opt.clients - first
+                                                          : per,
+                                per_conn, opt.records, 0x5eed0000 + t, 0};
+        if (pthread_create(&tid[t], NULL, presign_requests, &jobs[t]) != 0)
+            break;
+        started++;
+    }
+    for (t = 0; t < started; t++) {
+        pthread_join(tid[t], NULL);
+        if (jobs[t].rc < 0) {
+            note("cannot sign the request envelopes (out of memory?)");
+            return -1;
+        }
+    }
+    if (started == 0)
+        return -1;
+    r->presign_seconds = (double)(mono_ns() - presign_start) / 1e9;
+    r->presigned = per_conn * opt.clients;
+
+    for (i = 0; i < opt.clients; i++) {
+        if (conn_connect(&clients[i], ctx, h->endpoint,
+                         h->broker.public_key) < 0) {
+            note("cannot connect client %zu: %s", i, zmq_strerror(errno));
+            return -1;
+        }
+    }
+    note("running %lu clients for %.1f s", opt.clients, opt.seconds);
+    cpu0_broker = process_cpu_seconds(h->pid);
+    cpu0_self = self_cpu_seconds();
+    start = mono_ns();
+    deadline = start + seconds_ns(opt.seconds);
+    if (run_drivers(clients, opt.clients, threads, opt.window, deadline) < 0)
+        return -1;
+    wall = (double)(mono_ns() - start) / 1e9;
+    r->broker_cpu_cores = (process_cpu_seconds(h->pid) - cpu0_broker) / wall;
+    r->bench_cpu_cores = (self_cpu_seconds() - cpu0_self) / wall;
+
+    for (i = 0; i < opt.clients; i++) {
+        conn *c = &clients[i];
+
+        r->requests_ok += c->ok_in_time;
+        r->requests_total += c->ok;
+        r->errors += c->errors;
+        total_latency += c->n_latency;
+        if (c->next == c->n_env)
+            r->presigned_exhausted = true;
+        if (c->errors > 0)
+            note("%s: %" PRIu64 " errors; first: %s", c->dept, c->errors,
+                 c->first_error);
+    }
+    /* Throughput counts the answers received by the deadline, over the
+     * planned duration; when the pre-signed envelopes ran out early, over
+     * the time to the last answer. */
+    r->request_seconds = r->presigned_exhausted ? wall : opt.seconds;
+    r->requests_per_s = (double)r->requests_ok / r->request_seconds;
+    all = malloc((total_latency + 1) * sizeof(*all));
+    if (all == NULL)
+        return -1;
+    total_latency = 0;
+    for (i = 0; i < opt.clients; i++) {
+        memcpy(all + total_latency, clients[i].latency_us,
+               clients[i].n_latency * sizeof(*all));
+        total_latency += clients[i].n_latency;
+    }
+    report_latencies(r, all, total_latency);
+    free(all);
+
+    rc = r->errors > 0 ? -1 : 0;
+    for (i = 0; i < opt.clients && rc == 0; i++)
+        rc = check_sample(&clients[i], h->issuer.public_key);
+    return rc;
+}
+
+/* After the broker stopped: every acknowledged record is in the database. */
+int check_durable(const bench_home *h, unsigned long expected)
+{
+    char db[PATH_MAX + 16];
+    size_t records = 0, versions = 0;
+    once_error err = {0};
+    MDB_txn *txn;
+    store s;
+    int rc;
+
+    if (path_join(db, sizeof(db), h->home, "db") < 0 ||
+        store_open(&s, db, (size_t)4096 << 20, &err) < 0) {
+        note("cannot reopen the database: %s", err.message);
+        return -1;
+    }
+    rc = store_begin(&s, 1, &txn, &err);
+    if (rc == 0) {
+        rc = registry_count(txn, &s, &records, &versions, &err);
+        mdb_txn_abort(txn);
+    }
+    store_close(&s);
+    if (rc < 0 || records != expected) {
+        note("the database holds %zu records after the run, expected %lu%s%s",
+             records, expected, rc < 0 ? ": " : "", rc < 0 ? err.message : "");
+        return -1;
+    }
+    return 0;
+}

@@ -1,0 +1,27 @@
+/*
+ * phases.h - the phases of a broker run: publish every record, drive the
+ * granted requests, and check the database afterwards. See phases.c.
+ */
+#ifndef ONCE_TOOLS_BENCH_PHASES_H
+#define ONCE_TOOLS_BENCH_PHASES_H
+
+#include "conn.h"
+#include "home.h"
+#include "report.h"
+
+/* Publishes --records signed records through one pipelined issuer
+ * connection in ctx; fills r's publish figures. 0, or -1 noted (any
+ * refusal fails the run). */
+int run_publishes(bench_home *h, void *ctx, results *r);
+
+/* Signs the request envelopes of clients[0..--clients), connects them in
+ * ctx and drives them for --seconds; fills r's request, latency and CPU
+ * figures. 0 only when every answer was a Response and each client's
+ * sample verifies with exactly the granted fields. */
+int run_requests(bench_home *h, void *ctx, conn *clients, results *r);
+
+/* After the broker stopped: 0 when its database holds exactly `expected`
+ * records, else -1 noted. */
+int check_durable(const bench_home *h, unsigned long expected);
+
+#endif

@@ -1,0 +1,181 @@
+/*
+ * report.c - the report of a once-bench run: text for a reader, JSON for
+ * a script.
+ *
+ * A rate alone says little (it moves with the CPU, the disk and whatever
+ * else runs), so both forms print the machine's limits first and end with
+ * the broker's rates as ratios to them. The text form also says that the
+ * broker and the bench shared the machine's cores, because on a small
+ * machine that lowers the broker's figures. Field names and layout are an
+ * interface (scripts read the JSON, people compare the text across runs):
+ * change them only on purpose.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench.h"
+#include "report.h"
+
+static int compare_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+static double percentile(const uint32_t *sorted, size_t n, double q)
+{
+    size_t i;
+
+    if (n == 0)
+        return 0;
+    i = (size_t)(q * (double)(n - 1) + 0.5);
+    return sorted[i < n ? i : n - 1];
+}
+
+void report_latencies(results *r, uint32_t *latency_us, size_t n)
+{
+    qsort(latency_us, n, sizeof(*latency_us), compare_u32);
+    r->p50_us = percentile(latency_us, n, 0.50);
+    r->p99_us = percentile(latency_us, n, 0.99);
+    r->p999_us = percentile(latency_us, n, 0.999);
+    r->max_us = n > 0 ? latency_us[n - 1] : 0;
+}
+
+void read_cpu_model(char *out, size_t cap)
+{
+    char line[256];
+    FILE *f = fopen("/proc/cpuinfo", "r");
+
+    snprintf(out, cap, "unknown CPU");
+    if (f == NULL)
+        return;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        char *colon = strchr(line, ':');
+
+        if (strncmp(line, "model name", 10) == 0 && colon != NULL) {
+            colon++;
+            while (*colon == ' ' || *colon == '\t')
+                colon++;
+            colon[strcspn(colon, "\n")] = '\0';
+            snprintf(out, cap, "%s", colon);
+            break;
+        }
+    }
+    fclose(f);
+}
+
+static double ratio(double a, double b)
+{
+    return b > 0 ? a / b : 0;
+}
+
+void print_text(const results *r)
+{
+    printf("once-bench: %d core%s, %s\n", r->cores, r->cores == 1 ? "" : "s",
+           r->cpu_model);
+    printf("caveat: the broker and this bench share the machine's %d "
+           "core%s;\n        the broker's figures are lower than on a "
+           "machine of its own.\n", r->cores, r->cores == 1 ? "" : "s");
+    printf("\nmachine limits\n");
+    printf("  %-36s %12.0f /s   (%zu-byte message, 1 thread)\n",
+           "ed25519 verify, per core", r->verify_per_core,
+           r->verify_message_bytes);
+    printf("  %-36s %12.0f /s   (per core x %d)\n",
+           "ed25519 verify, all cores", r->verify_per_core * r->cores,
+           r->cores);
+    printf("  %-36s %12.0f /s   (measured, %d threads)\n",
+           "ed25519 verify, all cores", r->verify_all_cores, r->cores);
+    printf("  %-36s %12.0f /s   (%s, 4 dealers x 64 in flight, 256 B)\n",
+           "zeromq echo, plain", r->echo_plain, opt.tcp ? "tcp" : "ipc");
+    printf("  %-36s %12.0f /s   (%s, same, CURVE)\n", "zeromq echo, curve",
+           r->echo_curve, opt.tcp ? "tcp" : "ipc");
+    printf("  %-36s %12.0f /s   (one put per txn, fsync%s)\n",
+           "lmdb durable commits", r->lmdb_commits, r->fs_note);
+    if (!r->broker_ran) {
+        printf("\nbroker run skipped (--limits-only)\n");
+        return;
+    }
+    printf("\nbroker run (%lu records, %lu clients x window %lu, %lu driver "
+           "threads, onced workers %lu%s)\n", r->records, opt.clients,
+           opt.window, opt.threads, opt.workers == 0 ? (unsigned long)r->cores
+                                                     : opt.workers,
+           opt.workers == 0 ? " = cores" : "");
+    /* The log cannot be turned off: these are the rates with it. */
+    printf("  %-36s %12s      (every publish and request is a leaf, "
+           "committed before its answer; a signed checkpoint each second)\n",
+           "exchange log", "on");
+    printf("  %-36s %12.0f /s   (%lu in %.2f s, window %lu)\n", "publishes",
+           r->publishes_per_s, r->records, r->publish_seconds,
+           opt.publish_window);
+    printf("  %-36s %12.0f /s   (%" PRIu64 " in %.2f s)\n",
+           "granted requests", r->requests_per_s, r->requests_ok,
+           r->request_seconds);
+    printf("  %-36s %8.0f / %.0f / %.0f us   (max %.0f)\n",
+           "latency p50 / p99 / p99.9", r->p50_us, r->p99_us, r->p999_us,
+           r->max_us);
+    printf("  %-36s %12" PRIu64 "\n", "errors", r->errors);
+    printf("  %-36s %12.2f     (bench: %.2f)\n", "cpu cores used by onced",
+           r->broker_cpu_cores, r->bench_cpu_cores);
+    printf("  %-36s %12zu     (signed in %.1f s before the timed phase%s)\n",
+           "pre-signed request envelopes", r->presigned, r->presign_seconds,
+           r->presigned_exhausted ? "; ran out early" : "");
+    printf("\nratios\n");
+    printf("  %-44s %8.3f\n", "requests/s / (verify/s per core x cores)",
+           ratio(r->requests_per_s, r->verify_per_core * r->cores));
+    printf("  %-44s %8.3f\n", "requests/s / zeromq curve echo/s",
+           ratio(r->requests_per_s, r->echo_curve));
+    printf("  %-44s %8.3f\n", "requests/s / zeromq plain echo/s",
+           ratio(r->requests_per_s, r->echo_plain));
+    printf("  %-44s %8.3f\n", "publishes/s / lmdb durable commits/s",
+           ratio(r->publishes_per_s, r->lmdb_commits));
+}
+
+void print_json(const results *r)
+{
+    printf("{\n");
+    printf("  \"machine\": {\"cores\": %d, \"cpu\": \"", r->cores);
+    for (const char *p = r->cpu_model; *p; p++)
+        if (*p != '"' && *p != '\\')
+            putchar(*p);
+    printf("\", \"shared_with_broker\": true},\n");
+    printf("  \"limits\": {\"ed25519_verify_per_core\": %.0f, "
+           "\"ed25519_verify_all_cores\": %.0f, "
+           "\"ed25519_verify_all_cores_measured\": %.0f, "
+           "\"verify_message_bytes\": %zu, "
+           "\"zmq_echo_plain\": %.0f, \"zmq_echo_curve\": %.0f, "
+           "\"transport\": \"%s\", \"lmdb_durable_commits\": %.0f},\n",
+           r->verify_per_core, r->verify_per_core * r->cores,
+           r->verify_all_cores, r->verify_message_bytes, r->echo_plain,
+           r->echo_curve, opt.tcp ? "tcp" : "ipc", r->lmdb_commits);
+    if (r->broker_ran) {
+        printf("  \"broker\": {\"records\": %lu, \"clients\": %lu, "
+               "\"window\": %lu, \"threads\": %lu, \"seconds\": %.3f, "
+               "\"publishes_per_s\": %.1f, \"requests\": %" PRIu64 ", "
+               "\"answers_total\": %" PRIu64 ", "
+               "\"requests_per_s\": %.1f, \"latency_us\": {\"p50\": %.0f, "
+               "\"p99\": %.0f, \"p99.9\": %.0f, \"max\": %.0f}, "
+               "\"errors\": %" PRIu64 ", \"broker_cpu_cores\": %.2f, "
+               "\"bench_cpu_cores\": %.2f, \"presigned\": %zu, "
+               "\"presigned_exhausted\": %s},\n",
+               r->records, opt.clients, opt.window, opt.threads,
+               r->request_seconds, r->publishes_per_s, r->requests_ok,
+               r->requests_total, r->requests_per_s, r->p50_us, r->p99_us, r->p999_us,
+               r->max_us, r->errors, r->broker_cpu_cores, r->bench_cpu_cores,
+               r->presigned, r->presigned_exhausted ? "true" : "false");
+        printf("  \"ratios\": {\"requests_per_verify_capacity\": %.4f, "
+               "\"requests_per_zmq_curve_echo\": %.4f, "
+               "\"requests_per_zmq_plain_echo\": %.4f, "
+               "\"publishes_per_lmdb_commit\": %.4f}\n",
+               ratio(r->requests_per_s, r->verify_per_core * r->cores),
+               ratio(r->requests_per_s, r->echo_curve),
+               ratio(r->requests_per_s, r->echo_plain),
+               ratio(r->publishes_per_s, r->lmdb_commits));
+    } else {
+        printf("  \"broker\": null,\n  \"ratios\": null\n");
+    }
+    printf("}\n");
+}
+
