@@ -219,7 +219,7 @@ const char *find_onced(char *buf, size_t cap)
     if (slash == NULL)
         return NULL;
     *slash = '\0';
-    if ((size_t)snprintf(buf, cap, "%s/../broker/onced", self) >= cap)
+    if ((size_t)snprintf(buf, cap, "%s/../../broker/onced", self) >= cap)
         return NULL;
     return buf;
 }

@@ -32,8 +32,9 @@ void requester_id(size_t i, char *out, size_t cap);
  * fields to every client. Returns 0, or -1 with the reason noted. */
 int make_home(bench_home *h, conn *clients, size_t n_clients);
 
-/* The onced to run: --onced, else $ONCED, else ../broker/onced next to
- * this program (buf holds that path); NULL when none can be named. */
+/* The onced to run: --onced, else $ONCED, else ../../broker/onced from
+ * this program's directory, where the build tree has it (buf holds that
+ * path); NULL when none can be named. */
 const char *find_onced(char *buf, size_t cap);
 
 /* Starts onced on h's home, its output in h->log_path, and waits until it
