@@ -33,29 +33,53 @@
  * file last after a syncfs: a reader, or a crash, never sees a half-written
  * file, and the checkpoint never names tiles that are not on disk yet.
  *
- * The export reads in one LMDB read transaction, so it sees one consistent
- * log while the broker keeps appending; LMDB keeps the pages of that
- * snapshot until the export ends.
+ * Every file goes through export_files.c, which walks DIR with openat and
+ * O_NOFOLLOW and creates files with O_EXCL | O_NOFOLLOW: the operator runs
+ * this as the broker's user, often root, into a directory others may have
+ * prepared, and a link planted in it is refused, never followed.
+ *
+ * Why the evidence is apart. Tiles, entries, checkpoints and keys hold
+ * hashes, keyed subject hashes and department names: publishable. The
+ * evidence envelopes hold raw subjects and disclosed field values:
+ * personal data, so evidence/ is 0700 and its files 0600, and an export
+ * meant to travel seals them to one auditor's key instead
+ * (evidence-sealed/, lib/evidence_seal.c). Sealing is randomized, so a
+ * full sealed bundle already in DIR is kept, not compared: the auditor's
+ * verify checks each envelope against the digest in its signed leaf.
+ *
+ * Why short read transactions. An LMDB reader pins every page of its
+ * snapshot, and an export of a large log takes minutes: held for all of
+ * it, the broker's writer could not reuse a page freed meanwhile and the
+ * map would fill. The tree size is fixed first (a signed checkpoint), and
+ * everything below it (leaves, evidence, nodes, checkpoints) never changes
+ * once written, so reading it in many transactions yields the same bytes
+ * as one would. The export renews its read transaction for each tile,
+ * bundle or batch of checkpoints and releases it while it writes files.
+ * keys.txt is read in one transaction of its own.
  */
 #include "export.h"
 
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "checkpoint.h"
 #include "export_keys.h"
-#include "file_io.h"
+#include "evidence_seal.h"
+#include "export_files.h"
 #include "policy.h"
 #include "tlog_tiles.h"
 
-#define PATH_CAP (TLOG_PATH_MAX + 32)
+#define PATH_CAP EXPORT_PATH_CAP
+/* Checkpoints written per read transaction. */
+#define CHECKPOINT_BATCH 64
+
+#define EVIDENCE_DIR EXPORT_EVIDENCE_DIR
+#define SEALED_DIR "evidence-sealed"
+#define SEALED_KEY_FILE SEALED_DIR "/auditor.pub"
 
 typedef struct buffer {
     uint8_t *data;
@@ -64,12 +88,16 @@ typedef struct buffer {
 
 typedef struct exporter {
     const char *dir; /* for messages */
-    int dirfd;
+    export_dir files;
     MDB_txn *txn;
+    int txn_live;    /* 1 while txn holds a snapshot */
     const store *s;
     const auditlog *log;
+    const export_options *opt;
     uint64_t size;   /* exported tree size */
-    buffer buf;
+    char note[CHECKPOINT_MAX_NOTE];
+    size_t note_len;
+    buffer buf, sealed;
     once_error *err;
 } exporter;
 
@@ -100,143 +128,34 @@ static int buffer_append(exporter *x, const void *data, size_t len)
     return 0;
 }
 
-static int io_error(exporter *x, const char *what, const char *path)
+/* ---- short read transactions ---- */
+
+/* Takes a fresh snapshot of the log (everything below x->size is the same
+ * in every one). */
+static int txn_resume(exporter *x)
 {
-    return once_error_set(x->err, ONCE_ERR_IO, "cannot %s %s/%s: %s", what,
-                          x->dir, path, strerror(errno));
-}
+    int rc;
 
-/* Creates every missing directory on the way to path (mode 0755). */
-static int make_parents(exporter *x, const char *path)
-{
-    char part[PATH_CAP];
-    const char *slash;
-
-    for (slash = strchr(path, '/'); slash != NULL;
-         slash = strchr(slash + 1, '/')) {
-        size_t len = (size_t)(slash - path);
-
-        memcpy(part, path, len);
-        part[len] = '\0';
-        if (mkdirat(x->dirfd, part, 0755) == 0) {
-            /* Exactly 0755 whatever the umask: auditors copy these. */
-            if (fchmodat(x->dirfd, part, 0755, 0) < 0)
-                return io_error(x, "set the mode of", part);
-        } else if (errno != EEXIST) {
-            return io_error(x, "create directory", part);
-        }
-    }
-    return 0;
-}
-
-/* Writes path through a temporary file and a rename (file_io.c); fsyncs
- * the file first when `durable` is set. */
-static int write_atomic(exporter *x, const char *path, const uint8_t *data,
-                        size_t len, int durable)
-{
-    int rc = make_parents(x, path);
-
-    if (rc < 0)
-        return rc;
-    /* Exactly 0644 whatever the umask: auditors copy these. */
-    rc = file_write_atomic(x->dirfd, path, data, len, 0644, durable);
-    if (rc < 0) {
-        errno = -rc;
-        return io_error(x, "write", path);
-    }
-    return 0;
-}
-
-/* 1 when path holds exactly data, 0 when it differs, -ENOENT when it does
- * not exist, another negative error when it cannot be read. */
-static int same_content(exporter *x, const char *path, const uint8_t *data,
-                        size_t len)
-{
-    uint8_t chunk[65536];
-    size_t off = 0;
-    int fd, same = 1;
-
-    fd = openat(x->dirfd, path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        if (errno == ENOENT)
-            return -ENOENT;
-        return io_error(x, "open", path);
-    }
-    for (;;) {
-        ssize_t n = read(fd, chunk, sizeof(chunk));
-
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            n = io_error(x, "read", path);
-            close(fd);
-            return (int)n;
-        }
-        if (n == 0)
-            break;
-        if ((size_t)n > len - off ||
-            memcmp(chunk, data + off, (size_t)n) != 0) {
-            same = 0;
-            break;
-        }
-        off += (size_t)n;
-    }
-    close(fd);
-    return same && off == len;
-}
-
-/* Writes a file that must never change once written: an existing one is
- * kept if identical and is an error if not. */
-static int put_immutable(exporter *x, const char *path, const uint8_t *data,
-                         size_t len)
-{
-    int rc = same_content(x, path, data, len);
-
-    if (rc == 1)
+    if (x->txn_live)
         return 0;
-    if (rc == 0)
-        return once_error_set(x->err, ONCE_ERR_EXISTS,
-                              "%s/%s exists with other content: the "
-                              "directory holds an export of another log",
-                              x->dir, path);
-    if (rc != -ENOENT)
-        return rc;
-    return write_atomic(x, path, data, len, 0);
+    rc = mdb_txn_renew(x->txn);
+    if (rc != 0)
+        return store_error(rc, "renew the export's read transaction",
+                           x->err);
+    x->txn_live = 1;
+    return 0;
 }
 
-/* Removes the partial versions in "<base>.p/" other than width `keep`
- * (keep 0: all of them, and the directory). */
-static int remove_stale_partials(exporter *x, const char *base, unsigned keep)
+/* Lets go of the snapshot before writing files, and reports progress. */
+static void txn_pause(exporter *x, const char *what, uint64_t done,
+                      uint64_t total)
 {
-    char pdir[PATH_CAP + 2], name[16];
-    struct dirent *de;
-    DIR *d;
-    int fd;
-
-    snprintf(pdir, sizeof(pdir), "%s.p", base);
-    fd = openat(x->dirfd, pdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return errno == ENOENT ? 0 : io_error(x, "open", pdir);
-    d = fdopendir(fd);
-    if (d == NULL) {
-        close(fd);
-        return io_error(x, "read", pdir);
+    if (x->txn_live) {
+        mdb_txn_reset(x->txn);
+        x->txn_live = 0;
     }
-    snprintf(name, sizeof(name), "%u", keep);
-    while ((de = readdir(d)) != NULL) {
-        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 ||
-            (keep != 0 && strcmp(de->d_name, name) == 0))
-            continue;
-        if (unlinkat(fd, de->d_name, 0) < 0 && errno != ENOENT) {
-            closedir(d);
-            return io_error(x, "remove a stale partial tile in", pdir);
-        }
-    }
-    closedir(d);
-    if (keep == 0 && unlinkat(x->dirfd, pdir, AT_REMOVEDIR) < 0 &&
-        errno != ENOENT)
-        return io_error(x, "remove", pdir);
-    return 0;
+    if (x->opt->progress != NULL)
+        x->opt->progress(x->opt->progress_arg, what, done, total);
 }
 
 /* Writes the buffer as tile `index` of width `width` under prefix. */
@@ -249,8 +168,36 @@ static int put_tile(exporter *x, const char *prefix, uint64_t index,
         return once_error_set(x->err, ONCE_ERR_INTERNAL,
                               "tile path too long");
     if (width == TLOG_TILE_WIDTH)
-        return put_immutable(x, path, x->buf.data, x->buf.len);
-    return write_atomic(x, path, x->buf.data, x->buf.len, 0);
+        return export_dir_put_immutable(&x->files, path, x->buf.data, x->buf.len);
+    return export_dir_write(&x->files, path, x->buf.data, x->buf.len, 0);
+}
+
+/* Writes the buffer, an evidence bundle, sealed to the auditor's key. A
+ * full one already there is kept: sealing is randomized, so it cannot be
+ * compared, and the auditor checks its envelopes against the leaves. */
+static int put_sealed(exporter *x, uint64_t index, unsigned width)
+{
+    char path[PATH_CAP];
+    int rc;
+
+    if (tlog_tile_path(path, sizeof(path), SEALED_DIR, index, width) < 0)
+        return once_error_set(x->err, ONCE_ERR_INTERNAL,
+                              "tile path too long");
+    if (width == TLOG_TILE_WIDTH) {
+        rc = export_dir_has_file(&x->files, path);
+        if (rc != 0)
+            return rc < 0 ? rc : 0;
+    }
+    x->sealed.len = 0;
+    if (buffer_reserve(&x->sealed, x->buf.len + EVIDENCE_SEAL_OVERHEAD) < 0)
+        return once_error_set(x->err, ONCE_ERR_NO_MEMORY,
+                              "out of memory sealing an evidence bundle");
+    rc = evidence_seal(x->opt->seal_to, x->buf.data, x->buf.len,
+                       x->sealed.data, x->err);
+    if (rc < 0)
+        return rc;
+    x->sealed.len = x->buf.len + EVIDENCE_SEAL_OVERHEAD;
+    return export_dir_write(&x->files, path, x->sealed.data, x->sealed.len, 0);
 }
 
 /* After the checkpoint has moved from old_size to x->size: removes the
@@ -258,7 +205,8 @@ static int put_tile(exporter *x, const char *prefix, uint64_t index,
  * rightmost tile of each level was partial at old_size. */
 static int remove_old_partials(exporter *x, uint64_t old_size)
 {
-    static const char *const bundles[] = {"tile/entries", "evidence"};
+    const char *bundles[] = {"tile/entries",
+                             x->opt->seal_to ? SEALED_DIR : EVIDENCE_DIR};
     char prefix[16], base[PATH_CAP];
     unsigned level, old_width, i;
     uint64_t t;
@@ -277,8 +225,8 @@ static int remove_old_partials(exporter *x, uint64_t old_size)
                                TLOG_TILE_WIDTH) < 0)
                 return once_error_set(x->err, ONCE_ERR_INTERNAL,
                                       "tile path too long");
-            rc = remove_stale_partials(
-                x, base, tlog_tile_width(x->size, level, t) % TLOG_TILE_WIDTH);
+            rc = export_dir_remove_partials(
+                &x->files, base, tlog_tile_width(x->size, level, t) % TLOG_TILE_WIDTH);
             if (rc < 0)
                 return rc;
         }
@@ -290,10 +238,12 @@ static int export_hash_tiles(exporter *x)
 {
     char prefix[16];
     merkle_hash h;
-    uint64_t t, count;
+    uint64_t t, count, done = 0, total = 0;
     unsigned level, width, j;
     int rc;
 
+    for (level = 0; level < TLOG_MAX_LEVELS; level++)
+        total += tlog_tile_count(x->size, level);
     for (level = 0; level < TLOG_MAX_LEVELS; level++) {
         count = tlog_tile_count(x->size, level);
         if (count == 0)
@@ -302,17 +252,19 @@ static int export_hash_tiles(exporter *x)
         for (t = 0; t < count; t++) {
             width = tlog_tile_width(x->size, level, t);
             x->buf.len = 0;
-            for (j = 0; j < width; j++) {
+            rc = txn_resume(x);
+            for (j = 0; rc == 0 && j < width; j++) {
                 rc = auditlog_node(x->txn, x->log, TLOG_TILE_HEIGHT * level,
                                    t * TLOG_TILE_WIDTH + j, h, x->err);
                 if (rc == 0)
                     rc = buffer_append(x, h, sizeof(h));
-                if (rc < 0)
-                    return rc;
             }
-            rc = put_tile(x, prefix, t, width);
+            txn_pause(x, "hash tiles", done, total);
+            if (rc == 0)
+                rc = put_tile(x, prefix, t, width);
             if (rc < 0)
                 return rc;
+            done++;
         }
     }
     return 0;
@@ -331,53 +283,106 @@ static int append_length_prefixed(exporter *x, const MDB_val *v,
     return buffer_append(x, v->mv_data, v->mv_size);
 }
 
+/* Reads the leaves (evidence 0) or envelopes (evidence 1) of bundle b
+ * into the buffer, in a snapshot of its own, and releases it. */
+static int read_bundle(exporter *x, uint64_t b, unsigned width, int evidence,
+                       uint64_t first)
+{
+    uint64_t i, end = b * TLOG_TILE_WIDTH + width;
+    MDB_val v;
+    int rc = txn_resume(x);
+
+    x->buf.len = 0;
+    for (i = b * TLOG_TILE_WIDTH; rc == 0 && i < end; i++) {
+        rc = evidence ? auditlog_evidence_get(x->txn, x->log, i, &v, x->err)
+                      : auditlog_leaf_get(x->txn, x->log, i, &v, x->err);
+        if (rc == 0)
+            rc = append_length_prefixed(x, &v,
+                                        evidence ? TLOG_EVIDENCE_LENGTH_BYTES
+                                                 : TLOG_ENTRY_LENGTH_BYTES);
+    }
+    txn_pause(x, "bundles", b - first, tlog_tile_count(x->size, 0) - first);
+    return rc;
+}
+
 /* Entry bundle and evidence bundle of every bundle from `first` on. */
 static int export_bundles(exporter *x, uint64_t first)
 {
-    uint64_t b, count = tlog_tile_count(x->size, 0), i, end;
+    uint64_t b, count = tlog_tile_count(x->size, 0);
     unsigned width;
-    MDB_val v;
     int rc;
 
     for (b = first; b < count; b++) {
         width = tlog_tile_width(x->size, 0, b);
-        end = b * TLOG_TILE_WIDTH + width;
-        x->buf.len = 0;
-        for (i = b * TLOG_TILE_WIDTH; i < end; i++) {
-            rc = auditlog_leaf_get(x->txn, x->log, i, &v, x->err);
-            if (rc == 0)
-                rc = append_length_prefixed(x, &v,
-                                            TLOG_ENTRY_LENGTH_BYTES);
-            if (rc < 0)
-                return rc;
-        }
-        rc = put_tile(x, "tile/entries", b, width);
-        if (rc < 0)
-            return rc;
-        x->buf.len = 0;
-        for (i = b * TLOG_TILE_WIDTH; i < end; i++) {
-            rc = auditlog_evidence_get(x->txn, x->log, i, &v, x->err);
-            if (rc == 0)
-                rc = append_length_prefixed(x, &v,
-                                            TLOG_EVIDENCE_LENGTH_BYTES);
-            if (rc < 0)
-                return rc;
-        }
-        rc = put_tile(x, "evidence", b, width);
+        rc = read_bundle(x, b, width, 0, first);
+        if (rc == 0)
+            rc = put_tile(x, "tile/entries", b, width);
+        if (rc == 0)
+            rc = read_bundle(x, b, width, 1, first);
+        if (rc == 0)
+            rc = x->opt->seal_to ? put_sealed(x, b, width)
+                                 : put_tile(x, EVIDENCE_DIR, b, width);
         if (rc < 0)
             return rc;
     }
     return 0;
 }
 
-static int export_one_checkpoint(uint64_t size, const MDB_val *note,
-                                 void *arg)
-{
-    exporter *x = arg;
-    char path[PATH_CAP];
+/* A batch of checkpoints copied out of a snapshot: sizes[i] and the
+ * note's end offset in the buffer. */
+typedef struct checkpoint_batch {
+    exporter *x;
+    uint64_t sizes[CHECKPOINT_BATCH];
+    size_t ends[CHECKPOINT_BATCH];
+    size_t n;
+} checkpoint_batch;
 
-    snprintf(path, sizeof(path), "checkpoints/%" PRIu64, size);
-    return put_immutable(x, path, note->mv_data, note->mv_size);
+static int collect_checkpoint(uint64_t size, const MDB_val *note, void *arg)
+{
+    checkpoint_batch *cb = arg;
+
+    if (cb->n == CHECKPOINT_BATCH)
+        return 1; /* full: the caller writes these and goes on */
+    if (buffer_append(cb->x, note->mv_data, note->mv_size) < 0)
+        return -ONCE_ERR_NO_MEMORY;
+    cb->sizes[cb->n] = size;
+    cb->ends[cb->n++] = cb->x->buf.len;
+    return 0;
+}
+
+/* Every stored checkpoint of a size in [from, x->size], CHECKPOINT_BATCH
+ * per snapshot. */
+static int export_checkpoints(exporter *x, uint64_t from)
+{
+    checkpoint_batch cb;
+    char path[PATH_CAP];
+    size_t i, off;
+    uint64_t done = 0;
+    int rc;
+
+    memset(&cb, 0, sizeof(cb));
+    cb.x = x;
+    for (;;) {
+        cb.n = 0;
+        x->buf.len = 0;
+        rc = txn_resume(x);
+        if (rc == 0)
+            rc = auditlog_checkpoint_each(x->txn, x->log, from, x->size,
+                                          collect_checkpoint, &cb, x->err);
+        txn_pause(x, "checkpoints", done, 0);
+        if (rc < 0)
+            return rc;
+        for (i = 0, off = 0; i < cb.n; off = cb.ends[i++]) {
+            snprintf(path, sizeof(path), "checkpoints/%" PRIu64, cb.sizes[i]);
+            rc = export_dir_put_immutable(&x->files, path, x->buf.data + off, cb.ends[i] - off);
+            if (rc < 0)
+                return rc;
+        }
+        done += cb.n;
+        if (cb.n < CHECKPOINT_BATCH || cb.sizes[cb.n - 1] == x->size)
+            return 0;
+        from = cb.sizes[cb.n - 1] + 1;
+    }
 }
 
 static int append_key_line(const department *d, void *arg)
@@ -401,6 +406,7 @@ static int append_key_line(const department *d, void *arg)
     return buffer_append(x, line, (size_t)n);
 }
 
+
 static const char keys_header[] =
     "# once department keys, one line per key:\n"
     "#   id public-key-hex valid-from valid-until status name...\n"
@@ -408,19 +414,6 @@ static const char keys_header[] =
     "# still valid. A suspended department's key stops authorizing\n"
     "# exchanges at valid-until. This file is not signed by the broker:\n"
     "# compare each key with the one its department holds.\n";
-
-static int export_keys(exporter *x)
-{
-    int rc;
-
-    x->buf.len = 0;
-    rc = buffer_append(x, keys_header, sizeof(keys_header) - 1);
-    if (rc == 0)
-        rc = policy_department_list(x->txn, x->s, append_key_line, x, x->err);
-    if (rc < 0)
-        return rc;
-    return write_atomic(x, "keys.txt", x->buf.data, x->buf.len, 0);
-}
 
 static const char readme[] =
     "This directory is an export of a once exchange log, for auditors.\n"
@@ -437,16 +430,28 @@ static const char readme[] =
     "  tile/<L>/<N>[.p/<W>]      hash tiles (C2SP tlog-tiles, height 8)\n"
     "  tile/entries/<N>[.p/<W>]  leaves, 256 per bundle, each u16be length\n"
     "                            then the LogLeaf protobuf bytes\n"
-    "  evidence/<N>[.p/<W>]      the department-signed envelopes behind the\n"
-    "                            leaves of bundle N, each u32be length then\n"
-    "                            the envelope bytes\n"
     "  checkpoints/<size>        every checkpoint the broker signed\n"
     "  keys.txt                  department keys and validity times\n"
+    "\n"
+    "and the evidence, the department-signed envelopes behind the leaves\n"
+    "of bundle N, each u32be length then the envelope bytes, either\n"
+    "\n"
+    "  evidence/<N>[.p/<W>]      in plain: PERSONAL DATA (raw ID numbers,\n"
+    "                            disclosed fields), mode 0600; never publish\n"
+    "\n"
+    "or, sealed to one auditor's key (libsodium sealed boxes),\n"
+    "\n"
+    "  evidence-sealed/auditor.pub  the auditor's public key\n"
+    "  evidence-sealed/<N>[.p/<W>]  each bundle, sealed\n"
+    "\n"
+    "Everything but the evidence holds hashes, keyed subject hashes and\n"
+    "department names, and may be published.\n"
     "\n"
     "Check everything (tree, tiles, every checkpoint, every envelope):\n"
     "\n"
     "  once-audit verify DIR --key broker.pub\n"
     "\n"
+    "(Sealed evidence: add --evidence-key AUDITOR.key.)\n"
     "(For an export of a range that starts at leaf S, add --from S.)\n"
     "\n"
     "Prove one exchange to someone else, and check such a proof:\n"
@@ -464,9 +469,26 @@ static const char readme[] =
     "\n"
     "docs/AUDIT.md in the once sources describes every format in detail.\n";
 
+static int export_keys(exporter *x)
+{
+    int rc;
+
+    x->buf.len = 0;
+    rc = buffer_append(x, keys_header, sizeof(keys_header) - 1);
+    if (rc == 0)
+        rc = txn_resume(x);
+    if (rc == 0)
+        rc = policy_department_list(x->txn, x->s, append_key_line, x, x->err);
+    txn_pause(x, "keys", 1, 1);
+    if (rc < 0)
+        return rc;
+    return export_dir_write(&x->files, "keys.txt", x->buf.data, x->buf.len, 0);
+}
+
 /* Refuses to extend a directory that holds another log, a newer tree, or
  * an older one that `start` would leave a gap after. *old_size receives
- * the size of the export found, or UINT64_MAX when there is none. */
+ * the size of the export found, or UINT64_MAX when there is none. Runs in
+ * the snapshot the size was chosen in. */
 static int check_existing(exporter *x, uint64_t start, uint64_t *old_size)
 {
     char note[CHECKPOINT_MAX_NOTE + 1];
@@ -477,13 +499,16 @@ static int check_existing(exporter *x, uint64_t start, uint64_t *old_size)
     int fd;
 
     *old_size = UINT64_MAX;
-    fd = openat(x->dirfd, "checkpoint", O_RDONLY | O_CLOEXEC);
+    fd = export_dir_open_file(&x->files, "checkpoint");
+    if (fd == -ONCE_ERR_NOT_FOUND)
+        return 0;
     if (fd < 0)
-        return errno == ENOENT ? 0 : io_error(x, "open", "checkpoint");
+        return fd;
     n = read(fd, note, sizeof(note));
     close(fd);
     if (n < 0)
-        return io_error(x, "read", "checkpoint");
+        return once_error_set(x->err, ONCE_ERR_IO, "cannot read %s/"
+                              "checkpoint: %s", x->dir, strerror(errno));
     /* Parsed only to find this log's note of that size, which is then
      * compared whole. */
     if (checkpoint_parse_unverified(note, (size_t)n, &found, NULL) < 0 ||
@@ -509,53 +534,115 @@ static int check_existing(exporter *x, uint64_t start, uint64_t *old_size)
     return 0;
 }
 
-static int export_in_txn(exporter *x, uint64_t start, uint64_t end)
+/* One kind of evidence per export, sealed to one key: refuses to add
+ * sealed evidence beside plain, plain beside sealed, or evidence sealed to
+ * another auditor's key; writes the auditor's key file. */
+static int check_evidence_kind(exporter *x)
 {
-    MDB_val note;
+    char line[2 * ONCE_PUBLIC_KEY_BYTES + 2], have[sizeof(line)];
+    int plain, sealed, fd;
+    ssize_t n = 0;
+
+    plain = export_dir_has_dir(&x->files, EVIDENCE_DIR);
+    if (plain < 0)
+        return plain;
+    sealed = export_dir_has_dir(&x->files, SEALED_DIR);
+    if (sealed < 0)
+        return sealed;
+    if (x->opt->seal_to == NULL) {
+        if (sealed)
+            return once_error_set(x->err, ONCE_ERR_EXISTS,
+                                  "%s holds evidence sealed to an auditor's "
+                                  "key (%s): export with --evidence-to that "
+                                  "key, or into another directory", x->dir,
+                                  SEALED_KEY_FILE);
+        return 0;
+    }
+    if (plain)
+        return once_error_set(x->err, ONCE_ERR_EXISTS,
+                              "%s holds evidence in plain (%s/): sealed "
+                              "evidence goes into another directory", x->dir,
+                              EVIDENCE_DIR);
+    once_hex_encode(line, x->opt->seal_to, ONCE_PUBLIC_KEY_BYTES);
+    line[2 * ONCE_PUBLIC_KEY_BYTES] = '\n';
+    fd = export_dir_open_file(&x->files, SEALED_KEY_FILE);
+    if (fd == -ONCE_ERR_NOT_FOUND)
+        return export_dir_write(&x->files, SEALED_KEY_FILE, (const uint8_t *)line,
+                            sizeof(line) - 1, 0);
+    if (fd < 0)
+        return fd;
+    n = read(fd, have, sizeof(have));
+    close(fd);
+    if (n != (ssize_t)sizeof(line) - 1 ||
+        memcmp(have, line, sizeof(line) - 1) != 0)
+        return once_error_set(x->err, ONCE_ERR_EXISTS,
+                              "%s/%s names another auditor's key: the "
+                              "evidence there is sealed to it; export into "
+                              "another directory", x->dir, SEALED_KEY_FILE);
+    return 0;
+}
+
+static int export_all(exporter *x)
+{
+    const export_options *o = x->opt;
     uint64_t first_bundle, old_size;
+    MDB_val note;
     int rc;
 
-    rc = auditlog_checkpoint_floor(x->txn, x->log, end ? end : UINT64_MAX,
-                                   &x->size, &note, x->err);
+    rc = txn_resume(x);
+    if (rc == 0)
+        rc = auditlog_checkpoint_floor(x->txn, x->log,
+                                       o->end ? o->end : UINT64_MAX, &x->size,
+                                       &note, x->err);
     if (rc < 0)
         return rc;
-    if (start > x->size)
+    if (note.mv_size > sizeof(x->note))
+        return once_error_set(x->err, ONCE_ERR_INTERNAL,
+                              "stored checkpoint too long");
+    /* Kept across snapshots: note points into this one. */
+    memcpy(x->note, note.mv_data, note.mv_size);
+    x->note_len = note.mv_size;
+    if (o->start > x->size)
         return once_error_set(x->err, ONCE_ERR_INVALID_ARGUMENT,
                               "start %" PRIu64 " is past the exported tree "
                               "size %" PRIu64,
-                              start, x->size);
-    rc = check_existing(x, start, &old_size);
+                              o->start, x->size);
+    rc = check_existing(x, o->start, &old_size);
+    txn_pause(x, "start", 0, 0);
+    if (rc == 0)
+        rc = check_evidence_kind(x);
     if (rc < 0)
         return rc;
-    first_bundle = start / TLOG_TILE_WIDTH;
+    first_bundle = o->start / TLOG_TILE_WIDTH;
     rc = export_hash_tiles(x);
     if (rc == 0)
         rc = export_bundles(x, first_bundle);
     if (rc == 0)
-        rc = auditlog_checkpoint_each(x->txn, x->log,
-                                      first_bundle * TLOG_TILE_WIDTH, x->size,
-                                      export_one_checkpoint, x, x->err);
+        rc = export_checkpoints(x, first_bundle * TLOG_TILE_WIDTH);
     if (rc == 0)
         rc = export_keys(x);
     if (rc == 0)
-        rc = write_atomic(x, "README.txt", (const uint8_t *)readme,
+        rc = export_dir_write(&x->files, "README.txt", (const uint8_t *)readme,
                           sizeof(readme) - 1, 0);
     if (rc < 0)
         return rc;
     /* Everything the checkpoint vouches for reaches the disk first. */
-    if (syncfs(x->dirfd) < 0)
-        return io_error(x, "sync", ".");
-    rc = write_atomic(x, "checkpoint", note.mv_data, note.mv_size, 1);
+    if (syncfs(x->files.fd) < 0)
+        return once_error_set(x->err, ONCE_ERR_IO, "cannot sync %s: %s",
+                              x->dir, strerror(errno));
+    rc = export_dir_write(&x->files, "checkpoint", (const uint8_t *)x->note, x->note_len,
+                      1);
     if (rc < 0)
         return rc;
-    if (fsync(x->dirfd) < 0)
-        return io_error(x, "sync", ".");
+    if (fsync(x->files.fd) < 0)
+        return once_error_set(x->err, ONCE_ERR_IO, "cannot sync %s: %s",
+                              x->dir, strerror(errno));
     /* Only now may what the old checkpoint needed go. */
     return old_size == UINT64_MAX ? 0 : remove_old_partials(x, old_size);
 }
 
 int export_log(const store *s, const auditlog *log, const char *dir,
-               uint64_t start, uint64_t end, once_error *err)
+               const export_options *opt, once_error *err)
 {
     exporter x;
     int rc;
@@ -564,25 +651,19 @@ int export_log(const store *s, const auditlog *log, const char *dir,
     x.dir = dir;
     x.s = s;
     x.log = log;
+    x.opt = opt;
     x.err = err;
-    if (mkdir(dir, 0755) == 0) {
-        if (chmod(dir, 0755) < 0)
-            return once_error_set(err, ONCE_ERR_IO, "cannot set the mode of "
-                                  "%s: %s", dir, strerror(errno));
-    } else if (errno != EEXIST) {
-        return once_error_set(err, ONCE_ERR_IO, "cannot create %s: %s", dir,
-                              strerror(errno));
-    }
-    x.dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (x.dirfd < 0)
-        return once_error_set(err, ONCE_ERR_IO, "cannot open %s: %s", dir,
-                              strerror(errno));
+    rc = export_dir_open(&x.files, dir, err);
+    if (rc < 0)
+        return rc;
     rc = store_begin(s, 1, &x.txn, err);
     if (rc == 0) {
-        rc = export_in_txn(&x, start, end);
+        x.txn_live = 1;
+        rc = export_all(&x);
         mdb_txn_abort(x.txn);
     }
-    close(x.dirfd);
+    export_dir_close(&x.files);
     free(x.buf.data);
+    free(x.sealed.data);
     return rc;
 }

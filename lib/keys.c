@@ -84,40 +84,26 @@ int once_hex_decode(uint8_t *out, size_t len, const char *hex)
 }
 
 /* Creates path with mode, writes the 32 bytes as a hex line and fsyncs.
- * Never replaces an existing file. */
+ * Never replaces an existing file, nor writes through a planted link
+ * (file_create_new: O_EXCL | O_NOFOLLOW). */
 static int write_key_file(const char *path, const uint8_t key[32], mode_t mode,
                           const char *what, once_error *err)
 {
     char line[KEY_FILE_MAX + 1];
-    int fd, saved_errno;
+    int rc;
 
-    fd = open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, mode);
-    if (fd < 0) {
-        if (errno == EEXIST)
-            return once_error_set(err, ONCE_ERR_EXISTS,
-                                  "%s %s already exists; refusing to "
-                                  "overwrite it", what, path);
-        return once_error_set(err, ONCE_ERR_IO, "cannot create %s %s: %s",
-                              what, path, strerror(errno));
-    }
     once_hex_encode(line, key, 32);
     line[KEY_HEX_CHARS] = '\n';
     line[KEY_HEX_CHARS + 1] = '\0';
-    if (file_write_all(fd, line, KEY_FILE_MAX) < 0 || fsync(fd) < 0) {
-        saved_errno = errno;
-        sodium_memzero(line, sizeof(line));
-        close(fd);
-        unlink(path);
-        return once_error_set(err, ONCE_ERR_IO, "cannot write %s %s: %s",
-                              what, path, strerror(saved_errno));
-    }
+    rc = file_create_new(path, line, KEY_FILE_MAX, mode);
     sodium_memzero(line, sizeof(line));
-    if (close(fd) < 0) {
-        saved_errno = errno;
-        unlink(path);
-        return once_error_set(err, ONCE_ERR_IO, "cannot write %s %s: %s",
-                              what, path, strerror(saved_errno));
-    }
+    if (rc == -EEXIST)
+        return once_error_set(err, ONCE_ERR_EXISTS,
+                              "%s %s already exists; refusing to "
+                              "overwrite it", what, path);
+    if (rc < 0)
+        return once_error_set(err, ONCE_ERR_IO, "cannot create %s %s: %s",
+                              what, path, strerror(-rc));
     return 0;
 }
 

@@ -64,10 +64,12 @@
 #include <sodium.h>
 
 #include "audit_hash.h"
+#include "audit_sealed.h"
 #include "digest.h"
 #include "checkpoint.h"
 #include "envelope.h"
 #include "evidence.h"
+#include "evidence_seal.h"
 #include "export_keys.h"
 #include "file_io.h"
 #include "merkle.h"
@@ -87,10 +89,11 @@
 #define TREE_BATCH 256     /* bundles per thread-pool round, tree pass */
 #define EVIDENCE_BATCH 32  /* bundles per round, evidence pass */
 /* No file of an export is larger than a full evidence bundle of the
- * largest envelopes; a larger one is refused before it is read, not
- * allowed to exhaust memory. */
+ * largest envelopes, sealed; a larger one is refused before it is read,
+ * not allowed to exhaust memory. */
 #define MAX_INPUT_FILE ((uint64_t)TLOG_TILE_WIDTH * \
-                        (TLOG_EVIDENCE_LENGTH_BYTES + ONCE_MAX_MESSAGE))
+                        (TLOG_EVIDENCE_LENGTH_BYTES + ONCE_MAX_MESSAGE) + \
+                        EVIDENCE_SEAL_OVERHEAD)
 
 /* ------------------------------------------------------------------------
  * Small helpers
@@ -746,6 +749,7 @@ typedef struct verifier {
 
     /* evidence pass */
     keyring keys;
+    audit_evidence evidence; /* plain or sealed, and the key to open it */
 } verifier;
 
 static void miss_add(miss_list *l, unsigned level, uint64_t tile,
@@ -1596,8 +1600,15 @@ static void evidence_bundle_task(void *arg, size_t i)
                    path, base, base + width);
         goto out;
     }
-    tile_path(path, "evidence", b, width);
+    tile_path(path, audit_evidence_dir(&v->evidence), b, width);
     rc = read_at(v->x.fd, path, &evidence, &vlen);
+    if (rc == 0 &&
+        audit_evidence_unwrap(&v->evidence, &evidence, &vlen, why,
+                              sizeof(why)) < 0) {
+        report_add(&r->problems, "%s: %s: leaves [%" PRIu64 ", %" PRIu64
+                   ") cannot be checked", path, why, base, base + width);
+        goto out;
+    }
     if (rc < 0) {
         report_add(&r->problems, "%s: %s: leaves [%" PRIu64 ", %" PRIu64
                    ") have no evidence", path,
@@ -1713,38 +1724,58 @@ out:
 }
 
 /* --save: after a clean run whose evidence covered every leaf, the state
- * a later --since starts from. */
-static int save_state(const verifier *v, const char *path)
+ * a later --since starts from. STATE must be the auditor's and writable by
+ * nobody else, and nothing in it is written through a link (file_io.c). */
+static int save_state(const verifier *v, const char *path, once_error *err)
 {
     char mark[512];
     uint8_t *keys = NULL;
     size_t keys_len = 0;
     int fd, rc;
 
-    if (mkdir(path, 0755) < 0 && errno != EEXIST)
-        return -errno;
-    fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    fd = file_dir_open(AT_FDCWD, path, 1, 0755, 0, NULL, err);
     if (fd < 0)
-        return -errno;
+        return fd;
     /* The mark goes first and comes back last, so that a save that fails
      * halfway never leaves an older mark over a mix of two states. */
     if (unlinkat(fd, STATE_MARK, 0) < 0 && errno != ENOENT) {
-        rc = -errno;
+        rc = once_error_set(err, ONCE_ERR_IO, "cannot remove %s/%s: %s",
+                            path, STATE_MARK, strerror(errno));
         close(fd);
         return rc;
     }
     rc = read_at(v->x.fd, "keys.txt", &keys, &keys_len);
+    if (rc < 0)
+        rc = once_error_set(err, ONCE_ERR_IO, "cannot read %s/keys.txt: %s",
+                            v->x.path, strerror(-rc));
     if (rc == 0)
-        rc = file_write_atomic(fd, "keys.txt", keys, keys_len, 0644, 1);
+        rc = file_write_atomic(fd, "keys.txt", keys, keys_len, 0644, 1, path,
+                               err);
     if (rc == 0)
         rc = file_write_atomic(fd, "checkpoint", v->x.note, v->x.note_len,
-                               0644, 1);
+                               0644, 1, path, err);
     snprintf(mark, sizeof(mark), "once-audit verify passed: %s, tree size %"
              PRIu64 ", origin %s\n", v->x.path, v->size, v->origin);
     if (rc == 0)
-        rc = file_write_atomic(fd, STATE_MARK, mark, strlen(mark), 0644, 1);
+        rc = file_write_atomic(fd, STATE_MARK, mark, strlen(mark), 0644, 1,
+                               path, err);
     free(keys);
     close(fd);
+    return rc;
+}
+
+/* Whether the evidence can be read: in plain, or sealed to the auditor
+ * whose key was given (audit_sealed.c). */
+static int evidence_readable(verifier *v, char *why, size_t why_cap)
+{
+    uint8_t *recipient = NULL;
+    size_t len = 0;
+    int sealed, rc;
+
+    sealed = read_at(v->x.fd, AUDIT_SEALED_KEY_FILE, &recipient, &len) == 0;
+    rc = audit_evidence_prepare(&v->evidence, sealed ? recipient : NULL, len,
+                                why, why_cap);
+    free(recipient);
     return rc;
 }
 
@@ -1769,6 +1800,7 @@ static void usage_verify(FILE *f)
             "usage: once-audit verify DIR --key BROKER.pub [--origin NAME]\n"
             "                         [--audit-key FILE] [--from INDEX]\n"
             "                         [--save STATE] [--since STATE]\n"
+            "                         [--evidence-key AUDITOR.key]\n"
             "                         [--threads N]\n"
             "\n"
             "Checks an exported log completely: recomputes every leaf hash\n"
@@ -1796,6 +1828,10 @@ static void usage_verify(FILE *f)
             "                    envelopes' signatures by keys that have not\n"
             "                    changed are not checked again. Everything\n"
             "                    else is.\n"
+            "  --evidence-key FILE  the auditor's secret key file, when the\n"
+            "                    evidence is sealed to it (oncectl log export\n"
+            "                    --evidence-to): it is opened in memory only;\n"
+            "                    without it sealed evidence is not checked\n"
             "  --threads N       worker threads (default: online CPUs)\n");
 }
 
@@ -1809,10 +1845,12 @@ static int cmd_verify(int argc, char **argv)
         {"from", required_argument, NULL, 'f'},
         {"since", required_argument, NULL, 's'},
         {"save", required_argument, NULL, 'S'},
+        {"evidence-key", required_argument, NULL, 'e'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     const char *key = NULL, *origin = NULL, *audit_key = NULL;
-    const char *since = NULL, *save = NULL;
+    const char *since = NULL, *save = NULL, *evidence_key = NULL;
+    char why[512];
     uint64_t checked = 0, unauthenticated = 0, pinned = 0, threads = 0;
     uint64_t from = 0;
     double t0, t_tree, t_ev;
@@ -1840,6 +1878,7 @@ static int cmd_verify(int argc, char **argv)
             break;
         case 's': since = optarg; break;
         case 'S': save = optarg; break;
+        case 'e': evidence_key = optarg; break;
         case 'h': usage_verify(stdout); return EXIT_CLEAN;
         default: usage_verify(stderr); return EXIT_USAGE;
         }
@@ -1865,6 +1904,13 @@ static int cmd_verify(int argc, char **argv)
             return EXIT_USAGE;
         }
         v->have_audit_key = 1;
+    }
+    if (audit_evidence_load_key(&v->evidence, evidence_key, why,
+                                sizeof(why)) < 0) {
+        fprintf(stderr, "once-audit: %s\n", why);
+        sodium_memzero(v->audit_key, sizeof(v->audit_key));
+        free(v);
+        return EXIT_USAGE;
     }
     if (export_open(&v->x, argv[optind]) < 0) {
         free(v);
@@ -1922,6 +1968,12 @@ static int cmd_verify(int argc, char **argv)
     t0 = now_seconds();
     keys_load(v->x.fd, &v->keys, &v->found);
     v->evidence_from = kept_size_confirmed(v);
+    if (evidence_readable(v, why, sizeof(why)) < 0) {
+        report_add(&v->found, "%s", why);
+        v->problems += report_flush(&v->found);
+        printf("evidence: not checked\n");
+        goto done;
+    }
     v->problems += report_flush(&v->found);
     run_evidence_pass(v, &checked, &unauthenticated, &pinned);
     t_ev = now_seconds() - t0;
@@ -1953,11 +2005,11 @@ done:
                PRIu64 ") was not in this export\n", v->evidence_from,
                v->pruned_until);
     } else if (save != NULL) {
-        int src = save_state(v, save);
+        once_error err;
 
-        if (src < 0) {
+        if (save_state(v, save, &err) < 0) {
             fprintf(stderr, "once-audit: cannot save the state in %s: %s\n",
-                    save, strerror(-src));
+                    save, err.message);
             rc = EXIT_PROBLEMS;
         } else {
             printf("state saved in %s: verify the next export with "
@@ -1980,6 +2032,7 @@ done:
     report_free(&v->found);
     export_close(&v->x);
     sodium_memzero(v->audit_key, sizeof(v->audit_key));
+    audit_evidence_clear(&v->evidence);
     free(v);
     return rc;
 }

@@ -46,6 +46,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -385,27 +386,13 @@ static const char config_template[] =
     "# 0 signs a checkpoint after every commit (more for auditors to check).\n"
     "checkpoint_interval_ms = 1000\n";
 
+/* Never through anything already at path, a planted link included. */
 static int write_new_file(const char *path, const char *text, mode_t mode)
 {
-    size_t len = strlen(text);
-    int fd, saved;
+    int rc = file_create_new(path, text, strlen(text), mode);
 
-    fd = open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, mode);
-    if (fd < 0) {
-        say_error("cannot create %s: %s", path, strerror(errno));
-        return -1;
-    }
-    if (file_write_all(fd, text, len) < 0 || fsync(fd) < 0) {
-        saved = errno;
-        close(fd);
-        unlink(path);
-        say_error("cannot write %s: %s", path, strerror(saved));
-        return -1;
-    }
-    if (close(fd) < 0) {
-        saved = errno;
-        unlink(path);
-        say_error("cannot write %s: %s", path, strerror(saved));
+    if (rc < 0) {
+        say_error("cannot create %s: %s", path, strerror(-rc));
         return -1;
     }
     return 0;
@@ -1272,9 +1259,10 @@ static int read_export_checkpoint(const char *dir, char *note, size_t cap,
 
     if (join_path(path, sizeof(path), dir, "checkpoint") < 0)
         return -1;
-    fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* Never through a link: export_log refuses one with a message. */
+    fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) {
-        if (errno == ENOENT || errno == ENOTDIR)
+        if (errno == ENOENT || errno == ENOTDIR || errno == ELOOP)
             return 0;
         say_error("cannot open %s: %s", path, strerror(errno));
         return -1;
@@ -1296,6 +1284,7 @@ typedef struct export_args {
     uint64_t from, to;
     bool from_given;
     const char *dir;
+    const char *evidence_to; /* the auditor's public key file, or NULL */
 } export_args;
 
 static int parse_log_export(const command *cmd, int argc, char **argv,
@@ -1304,6 +1293,7 @@ static int parse_log_export(const command *cmd, int argc, char **argv,
     static const struct option longopts[] = {
         { "from", required_argument, NULL, 'f' },
         { "to", required_argument, NULL, 't' },
+        { "evidence-to", required_argument, NULL, 'e' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -1330,6 +1320,9 @@ static int parse_log_export(const command *cmd, int argc, char **argv,
                 return usage_error(cmd, "--to takes a tree size of at "
                                    "least 1");
             break;
+        case 'e':
+            a->evidence_to = optarg;
+            break;
         }
     }
     if ((rc = expect_args(cmd, argc, argv, 1, 1, "DIR, the directory to "
@@ -1344,8 +1337,25 @@ static int parse_log_export(const command *cmd, int argc, char **argv,
     return 0;
 }
 
+/* Progress on a terminal, at most once a second: a large export takes
+ * minutes. */
+static void export_progress(void *arg, const char *what, uint64_t done,
+                            uint64_t total)
+{
+    time_t *last = arg, now = time(NULL);
+
+    if (now == *last || total == 0)
+        return;
+    *last = now;
+    fprintf(stderr, "\roncectl: exporting %s: %" PRIu64 " of %" PRIu64 "   ",
+            what, done, total);
+}
+
 static int cmd_log_export(const command *cmd, int argc, char **argv)
 {
+    uint8_t auditor_pk[ONCE_PUBLIC_KEY_BYTES];
+    export_options opt;
+    time_t last = 0;
     char note[CHECKPOINT_MAX_NOTE + 1];
     uint64_t start, size, old_size = 0, available, count = 0;
     size_t note_len;
@@ -1360,6 +1370,11 @@ static int cmd_log_export(const command *cmd, int argc, char **argv)
     rc = parse_log_export(cmd, argc, argv, &a);
     if (rc != 0)
         return rc == OPT_HELP ? EXIT_SUCCESS : rc;
+    if (a.evidence_to != NULL &&
+        once_public_key_load(auditor_pk, a.evidence_to, &err) < 0) {
+        say_error("--evidence-to: %s", err.message);
+        return EXIT_FAILED;
+    }
     if (open_home_log(&s, &log) < 0)
         return EXIT_FAILED;
     if (check_exportable(&s, &log, a.to, &available) < 0)
@@ -1378,7 +1393,18 @@ static int cmd_log_export(const command *cmd, int argc, char **argv)
         start = old_size < available ? old_size : available;
     start -= start % TLOG_TILE_WIDTH;
 
-    if (export_log(&s, &log, a.dir, start, a.to, &err) < 0) {
+    memset(&opt, 0, sizeof(opt));
+    opt.start = start;
+    opt.end = a.to;
+    opt.seal_to = a.evidence_to ? auditor_pk : NULL;
+    if (isatty(STDERR_FILENO)) {
+        opt.progress = export_progress;
+        opt.progress_arg = &last;
+    }
+    rc = export_log(&s, &log, a.dir, &opt, &err);
+    if (last != 0)
+        fprintf(stderr, "\n");
+    if (rc < 0) {
         say_error("%s", err.message);
         goto fail;
     }
@@ -1418,6 +1444,13 @@ static int cmd_log_export(const command *cmd, int argc, char **argv)
                "bundle of %d)\n", a.from, TLOG_TILE_WIDTH);
     printf("  checkpoints  %" PRIu64 " from tree size %" PRIu64
            " on, in %s/checkpoints/\n", count, start, a.dir);
+    if (a.evidence_to != NULL)
+        printf("  evidence     sealed to the auditor key %s, in "
+               "%s/evidence-sealed/\n", a.evidence_to, a.dir);
+    else
+        printf("  evidence     in plain, personal data (mode 0600), in "
+               "%s/evidence/: keep it on this host, or export with "
+               "--evidence-to\n", a.dir);
     if (extends && size == old_size)
         printf("  extended     nothing: %s held this tree already\n",
                a.dir);
@@ -1537,15 +1570,24 @@ static const command commands[] = {
       "of a checkpoint to show later, with 'once-audit consistency', that\n"
       "the log only grew. Reads the database; onced may be running.\n",
       cmd_log_status },
-    { "log", "export", "log export DIR [--from N] [--to N]",
+    { "log", "export",
+      "log export DIR [--from N] [--to N] [--evidence-to AUDITOR.pub]",
       "write the exchange log to DIR for auditors",
       "Writes the exchange log to DIR for auditors, who check it offline\n"
       "with 'once-audit verify DIR --key broker.pub': the C2SP tlog-tiles\n"
       "layout (checkpoint, hash tiles, entry bundles), the evidence\n"
       "envelopes, every signed checkpoint and the department keys\n"
       "(docs/AUDIT.md). The tree exported is the newest one with a signed\n"
-      "checkpoint (up to --to). Runs in one read transaction beside a\n"
-      "running onced and sees one consistent log.\n"
+      "checkpoint (up to --to). Runs beside a running onced: the tree\n"
+      "size is fixed at the start and read in short read transactions.\n"
+      "\n"
+      "The evidence (the signed envelopes) holds raw ID numbers and field\n"
+      "values: personal data. It goes to DIR/evidence/ with mode 0600 in\n"
+      "0700 directories, or, with --evidence-to, sealed to one auditor's\n"
+      "key in DIR/evidence-sealed/, so the export can travel. The rest\n"
+      "(tiles, entries, checkpoints, keys) is public: 0644. DIR must be\n"
+      "yours and writable by nobody else, and a symbolic link anywhere in\n"
+      "it is refused.\n"
       "\n"
       "A DIR holding an earlier export of this log is extended: only the\n"
       "leaves after it are written (unless --from says otherwise), full\n"
@@ -1559,7 +1601,11 @@ static const command commands[] = {
       "             down to a bundle of 256); hash tiles and checkpoints\n"
       "             always cover the whole tree\n"
       "  --to N     export the tree of the newest checkpoint of at most N\n"
-      "             leaves instead of the newest one\n",
+      "             leaves instead of the newest one\n"
+      "  --evidence-to AUDITOR.pub\n"
+      "             seal the evidence to this auditor's public key (a key\n"
+      "             pair from 'oncectl keygen'); 'once-audit verify\n"
+      "             --evidence-key AUDITOR' opens it\n",
       cmd_log_export },
 };
 

@@ -4,11 +4,11 @@
  *     fuzz-make-seeds OUT_DIR
  *
  * writes OUT_DIR/fuzz_record_parse/, fuzz_envelope/, fuzz_wire_check/,
- * fuzz_bundle/, fuzz_keys_line/ and fuzz_tlog_proof/. The seeds in tests/fuzz/corpus/
- * were made with it; rerun it when a format changes. Records, checkpoints
- * and proofs are signed with the targets' fixed key (fuzz_key.h), so
- * mutations that spare the signed bytes reach the checks behind the
- * signature. Records get fresh salts and times on each run, so their seeds
+ * fuzz_bundle/, fuzz_keys_line/, fuzz_tlog_proof/ and fuzz_evidence_open/.
+ * The seeds in tests/fuzz/corpus/ were made with it; rerun it when a
+ * format changes. Records, checkpoints and proofs are signed with the
+ * targets' fixed key (fuzz_key.h), so mutations that spare the signed
+ * bytes reach the checks behind the signature. Records get fresh salts and times on each run, so their seeds
  * differ from run to run while meaning the same; the others are the same
  * every time.
  */
@@ -20,6 +20,7 @@
 
 #include "checkpoint.h"
 #include "envelope.h"
+#include "evidence_seal.h"
 #include "export_keys.h"
 #include "fuzz_key.h"
 #include "merkle.h"
@@ -288,6 +289,23 @@ static void write_bundles(void)
                  TLOG_TILE_WIDTH);
 }
 
+/* Evidence bundles sealed to the fixed key, as once-audit opens them:
+ * sealing is randomized, so these differ from run to run. */
+static void write_sealed(void)
+{
+    static const uint8_t bundle[] = {0, 0, 0, 3, 'e', 'n', 'v',
+                                     0, 0, 0, 0};
+    uint8_t out[sizeof(bundle) + EVIDENCE_SEAL_OVERHEAD];
+
+    if (evidence_seal(key.public_key, bundle, sizeof(bundle), out, NULL) < 0)
+        die("cannot seal");
+    write_seed("fuzz_evidence_open", "bundle-2.sealed", out, sizeof(out));
+    if (evidence_seal(key.public_key, bundle, 0, out, NULL) < 0)
+        die("cannot seal");
+    write_seed("fuzz_evidence_open", "empty.sealed", out,
+               EVIDENCE_SEAL_OVERHEAD);
+}
+
 /* keys.txt as the broker exports it (through the same writer), one
  * written by hand with the slack the reader allows, and one with a
  * malformed line of each kind among good ones. */
@@ -422,7 +440,8 @@ int main(int argc, char **argv)
 {
     static const char *const corpora[] = {
         "fuzz_record_parse", "fuzz_envelope", "fuzz_wire_check",
-        "fuzz_bundle", "fuzz_keys_line", "fuzz_tlog_proof"};
+        "fuzz_bundle", "fuzz_keys_line", "fuzz_tlog_proof",
+        "fuzz_evidence_open"};
     size_t i;
     static const char *const one[] = {"address"};
     once_record *lic, *per, *rev, *copy;
@@ -462,6 +481,7 @@ int main(int argc, char **argv)
     write_bundles();
     write_keys();
     write_proofs();
+    write_sealed();
     once_record_free(lic);
     once_record_free(per);
     once_record_free(rev);

@@ -415,11 +415,22 @@ static void grow(gen *g, uint64_t to)
         commit(g);
 }
 
+static int export_with(gen *g, const char *dir, uint64_t start,
+                       const uint8_t *seal_to, once_error *err)
+{
+    export_options opt;
+
+    memset(&opt, 0, sizeof(opt));
+    opt.start = start;
+    opt.seal_to = seal_to;
+    return export_log(&g->s, &g->log, dir, &opt, err);
+}
+
 static void export_to(gen *g, const char *dir, uint64_t start)
 {
     once_error err;
 
-    if (export_log(&g->s, &g->log, dir, start, 0, &err) < 0)
+    if (export_with(g, dir, start, NULL, &err) < 0)
         die("export_log", &err);
 }
 
@@ -593,6 +604,68 @@ static void flip_in_bundle(const char *dir, const char *prefix, int len_bytes,
     data[off + (at_end ? elen - 1 : elen / 2)] ^= 0x01;
     spit(path, data, len);
     free(data);
+}
+
+/* Evidence sealed to an auditor's key: verify opens it with that key,
+ * and without it, or with another key, checks nothing of it and fails. */
+static void test_sealed_export(gen *g, const char *pub)
+{
+    char dir[300], key[320], key_pub[320], other[320], path[600];
+    once_keypair auditor, stranger;
+    once_error err;
+    uint8_t *data;
+    size_t len;
+    char *out;
+    int rc;
+
+    snprintf(dir, sizeof(dir), "%s/export-sealed", tmp_root);
+    snprintf(key, sizeof(key), "%s/auditor.key", tmp_root);
+    snprintf(key_pub, sizeof(key_pub), "%s/auditor.key.pub", tmp_root);
+    snprintf(other, sizeof(other), "%s/other-auditor.key", tmp_root);
+    once_keypair_generate(&auditor);
+    once_keypair_generate(&stranger);
+    if (once_keypair_save(&auditor, key, key_pub, &err) < 0 ||
+        once_keypair_save(&stranger, other, NULL, &err) < 0)
+        die("save auditor keys", &err);
+    if (export_with(g, dir, 0, auditor.public_key, &err) < 0)
+        die("sealed export", &err);
+    snprintf(path, sizeof(path), "%s/evidence", dir);
+    CHECK(access(path, F_OK) < 0, "no plain evidence beside sealed");
+
+    rc = run(&out, "verify", dir, "--key", pub, "--evidence-key", key, NULL);
+    CHECK(rc == 0 && strstr(out, "verify: OK") != NULL &&
+              strstr(out, "evidence: 700 envelopes") != NULL,
+          "sealed evidence opens with the auditor's key: %s", out);
+    free(out);
+    rc = run(&out, "verify", dir, "--key", pub, NULL);
+    CHECK(rc == 1 && strstr(out, "FAIL evidence-sealed: the evidence is "
+                                 "sealed to the auditor key") != NULL &&
+              strstr(out, "evidence: not checked") != NULL,
+          "sealed evidence without a key is not checked: %s", out);
+    free(out);
+    rc = run(&out, "verify", dir, "--key", pub, "--evidence-key", other,
+             NULL);
+    CHECK(rc == 1 && strstr(out, "not to the --evidence-key's") != NULL &&
+              strstr(out, "evidence: not checked") != NULL,
+          "another auditor's key is refused: %s", out);
+    free(out);
+    rc = run(&out, "verify", dir, "--key", pub, "--evidence-key", pub, NULL);
+    CHECK(rc == 2, "a public key is no --evidence-key: %s", out);
+    free(out);
+
+    /* A sealed bundle changed: it no longer opens, and says so. */
+    snprintf(path, sizeof(path), "%s/evidence-sealed/001", dir);
+    data = slurp(path, &len);
+    data[len / 2] ^= 0x01;
+    spit(path, data, len);
+    free(data);
+    rc = run(&out, "verify", dir, "--key", pub, "--evidence-key", key, NULL);
+    CHECK(rc == 1 && fails_all_name(out, "evidence-sealed/001: does not "
+                                         "open with this auditor key"),
+          "a changed sealed bundle is named: %s", out);
+    free(out);
+    once_keypair_wipe(&auditor);
+    once_keypair_wipe(&stranger);
 }
 
 static void test_export_and_audit(void)
@@ -769,6 +842,8 @@ static void test_export_and_audit(void)
           "missing entries are named without --from: %s", out);
     free(out);
 
+    test_sealed_export(g, pub);
+
     /* Exporting into a directory holding another log's export. */
     snprintf(c, sizeof(c), "%s/copy-other", tmp_root);
     sh("cp -a '%s' '%s'", e1, c);
@@ -782,7 +857,7 @@ static void test_export_and_audit(void)
     {
         once_error err;
 
-        CHECK(export_log(&g->s, &g->log, c, 0, 0, &err) == -ONCE_ERR_EXISTS,
+        CHECK(export_with(g, c, 0, NULL, &err) == -ONCE_ERR_EXISTS,
               "mixing logs refused");
     }
 
