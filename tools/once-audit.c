@@ -65,6 +65,7 @@
 
 #include "audit_hash.h"
 #include "audit_sealed.h"
+#include "audit_text.h"
 #include "digest.h"
 #include "checkpoint.h"
 #include "envelope.h"
@@ -255,13 +256,17 @@ report_add(report *r, const char *fmt, ...)
     r->lines[r->n++] = line;
 }
 
-/* Prints and empties r; returns how many problems it held. */
+/* Prints and empties r; returns how many problems it held. The lines
+ * carry names, types and file names from the export: escaped, so that
+ * none can end its line early or forge another (audit_text.c). */
 static size_t report_flush(report *r)
 {
     size_t i, n = r->n;
 
     for (i = 0; i < r->n; i++) {
-        printf("FAIL %s\n", r->lines[i]);
+        fputs("FAIL ", stdout);
+        audit_put_escaped(stdout, r->lines[i]);
+        fputc('\n', stdout);
         free(r->lines[i]);
     }
     r->n = 0;
@@ -1946,8 +1951,10 @@ static int cmd_verify(int argc, char **argv)
         load_state(v, since);
     v->problems += report_flush(&v->found);
     if (rc < 0) {
-        printf("FAIL no checkpoint in %s verifies with this key as %s: "
-               "nothing can be checked\n", v->x.path, v->origin);
+        printf("FAIL no checkpoint in %s verifies with this key as ",
+               v->x.path);
+        audit_put_escaped(stdout, v->origin);
+        printf(": nothing can be checked\n");
         v->problems++;
         goto done;
     }
@@ -1993,8 +2000,12 @@ static int cmd_verify(int argc, char **argv)
         printf("subject hashes: checked with the audit key\n");
 done:
     if (v->problems == 0)
-        printf("verify: OK: %s, tree size %" PRIu64 ", origin %s\n",
-               v->x.path, v->size, v->origin);
+    {
+        printf("verify: OK: %s, tree size %" PRIu64 ", origin ", v->x.path,
+               v->size);
+        audit_put_escaped(stdout, v->origin);
+        fputc('\n', stdout);
+    }
     else
         printf("verify: FAILED: %zu problems\n", v->problems);
     rc = v->problems == 0 ? EXIT_CLEAN : EXIT_PROBLEMS;
@@ -2179,9 +2190,15 @@ static void print_leaf_summary(const uint8_t *data, size_t len)
         return;
     }
     format_time(leaf->time, t);
-    printf("leaf: %s %s %s type %s purpose \"%s\" case \"%s\" %s%s%s\n", t,
-           leaf->department, kind_name((int)leaf->kind), leaf->record_type,
-           leaf->purpose, leaf->case_id,
+    printf("leaf: %s ", t);
+    audit_put_escaped(stdout, leaf->department);
+    printf(" %s type ", kind_name((int)leaf->kind));
+    audit_put_escaped(stdout, leaf->record_type);
+    fputs(" purpose \"", stdout);
+    audit_put_escaped(stdout, leaf->purpose);
+    fputs("\" case \"", stdout);
+    audit_put_escaped(stdout, leaf->case_id);
+    printf("\" %s%s%s\n",
            leaf->decision == ONCE__DECISION__DECISION_GRANTED ? "GRANTED"
                                                              : "REFUSED",
            leaf->error ? " " : "",
@@ -2300,7 +2317,9 @@ static int cmd_check_proof(int argc, char **argv)
     }
     print_leaf_summary(leaf, leaf_len);
     printf("proof: OK: leaf %" PRIu64 " is in the tree of %" PRIu64 " leaves "
-           "signed by %s\n", p.index, cp.size, origin);
+           "signed by ", p.index, cp.size);
+    audit_put_escaped(stdout, origin);
+    fputc('\n', stdout);
     rc = EXIT_CLEAN;
 out:
     free(leaf);
@@ -2541,10 +2560,16 @@ static int cmd_subject(int argc, char **argv)
                 leaf->subject_hash.len == sizeof(hash) &&
                 memcmp(leaf->subject_hash.data, hash, sizeof(hash)) == 0) {
                 format_time(leaf->time, t);
-                printf("%" PRIu64 "\t%s\t%s\t%s\t%" PRIu64 "\t%s\t%s\t%s%s%s\n",
-                       b * TLOG_TILE_WIDTH + j, t, leaf->department,
-                       kind_name((int)leaf->kind), leaf->record_version,
-                       leaf->purpose, leaf->case_id,
+                /* Tabs separate the columns: the fields from the log are
+                 * escaped so that none holds a tab or a newline. */
+                printf("%" PRIu64 "\t%s\t", b * TLOG_TILE_WIDTH + j, t);
+                audit_put_escaped(stdout, leaf->department);
+                printf("\t%s\t%" PRIu64 "\t", kind_name((int)leaf->kind),
+                       leaf->record_version);
+                audit_put_escaped(stdout, leaf->purpose);
+                fputc('\t', stdout);
+                audit_put_escaped(stdout, leaf->case_id);
+                printf("\t%s%s%s\n",
                        leaf->decision == ONCE__DECISION__DECISION_GRANTED
                            ? "GRANTED"
                            : "REFUSED",

@@ -12,7 +12,10 @@
  * every FAIL line must name that leaf, tile or checkpoint. prove and
  * check-proof must round-trip, subject must find exactly one subject's
  * leaves, consistency must accept an older checkpoint and refuse a forged
- * one.
+ * one. An export with its evidence sealed to an auditor must verify with
+ * that auditor's key and with no other. A log whose leaves hold tabs,
+ * newlines, ESC and a bidi override (as a forged or old log may) must come
+ * out of subject, verify and check-proof escaped, with no forged row.
  *
  *   make_test_log --bench N DIR   builds a log of N leaves and exports it to
  *                                 DIR/export (DIR/broker.pub, DIR/audit.key)
@@ -883,6 +886,125 @@ static void test_export_and_audit(void)
     free(g);
 }
 
+/* No byte of out is a control byte but newlines (and tabs, when they
+ * separate columns), nor a raw Unicode bidirectional override. */
+static int only_printable(const char *out, int tabs)
+{
+    const unsigned char *p;
+
+    for (p = (const unsigned char *)out; *p != '\0'; p++)
+        if ((*p < 0x20 && *p != '\n' && !(tabs && *p == '\t')) ||
+            *p == 0x7f)
+            return 0;
+    return strstr(out, "\xe2\x80\xae") == NULL;
+}
+
+/* Text from the log with tabs, newlines, ESC and a bidi override in it:
+ * once-audit prints it escaped, so it forges no row and no screen. */
+static void test_hostile_text(void)
+{
+    static const char purpose[] = "\xe7\xa8\x8e\xe5\x8a\xa1 \xe2\x80\xae"
+                                  "evil\x1b]0;title\x07";
+    static const char case_id[] = "C-1\tGRANTED\n99\t2026-01-01T00:00:00Z"
+                                  "\tpolice\trequest\t1\tx\ty\tGRANTED\\";
+    static const char ghost[] = "ghost\x1b[31m\rGRANTED";
+    char home[300], dir[300], pub[320], ak[320], proof[320];
+    Once__LogLeaf leaf = ONCE__LOG_LEAF__INIT;
+    Once__Request q = ONCE__REQUEST__INIT;
+    uint8_t hash[32], *body, *ev;
+    size_t body_len, ev_len;
+    gen *g = calloc(1, sizeof(*g));
+    const char *p;
+    char *out;
+    int rc, rows = 0;
+
+    snprintf(home, sizeof(home), "%s/home-hostile", tmp_root);
+    snprintf(dir, sizeof(dir), "%s/export-hostile", tmp_root);
+    snprintf(pub, sizeof(pub), "%s/broker.pub", home);
+    snprintf(ak, sizeof(ak), "%s/audit.key", home);
+    open_log(g, home, 16u << 20);
+    grow(g, NSUBJECTS);
+    request(g, &g->depts[TAX], &g->subj[0], purpose, case_id,
+            ONCE__ERROR_CODE__ERROR_NONE);
+    /* A leaf naming a department that is not the envelope's sender. */
+    q.type = LICENCE;
+    q.subject = g->subj[0].code;
+    q.purpose = "audit";
+    q.case_id = "C-2";
+    body_len = once__request__get_packed_size(&q);
+    body = malloc(body_len);
+    if (body == NULL)
+        die("malloc", NULL);
+    once__request__pack(&q, body);
+    envelope(g, &g->depts[TAX], ONCE__KIND__KIND_REQUEST, body, body_len, 0,
+             &ev, &ev_len);
+    audit_subject_hash(g->audit_key, LICENCE, g->subj[0].code, hash);
+    leaf.kind = ONCE__KIND__KIND_REQUEST;
+    leaf.department = (char *)ghost;
+    leaf.record_type = LICENCE;
+    leaf.subject_hash.data = hash;
+    leaf.subject_hash.len = sizeof(hash);
+    leaf.purpose = "audit";
+    leaf.case_id = "C-2";
+    leaf.decision = ONCE__DECISION__DECISION_REFUSED;
+    leaf.error = ONCE__ERROR_CODE__ERROR_NO_GRANT;
+    append(g, &leaf, ev, ev_len, &g->subj[0]);
+    free(body);
+    free(ev);
+    if (g->txn != NULL)
+        commit(g);
+    export_to(g, dir, 0);
+
+    rc = run(&out, "subject", dir, "--audit-key", ak, "--type", LICENCE,
+             "--subject", g->subj[0].code, NULL);
+    CHECK(rc == 0 && only_printable(out, 1), "subject output holds raw "
+          "control bytes: %s", out);
+    for (p = out; *p != '\0';) {
+        const char *nl = strchr(p, '\n');
+        size_t n = nl ? (size_t)(nl - p) : strlen(p), i;
+        int tabs = 0;
+
+        if (*p >= '0' && *p <= '9') {
+            rows++;
+            for (i = 0; i < n; i++)
+                tabs += p[i] == '\t';
+            CHECK(tabs == 7, "a row of 8 columns, not %d", tabs + 1);
+        }
+        p += n + (nl != NULL);
+    }
+    CHECK((size_t)rows == g->nexpect, "%d rows for %zu exchanges: %s", rows,
+          g->nexpect, out);
+    CHECK(strstr(out, "C-1\\x09GRANTED\\x0a99\\x09") != NULL &&
+              strstr(out, "GRANTED\\\\\t") != NULL,
+          "the case id is shown escaped: %s", out);
+    CHECK(strstr(out, "\xe7\xa8\x8e\xe5\x8a\xa1 \\u{202e}evil\\x1b]0;"
+                      "title\\x07") != NULL,
+          "UTF-8 text passes, controls are escaped: %s", out);
+    CHECK(strstr(out, "ghost\\x1b[31m\\x0dGRANTED") != NULL,
+          "the department is shown escaped: %s", out);
+    free(out);
+
+    rc = run(&out, "verify", dir, "--key", pub, NULL);
+    CHECK(rc == 1 && only_printable(out, 0) &&
+              strstr(out, "FAIL leaf 9: department ghost\\x1b[31m\\x0dGRANTED "
+                          "is not the envelope's sender") != NULL,
+          "verify prints the department escaped: %s", out);
+    free(out);
+
+    snprintf(proof, sizeof(proof), "%s/hostile.tlog-proof", tmp_root);
+    rc = run(&out, "prove", dir, "8", "-o", proof, NULL);
+    CHECK(rc == 0, "prove: %s", out);
+    free(out);
+    rc = run(&out, "check-proof", proof, "--key", pub, NULL);
+    CHECK(rc == 0 && only_printable(out, 0) &&
+              strstr(out, "case \"C-1\\x09GRANTED") != NULL,
+          "check-proof prints the leaf escaped: %s", out);
+    free(out);
+    store_close(&g->s);
+    free(g->expect);
+    free(g);
+}
+
 static int bench(uint64_t n, const char *dir)
 {
     char home[600], exp[600];
@@ -935,6 +1057,7 @@ int main(int argc, char **argv)
     if (mkdtemp(tmp_root) == NULL)
         die("mkdtemp", NULL);
     test_export_and_audit();
+    test_hostile_text();
     if (failures == 0)
         sh("rm -rf '%s'", tmp_root);
     else
