@@ -2145,7 +2145,17 @@ static int cmd_prove(int argc, char **argv)
                 err.message);
         goto out;
     }
-    out = out_path ? fopen(out_path, "w") : stdout;
+    out = stdout;
+    if (out_path != NULL) {
+        /* Never through a link planted at the name (file_io.c's rule). */
+        int fd = open(out_path,
+                      O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
+                      0644);
+
+        out = fd < 0 ? NULL : fdopen(fd, "w");
+        if (out == NULL && fd >= 0)
+            close(fd);
+    }
     if (out == NULL) {
         fprintf(stderr, "once-audit: cannot create %s: %s\n", out_path,
                 strerror(errno));
