@@ -18,10 +18,10 @@
  * file onced reads, so both processes open the same environment with the
  * same map size.
  *
- * The same holds for the exchange log: `log export` reads it in one LMDB
- * read transaction beside a running onced, so an auditor's copy never
- * needs the broker stopped, and sees exactly the tree of one signed
- * checkpoint. oncectl never signs a checkpoint itself: only the broker,
+ * The same holds for the exchange log: `log export` reads it in short
+ * LMDB read transactions beside a running onced (broker/export.c), so an
+ * auditor's copy never needs the broker stopped, and holds exactly the
+ * tree of one signed checkpoint. oncectl never signs a checkpoint itself: only the broker,
  * which checks before every signature that it never signs two roots for
  * one size, does. So a log with nothing signed yet has nothing to export,
  * and `log export` says so instead of writing a directory no auditor could

@@ -478,32 +478,6 @@ checks=$((checks + 1))
     --key "$lhome/broker.pub" >"$tmp/audit" 2>&1 ||
     fail "once-audit consistency refused the range export: $(cat "$tmp/audit")"
 
-# The evidence is personal data: 0700/0600 in plain, the rest public; or
-# sealed to an auditor's key with --evidence-to.
-expect_mode "$exp/evidence" 700
-expect_mode "$exp/evidence/000" 600
-expect_mode "$exp/tile/entries/000" 644
-expect_out 'evidence +in plain, personal data'
-run 0 keygen "$tmp/auditor"
-run 0 log export "$tmp/sealed" --evidence-to "$tmp/auditor.pub"
-expect_out "evidence +sealed to the auditor key $tmp/auditor.pub"
-expect_file "$tmp/sealed/evidence-sealed/auditor.pub"
-expect_file "$tmp/sealed/evidence-sealed/003.p/232"
-expect_no_file "$tmp/sealed/evidence"
-run 1 log export "$tmp/sealed"
-expect_err 'holds evidence sealed to an auditor'
-run 1 log export "$tmp/sealed2" --evidence-to "$tmp/nokey.pub"
-expect_err '\-\-evidence-to: cannot open public key file'
-expect_no_file "$tmp/sealed2"
-# A planted link is refused, never followed.
-mkdir "$tmp/planted" && ln -s "$tmp/victim" "$tmp/planted/keys.txt.tmp"
-run 1 log export "$tmp/planted"
-expect_err 'keys.txt.tmp is a symbolic link'
-expect_no_file "$tmp/victim"
-mkdir -m 777 "$tmp/open"
-run 1 log export "$tmp/open"
-expect_err 'group or others may write'
-
 # Another log's export is not extended with this one, and a log whose
 # first checkpoint is above --to has nothing to export up to it.
 other=$tmp/otherhome
