@@ -30,6 +30,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -98,11 +99,22 @@ static int refuse_kind(int dirfd, const char *name, const char *shown,
                           "it", AT(shown), name, want);
 }
 
-int file_dir_open(int atfd, const char *name, int create, mode_t mode,
+int file_dir_open(int atfd, const char *path, int create, mode_t mode,
                   int fix_mode, const char *shown, once_error *err)
 {
+    char name[PATH_MAX];
+    size_t len = strlen(path);
     struct stat st;
     int fd, created = 0;
+
+    /* "dir/" would resolve a link named dir despite O_NOFOLLOW. */
+    while (len > 1 && path[len - 1] == '/')
+        len--;
+    if (len >= sizeof(name))
+        return once_error_set(err, ONCE_ERR_INVALID_ARGUMENT,
+                              "path too long: %.64s...", path);
+    memcpy(name, path, len);
+    name[len] = '\0';
 
     if (create) {
         if (mkdirat(atfd, name, mode) == 0)

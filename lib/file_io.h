@@ -23,8 +23,9 @@ int file_write_all(int fd, const void *data, size_t len);
 int file_create_new(const char *path, const void *data, size_t len,
                     mode_t mode);
 
-/* Opens directory `name` below atfd (AT_FDCWD: relative to the working
- * directory) without following a symbolic link in its last component,
+/* Opens directory `path` below atfd (AT_FDCWD: relative to the working
+ * directory) without following a symbolic link in its last component
+ * (trailing slashes are dropped, which would follow one),
  * creating it when it is missing and `create` is set. Refused: a symbolic
  * link, anything not a directory, a directory owned by another user, and
  * one that group or others may write (they could plant links in it).
@@ -34,7 +35,7 @@ int file_create_new(const char *path, const void *data, size_t len,
  * -ONCE_ERR_NOT_FOUND (missing, create unset), -ONCE_ERR_EXISTS (a link
  * or another kind of file), -ONCE_ERR_INVALID_ARGUMENT (another owner, or
  * writable by others), -ONCE_ERR_IO. */
-int file_dir_open(int atfd, const char *name, int create, mode_t mode,
+int file_dir_open(int atfd, const char *path, int create, mode_t mode,
                   int fix_mode, const char *shown, once_error *err);
 
 /* Opens the existing regular file `name` below dirfd for reading, never

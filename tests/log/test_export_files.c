@@ -45,7 +45,7 @@
 
 typedef struct fixture {
     char root[512];  /* 0700 scratch directory */
-    char dir[600];   /* the export */
+    char dir[608];   /* the export */
     char out[600];   /* where planted links point */
     store s;
     auditlog log;
@@ -264,8 +264,10 @@ static void test_planted_directory_links(void **state)
         assert_outside_has(f, 0);
         remove_export(f);
     }
-    /* DIR itself a link to somewhere else. */
+    /* DIR itself a link to somewhere else, also when named "DIR/". */
     assert_int_equal(symlink(f->out, f->dir), 0);
+    expect_refusal(f, ONCE_ERR_EXISTS, "is a symbolic link");
+    strcat(f->dir, "/");
     expect_refusal(f, ONCE_ERR_EXISTS, "is a symbolic link");
     assert_outside_has(f, 0);
 }
