@@ -168,7 +168,8 @@ static int put_tile(exporter *x, const char *prefix, uint64_t index,
         return once_error_set(x->err, ONCE_ERR_INTERNAL,
                               "tile path too long");
     if (width == TLOG_TILE_WIDTH)
-        return export_dir_put_immutable(&x->files, path, x->buf.data, x->buf.len);
+        return export_dir_put_immutable(&x->files, path, x->buf.data,
+                                        x->buf.len);
     return export_dir_write(&x->files, path, x->buf.data, x->buf.len, 0);
 }
 
@@ -226,7 +227,8 @@ static int remove_old_partials(exporter *x, uint64_t old_size)
                 return once_error_set(x->err, ONCE_ERR_INTERNAL,
                                       "tile path too long");
             rc = export_dir_remove_partials(
-                &x->files, base, tlog_tile_width(x->size, level, t) % TLOG_TILE_WIDTH);
+                &x->files, base,
+                tlog_tile_width(x->size, level, t) % TLOG_TILE_WIDTH);
             if (rc < 0)
                 return rc;
         }
@@ -374,7 +376,8 @@ static int export_checkpoints(exporter *x, uint64_t from)
             return rc;
         for (i = 0, off = 0; i < cb.n; off = cb.ends[i++]) {
             snprintf(path, sizeof(path), "checkpoints/%" PRIu64, cb.sizes[i]);
-            rc = export_dir_put_immutable(&x->files, path, x->buf.data + off, cb.ends[i] - off);
+            rc = export_dir_put_immutable(&x->files, path, x->buf.data + off,
+                                          cb.ends[i] - off);
             if (rc < 0)
                 return rc;
         }
@@ -567,8 +570,8 @@ static int check_evidence_kind(exporter *x)
     line[2 * ONCE_PUBLIC_KEY_BYTES] = '\n';
     fd = export_dir_open_file(&x->files, SEALED_KEY_FILE);
     if (fd == -ONCE_ERR_NOT_FOUND)
-        return export_dir_write(&x->files, SEALED_KEY_FILE, (const uint8_t *)line,
-                            sizeof(line) - 1, 0);
+        return export_dir_write(&x->files, SEALED_KEY_FILE,
+                                (const uint8_t *)line, sizeof(line) - 1, 0);
     if (fd < 0)
         return fd;
     n = read(fd, have, sizeof(have));
@@ -622,16 +625,16 @@ static int export_all(exporter *x)
     if (rc == 0)
         rc = export_keys(x);
     if (rc == 0)
-        rc = export_dir_write(&x->files, "README.txt", (const uint8_t *)readme,
-                          sizeof(readme) - 1, 0);
+        rc = export_dir_write(&x->files, "README.txt",
+                              (const uint8_t *)readme, sizeof(readme) - 1, 0);
     if (rc < 0)
         return rc;
     /* Everything the checkpoint vouches for reaches the disk first. */
     if (syncfs(x->files.fd) < 0)
         return once_error_set(x->err, ONCE_ERR_IO, "cannot sync %s: %s",
                               x->dir, strerror(errno));
-    rc = export_dir_write(&x->files, "checkpoint", (const uint8_t *)x->note, x->note_len,
-                      1);
+    rc = export_dir_write(&x->files, "checkpoint", (const uint8_t *)x->note,
+                          x->note_len, 1);
     if (rc < 0)
         return rc;
     if (fsync(x->files.fd) < 0)

@@ -93,7 +93,8 @@ static int refuse_kind(int dirfd, const char *name, const char *shown,
         S_ISLNK(st.st_mode))
         return once_error_set(err, ONCE_ERR_EXISTS,
                               "%s%s%s is a symbolic link: refusing to follow "
-                              "or replace it (was it planted?)", AT(shown), name);
+                              "or replace it (was it planted?)", AT(shown),
+                              name);
     return once_error_set(err, ONCE_ERR_EXISTS,
                           "%s%s%s exists and is not a %s: refusing to touch "
                           "it", AT(shown), name, want);
@@ -121,8 +122,8 @@ int file_dir_open(int atfd, const char *path, int create, mode_t mode,
             created = 1;
         else if (errno != EEXIST)
             return once_error_set(err, ONCE_ERR_IO,
-                                  "cannot create directory %s%s%s: %s", AT(shown),
-                                  name, strerror(errno));
+                                  "cannot create directory %s%s%s: %s",
+                                  AT(shown), name, strerror(errno));
     }
     fd = openat(atfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) {
@@ -135,8 +136,8 @@ int file_dir_open(int atfd, const char *path, int create, mode_t mode,
                               AT(shown), name, strerror(errno));
     }
     if (fstat(fd, &st) < 0) {
-        once_error_set(err, ONCE_ERR_IO, "cannot stat %s%s%s: %s", AT(shown), name,
-                       strerror(errno));
+        once_error_set(err, ONCE_ERR_IO, "cannot stat %s%s%s: %s", AT(shown),
+                       name, strerror(errno));
         close(fd);
         return -ONCE_ERR_IO;
     }
@@ -257,8 +258,8 @@ int file_write_atomic(int dirfd, const char *name, const void *data,
         return fd;
     if (fchmod(fd, mode) < 0 || file_write_all(fd, data, len) < 0 ||
         (durable && fsync(fd) < 0)) {
-        once_error_set(err, ONCE_ERR_IO, "cannot write %s%s%s: %s", AT(shown), tmp,
-                       strerror(errno));
+        once_error_set(err, ONCE_ERR_IO, "cannot write %s%s%s: %s", AT(shown),
+                       tmp, strerror(errno));
         close(fd);
         unlinkat(dirfd, tmp, 0);
         return -ONCE_ERR_IO;

@@ -21,11 +21,11 @@
  * The same holds for the exchange log: `log export` reads it in short
  * LMDB read transactions beside a running onced (broker/export.c), so an
  * auditor's copy never needs the broker stopped, and holds exactly the
- * tree of one signed checkpoint. oncectl never signs a checkpoint itself: only the broker,
- * which checks before every signature that it never signs two roots for
- * one size, does. So a log with nothing signed yet has nothing to export,
- * and `log export` says so instead of writing a directory no auditor could
- * verify.
+ * tree of one signed checkpoint. oncectl never signs a checkpoint
+ * itself: only the broker, which checks before every signature that it
+ * never signs two roots for one size, does. So a log with nothing signed
+ * yet has nothing to export, and `log export` says so instead of writing
+ * a directory no auditor could verify.
  *
  * The storage modules (policy.c, store.c) do all validation that depends
  * on the database and say why they refuse; this file checks the command
