@@ -59,6 +59,16 @@
 #define DEFAULT_MAX_SESSIONS_PER_DEPARTMENT 4096
 #define DEFAULT_MAX_IN_FLIGHT_PER_DEPARTMENT 1024
 #define MAX_IN_FLIGHT_PER_DEPARTMENT 1000000
+/* Enough for a department's adapters and their reconnects, far below the
+ * descriptors onced has once it raised its limit (onced.c). */
+#define DEFAULT_MAX_CONNECTIONS 64
+#define MAX_CONNECTIONS 65536
+/* Bytes of messages read and not yet answered: 256 MiB in all, 64 MiB per
+ * department; 1 MiB is the largest message. */
+#define DEFAULT_PENDING_KB (256u * 1024)
+#define DEFAULT_DEPARTMENT_PENDING_KB (64u * 1024)
+#define MIN_PENDING_KB 1024
+#define MAX_PENDING_KB (64ull * 1024 * 1024)
 
 static const char usage_text[] =
     "Usage: onced [--home DIR | --config FILE] [OPTIONS]\n"
@@ -174,6 +184,40 @@ static bool problem(parse_state *st, const char *fmt, ...)
     return false;
 }
 
+/* The per-department limits; false when name is not one of them (and
+ * then problem is not set). */
+static bool apply_limit(parse_state *st, const char *name, const char *value,
+                        bool *known)
+{
+    broker_config *cfg = st->cfg;
+    unsigned long long n;
+
+    *known = true;
+    if (strcmp(name, "max_connections_per_department") == 0) {
+        if (!parse_number(value, 1, MAX_CONNECTIONS, &n))
+            return problem(st, "max_connections_per_department must be 1 "
+                           "to %d", MAX_CONNECTIONS);
+        cfg->max_connections_per_department = (unsigned)n;
+        return true;
+    }
+    if (strcmp(name, "pending_kb") == 0) {
+        if (!parse_number(value, MIN_PENDING_KB, MAX_PENDING_KB, &n))
+            return problem(st, "pending_kb must be %d to %llu KiB",
+                           MIN_PENDING_KB, MAX_PENDING_KB);
+        cfg->pending_kb = (size_t)n;
+        return true;
+    }
+    if (strcmp(name, "department_pending_kb") == 0) {
+        if (!parse_number(value, 1, MAX_PENDING_KB, &n))
+            return problem(st, "department_pending_kb must be 1 to %llu "
+                           "KiB", MAX_PENDING_KB);
+        cfg->department_pending_kb = (size_t)n;
+        return true;
+    }
+    *known = false;
+    return false;
+}
+
 static bool apply_setting(parse_state *st, const char *name, const char *value)
 {
     broker_config *cfg = st->cfg;
@@ -275,6 +319,12 @@ static bool apply_setting(parse_state *st, const char *name, const char *value)
                            CHECKPOINT_MAX_ORIGIN);
         return copy_text(cfg->log_origin, sizeof(cfg->log_origin), value);
     }
+    {
+        bool known, ok = apply_limit(st, name, value, &known);
+
+        if (known)
+            return ok;
+    }
     return problem(st, "unknown setting '%s' in [broker]", name);
 }
 
@@ -320,6 +370,9 @@ static void set_defaults(broker_config *cfg, parse_state *st)
     cfg->max_sessions_per_department = DEFAULT_MAX_SESSIONS_PER_DEPARTMENT;
     cfg->max_in_flight_per_department = DEFAULT_MAX_IN_FLIGHT_PER_DEPARTMENT;
     cfg->log_level = LOG_LEVEL_INFO;
+    cfg->max_connections_per_department = DEFAULT_MAX_CONNECTIONS;
+    cfg->pending_kb = DEFAULT_PENDING_KB;
+    cfg->department_pending_kb = DEFAULT_DEPARTMENT_PENDING_KB;
 }
 
 static unsigned online_cpus(void)
@@ -391,6 +444,12 @@ static int finish(broker_config *cfg, const parse_state *st, char *why,
         snprintf(cfg->log_origin, sizeof(cfg->log_origin), "%s", cfg->name);
     cfg->workers = st->workers_setting != 0 ? st->workers_setting
                                             : online_cpus();
+    if (cfg->department_pending_kb > cfg->pending_kb) {
+        snprintf(why, why_cap, "department_pending_kb (%zu) must not be "
+                 "above pending_kb (%zu)", cfg->department_pending_kb,
+                 cfg->pending_kb);
+        return -1;
+    }
     return 0;
 }
 

@@ -48,6 +48,13 @@ typedef struct broker_config {
      * a whole. */
     char audit_key_path[PATH_MAX];
     char log_origin[CHECKPOINT_MAX_ORIGIN + 1];
+    /* What one department may hold of the broker (docs/OPERATIONS.md,
+     * "Limits"): connections open, and bytes of messages read but not yet
+     * answered, of which all departments together hold at most
+     * pending_kb. */
+    unsigned max_connections_per_department;
+    size_t pending_kb;
+    size_t department_pending_kb;
 } broker_config;
 
 typedef enum config_result {

@@ -36,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include <sodium.h>
 #include <zmq.h>
@@ -100,6 +101,33 @@ static void wait_for_stop(const sigset_t *signals)
                  signal_name(sig));
         return;
     }
+}
+
+/* Every connection is a file descriptor, and the usual soft limit of
+ * 1,024 is below what departments may hold open (max_connections_per_
+ * department each): raise it to the hard limit, which the operator sets
+ * (LimitNOFILE in deploy/onced.service). */
+static void raise_descriptor_limit(void)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    /* The kernel refuses "unlimited" (fs.nr_open caps it). */
+    if (rl.rlim_max == RLIM_INFINITY)
+        rl.rlim_max = 1048576;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rlim_t was = rl.rlim_cur;
+
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+            log_warn("onced", "cannot raise the open file limit from %llu: "
+                     "%s", (unsigned long long)was, strerror(errno));
+            return;
+        }
+    }
+    log_info("onced", "open file limit %llu",
+             (unsigned long long)rl.rlim_cur);
 }
 
 /* Opens the exchange log and makes sure the current tree has a signed
@@ -174,6 +202,7 @@ int main(int argc, char **argv)
         return EXIT_RUNTIME;
     }
     log_init(cfg.log_level);
+    raise_descriptor_limit();
 
     sigemptyset(&signals);
     sigaddset(&signals, SIGTERM);
@@ -236,7 +265,8 @@ int main(int argc, char **argv)
             .skew_seconds = cfg.skew_seconds,
         };
 
-        if (zap_start(&zh, ctx, &db, &err) < 0 ||
+        if (zap_start(&zh, ctx, &db, cfg.max_connections_per_department,
+                      &err) < 0 ||
             writer_start(&wr, &wopt, &err) < 0) {
             log_error("onced", "%s", err.message);
             goto out;
@@ -246,6 +276,7 @@ int main(int argc, char **argv)
         server_options opt = {
             .cfg = &cfg, .db = &db, .replay = rp, .identity = &identity,
             .broker_key = &key, .audit_key = audit_key, .zmq_ctx = ctx,
+            .connections = zap_connections(zh),
         };
 
         rc = server_start(&srv, &opt, bound, sizeof(bound), &err);

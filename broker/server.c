@@ -81,18 +81,25 @@
 #include "envelope.h"
 #include "evidence.h"
 #include "log.h"
+#include "pending.h"
 #include "policy.h"
 #include "record_internal.h"
 #include "registry.h"
 #include "server.h"
 #include "wire_check.h"
 #include "writer.h"
+#include "zap.h"
 
 #define CONTROL_ENDPOINT "inproc://onced-control"
 /* ROUTER frames above this are dropped by libzmq, which also disconnects
- * the peer. Between ONCE_MAX_MESSAGE and this the broker answers TOO_LARGE,
- * so a client that built a record too big for the protocol (the library
- * allows 64 fields of 64 KiB) is told so rather than cut off. */
+ * the peer, unanswered: it never hands them over. Under CURVE the limit
+ * applies to the encrypted MESSAGE command, 33 bytes more than the
+ * envelope, so the largest envelope delivered is 5 242 847 bytes
+ * (PROTOCOL.md 8). Between ONCE_MAX_MESSAGE and that the broker answers
+ * TOO_LARGE, so a client that built a record too big for the protocol
+ * (the library allows 64 fields of 64 KiB) is told so rather than cut
+ * off. A larger limit would not help: libzmq would hold the whole frame
+ * first, and each connection may queue ROUTER_QUEUE_PER_CONNECTION. */
 #define SERVER_MAX_FRAME (5 * ONCE_MAX_MESSAGE)
 /* Messages moved per wake-up in each direction before looking at the
  * other; keeps answers flowing while requests pour in. */
@@ -106,6 +113,21 @@
  * hold (frames are up to SERVER_MAX_FRAME). */
 #define ROUTER_QUEUE_PER_CONNECTION 128
 #define WORKER_ARENA_BYTES (128 * 1024)
+/* ZMTP heartbeats on every connection: a PING after this long without
+ * traffic, and the connection is dropped when nothing (not even the PONG)
+ * came back within HEARTBEAT_TIMEOUT_MS. A peer that vanished without
+ * closing (a cable pulled, a host powered off) so gives its descriptor and
+ * its place in its department's connection cap back. The TTL asks the
+ * client to drop its side too when the broker goes silent. */
+#define HEARTBEAT_IVL_MS 10000
+#define HEARTBEAT_TIMEOUT_MS 30000
+#define HEARTBEAT_TTL_MS 60000
+/* A connection that has not finished its CURVE handshake by then is
+ * dropped (libzmq's default is 30 s). */
+#define HANDSHAKE_IVL_MS 10000
+/* At most one log line per department this often about refusals over its
+ * share of memory, and one about the broker's whole budget. */
+#define QUOTA_LOG_INTERVAL_MS 10000
 
 /* First byte of the job frame that carries the department id. */
 #define JOB_MULTIPART 0x01
@@ -200,6 +222,15 @@ int send_reply(void *sock, zmq_msg_t *routing_id, zmq_msg_t *reply)
     return 0;
 }
 
+int send_token(void *sock, zmq_msg_t *routing_id)
+{
+    if (zmq_msg_send(routing_id, sock, 0) < 0) {
+        zmq_msg_close(routing_id);
+        return -1;
+    }
+    return 0;
+}
+
 /* ---- a bump allocator for protobuf-c ----------------------------------- */
 
 typedef struct overflow_block {
@@ -286,6 +317,10 @@ struct server {
     bool io_started;
     worker *workers;
     unsigned worker_count;
+    conn_limit *connections;
+    pending pending;       /* the I/O thread's */
+    byte_buffer io_answer; /* the I/O thread's refusals */
+    uint64_t pending_full_logged_ms;
     uint64_t skew_ms;
     uint8_t audit_key[AUDIT_KEY_BYTES];
     /* The answer to every ping: a Response naming the exchange log, its
@@ -1108,7 +1143,7 @@ static void *worker_main(void *arg)
             replay_finish(w->srv->replay, j.env->sender, j.env->session,
                           j.env->seq, 0, NULL, 0);
         arena_reset(&w->arena);
-        if (!j.answered && zmq_send(w->replies, NULL, 0, 0) < 0)
+        if (!j.answered && send_token(w->replies, &parts[0]) < 0)
             log_error("worker", "cannot account a message to the I/O "
                       "thread: %s", zmq_strerror(errno));
         zmq_msg_close(&parts[0]);
@@ -1137,15 +1172,55 @@ typedef struct io_stats {
     uint64_t dropped;
 } io_stats;
 
+/* Refuses a message of department d that would take it over its share
+ * of unanswered bytes, answering its seq, and frees it at once. */
+static void refuse_over_share(server *srv, zmq_msg_t *rid, zmq_msg_t *payload,
+                              pending_dept *d)
+{
+    char message[ONCE_ERROR_MESSAGE_MAX];
+    uint64_t seq, now = monotonic_ms();
+    zmq_msg_t reply;
+
+    if (envelope_peek_seq(zmq_msg_data(payload), zmq_msg_size(payload),
+                          &seq) < 0)
+        seq = 0;
+    snprintf(message, sizeof(message), "department %s has %zu bytes of "
+             "messages waiting for answers; this one (%zu bytes) would "
+             "take it over its share of %zu", d->id, d->bytes,
+             zmq_msg_size(payload), srv->pending.dept_limit);
+    d->refused++;
+    if (now - d->last_log_ms >= QUOTA_LOG_INTERVAL_MS || d->refused == 1) {
+        log_info("server", "refused %llu message%s of department %s with "
+                 "QUOTA_EXCEEDED: over its share of unanswered bytes "
+                 "(department_pending_kb = %zu)",
+                 (unsigned long long)d->refused, d->refused == 1 ? "" : "s",
+                 d->id, srv->pending.dept_limit / 1024);
+        d->refused = 0;
+        d->last_log_ms = now;
+    }
+    if (error_body(&srv->io_answer, ONCE_ERR_QUOTA_EXCEEDED, message) < 0 ||
+        reply_message(srv->identity, ONCE__KIND__KIND_ERROR, seq,
+                      srv->io_answer.data, srv->io_answer.len, &reply) < 0) {
+        log_error("server", "out of memory for a refusal");
+        return;
+    }
+    if (zmq_msg_send(rid, srv->router, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+        zmq_msg_send(&reply, srv->router, ZMQ_DONTWAIT) < 0)
+        zmq_msg_close(&reply);
+}
+
 /* Reads one message off the ROUTER into held. Returns 1 when held is
- * full, 0 when nothing is waiting, 2 when a message was dropped. */
+ * full, 0 when nothing is waiting, 2 when a message was dropped or
+ * refused. */
 static int read_message(server *srv, held_job *held, io_stats *stats)
 {
     zmq_msg_t *rid = &held->parts[0], *meta = &held->parts[1];
     zmq_msg_t *payload = &held->parts[2], extra;
     const char *user_id;
+    pending_dept *dept;
     uint8_t flags = 0;
     size_t id_len;
+    int rc;
 
     zmq_msg_init(rid);
     if (zmq_msg_recv(rid, srv->router, ZMQ_DONTWAIT) < 0) {
@@ -1191,8 +1266,24 @@ static int read_message(server *srv, held_job *held, io_stats *stats)
         stats->dropped++;
         return 2;
     }
+    /* Whose connection this is, for the connection cap (conn_limit.c). */
+    conn_limit_seen(srv->connections, zmq_msg_get(payload, ZMQ_SRCFD),
+                    user_id);
+    rc = pending_charge(&srv->pending, user_id, zmq_msg_size(payload), rid,
+                        &dept);
+    if (rc < 0) {
+        if (rc == -ONCE_ERR_QUOTA_EXCEEDED)
+            refuse_over_share(srv, rid, payload, dept);
+        else
+            log_error("server", "out of memory; dropped a message");
+        zmq_msg_close(rid);
+        zmq_msg_close(payload);
+        stats->dropped++;
+        return 2;
+    }
     if (zmq_msg_init_size(meta, 1 + id_len) != 0) {
         log_error("server", "out of memory; dropped a message");
+        pending_release(&srv->pending, rid);
         zmq_msg_close(rid);
         zmq_msg_close(payload);
         stats->dropped++;
@@ -1232,7 +1323,7 @@ static uint64_t forward_answers(server *srv, io_stats *stats)
 {
     uint64_t done = 0;
     zmq_msg_t rid, reply;
-    int i;
+    int i, more;
 
     for (i = 0; i < IO_BATCH; i++) {
         zmq_msg_init(&rid);
@@ -1241,7 +1332,11 @@ static uint64_t forward_answers(server *srv, io_stats *stats)
             break;
         }
         done++;
-        if (!zmq_msg_more(&rid)) { /* a job with nothing to send */
+        more = zmq_msg_more(&rid);
+        if (pending_release(&srv->pending, &rid) < 0)
+            log_error("server", "an answer came back without its charge; "
+                      "its bytes stay counted");
+        if (!more) { /* a job with nothing to send */
             zmq_msg_close(&rid);
             continue;
         }
@@ -1272,6 +1367,25 @@ static uint64_t forward_answers(server *srv, io_stats *stats)
     return done;
 }
 
+/* True when the messages read and not answered reached pending_kb: then
+ * nothing more is read until answers free bytes. Says so in the log, at
+ * most every QUOTA_LOG_INTERVAL_MS. */
+static bool io_budget_reached(server *srv)
+{
+    uint64_t now;
+
+    if (!pending_full(&srv->pending))
+        return false;
+    now = monotonic_ms();
+    if (now - srv->pending_full_logged_ms >= QUOTA_LOG_INTERVAL_MS) {
+        log_warn("server", "%zu bytes of messages wait for answers, the most "
+                 "allowed (pending_kb = %zu): reading no more until answers "
+                 "go out", srv->pending.total, srv->pending.limit / 1024);
+        srv->pending_full_logged_ms = now;
+    }
+    return true;
+}
+
 static void *io_main(void *arg)
 {
     server *srv = arg;
@@ -1290,7 +1404,7 @@ static void *io_main(void *arg)
         items[n++] = (zmq_pollitem_t){ srv->replies_in, 0, ZMQ_POLLIN, 0 };
         if (held.full)
             items[n++] = (zmq_pollitem_t){ srv->jobs_out, 0, ZMQ_POLLOUT, 0 };
-        else if (!stopping)
+        else if (!stopping && !io_budget_reached(srv))
             items[n++] = (zmq_pollitem_t){ srv->router, 0, ZMQ_POLLIN, 0 };
         rc = zmq_poll(items, n, -1);
         if (rc < 0) {
@@ -1318,7 +1432,9 @@ static void *io_main(void *arg)
             continue;
         if (held.full && dispatch(srv, &held) == 0)
             in_flight++;
-        for (i = 0; i < IO_BATCH && !held.full && !stopping; i++) {
+        for (i = 0; i < IO_BATCH && !held.full && !stopping &&
+                    !pending_full(&srv->pending);
+             i++) {
             rc = read_message(srv, &held, &stats);
             if (rc == 0)
                 break;
@@ -1388,7 +1504,15 @@ static int open_router(server *srv, const once_keypair *key, void *ctx,
         zmq_setsockopt(srv->router, ZMQ_MAXMSGSIZE, &max_frame,
                        sizeof(max_frame)) != 0 ||
         set_int(srv->router, ZMQ_RCVHWM, ROUTER_QUEUE_PER_CONNECTION) != 0 ||
-        set_int(srv->router, ZMQ_LINGER, ROUTER_LINGER_MS) != 0)
+        set_int(srv->router, ZMQ_LINGER, ROUTER_LINGER_MS) != 0 ||
+        set_int(srv->router, ZMQ_HEARTBEAT_IVL, HEARTBEAT_IVL_MS) != 0 ||
+        set_int(srv->router, ZMQ_HEARTBEAT_TIMEOUT, HEARTBEAT_TIMEOUT_MS) !=
+            0 ||
+        set_int(srv->router, ZMQ_HEARTBEAT_TTL, HEARTBEAT_TTL_MS) != 0 ||
+        set_int(srv->router, ZMQ_HANDSHAKE_IVL, HANDSHAKE_IVL_MS) != 0 ||
+        /* Before the bind, so no connection is missed. */
+        zmq_socket_monitor(srv->router, ZAP_ROUTER_MONITOR,
+                           ZAP_ROUTER_EVENTS) != 0)
         rc = once_error_set(err, ONCE_ERR_IO, "cannot configure the ROUTER: "
                             "%s", zmq_strerror(errno));
     sodium_memzero(secret, sizeof(secret));
@@ -1471,6 +1595,10 @@ int server_start(server **out, const server_options *opt, char *bound,
     srv->db = opt->db;
     srv->replay = opt->replay;
     srv->identity = opt->identity;
+    srv->connections = opt->connections;
+    pending_init(&srv->pending, opt->cfg->pending_kb * 1024,
+                 opt->cfg->department_pending_kb * 1024);
+    srv->pending_full_logged_ms = 0;
     srv->skew_ms = (uint64_t)opt->cfg->skew_seconds * 1000u;
     memcpy(srv->audit_key, opt->audit_key, sizeof(srv->audit_key));
     if ((rc = make_ping_answer(srv, opt->broker_key->public_key)) < 0)
@@ -1562,6 +1690,8 @@ void server_free(server *srv)
     close_socket(&srv->replies_in);
     close_socket(&srv->control);
     close_socket(&srv->control_main);
+    pending_free(&srv->pending);
+    byte_buffer_free(&srv->io_answer);
     sodium_memzero(srv->audit_key, sizeof(srv->audit_key));
     byte_buffer_free(&srv->ping_answer);
     free(srv);

@@ -14,6 +14,7 @@
 #include <zmq.h>
 
 #include "config.h"
+#include "conn_limit.h"
 #include "once/once.h"
 #include "replay.h"
 #include "store.h"
@@ -58,6 +59,12 @@ int reply_message(broker_identity *id, int kind, uint64_t reply_to,
  * SERVER_REPLIES_ENDPOINT). Takes routing_id. Returns 0 or -1. */
 int send_reply(void *sock, zmq_msg_t *routing_id, zmq_msg_t *reply);
 
+/* Sends the routing id frame alone to the I/O thread on sock: the token of
+ * a job that has no answer to send, which still accounts for the job and
+ * gives back the bytes it was charged (pending.c). Takes routing_id.
+ * Returns 0 or -1. */
+int send_token(void *sock, zmq_msg_t *routing_id);
+
 /* Marks the run as failed and asks the main thread to stop (SIGUSR1). For
  * failures no single message caused: a socket that stopped working. */
 void broker_fail(void);
@@ -73,6 +80,8 @@ typedef struct server_options {
     const once_keypair *broker_key;
     const uint8_t *audit_key;       /* AUDIT_KEY_BYTES, copied */
     void *zmq_ctx;
+    conn_limit *connections;        /* the ZAP handler's, told whose each
+                                     * connection is */
 } server_options;
 
 /* Binds the inproc endpoints, starts the workers, binds the ROUTER on

@@ -459,7 +459,7 @@ static void answer_job(writer *w, write_job *job)
     if (body == NULL ||
         reply_message(w->id, kind, job->seq, body, len, &reply) < 0) {
         /* Still one message per job, so shutdown's accounting holds. */
-        zmq_send(w->replies, NULL, 0, 0);
+        send_token(w->replies, &job->routing_id);
         return;
     }
     if (send_reply(w->replies, &job->routing_id, &reply) < 0)

@@ -30,16 +30,29 @@
  * every admission then reads that department afresh (status, and that its
  * stored key is still the one the table was built from).
  *
+ * Connections. An admitted key is also refused once its department holds
+ * `max_connections_per_department` connections open (conn_limit.c). To
+ * count them this thread also reads the ROUTER's monitor events, and reads
+ * every event already sent before it decides about a request: the
+ * connection asking was accepted before its handshake began, so its
+ * ACCEPTED event is always counted by then.
+ *
  * The handler never logs a full key; refusals name the key's first bytes in
  * hex and the peer address, which is what an operator needs to find the
- * misconfigured client.
+ * misconfigured client. Refusal lines are rate-limited per cause (unknown
+ * key, suspended, over the cap, malformed): at most LOG_BURST in each
+ * LOG_INTERVAL_MS, then one line saying how many were left out, so a
+ * client that retries an unknown key thousands of times cannot flood the
+ * log (or the disk under it).
  */
 #include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <sodium.h>
 #include <zmq.h>
@@ -47,12 +60,32 @@
 #include "log.h"
 #include "policy.h"
 #include "server.h"
+#include "socket_monitor.h"
 #include "zap.h"
 
 #define ZAP_ENDPOINT "inproc://zeromq.zap.01"
 #define ZAP_MAX_FRAMES 8
 #define ZAP_FRAME_MAX 256
 #define CURVE_KEY_BYTES 32
+/* Refusal lines per cause and interval before they are counted instead. */
+#define LOG_BURST 10
+#define LOG_INTERVAL_MS 60000
+
+/* The causes whose log lines are limited separately, so a flood of one
+ * does not hide the others. */
+enum {
+    REFUSED_UNKNOWN,
+    REFUSED_SUSPENDED,
+    REFUSED_OVER_CAP,
+    REFUSED_MALFORMED,
+    REFUSED_CAUSES
+};
+
+typedef struct log_limit {
+    uint64_t window_start; /* monotonic ms */
+    unsigned lines;        /* written in this window */
+    unsigned long suppressed;
+} log_limit;
 
 typedef struct key_entry {
     uint8_t curve[CURVE_KEY_BYTES];
@@ -69,10 +102,114 @@ typedef struct key_table {
 struct zap {
     pthread_t thread;
     void *socket;
+    void *monitor;      /* PAIR: the ROUTER's monitor events */
     const store *db;
     MDB_txn *txn;       /* reset between requests */
     key_table keys;
+    conn_limit *connections;
+    log_limit limits[REFUSED_CAUSES];
 };
+
+static const char *const cause_text[REFUSED_CAUSES] = {
+    "unknown key", "suspended department", "over the connection cap",
+    "malformed or not CURVE",
+};
+
+static uint64_t monotonic_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Ends the windows that are over, saying how many lines each left out. */
+static void log_limit_roll(zap *z, uint64_t now)
+{
+    int i;
+
+    for (i = 0; i < REFUSED_CAUSES; i++) {
+        log_limit *l = &z->limits[i];
+
+        if (now - l->window_start < LOG_INTERVAL_MS)
+            continue;
+        if (l->suppressed > 0)
+            log_info("zap", "suppressed %lu more refusal lines (%s) in the "
+                     "last %d s", l->suppressed, cause_text[i],
+                     LOG_INTERVAL_MS / 1000);
+        l->window_start = now;
+        l->lines = 0;
+        l->suppressed = 0;
+    }
+}
+
+/* True when a refusal line of this cause may be written now. */
+static bool log_allowed(zap *z, int cause)
+{
+    log_limit *l = &z->limits[cause];
+
+    log_limit_roll(z, monotonic_ms());
+    if (l->lines < LOG_BURST) {
+        l->lines++;
+        return true;
+    }
+    l->suppressed++;
+    return false;
+}
+
+/* How long poll may sleep before a window with left-out lines ends: -1
+ * when none has any. */
+static long log_limit_timeout(const zap *z, uint64_t now)
+{
+    long timeout = -1;
+    int i;
+
+    for (i = 0; i < REFUSED_CAUSES; i++) {
+        const log_limit *l = &z->limits[i];
+        uint64_t end = l->window_start + LOG_INTERVAL_MS;
+        long left;
+
+        if (l->suppressed == 0)
+            continue;
+        left = end > now ? (long)(end - now) : 0;
+        if (timeout < 0 || left < timeout)
+            timeout = left;
+    }
+    return timeout;
+}
+
+/* Reads every monitor event sent so far into the connection table. */
+static void read_monitor(zap *z)
+{
+    char dept[ONCE_MAX_NAME + 1];
+    uint32_t value;
+    int event;
+
+    while ((event = socket_monitor_read(z->monitor, ZMQ_DONTWAIT, &value)) !=
+           0) {
+        switch (event) {
+        case ZMQ_EVENT_ACCEPTED:
+            conn_limit_accepted(z->connections, (int)value);
+            break;
+        case ZMQ_EVENT_DISCONNECTED:
+            conn_limit_closed(z->connections, (int)value, dept);
+            if (dept[0] != '\0')
+                log_debug("zap", "a connection of department %s closed",
+                          dept);
+            break;
+        case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
+        case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
+            if (log_allowed(z, REFUSED_MALFORMED))
+                log_info("zap", "a connection failed its handshake (%s)",
+                         event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL
+                             ? "protocol error"
+                             : "timed out or closed");
+            break;
+        default:
+            break;
+        }
+    }
+}
 
 /* One ZAP request, frames copied out (all are short). */
 typedef struct zap_request {
@@ -167,15 +304,17 @@ static int rebuild_keys(zap *z)
 }
 
 /* Decides about a CURVE key: 200 with the department id in user_id, or
- * 400 with the reason in text. */
+ * 400 with the reason in text. address is for the log, raw_address the
+ * ZAP request's address frame as sent. */
 static int decide(zap *z, const uint8_t curve[CURVE_KEY_BYTES],
                   char user_id[ONCE_MAX_NAME + 1], const char **text,
-                  const char *address)
+                  const char *address, const char *raw_address)
 {
     char hex[17];
     const key_entry *e;
     department d;
     once_error err;
+    unsigned open;
     int rc, attempt;
 
     once_hex_encode(hex, curve, 8);
@@ -204,19 +343,31 @@ static int decide(zap *z, const uint8_t curve[CURVE_KEY_BYTES],
     }
     mdb_txn_reset(z->txn);
     if (e == NULL) {
-        log_info("zap", "refused a connection from %s: key %s... belongs "
-                 "to no registered department", address, hex);
+        if (log_allowed(z, REFUSED_UNKNOWN))
+            log_info("zap", "refused a connection from %s: key %s... "
+                     "belongs to no registered department", address, hex);
         *text = "unknown key";
         return 400;
     }
     if (d.status != DEPARTMENT_ACTIVE) {
-        log_info("zap", "refused a connection from %s: department %s is "
-                 "suspended", address, d.id);
+        if (log_allowed(z, REFUSED_SUSPENDED))
+            log_info("zap", "refused a connection from %s: department %s "
+                     "is suspended", address, d.id);
         *text = "department suspended";
         return 400;
     }
+    if (!conn_limit_admit(z->connections, raw_address, d.id, &open)) {
+        if (log_allowed(z, REFUSED_OVER_CAP))
+            log_info("zap", "refused a connection from %s: department %s "
+                     "holds %u connections open, the most allowed "
+                     "(max_connections_per_department)", address, d.id,
+                     open);
+        *text = "too many connections";
+        return 400;
+    }
     snprintf(user_id, ONCE_MAX_NAME + 1, "%s", d.id);
-    log_debug("zap", "admitted department %s from %s", d.id, address);
+    log_debug("zap", "admitted department %s from %s (%u connections open)",
+              d.id, address, open);
     *text = "OK";
     return 200;
 }
@@ -271,6 +422,66 @@ static bool frame_is(const zap_request *req, size_t i, const char *text)
     return req->len[i] == len && memcmp(req->frame[i], text, len) == 0;
 }
 
+/* Waits for a ZAP request, counting monitor events meanwhile and ending
+ * rate-limit windows on time. Returns 0, or -1 when the socket stopped
+ * working (errno says why; ETERM when the context is shutting down). */
+static int wait_request(zap *z)
+{
+    for (;;) {
+        zmq_pollitem_t items[2] = {
+            { z->socket, 0, ZMQ_POLLIN, 0 },
+            { z->monitor, 0, ZMQ_POLLIN, 0 },
+        };
+        uint64_t now = monotonic_ms();
+
+        log_limit_roll(z, now);
+        if (zmq_poll(items, 2, log_limit_timeout(z, now)) < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        if (items[1].revents & ZMQ_POLLIN)
+            read_monitor(z);
+        if (items[0].revents & ZMQ_POLLIN) {
+            /* Every event sent before this request, its connection's
+             * ACCEPTED among them. */
+            read_monitor(z);
+            return 0;
+        }
+    }
+}
+
+/* Answers one request; 400 with a reason unless decide admits the key. */
+static int answer_request(zap *z, const zap_request *req, char *user_id,
+                          const char **text)
+{
+    char address[CONN_ADDRESS_MAX], raw[CONN_ADDRESS_MAX];
+    size_t raw_len;
+
+    /* version, request id, domain, address, identity, mechanism,
+     * credentials... */
+    if (req->count < 6 || !frame_is(req, 0, "1.0") || req->truncated) {
+        if (log_allowed(z, REFUSED_MALFORMED))
+            log_warn("zap", "malformed ZAP request (%zu frames)", req->count);
+        *text = "malformed ZAP request";
+        return 400;
+    }
+    raw_len = req->len[3] < sizeof(raw) - 1 ? req->len[3] : sizeof(raw) - 1;
+    memcpy(raw, req->frame[3], raw_len);
+    raw[raw_len] = '\0';
+    snprintf(address, sizeof(address), "%s",
+             raw[0] != '\0' ? raw : "a local peer");
+    if (!frame_is(req, 5, "CURVE") || req->count != 7 ||
+        req->len[6] != CURVE_KEY_BYTES) {
+        if (log_allowed(z, REFUSED_MALFORMED))
+            log_warn("zap", "refused a connection from %s: not CURVE",
+                     address);
+        *text = "CURVE required";
+        return 400;
+    }
+    return decide(z, req->frame[6], user_id, text, address, raw);
+}
+
 static void *zap_main(void *arg)
 {
     zap *z = arg;
@@ -278,12 +489,11 @@ static void *zap_main(void *arg)
 
     for (;;) {
         char user_id[ONCE_MAX_NAME + 1] = "";
-        char address[64];
         const char *text;
         char code[4];
         int status;
 
-        if (read_request(z, &req) < 0) {
+        if (wait_request(z) < 0 || read_request(z, &req) < 0) {
             /* Without a handler libzmq would admit every key; the I/O
              * thread would still drop their messages (no User-Id), but a
              * broker that lost its gatekeeper stops. */
@@ -293,30 +503,7 @@ static void *zap_main(void *arg)
             }
             break;
         }
-        /* version, request id, domain, address, identity, mechanism,
-         * credentials... */
-        if (req.count < 6 || !frame_is(&req, 0, "1.0") || req.truncated) {
-            log_warn("zap", "malformed ZAP request (%zu frames)", req.count);
-            status = 400;
-            text = "malformed ZAP request";
-        } else {
-            snprintf(address, sizeof(address), "%.*s",
-                     (int)(req.len[3] < sizeof(address) - 1
-                               ? req.len[3]
-                               : sizeof(address) - 1),
-                     (const char *)req.frame[3]);
-            if (address[0] == '\0')
-                snprintf(address, sizeof(address), "a local peer");
-            if (!frame_is(&req, 5, "CURVE") || req.count != 7 ||
-                req.len[6] != CURVE_KEY_BYTES) {
-                log_warn("zap", "refused a connection from %s: not CURVE",
-                         address);
-                status = 400;
-                text = "CURVE required";
-            } else {
-                status = decide(z, req.frame[6], user_id, &text, address);
-            }
-        }
+        status = answer_request(z, &req, user_id, &text);
         snprintf(code, sizeof(code), "%d", status);
         /* The reply echoes the request id (frame 1) even for a malformed
          * request, so libzmq can match it and fail that handshake. */
@@ -333,23 +520,36 @@ static void *zap_main(void *arg)
                       zmq_strerror(errno));
         }
     }
+    log_limit_roll(z, monotonic_ms() + LOG_INTERVAL_MS);
     zmq_close(z->socket);
     z->socket = NULL;
+    zmq_close(z->monitor);
+    z->monitor = NULL;
     return NULL;
 }
 
-int zap_start(zap **out, void *zmq_ctx, const store *db, once_error *err)
+int zap_start(zap **out, void *zmq_ctx, const store *db,
+              unsigned max_connections, once_error *err)
 {
     zap *z;
-    int rc, linger = 0;
+    int rc, linger = 0, unlimited = 0;
 
     *out = NULL;
     z = calloc(1, sizeof(*z));
     if (z == NULL)
         return once_error_set(err, ONCE_ERR_NO_MEMORY, "out of memory");
     z->db = db;
+    z->limits[0].window_start = monotonic_ms();
+    for (rc = 1; rc < REFUSED_CAUSES; rc++)
+        z->limits[rc].window_start = z->limits[0].window_start;
+    rc = conn_limit_new(&z->connections, max_connections, err);
+    if (rc < 0) {
+        free(z);
+        return rc;
+    }
     rc = store_begin(db, 1, &z->txn, err);
     if (rc < 0) {
+        conn_limit_free(z->connections);
         free(z);
         return rc;
     }
@@ -363,6 +563,22 @@ int zap_start(zap **out, void *zmq_ctx, const store *db, once_error *err)
                             ZAP_ENDPOINT, zmq_strerror(errno));
         goto fail;
     }
+    /* Connected before the ROUTER's monitor binds (inproc allows that).
+     * No high-water mark: libzmq's I/O threads block rather than drop an
+     * event when the monitor's queue is full, and a lost event would
+     * leave a connection counted for good. */
+    z->monitor = zmq_socket(zmq_ctx, ZMQ_PAIR);
+    if (z->monitor == NULL ||
+        zmq_setsockopt(z->monitor, ZMQ_LINGER, &linger, sizeof(linger)) !=
+            0 ||
+        zmq_setsockopt(z->monitor, ZMQ_RCVHWM, &unlimited,
+                       sizeof(unlimited)) != 0 ||
+        zmq_connect(z->monitor, ZAP_ROUTER_MONITOR) != 0) {
+        rc = once_error_set(err, ONCE_ERR_IO,
+                            "cannot connect to the ROUTER's monitor: %s",
+                            zmq_strerror(errno));
+        goto fail;
+    }
     rc = pthread_create(&z->thread, NULL, zap_main, z);
     if (rc != 0) {
         rc = once_error_set(err, ONCE_ERR_IO,
@@ -374,9 +590,17 @@ int zap_start(zap **out, void *zmq_ctx, const store *db, once_error *err)
 fail:
     if (z->socket != NULL)
         zmq_close(z->socket);
+    if (z->monitor != NULL)
+        zmq_close(z->monitor);
     mdb_txn_abort(z->txn);
+    conn_limit_free(z->connections);
     free(z);
     return rc;
+}
+
+conn_limit *zap_connections(zap *z)
+{
+    return z->connections;
 }
 
 void zap_join(zap *z)
@@ -385,6 +609,7 @@ void zap_join(zap *z)
         return;
     pthread_join(z->thread, NULL);
     mdb_txn_abort(z->txn);
+    conn_limit_free(z->connections);
     free(z->keys.entries);
     free(z);
 }

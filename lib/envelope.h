@@ -42,6 +42,14 @@ int envelope_pack(const Once__Envelope *e, uint8_t **out, size_t *out_len);
  * ONCE_MAX_MESSAGE. Free with once__envelope__free_unpacked(e, NULL). */
 Once__Envelope *envelope_unpack(const uint8_t *buf, size_t len);
 
+/* The seq of a serialized envelope without decoding it: a walk over its
+ * top-level fields that allocates nothing and skips the body in one step,
+ * for the I/O thread, which answers some refusals before any worker sees
+ * the envelope. 0 with *seq (0 when the field is absent), or -1 when the
+ * bytes are not a well-formed sequence of protobuf fields. Where
+ * envelope_unpack decodes the bytes, both read the same seq. */
+int envelope_peek_seq(const uint8_t *buf, size_t len, uint64_t *seq);
+
 /* Wall clock, Unix milliseconds. */
 uint64_t once_now_ms(void);
 
