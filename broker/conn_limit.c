@@ -352,8 +352,11 @@ bool conn_limit_admit(conn_limit *cl, const char *address, const char *dept,
     if (*open < cl->cap) {
         b = find_bucket(cl, address);
         if (b < 0) {
-            /* Its ACCEPTED event is read before any ZAP request (zap.c),
-             * so this means the address forms differ. */
+            /* Its ACCEPTED event comes a handshake before its ZAP
+             * request (zap.c), so the address forms differ: the
+             * admission is cut at once, the connection counted only once
+             * it sends a message. Counting too few can let a department
+             * past its cap; counting too many could lock it out. */
             unmatched = !cl->warned_address;
             cl->warned_address = true;
             b = add_bucket(cl, address);
@@ -369,7 +372,8 @@ bool conn_limit_admit(conn_limit *cl, const char *address, const char *dept,
     pthread_mutex_unlock(&cl->lock);
     if (unmatched)
         log_warn("zap", "no open connection from %s, which the ZAP request "
-                 "names: idle connections are not counted exactly", address);
+                 "names: connections that have sent nothing yet are not "
+                 "counted against the cap", address);
     return admitted;
 }
 

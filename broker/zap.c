@@ -33,9 +33,10 @@
  * Connections. An admitted key is also refused once its department holds
  * `max_connections_per_department` connections open (conn_limit.c). To
  * count them this thread also reads the ROUTER's monitor events, and reads
- * every event already sent before it decides about a request: the
- * connection asking was accepted before its handshake began, so its
- * ACCEPTED event is always counted by then.
+ * every event already sent before it decides about a request: libzmq
+ * sends a connection's ACCEPTED as it hands the connection to an I/O
+ * thread, several network round trips (the CURVE handshake) before that
+ * connection's ZAP request, so it is counted by then.
  *
  * The handler never logs a full key; refusals name the key's first bytes in
  * hex and the peer address, which is what an operator needs to find the
