@@ -31,15 +31,27 @@
  * does not read is dropped with a log line; the client's retry gets the
  * same answer (replay.c).
  *
- * Accounting. Every job handed to a worker comes back to the I/O thread as
- * exactly one message: the answer, or an empty token when there is nothing
- * to send (a duplicate of an envelope whose answer is on its way). That is
- * what lets server_drain wait until every message read has been answered,
- * and publishes committed, before the broker exits.
+ * Limits. For each message read the I/O thread tells the connection table
+ * whose connection it came on (conn_limit.c, which the ZAP handler caps
+ * connections per department by) and charges its bytes to its department
+ * until it is answered (pending.c). A message that would take its
+ * department over its share is refused QUOTA_EXCEEDED on the spot, without
+ * a worker, so a department flooding the broker is read and refused rather
+ * than left to fill ZeroMQ's queues; once all departments together hold
+ * the whole budget, the I/O thread stops reading, as when the workers are
+ * busy.
  *
- * The checks, in order (docs/PROTOCOL.md): one frame; then those that
- * need only the bytes, in wire_check.c: size; the envelope holds only its
- * fields, each once; a sender of clean text; version 1; a kind a
+ * Accounting. Every job handed to a worker comes back to the I/O thread as
+ * exactly one message: the answer, or a token when there is nothing to
+ * send (a duplicate of an envelope whose answer is on its way): the job's
+ * routing id frame alone, which carries its charge back. That is what
+ * lets server_drain wait until every message read has been answered, and
+ * publishes committed, before the broker exits.
+ *
+ * The checks, in order (docs/PROTOCOL.md): the department's share of
+ * memory (in the I/O thread); one frame; then those that need only the
+ * bytes, in wire_check.c: size; the envelope holds only its fields, each
+ * once; a sender of clean text; version 1; a kind a
  * department may send; a non-zero session and seq, reply_to 0; then
  * sender equals the connection's department; the department exists and is
  * active (it may have been suspended since it connected); the signature;
