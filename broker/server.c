@@ -99,6 +99,7 @@
 #include "registry.h"
 #include "server.h"
 #include "wire_check.h"
+#include "wire_schema.h"
 #include "writer.h"
 #include "zap.h"
 
@@ -1184,18 +1185,32 @@ typedef struct io_stats {
     uint64_t dropped;
 } io_stats;
 
+/* The seq a refusal of payload answers without decoding it: as for every
+ * refusal (PROTOCOL.md 3.1), the seq when the frame is an envelope in the
+ * sense of check 3, else 0. Neither step allocates. */
+static uint64_t refused_seq(const zmq_msg_t *payload)
+{
+    const uint8_t *bytes = zmq_msg_data((zmq_msg_t *)payload);
+    size_t len = zmq_msg_size((zmq_msg_t *)payload);
+    uint64_t seq;
+    once_error err;
+    int rc = wire_check(bytes, len, &wire_envelope, &err);
+
+    if ((rc == 0 || rc == -ONCE_ERR_INVALID_TEXT) &&
+        envelope_peek_seq(bytes, len, &seq) == 0)
+        return seq;
+    return 0;
+}
+
 /* Refuses a message of department d that would take it over its share
  * of unanswered bytes, answering its seq, and frees it at once. */
 static void refuse_over_share(server *srv, zmq_msg_t *rid, zmq_msg_t *payload,
                               pending_dept *d)
 {
     char message[ONCE_ERROR_MESSAGE_MAX];
-    uint64_t seq, now = monotonic_ms();
+    uint64_t seq = refused_seq(payload), now = monotonic_ms();
     zmq_msg_t reply;
 
-    if (envelope_peek_seq(zmq_msg_data(payload), zmq_msg_size(payload),
-                          &seq) < 0)
-        seq = 0;
     snprintf(message, sizeof(message), "department %s has %zu bytes of "
              "messages waiting for answers; this one (%zu bytes) would "
              "take it over its share of %zu", d->id, d->bytes,

@@ -362,32 +362,35 @@ static void test_far_oversize_dropped(void **state)
  * name, the nonce, the MAC and a flags byte). */
 #define LARGEST_FRAME (5 * ONCE_MAX_MESSAGE - 33)
 
-/* A signed request from market supervision padded to exactly size bytes
- * (over 2 MiB) with an unknown field (number 15), which protobuf-c skips:
- * a signature is only defined for bodies up to 1 MiB. */
+/* A request envelope from market supervision of exactly size bytes (over
+ * 1 MiB), its body filling it. Not signed: a signature is only defined for
+ * bodies up to 1 MiB, and the size is checked before the signature. */
 static uint8_t *envelope_of_size(size_t size, uint64_t seq)
 {
-    uint8_t *env, *out;
-    size_t len, pad, pos;
+    Once__Envelope e = ONCE__ENVELOPE__INIT;
+    static uint8_t signature[ONCE_SIGNATURE_BYTES];
+    uint8_t *out, *body;
 
-    assert_int_equal(e2e_envelope(&env, &len, market.id, market_session, seq,
-                                  once_now_ms(), ONCE__KIND__KIND_PING, NULL,
-                                  0, &market.kp),
-                     0);
-    /* Tag 0x7a (field 15, length-delimited), a 4-byte varint length. */
-    pad = size - len - 5;
-    assert_true(pad >= (1u << 21) && pad < (1u << 28));
+    e.version = 1;
+    e.sender = market.id;
+    e.session = market_session;
+    e.seq = seq;
+    e.sent_at = once_now_ms();
+    e.kind = ONCE__KIND__KIND_REQUEST;
+    e.signature.data = signature;
+    e.signature.len = sizeof(signature);
+    e.body.len = size - 256;
+    /* The body's length prefix is 4 bytes whatever its exact length. */
+    e.body.len += size - once__envelope__get_packed_size(&e);
+    assert_int_equal(once__envelope__get_packed_size(&e), size);
+    body = malloc(e.body.len);
     out = malloc(size);
+    assert_non_null(body);
     assert_non_null(out);
-    memcpy(out, env, len);
-    pos = len;
-    out[pos++] = 0x7a;
-    out[pos++] = (uint8_t)(0x80 | (pad & 0x7f));
-    out[pos++] = (uint8_t)(0x80 | ((pad >> 7) & 0x7f));
-    out[pos++] = (uint8_t)(0x80 | ((pad >> 14) & 0x7f));
-    out[pos++] = (uint8_t)(pad >> 21);
-    memset(out + pos, 0x5a, pad);
-    free(env);
+    memset(body, 0x5a, e.body.len);
+    e.body.data = body;
+    assert_int_equal(once__envelope__pack(&e, out), size);
+    free(body);
     return out;
 }
 
