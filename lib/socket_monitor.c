@@ -6,9 +6,10 @@
  * as a message: the client library reads it to report UNKNOWN_SENDER
  * instead of a timeout, and the end-to-end tests read it to check that a
  * handshake was refused. The broker reads its ROUTER's events for the
- * file descriptors of connections opened and closed (conn_limit.c). An event is two frames, 6 bytes (u16 event in
- * host order, u32 value) and then the endpoint; the second is drained so
- * the next read starts at the next event.
+ * file descriptors of connections opened and closed (conn_limit.c). An
+ * event is two frames, 6 bytes (u16 event in host order, u32 value) and
+ * then the endpoint; the second is drained so the next read starts at the
+ * next event.
  */
 #include "socket_monitor.h"
 
