@@ -4,11 +4,17 @@
  * main() wires the modules together in the one order that is safe:
  *
  *   1. configuration (config.c); usage or configuration errors exit 2
- *      before anything is opened;
- *   2. the broker's key (HOME/broker.key) and the LMDB environment;
- *   3. the ZAP handler (zap.c), bound BEFORE the ROUTER exists: libzmq
+ *      before anything is opened, a home that does not exist included;
+ *   2. the lock on the database (store.c): a second onced on the same
+ *      database exits 2 here, before it opens anything, since two brokers
+ *      would both execute every envelope; oncectl and the tools do not
+ *      take the lock and keep working beside the broker;
+ *   3. the broker's key (HOME/broker.key) and the LMDB environment, whose
+ *      reader slots must cover every worker with STORE_READERS_RESERVED
+ *      to spare;
+ *   4. the ZAP handler (zap.c), bound BEFORE the ROUTER exists: libzmq
  *      admits every CURVE key on a context with no handler;
- *   4. the writer (writer.c), then the workers and the I/O thread
+ *   5. the writer (writer.c), then the workers and the I/O thread
  *      (server.c), which binds the endpoint last.
  *
  * Signals. SIGTERM and SIGINT are blocked in every thread (they are
@@ -37,6 +43,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 
 #include <sodium.h>
 #include <zmq.h>
@@ -170,6 +177,38 @@ static int open_log(auditlog *alog, store *db, const broker_config *cfg,
     return 0;
 }
 
+/* A home (or the directory of --config's file) that is not there is a
+ * configuration error, not something to run on defaults. */
+static int check_home(const broker_config *cfg)
+{
+    struct stat st;
+    const char *why = "not a directory";
+
+    if (stat(cfg->home, &st) < 0)
+        why = strerror(errno);
+    else if (S_ISDIR(st.st_mode))
+        return 0;
+    fprintf(stderr, "onced: no broker home at %s (%s); make one with "
+            "'oncectl init %s'\n", cfg->home, why, cfg->home);
+    return -1;
+}
+
+/* Each worker keeps a reader slot for the broker's lifetime; the ZAP
+ * handler, oncectl and exports need theirs besides. */
+static int check_readers(const store *db, unsigned workers)
+{
+    unsigned int slots = 0;
+
+    mdb_env_get_maxreaders(db->env, &slots);
+    if (slots >= workers + STORE_READERS_RESERVED)
+        return 0;
+    log_error("onced", "the database has %u reader slots, too few for %u "
+              "workers and %d others; stop every process that has it open "
+              "(an older oncectl sized them) and start again, or lower "
+              "workers", slots, workers, STORE_READERS_RESERVED);
+    return -1;
+}
+
 int main(int argc, char **argv)
 {
     char bound[CONFIG_ENDPOINT_MAX + 64];
@@ -187,7 +226,7 @@ int main(int argc, char **argv)
     zap *zh = NULL;
     void *ctx = NULL;
     store db;
-    int status = EXIT_RUNTIME, rc;
+    int status = EXIT_RUNTIME, rc, lock_fd = -1;
 
     switch (config_load(&cfg, argc, argv)) {
     case CONFIG_RUN:
@@ -197,6 +236,8 @@ int main(int argc, char **argv)
     default:
         return EXIT_USAGE;
     }
+    if (check_home(&cfg) < 0)
+        return EXIT_USAGE;
     if (once_init() < 0) {
         fprintf(stderr, "onced: cannot initialise libsodium\n");
         return EXIT_RUNTIME;
@@ -212,22 +253,31 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &signals, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    if (store_lock(cfg.database, &lock_fd, &err) < 0) {
+        log_error("onced", "%s", err.message);
+        return err.code == ONCE_ERR_EXISTS ? EXIT_USAGE : EXIT_RUNTIME;
+    }
     if (once_keypair_load(&key, cfg.key_path, &err) < 0) {
         log_error("onced", "cannot load the broker key: %s", err.message);
+        store_unlock(lock_fd);
         return EXIT_RUNTIME;
     }
     if (audit_key_load(audit_key, cfg.audit_key_path, &err) < 0) {
         log_error("onced", "cannot load the audit key (audit_key in the "
                   "configuration, made by oncectl init): %s", err.message);
         once_keypair_wipe(&key);
+        store_unlock(lock_fd);
         return EXIT_RUNTIME;
     }
     if (store_open(&db, cfg.database, cfg.map_size_mb << 20, &err) < 0) {
         log_error("onced", "%s", err.message);
         once_keypair_wipe(&key);
         sodium_memzero(audit_key, sizeof(audit_key));
+        store_unlock(lock_fd);
         return EXIT_RUNTIME;
     }
+    if (check_readers(&db, cfg.workers) < 0)
+        goto out;
     if (open_log(&alog, &db, &cfg, &key, &err) < 0) {
         log_error("onced", "%s", err.message);
         goto out;
@@ -311,6 +361,7 @@ out:
         zmq_ctx_term(ctx);
     replay_destroy(rp);
     store_close(&db);
+    store_unlock(lock_fd);
     if (status == EXIT_SUCCESS)
         log_info("onced", "stopped");
     return status;

@@ -21,15 +21,43 @@
  * from several threads is not allowed.
  *
  * When the map is full LMDB fails the write with MDB_MAP_FULL and the
- * transaction can only be aborted. Readers are unaffected, so the broker
- * keeps answering requests; the error handed up names the setting to raise.
- * Every other LMDB failure becomes ONCE_ERR_IO with LMDB's own text and what
- * was being done, so an operator reading the log knows which step failed.
+ * transaction can only be aborted; the error handed up names the setting to
+ * raise. Every request writes too (its log leaf and its stored answer), so
+ * the broker does not wait for that: the writer refuses publishes once
+ * store_usage passes a high-water mark below the map size (writer.c), and
+ * requests go on in the room left. Every other LMDB failure becomes
+ * ONCE_ERR_IO with LMDB's own text and what was being done, so an operator
+ * reading the log knows which step failed.
+ *
+ * Reader slots. Every read transaction holds one of the environment's
+ * slots, and onced's workers hold theirs for the broker's lifetime, beside
+ * its ZAP handler, oncectl, exports and audits. LMDB's default of 126 is
+ * all but used up by the largest pool of workers config.c allows (96), so
+ * every process asks for STORE_MAX_READERS. The slots live in LMDB's lock
+ * file, sized by the first process that opens the environment when no
+ * other has it open; all openers ask for the same number, so it is what a
+ * home gets. onced checks at start that its workers leave
+ * STORE_READERS_RESERVED slots to the others (onced.c).
+ *
+ * One broker per database. LMDB lets any number of processes write one
+ * environment, one transaction at a time, which is what lets oncectl
+ * change policy under a running broker. Two brokers on one database,
+ * though, would each keep their own replay windows and answers in memory
+ * and both execute a department's envelope (a second leaf, a second
+ * answer). So onced holds an exclusive flock(2) on STORE_LOCK_FILE in the
+ * database directory for as long as it runs; a second onced fails to take
+ * it and stops before it opens anything. flock rather than fcntl locks: a
+ * flock belongs to the open file, so no other close(2) in the process can
+ * drop it, and the kernel releases it when the process dies, kill -9
+ * included, so a stale file never blocks a restart.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "store.h"
 
@@ -138,6 +166,8 @@ int store_open(store *s, const char *dir, size_t map_size, once_error *err)
     }
     rc = mdb_env_set_maxdbs(s->env, STORE_MAX_TABLES);
     if (rc == MDB_SUCCESS)
+        rc = mdb_env_set_maxreaders(s->env, STORE_MAX_READERS);
+    if (rc == MDB_SUCCESS)
         rc = mdb_env_set_mapsize(s->env, map_size != 0
                                              ? map_size
                                              : STORE_DEFAULT_MAP_SIZE);
@@ -203,4 +233,115 @@ int store_commit(MDB_txn *txn, once_error *err)
     /* LMDB frees the transaction whether or not the commit succeeds. */
     return store_error(mdb_txn_commit(txn), "cannot commit to the database",
                        err);
+}
+
+int store_lock(const char *dir, int *fd, once_error *err)
+{
+    char pid[32];
+    struct stat st;
+    ssize_t n;
+    int dfd, lfd, rc;
+
+    *fd = -1;
+    if ((rc = make_directory(dir, err)) < 0)
+        return rc;
+    dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        return once_error_set(err, ONCE_ERR_IO, "cannot open database "
+                              "directory %s: %s", dir, strerror(errno));
+    /* Not O_EXCL: the file outlives each run, and the lock, not the file,
+     * says whether a broker runs. O_NOFOLLOW and the checks below refuse
+     * anything but a regular file of ours in its place. */
+    lfd = openat(dfd, STORE_LOCK_FILE, O_RDWR | O_CREAT | O_NOFOLLOW |
+                                           O_NONBLOCK | O_CLOEXEC, 0600);
+    close(dfd);
+    if (lfd < 0)
+        return once_error_set(err, ONCE_ERR_IO, "cannot open %s/%s: %s", dir,
+                              STORE_LOCK_FILE, strerror(errno));
+    if (fstat(lfd, &st) < 0 || !S_ISREG(st.st_mode) ||
+        st.st_uid != geteuid()) {
+        close(lfd);
+        return once_error_set(err, ONCE_ERR_IO, "%s/%s is not a regular "
+                              "file of this user", dir, STORE_LOCK_FILE);
+    }
+    if (flock(lfd, LOCK_EX | LOCK_NB) < 0) {
+        rc = errno;
+        n = pread(lfd, pid, sizeof(pid) - 1, 0);
+        close(lfd);
+        if (rc != EWOULDBLOCK)
+            return once_error_set(err, ONCE_ERR_IO, "cannot lock %s/%s: %s",
+                                  dir, STORE_LOCK_FILE, strerror(rc));
+        pid[n > 0 ? n : 0] = '\0';
+        pid[strcspn(pid, "\n")] = '\0';
+        return once_error_set(err, ONCE_ERR_EXISTS, "another onced (pid %s) "
+                              "runs on the database %s; one broker per "
+                              "database: stop it first",
+                              pid[0] != '\0' ? pid : "unknown", dir);
+    }
+    /* For the message above; the lock holds whether or not this lands. */
+    n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+    if (ftruncate(lfd, 0) < 0 || pwrite(lfd, pid, (size_t)n, 0) != n) {
+        rc = errno;
+        close(lfd);
+        return once_error_set(err, ONCE_ERR_IO, "cannot write %s/%s: %s",
+                              dir, STORE_LOCK_FILE, strerror(rc));
+    }
+    *fd = lfd;
+    return 0;
+}
+
+void store_unlock(int fd)
+{
+    if (fd >= 0)
+        close(fd);
+}
+
+int store_usage_bound(const store *s, size_t *bound, size_t *map_size)
+{
+    MDB_envinfo info;
+    MDB_stat st;
+
+    if (mdb_env_info(s->env, &info) != MDB_SUCCESS ||
+        mdb_env_stat(s->env, &st) != MDB_SUCCESS)
+        return -1;
+    *bound = (info.me_last_pgno + 1) * st.ms_psize;
+    *map_size = info.me_mapsize;
+    return 0;
+}
+
+int store_usage(const store *s, size_t *used, once_error *err)
+{
+    size_t free_pages = 0, pages, count;
+    MDB_envinfo info;
+    MDB_cursor *cur;
+    MDB_val key, val;
+    MDB_txn *txn;
+    MDB_stat st;
+    int rc;
+
+    if ((rc = store_begin(s, 1, &txn, err)) < 0)
+        return rc;
+    mdb_env_info(s->env, &info);
+    rc = mdb_env_stat(s->env, &st);
+    /* Table 0 is LMDB's free list: each entry, a transaction's freed
+     * pages, is a count followed by that many page numbers. */
+    if (rc == MDB_SUCCESS)
+        rc = mdb_cursor_open(txn, 0, &cur);
+    if (rc != MDB_SUCCESS) {
+        mdb_txn_abort(txn);
+        return store_error(rc, "cannot read the free list", err);
+    }
+    while ((rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) == MDB_SUCCESS) {
+        if (val.mv_size >= sizeof(count)) {
+            memcpy(&count, val.mv_data, sizeof(count));
+            free_pages += count;
+        }
+    }
+    mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+    if (rc != MDB_NOTFOUND)
+        return store_error(rc, "cannot read the free list", err);
+    pages = info.me_last_pgno + 1;
+    *used = (pages - (free_pages < pages ? free_pages : pages)) * st.ms_psize;
+    return 0;
 }

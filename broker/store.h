@@ -24,6 +24,14 @@
 #include "once/once.h"
 
 #define STORE_DEFAULT_MAP_SIZE ((size_t)1 << 30) /* 1 GiB */
+/* LMDB reader slots of an environment (store.c says why this many). */
+#define STORE_MAX_READERS 256
+/* Slots onced leaves to others besides one per worker: its ZAP handler,
+ * oncectl, exports and audits run beside it. */
+#define STORE_READERS_RESERVED 32
+/* The file in the database directory that onced holds locked while it
+ * runs: one broker per database. */
+#define STORE_LOCK_FILE "onced.lock"
 
 typedef struct store {
     MDB_env *env;
@@ -42,6 +50,25 @@ typedef struct store {
  * transactions may be reset and renewed by a worker thread. */
 int store_open(store *s, const char *dir, size_t map_size, once_error *err);
 void store_close(store *s);
+
+/* Takes the broker's exclusive lock on the database directory dir (made
+ * 0700 if missing): STORE_LOCK_FILE, opened without following a link and
+ * locked for as long as *fd stays open. -ONCE_ERR_EXISTS when another
+ * process holds it (the message names its pid), another negative code when
+ * the file cannot be opened. Only onced takes it; oncectl and the tools
+ * share the database with a running broker through LMDB. */
+int store_lock(const char *dir, int *fd, once_error *err);
+void store_unlock(int fd);
+
+/* The map's size and a cheap upper bound of the bytes in use: every page
+ * up to the highest one ever written, without a transaction. -1 when LMDB
+ * cannot tell. */
+int store_usage_bound(const store *s, size_t *bound, size_t *map_size);
+
+/* The bytes in use: the bound less the pages on LMDB's free list, which
+ * later writes reuse. Reads the free list in a read transaction of its
+ * own, so call it between write transactions. */
+int store_usage(const store *s, size_t *used, once_error *err);
 
 /* Read-write and read-only transactions with errors mapped to once codes:
  * MDB_MAP_FULL -> ONCE_ERR_STORAGE_FULL, anything else -> ONCE_ERR_IO. */
