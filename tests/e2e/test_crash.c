@@ -5,9 +5,11 @@
  * pipeline signed publishes of distinct records. Once a third of them have
  * been acknowledged the broker is killed with SIGKILL: some publishes were
  * acknowledged, some committed but not yet acknowledged, some never
- * reached the disk. The broker is restarted and every publisher re-sends
- * every envelope, byte for byte, as a client retrying after a timeout
- * would. A second test does the same with SIGTERM, which must finish the
+ * reached the disk. Before anything is re-sent, the database is read
+ * directly and every acknowledged record must be in it: a retry would
+ * store a lost record again and hide the loss. Then the broker is
+ * restarted and every publisher re-sends every envelope, byte for byte,
+ * as a client retrying after a timeout would. A second test does the same with SIGTERM, which must finish the
  * publishes in flight and exit 0. The promise under test (PROTOCOL.md 6.3,
  * DESIGN.md):
  *
@@ -213,6 +215,40 @@ static int count_version(uint64_t version, const MDB_val *value, void *arg)
     return 0;
 }
 
+/* Before any retry: every publish acknowledged before the stop is in the
+ * database, exactly once. Returns how many were checked. */
+static size_t check_acknowledged(void)
+{
+    char db_path[PATH_MAX + 8];
+    size_t checked = 0, i;
+    once_error err;
+    MDB_txn *txn;
+    store s;
+    unsigned p;
+
+    snprintf(db_path, sizeof(db_path), "%s/db", broker.home);
+    assert_int_equal(store_open(&s, db_path, 0, &err), 0);
+    assert_int_equal(store_begin(&s, 1, &txn, &err), 0);
+    for (p = 0; p < PUBLISHERS; p++) {
+        for (i = 0; i < PER_PUBLISHER; i++) {
+            const item *it = &publishers[p].items[i];
+            history_count c = { 0 };
+
+            if (!atomic_load(&it->acked))
+                continue;
+            assert_int_equal(registry_history(txn, &s, LICENCE, it->subject,
+                                              count_version, &c, &err), 0);
+            if (c.versions != 1)
+                fail_msg("publisher %u seq %zu was acknowledged but %zu "
+                         "versions of it are stored", p, i + 1, c.versions);
+            checked++;
+        }
+    }
+    mdb_txn_abort(txn);
+    store_close(&s);
+    return checked;
+}
+
 /* Reads the broker's database directly once it has stopped. */
 static void check_database(void)
 {
@@ -287,6 +323,7 @@ static void interrupt_publishes(int sig)
                          p, i + 1, publishers[p].items[i].code);
     printf("# %zu of %d publishes acknowledged before %s\n", acked_before,
            TOTAL, sig == SIGKILL ? "kill -9" : "SIGTERM");
+    assert_int_equal(check_acknowledged(), acked_before);
 
     assert_int_equal(e2e_start(&broker, &market, NULL), 0);
     for (p = 0; p < PUBLISHERS; p++)
