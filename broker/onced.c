@@ -32,6 +32,9 @@
  * receives, and the database is closed. A client whose message was still
  * queued in the ROUTER gets no answer and retries; nothing half-done is
  * left behind, because nothing was acknowledged before it was durable.
+ * The wait has a deadline (server.c: 20 s after a signal, 5 s after a
+ * thread failed, whose messages nobody will ever answer); a broker that
+ * gives up on messages in flight exits 1.
  *
  * Exit status: 0 after a clean stop, 1 on a runtime failure, 2 on a usage
  * or configuration error.
@@ -346,8 +349,8 @@ int main(int argc, char **argv)
              cfg.checkpoint_interval_ms);
 
     wait_for_stop(&signals);
-    server_drain(srv);
-    status = broker_failed() ? EXIT_RUNTIME : EXIT_SUCCESS;
+    rc = server_drain(srv);
+    status = rc < 0 || broker_failed() ? EXIT_RUNTIME : EXIT_SUCCESS;
 
 out:
     once_keypair_wipe(&key);

@@ -53,6 +53,11 @@
  * once a second so that refusals stay cheap.
  * A seq that was used by different bytes is a replay. A seq whose bytes are
  * no longer remembered in memory is looked up in `replies` by the caller.
+ * An answer saying the broker could not act (INTERNAL, STORAGE_FULL,
+ * UNAVAILABLE: nothing was done) is not one to keep: the caller ends such
+ * a flight with replay_release instead of replay_finish, the slot marks
+ * the seq released, and the same bytes are admitted again while the slot
+ * lasts, so that retry can succeed.
  *
  * Forgetting. A session idle for keep_ms is dropped. The caller passes at
  * least twice the skew window: an envelope accepted at broker time t had
@@ -101,6 +106,7 @@ typedef struct slot {
     uint64_t seq;
     uint8_t digest[SLOT_DIGEST_BYTES];
     bool answered;
+    bool released;  /* answered with a failure: the same bytes may retry */
     uint8_t kind;
     uint32_t len;
     uint8_t *body; /* NULL when not kept */
@@ -542,7 +548,8 @@ replay_verdict replay_admit(replay *r, const char *sender, uint64_t session,
     stripe *st = stripe_of(r, hash);
     replay_verdict verdict;
     session_state *ss;
-    bool swept = false;
+    bool swept = false, again;
+    slot *sl;
 
     answer->kind = 0;
     answer->body = NULL;
@@ -569,11 +576,18 @@ replay_verdict replay_admit(replay *r, const char *sender, uint64_t session,
         goto out;
     }
     ss->last_seen_ms = now_ms;
-    if (seq <= ss->highest &&
+    sl = &ss->slots[seq % REPLAY_SLOTS];
+    /* A released seq within the window: admitted again, same bytes only. */
+    again = sl->released && sl->seq == seq &&
+            ss->highest - seq < REPLAY_WINDOW &&
+            memcmp(sl->digest, digest, SLOT_DIGEST_BYTES) == 0;
+    if (!again && seq <= ss->highest &&
         (ss->highest - seq >= REPLAY_WINDOW || window_test(ss, seq)))
         verdict = seen_before(ss, seq, digest, answer);
     else
         verdict = start_flight(r, ss, seq, digest);
+    if (again && verdict == REPLAY_ADMITTED)
+        sl->released = false;
 out:
     pthread_mutex_unlock(&st->lock);
     return verdict;
@@ -587,6 +601,18 @@ static bool reserve_cache(replay *r, size_t len)
         return true;
     atomic_fetch_sub(&r->cached_bytes, len);
     return false;
+}
+
+/* Takes fl off its session's list of envelopes in flight. */
+static void end_flight(session_state *ss, flight *fl)
+{
+    *fl = ss->flights[--ss->flight_count];
+    atomic_fetch_sub(&ss->dept->in_flight, 1);
+    if (ss->flight_count == 0 && ss->flight_cap > INITIAL_FLIGHTS) {
+        free(ss->flights);
+        ss->flights = NULL;
+        ss->flight_cap = 0;
+    }
 }
 
 void replay_finish(replay *r, const char *sender, uint64_t session,
@@ -610,6 +636,7 @@ void replay_finish(replay *r, const char *sender, uint64_t session,
         sl->seq = seq;
         memcpy(sl->digest, fl->digest, SLOT_DIGEST_BYTES);
         sl->answered = true;
+        sl->released = false;
         sl->kind = (uint8_t)kind;
         if (body != NULL && len <= MAX_CACHED_ANSWER &&
             reserve_cache(r, len)) {
@@ -622,13 +649,35 @@ void replay_finish(replay *r, const char *sender, uint64_t session,
                 sl->len = (uint32_t)len;
         }
     }
-    *fl = ss->flights[--ss->flight_count];
-    atomic_fetch_sub(&ss->dept->in_flight, 1);
-    if (ss->flight_count == 0 && ss->flight_cap > INITIAL_FLIGHTS) {
-        free(ss->flights);
-        ss->flights = NULL;
-        ss->flight_cap = 0;
+    end_flight(ss, fl);
+out:
+    pthread_mutex_unlock(&st->lock);
+}
+
+void replay_release(replay *r, const char *sender, uint64_t session,
+                    uint64_t seq)
+{
+    uint64_t hash = keyed_hash(r, sender, &session);
+    stripe *st = stripe_of(r, hash);
+    session_state *ss;
+    flight *fl;
+    slot *sl;
+
+    pthread_mutex_lock(&st->lock);
+    ss = find_session(st, hash, sender, session);
+    if (ss == NULL || (fl = find_flight(ss, seq)) == NULL)
+        goto out;
+    sl = &ss->slots[seq % REPLAY_SLOTS];
+    /* As in replay_finish; a retry that finds a later seq in the slot is
+     * looked up in the table, which has nothing: REPLAY. */
+    if (!(sl->answered && sl->seq > seq)) {
+        slot_drop_body(r, sl);
+        sl->seq = seq;
+        memcpy(sl->digest, fl->digest, SLOT_DIGEST_BYTES);
+        sl->answered = false;
+        sl->released = true;
     }
+    end_flight(ss, fl);
 out:
     pthread_mutex_unlock(&st->lock);
 }

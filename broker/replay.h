@@ -79,6 +79,14 @@ replay_verdict replay_admit(replay *r, const char *sender, uint64_t session,
 void replay_finish(replay *r, const char *sender, uint64_t session,
                    uint64_t seq, int kind, const uint8_t *body, size_t len);
 
+/* Ends the flight of an admitted envelope, instead of replay_finish, when
+ * its answer says the broker could not act
+ * (INTERNAL, STORAGE_FULL, UNAVAILABLE): nothing is kept, and a copy of
+ * the same bytes is admitted again while the seq's slot lasts (the
+ * session's last 32 seqs); other bytes with that seq stay a replay. */
+void replay_release(replay *r, const char *sender, uint64_t session,
+                    uint64_t seq);
+
 /* Sessions currently remembered (for the log). */
 size_t replay_session_count(replay *r);
 

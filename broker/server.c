@@ -97,6 +97,7 @@
 #include "policy.h"
 #include "record_internal.h"
 #include "registry.h"
+#include "faults.h"
 #include "server.h"
 #include "wire_check.h"
 #include "wire_schema.h"
@@ -121,6 +122,11 @@
  * not sit on requests that idle workers could take. */
 #define JOB_QUEUE_PER_WORKER 16
 #define ROUTER_LINGER_MS 2000
+/* How long server_drain waits for the messages in flight: after a stop,
+ * well within systemd's TimeoutStopSec (deploy/onced.service); after a
+ * failure, only for what the threads still alive can answer. */
+#define DRAIN_DEADLINE_MS 20000
+#define DRAIN_AFTER_FAILURE_MS 5000
 /* Messages queued per connection before libzmq stops reading it: ample
  * for pipelining, and it bounds what one department can make the broker
  * hold (frames are up to SERVER_MAX_FRAME). */
@@ -198,6 +204,14 @@ int error_body(byte_buffer *b, int code, const char *message)
         return -1;
     b->len = once__error__pack(&e, b->data);
     return 0;
+}
+
+bool error_is_failure(int code)
+{
+    if (code < 0)
+        code = -code;
+    return code == ONCE_ERR_INTERNAL || code == ONCE_ERR_STORAGE_FULL ||
+           code == ONCE_ERR_UNAVAILABLE || code >= ONCE_ERR_INVALID_ARGUMENT;
 }
 
 int reply_message(broker_identity *id, int kind, uint64_t reply_to,
@@ -357,6 +371,7 @@ typedef struct job {
     bool logged;    /* a publish, revoke or request from a known sender */
     bool verified;  /* the envelope signature verified */
     bool keep_reply; /* store the answer in the replies table */
+    bool failure;   /* refused for the broker's own failure: kept nowhere */
     bool want_proof;
     leaf_facts leaf;
     department dept;
@@ -405,9 +420,14 @@ static void to_writer(job *j, write_job *wj, int answer_kind, int refusal)
     wj->refusal = refusal;
     wj->want_proof = j->want_proof;
     wj->replay_admitted = j->admitted && !j->finished;
-    wj->store_reply = j->admitted && j->keep_reply;
+    /* A failure is logged, but a retry is to be executed again. */
+    wj->store_reply = j->admitted && j->keep_reply &&
+                      !(answer_kind == ONCE__KIND__KIND_ERROR &&
+                        error_is_failure(refusal));
     zmq_msg_move(&wj->routing_id, j->routing_id);
-    if (zmq_send(w->writes, &wj, sizeof(wj), 0) != (int)sizeof(wj)) {
+    if (fault_take(FAULT_HAND_OFF) ||
+        zmq_send(w->writes, &wj, sizeof(wj), 0) != (int)sizeof(wj)) {
+        /* The caller answers UNAVAILABLE, unlogged (refuse). */
         log_error("worker", "cannot pass an exchange to the writer: %s",
                   zmq_strerror(errno));
         zmq_msg_move(j->routing_id, &wj->routing_id);
@@ -446,7 +466,10 @@ static void answer(job *j, int kind, const uint8_t *body, size_t len)
     zmq_msg_t reply;
 
     j->answered = true;
-    if (j->admitted && !j->finished)
+    if (j->admitted && !j->finished && j->failure)
+        replay_release(w->srv->replay, j->env->sender, j->env->session,
+                       j->env->seq);
+    else if (j->admitted && !j->finished)
         replay_finish(w->srv->replay, j->env->sender, j->env->session,
                       j->env->seq, kind, body, len);
     j->finished = true;
@@ -527,14 +550,25 @@ static void refuse(job *j, int code, const char *fmt, ...)
         (unsigned long long)(j->env != NULL ? j->env->session : 0),
         (unsigned long long)j->reply_to, j->tag[0] ? ", subject #" : "",
         j->tag, once_error_name(code), message);
+    j->failure = error_is_failure(code);
     if (error_body(&w->answer, code, message) < 0) {
         log_error("worker", "out of memory for an error answer");
         return;
     }
-    if (refusal_is_logged(j, code) &&
-        answer_logged(j, ONCE__KIND__KIND_ERROR, code, w->answer.data,
-                      w->answer.len))
-        return;
+    if (refusal_is_logged(j, code)) {
+        if (answer_logged(j, ONCE__KIND__KIND_ERROR, code, w->answer.data,
+                          w->answer.len))
+            return;
+        /* A refusal that must be logged leaves only with its leaf; without
+         * one the broker did nothing it can answer for. */
+        j->failure = true;
+        if (error_body(&w->answer, ONCE_ERR_UNAVAILABLE, "the broker "
+                       "cannot log this exchange now; send it again "
+                       "later") < 0) {
+            log_error("worker", "out of memory for an error answer");
+            return;
+        }
+    }
     answer(j, ONCE__KIND__KIND_ERROR, w->answer.data, w->answer.len);
 }
 
@@ -1449,6 +1483,11 @@ static void *io_main(void *arg)
             zmq_msg_init(&stop);
             zmq_msg_recv(&stop, srv->control, ZMQ_DONTWAIT);
             zmq_msg_close(&stop);
+            if (stopping) { /* the drain's deadline passed */
+                log_error("server", "gave up on %llu messages in flight",
+                          (unsigned long long)(in_flight + held.full));
+                break;
+            }
             stopping = true;
             log_info("server", "no longer reading new messages; %llu in "
                      "flight", (unsigned long long)(in_flight + held.full));
@@ -1670,15 +1709,39 @@ int server_start(server **out, const server_options *opt, char *bound,
     return 0;
 }
 
-void server_drain(server *srv)
+int server_drain(server *srv)
 {
+    unsigned ms = broker_failed() ? DRAIN_AFTER_FAILURE_MS : DRAIN_DEADLINE_MS;
+    struct timespec deadline;
+    int rc = 0;
+
     if (srv == NULL || !srv->io_started)
-        return;
+        return 0;
     if (zmq_send(srv->control_main, "STOP", 4, 0) < 0)
         log_error("server", "cannot ask the I/O thread to stop: %s",
                   zmq_strerror(errno));
-    pthread_join(srv->io_thread, NULL);
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += ms / 1000;
+    deadline.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    if (pthread_timedjoin_np(srv->io_thread, NULL, &deadline) != 0) {
+        /* A thread that died leaves its jobs unanswered for good. A second
+         * message makes the I/O thread stop waiting for them; their
+         * clients get no answer and retry, and nothing was acknowledged
+         * that is not durable. */
+        log_error("server", "the messages in flight were not all answered "
+                  "within %u ms", ms);
+        if (zmq_send(srv->control_main, "STOP", 4, 0) < 0)
+            log_error("server", "cannot ask the I/O thread to stop: %s",
+                      zmq_strerror(errno));
+        pthread_join(srv->io_thread, NULL);
+        rc = -1;
+    }
     srv->io_started = false;
+    return rc;
 }
 
 static void close_socket(void **sock)

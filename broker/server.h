@@ -50,6 +50,12 @@ void byte_buffer_free(byte_buffer *b);
  * (libonce's local ones, from 100) become INTERNAL. */
 int error_body(byte_buffer *b, int code, const char *message);
 
+/* True for the codes that say the broker could not act, so nothing was
+ * done: INTERNAL, STORAGE_FULL, UNAVAILABLE (and the local codes, which
+ * go out as INTERNAL). Such an answer is never kept for a retry of the
+ * envelope (replay_release), which may then succeed. */
+bool error_is_failure(int code);
+
 /* Builds a reply envelope of kind (KIND_RESPONSE or KIND_ERROR) answering
  * reply_to, with body, into msg (initialised here). */
 int reply_message(broker_identity *id, int kind, uint64_t reply_to,
@@ -92,8 +98,9 @@ int server_start(server **out, const server_options *opt, char *bound,
 
 /* Stops reading new messages, waits until every message read has been
  * answered (publishes committed), closes the ROUTER and joins the I/O
- * thread. */
-void server_drain(server *srv);
+ * thread. Waits 20 s at most, 5 s after broker_fail (a dead thread never
+ * answers): 0 when everything was answered, -1 when it gave up. */
+int server_drain(server *srv);
 
 /* Joins the workers, which return once the context is shut down, and frees
  * the server. */

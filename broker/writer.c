@@ -56,7 +56,11 @@
  * itself (the map is full, an I/O error) aborts the transaction: every job
  * of the group gets STORAGE_FULL or INTERNAL without a receipt, nothing of
  * it is stored or logged, and in particular no record is served, since a
- * request's answer may leave only with its leaf.
+ * request's answer may leave only with its leaf. Such a failure answer is
+ * kept nowhere, neither in `replies` nor in memory (replay_release): the
+ * envelope had no effect, and its retry, the same bytes, is executed
+ * afresh and may succeed. Likewise a refusal with such a code that a
+ * worker made and this thread logs is logged but not kept.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -66,6 +70,7 @@
 
 #include "checkpoint.h"
 #include "envelope.h"
+#include "faults.h"
 #include "registry.h"
 #include "writer.h"
 
@@ -374,8 +379,14 @@ static void commit_group(writer *w, write_job **group, size_t n)
         return;
     }
     prune_replies(w, txn, n);
-    /* Durable here: the environment is opened without MDB_NOSYNC. */
-    rc = store_commit(txn, &err);
+    if (fault_take(FAULT_COMMIT)) {
+        mdb_txn_abort(txn);
+        rc = once_error_set(&err, ONCE_ERR_IO, "cannot commit to the "
+                            "database: injected fault");
+    } else {
+        /* Durable here: the environment is opened without MDB_NOSYNC. */
+        rc = store_commit(txn, &err);
+    }
     if (rc < 0) {
         fail_group(group, n, rc, &err);
         return;
@@ -425,13 +436,15 @@ static long wait_ms(const writer *w)
 
 /* Sends a job's answer and keeps it for a retry. A job whose group failed
  * is answered with that failure and no receipt: nothing of it was logged,
- * nothing of it was stored. */
+ * nothing of it was stored, and nothing of it is kept, so the retry of the
+ * same bytes is executed afresh (replay_release). */
 static void answer_job(writer *w, write_job *job)
 {
     const uint8_t *body = job->reply;
     size_t len = job->reply_len;
     int kind = job->reply_kind;
     zmq_msg_t reply;
+    bool failure;
 
     if (job->result < 0) {
         if (error_body(&w->error, job->result, job->error.message) < 0) {
@@ -452,8 +465,13 @@ static void answer_job(writer *w, write_job *job)
                   (unsigned long long)job->leaf_index);
     }
     /* Ends the envelope's flight whatever follows (replay.c counts it
-     * against its department until then). */
-    if (job->replay_admitted)
+     * against its department until then). A failure is kept nowhere: the
+     * retry of the same bytes is executed afresh. */
+    failure = job->result < 0 || (kind == ONCE__KIND__KIND_ERROR &&
+                                  error_is_failure(job->refusal));
+    if (job->replay_admitted && (failure || body == NULL))
+        replay_release(w->rp, job->sender, job->session, job->seq);
+    else if (job->replay_admitted)
         replay_finish(w->rp, job->sender, job->session, job->seq, kind, body,
                       len);
     if (body == NULL ||
@@ -521,6 +539,14 @@ static void *writer_main(void *arg)
             bytes += job->stored_len + job->evidence_len;
         } while (n < w->group_max && bytes < GROUP_MAX_BYTES &&
                  receive_job(w, &job, ZMQ_DONTWAIT) == 0);
+        if (fault_take(FAULT_WRITER_DIES)) {
+            log_error("writer", "dying with %zu exchanges unanswered: "
+                      "injected fault", n);
+            for (i = 0; i < n; i++)
+                write_job_free(w->group[i]);
+            broker_fail();
+            return NULL;
+        }
         commit_group(w, w->group, n);
         for (i = 0; i < n; i++) {
             answer_job(w, w->group[i]);
