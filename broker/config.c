@@ -257,6 +257,15 @@ static bool apply_setting(parse_state *st, const char *name, const char *value)
         cfg->map_size_mb = (size_t)n;
         return true;
     }
+    /* The share of the map at which publishes stop, so that requests
+     * and their log leaves go on in the rest (writer.c); 100 lets
+     * publishes fill the map. */
+    if (strcmp(name, "high_water_percent") == 0) {
+        if (!parse_number(value, 10, 100, &n))
+            return problem(st, "high_water_percent must be 10 to 100");
+        cfg->high_water_percent = (unsigned)n;
+        return true;
+    }
     if (strcmp(name, "workers") == 0) {
         if (!parse_number(value, 0, CONFIG_MAX_WORKERS, &n))
             return problem(st, "workers must be 0 (one per CPU) to %d",
@@ -364,6 +373,7 @@ static void set_defaults(broker_config *cfg, parse_state *st)
     strcpy(st->raw_database, DEFAULT_DATABASE);
     strcpy(st->raw_audit_key, DEFAULT_AUDIT_KEY);
     cfg->map_size_mb = CONFIG_DEFAULT_MAP_SIZE_MB;
+    cfg->high_water_percent = CONFIG_DEFAULT_HIGH_WATER_PERCENT;
     cfg->skew_seconds = DEFAULT_SKEW_SECONDS;
     cfg->group_commit_max = DEFAULT_GROUP_COMMIT_MAX;
     cfg->checkpoint_interval_ms = DEFAULT_CHECKPOINT_INTERVAL_MS;

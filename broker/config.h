@@ -19,6 +19,7 @@
 #define CONFIG_DEFAULT_NAME "once-broker"
 #define CONFIG_DEFAULT_LISTEN "tcp://127.0.0.1:7700"
 #define CONFIG_DEFAULT_MAP_SIZE_MB 1024
+#define CONFIG_DEFAULT_HIGH_WATER_PERCENT 90
 /* Each worker holds an LMDB reader slot; LMDB's default table has 126 and
  * oncectl and the ZAP handler need some too. */
 #define CONFIG_MAX_WORKERS 96
@@ -35,6 +36,7 @@ typedef struct broker_config {
     char key_path[PATH_MAX];
     char database[PATH_MAX];
     size_t map_size_mb;
+    unsigned high_water_percent; /* publishes stop above this much of it */
     unsigned workers;           /* resolved: never 0 */
     unsigned skew_seconds;
     unsigned group_commit_max;

@@ -316,6 +316,7 @@ int main(int argc, char **argv)
             .group_max = cfg.group_commit_max,
             .checkpoint_interval_ms = cfg.checkpoint_interval_ms,
             .skew_seconds = cfg.skew_seconds,
+            .high_water_percent = cfg.high_water_percent,
         };
 
         if (zap_start(&zh, ctx, &db, cfg.max_connections_per_department,
@@ -343,9 +344,10 @@ int main(int argc, char **argv)
         goto out;
     }
     log_info("onced", "%s listening on %s: %u workers, database %s (map "
-             "size %zu MiB), skew %u s, group commit up to %u, checkpoint "
-             "every %u ms", cfg.name, bound, cfg.workers, cfg.database,
-             cfg.map_size_mb, cfg.skew_seconds, cfg.group_commit_max,
+             "size %zu MiB, publishes up to %u%% of it), skew %u s, group "
+             "commit up to %u, checkpoint every %u ms", cfg.name, bound,
+             cfg.workers, cfg.database, cfg.map_size_mb,
+             cfg.high_water_percent, cfg.skew_seconds, cfg.group_commit_max,
              cfg.checkpoint_interval_ms);
 
     wait_for_stop(&signals);

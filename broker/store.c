@@ -73,9 +73,10 @@ int store_error(int mdb_rc, const char *what, once_error *err)
     case MDB_MAP_FULL:
         return once_error_set(err, ONCE_ERR_STORAGE_FULL,
                               "%s: the database is full (LMDB map size "
-                              "reached); raise map_size_mb in the broker's "
-                              "configuration and restart; reads are still "
-                              "served", what);
+                              "reached); nothing can be stored or logged, "
+                              "requests included, until map_size_mb in the "
+                              "broker's configuration is raised and the "
+                              "broker restarted", what);
     case MDB_MAP_RESIZED:
         return once_error_set(err, ONCE_ERR_IO,
                               "%s: another process grew the database beyond "

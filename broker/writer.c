@@ -48,6 +48,20 @@
  * message followed by more fields as the message with those fields, so the
  * workers' encoded answers are never decoded again here.
  *
+ * High water. Every request writes too: its leaf, its evidence and its
+ * answer kept for retries. So publishes stop before the map is full: once
+ * the data in the map (store_usage: the pages up to the highest written,
+ * less LMDB's free list) reaches high_water_percent of it, a group's
+ * publishes are answered STORAGE_FULL and the rest of the group, requests
+ * and revocations, goes on in the room left. Like the STORAGE_FULL of a
+ * full map, that answer carries no receipt and is neither logged nor kept:
+ * a refused publish's evidence is the whole record, and logging it would
+ * spend the room kept for requests. The check costs two reads of LMDB's
+ * header while the file is below the mark, and a walk of the free list in
+ * a read transaction of its own, before the group's, above it; usage is
+ * seen as of the last commit, so a group may go over the mark by its own
+ * size. If the map fills anyway, every write fails as below.
+ *
  * Failures. A job that cannot be stored for its own reason (its version is
  * no longer above the latest, because another publish of the same record
  * got in first) gets its Error, which is stored as its answer too, and the
@@ -98,6 +112,8 @@ struct writer {
     uint64_t checkpoint_interval_ms;
     uint64_t last_checkpoint_ms; /* monotonic time of the newest one */
     bool checkpoint_pending;     /* leaves committed since the newest one */
+    unsigned high_water_percent;
+    bool above_high_water;       /* as last seen, to log the changes */
 };
 
 static uint64_t monotonic_ms(void)
@@ -344,8 +360,75 @@ static int sign_checkpoint(writer *w, MDB_txn *txn, once_error *err)
     return rc;
 }
 
+/* Whether the data in the map has reached the high-water mark; logs when
+ * that changes. When LMDB cannot tell, the last answer stands. */
+static bool above_high_water(writer *w)
+{
+    size_t bound, map_size, used = 0, mark;
+    once_error err;
+    bool above;
+
+    if (w->high_water_percent >= 100 ||
+        store_usage_bound(w->db, &bound, &map_size) < 0)
+        return w->above_high_water;
+    mark = map_size / 100 * w->high_water_percent;
+    if (bound < mark) {
+        above = false;
+    } else if (store_usage(w->db, &used, &err) < 0) {
+        log_warn("writer", "cannot measure the database: %s", err.message);
+        return w->above_high_water;
+    } else {
+        above = used >= mark;
+    }
+    if (above && !w->above_high_water)
+        log_warn("writer", "the database holds %zu MiB of its %zu MiB, "
+                 "%u%% or more: publishes are refused with STORAGE_FULL so "
+                 "that requests go on; raise map_size_mb and restart",
+                 used >> 20, map_size >> 20, w->high_water_percent);
+    else if (!above && w->above_high_water)
+        log_info("writer", "the database is below %u%% of its map again: "
+                 "publishes are stored", w->high_water_percent);
+    w->above_high_water = above;
+    return above;
+}
+
+/* Answers the group's publishes STORAGE_FULL, unlogged, when the map is
+ * above the high-water mark. Returns how many jobs go on. */
+static size_t stop_publishes(writer *w, write_job **group, size_t n)
+{
+    size_t i, left = n;
+    bool checked = false, above = false;
+
+    for (i = 0; i < n; i++) {
+        write_job *job = group[i];
+
+        if (job->leaf.kind != ONCE__KIND__KIND_PUBLISH ||
+            job->stored_len == 0 ||
+            job->answer_kind != ONCE__KIND__KIND_RESPONSE)
+            continue;
+        if (!checked) {
+            above = above_high_water(w);
+            checked = true;
+        }
+        if (!above)
+            return n;
+        job->result = once_error_set(
+            &job->error, ONCE_ERR_STORAGE_FULL, "the database is %u%% full "
+            "(high_water_percent): publishes are refused so that requests "
+            "go on; the operator must raise map_size_mb and restart the "
+            "broker", w->high_water_percent);
+        log_info("writer", "refused publish from %s (session %016llx seq "
+                 "%llu, subject #%s): STORAGE_FULL: above the high-water "
+                 "mark", job->sender, (unsigned long long)job->session,
+                 (unsigned long long)job->seq, job->subject_tag);
+        left--;
+    }
+    return left;
+}
+
 /* One transaction: the records, the leaves, a checkpoint when one is due,
- * the answers with their receipts. */
+ * the answers with their receipts. Jobs whose result is already a failure
+ * (stop_publishes) take no part. */
 static void commit_group(writer *w, write_job **group, size_t n)
 {
     uint64_t now = monotonic_ms();
@@ -355,14 +438,18 @@ static void commit_group(writer *w, write_job **group, size_t n)
     size_t i;
     int rc;
 
+    if (stop_publishes(w, group, n) == 0)
+        return;
     for (i = 0; i < n; i++)
-        sign = sign || group[i]->want_proof;
+        sign = sign || (group[i]->want_proof && group[i]->result == 0);
     rc = store_begin(w->db, 0, &txn, &err);
     if (rc < 0) {
         fail_group(group, n, rc, &err);
         return;
     }
     for (i = 0; i < n && rc >= 0; i++) {
+        if (group[i]->result < 0)
+            continue;
         rc = put_record(w, txn, group[i], &err);
         if (rc >= 0)
             rc = append_leaf(w, txn, group[i], &err);
@@ -372,7 +459,8 @@ static void commit_group(writer *w, write_job **group, size_t n)
     if (rc >= 0 && sign)
         rc = sign_checkpoint(w, txn, &err);
     for (i = 0; i < n && rc >= 0; i++)
-        rc = make_reply(w, txn, group[i], &err);
+        if (group[i]->result == 0)
+            rc = make_reply(w, txn, group[i], &err);
     if (rc < 0) {
         mdb_txn_abort(txn);
         fail_group(group, n, rc, &err);
@@ -581,6 +669,7 @@ int writer_start(writer **out, const writer_options *opt, once_error *err)
     w->group_max = opt->group_max > 0 ? opt->group_max : 1;
     w->skew_ms = (uint64_t)opt->skew_seconds * 1000u;
     w->checkpoint_interval_ms = opt->checkpoint_interval_ms;
+    w->high_water_percent = opt->high_water_percent;
     /* onced signed the checkpoint of the current tree before starting us. */
     w->last_checkpoint_ms = monotonic_ms();
     w->group = calloc(w->group_max, sizeof(*w->group));

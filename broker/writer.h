@@ -93,6 +93,7 @@ typedef struct writer_options {
     unsigned checkpoint_interval_ms; /* 0: a checkpoint per commit */
     unsigned skew_seconds;         /* the clock window, which bounds how
                                       long answers are kept (replay.c) */
+    unsigned high_water_percent;   /* of the map: publishes stop above */
 } writer_options;
 
 /* Binds SERVER_WRITES_ENDPOINT and starts the thread. */
