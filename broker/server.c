@@ -46,7 +46,9 @@
  * send (a duplicate of an envelope whose answer is on its way): the job's
  * routing id frame alone, which carries its charge back. That is what
  * lets server_drain wait until every message read has been answered, and
- * publishes committed, before the broker exits.
+ * publishes committed, before the broker exits; it waits up to a
+ * deadline, since a thread that died (broker_fail) never answers its
+ * share.
  *
  * The checks, in order (docs/PROTOCOL.md): the department's share of
  * memory (in the I/O thread); one frame; then those that need only the
@@ -92,12 +94,12 @@
 #include "digest.h"
 #include "envelope.h"
 #include "evidence.h"
+#include "faults.h"
 #include "log.h"
 #include "pending.h"
 #include "policy.h"
 #include "record_internal.h"
 #include "registry.h"
-#include "faults.h"
 #include "server.h"
 #include "wire_check.h"
 #include "wire_schema.h"
