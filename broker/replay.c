@@ -40,7 +40,8 @@
  * known neither in memory nor yet in the table, was refused REPLAY for a
  * publish that was stored, and the refusal logged as an extra leaf (issue
  * 7). An envelope leaves the list only in replay_finish, which the writer
- * calls after its commit, so from then on the table has its answer.
+ * calls after its commit, so from then on the table has its answer, or in
+ * replay_release, when nothing was done and there is no answer to keep.
  *
  * Sharing fairly (DESIGN.md). Sessions and envelopes in flight are counted
  * per department, each under its own limit, besides the table's overall
@@ -533,10 +534,12 @@ static replay_verdict seen_before(session_state *ss, uint64_t seq,
         return memcmp(fl->digest, digest, SLOT_DIGEST_BYTES) == 0
                    ? REPLAY_IN_FLIGHT
                    : REPLAY_REFUSED;
-    if (!sl->answered || sl->seq != seq)
+    if (!(sl->answered || sl->released) || sl->seq != seq)
         return REPLAY_UNKNOWN;
     if (memcmp(sl->digest, digest, SLOT_DIGEST_BYTES) != 0)
         return REPLAY_REFUSED;
+    if (sl->released) /* and below the window: no longer admitted */
+        return REPLAY_UNKNOWN;
     return copy_answer(sl, answer);
 }
 

@@ -1189,8 +1189,8 @@ static void *worker_main(void *arg)
          * way) still ends its flight, or its department would count it
          * forever; with no answer kept, a retry executes it afresh. */
         if (j.admitted && !j.finished)
-            replay_finish(w->srv->replay, j.env->sender, j.env->session,
-                          j.env->seq, 0, NULL, 0);
+            replay_release(w->srv->replay, j.env->sender, j.env->session,
+                           j.env->seq);
         arena_reset(&w->arena);
         if (!j.answered && send_token(w->replies, &parts[0]) < 0)
             log_error("worker", "cannot account a message to the I/O "

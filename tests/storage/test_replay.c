@@ -1,7 +1,8 @@
 /*
  * test_replay.c - the anti-replay windows of replay.c: verdicts, the
  * window's edges and wrap-around, envelopes in flight beyond the 32 answer
- * slots of a session, answers kept for retries, sweeping idle sessions,
+ * slots of a session, answers kept for retries, failures not kept
+ * (replay_release), sweeping idle sessions,
  * and the per-department limits on sessions and envelopes in flight.
  *
  * replay_admit takes the clock as an argument, so sweeping is tested with
@@ -252,6 +253,43 @@ static void test_answers_not_kept(void **state)
     replay_destroy(r);
 }
 
+/* A flight ended by replay_release (the broker could not act) keeps no
+ * answer: the same bytes are admitted again, once at a time, other bytes
+ * stay a replay, and a finished retry is kept as usual. */
+static void test_released_is_admitted_again(void **state)
+{
+    replay_limits l = limits(8, 8);
+    replay *r = make(&l);
+    replay_answer answer;
+
+    (void)state;
+    assert_int_equal(admit(r, "tax", 1, 5), REPLAY_ADMITTED);
+    replay_release(r, "tax", 1, 5);
+    assert_int_equal(in_flight_of(r, "tax"), 0);
+    assert_int_equal(admit_at(r, "tax", 1, 5, 1, 1, NULL), REPLAY_REFUSED);
+    assert_int_equal(admit(r, "tax", 1, 5), REPLAY_ADMITTED);
+    assert_int_equal(in_flight_of(r, "tax"), 1);
+    assert_int_equal(admit(r, "tax", 1, 5), REPLAY_IN_FLIGHT);
+    finish(r, "tax", 1, 5);
+    assert_int_equal(admit_at(r, "tax", 1, 5, 0, 1, &answer),
+                     REPLAY_ANSWERED);
+    assert_memory_equal(answer.body, "answer 5", answer.len);
+    free(answer.body);
+    /* Released and then pushed out of its slot by a later seq: the table
+     * is asked, as for any seq no longer remembered. */
+    assert_int_equal(admit(r, "tax", 1, 6), REPLAY_ADMITTED);
+    replay_release(r, "tax", 1, 6);
+    assert_int_equal(admit(r, "tax", 1, 6 + 32), REPLAY_ADMITTED);
+    finish(r, "tax", 1, 6 + 32);
+    assert_int_equal(admit(r, "tax", 1, 6), REPLAY_UNKNOWN);
+    /* Releasing what is not in flight changes nothing. */
+    replay_release(r, "tax", 1, 5);
+    replay_release(r, "tax", 1, 99);
+    assert_int_equal(admit(r, "tax", 1, 5), REPLAY_ANSWERED);
+    assert_int_equal(in_flight_of(r, "tax"), 0);
+    replay_destroy(r);
+}
+
 /* Sessions idle for keep_ms are forgotten, with their flights. */
 static void test_sweep(void **state)
 {
@@ -428,6 +466,7 @@ int main(void)
         cmocka_unit_test(test_window_edges_and_wrap),
         cmocka_unit_test(test_more_in_flight_than_slots),
         cmocka_unit_test(test_answers_not_kept),
+        cmocka_unit_test(test_released_is_admitted_again),
         cmocka_unit_test(test_sweep),
         cmocka_unit_test(test_session_limit_per_department),
         cmocka_unit_test(test_in_flight_limit_per_department),
