@@ -55,8 +55,9 @@
  * publishes are answered STORAGE_FULL and the rest of the group, requests
  * and revocations, goes on in the room left. Like the STORAGE_FULL of a
  * full map, that answer carries no receipt and is neither logged nor kept:
- * a refused publish's evidence is the whole record, and logging it would
- * spend the room kept for requests. The check costs two reads of LMDB's
+ * the broker did not act on the publish, whose retry, the same bytes, is
+ * executed once there is room, and a department publishing on regardless
+ * spends none of the room kept for requests. The check costs two reads of LMDB's
  * header while the file is below the mark, and a walk of the free list in
  * a read transaction of its own, before the group's, above it; usage is
  * seen as of the last commit, so a group may go over the mark by its own
