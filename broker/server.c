@@ -92,6 +92,7 @@
 
 #include "audit_hash.h"
 #include "digest.h"
+#include "directory.h"
 #include "envelope.h"
 #include "evidence.h"
 #include "faults.h"
@@ -355,6 +356,7 @@ struct server {
     /* The answer to every ping: a Response naming the exchange log, its
      * origin and checkpoint key (PROTOCOL.md 4.4). Made at start. */
     byte_buffer ping_answer;
+    once_keypair directory_key; /* signs directories (directory.c) */
 };
 
 /* One message being answered by a worker. */
@@ -1129,6 +1131,19 @@ static void handle(job *j)
     case ONCE__KIND__KIND_REQUEST:
         handle_request(j);
         break;
+    case ONCE__KIND__KIND_DIRECTORY_REQUEST: {
+        uint8_t *d = NULL;
+        size_t len = 0;
+
+        if ((rc = directory_answer(w->txn, w->srv->db, &w->srv->directory_key,
+                                   e->sender, e->body.data, e->body.len, &d,
+                                   &len, &err)) < 0)
+            refuse(j, rc, "%s", err.message);
+        else
+            answer(j, ONCE__KIND__KIND_DIRECTORY, d, len);
+        free(d);
+        break;
+    }
     default:
         handle_write(j);
         break;
@@ -1671,6 +1686,7 @@ int server_start(server **out, const server_options *opt, char *bound,
     memcpy(srv->audit_key, opt->audit_key, sizeof(srv->audit_key));
     if ((rc = make_ping_answer(srv, opt->broker_key->public_key)) < 0)
         return once_error_set(err, ONCE_ERR_NO_MEMORY, "out of memory");
+    memcpy(&srv->directory_key, opt->broker_key, sizeof(srv->directory_key));
     srv->replies_in = make_socket(opt->zmq_ctx, ZMQ_PULL,
                                   SERVER_REPLIES_ENDPOINT, true, 0, 0, err,
                                   &rc);
@@ -1786,5 +1802,6 @@ void server_free(server *srv)
     byte_buffer_free(&srv->io_answer);
     sodium_memzero(srv->audit_key, sizeof(srv->audit_key));
     byte_buffer_free(&srv->ping_answer);
+    once_keypair_wipe(&srv->directory_key);
     free(srv);
 }

@@ -70,7 +70,8 @@ int wire_check_envelope(const uint8_t *bytes, size_t len,
     if (e->kind != ONCE__KIND__KIND_PUBLISH &&
         e->kind != ONCE__KIND__KIND_REVOKE &&
         e->kind != ONCE__KIND__KIND_REQUEST &&
-        e->kind != ONCE__KIND__KIND_PING)
+        e->kind != ONCE__KIND__KIND_PING &&
+        e->kind != ONCE__KIND__KIND_DIRECTORY_REQUEST)
         return once_error_set(err, ONCE_ERR_UNSUPPORTED, "a department may "
                               "not send kind %d", (int)e->kind);
     if (e->session == 0)

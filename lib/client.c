@@ -32,6 +32,7 @@
 #include <zmq.h>
 
 #include "checkpoint.h"
+#include "client_internal.h"
 #include "digest.h"
 #include "envelope.h"
 #include "merkle.h"
@@ -51,6 +52,7 @@ struct once_client {
     void *monitor;      /* PAIR receiving the DEALER's handshake events */
     char department_id[ONCE_MAX_NAME + 1];
     once_keypair keypair;
+    uint8_t broker_pk[ONCE_PUBLIC_KEY_BYTES];
     uint64_t session;
     uint64_t next_seq;
     int timeout_ms;
@@ -154,6 +156,7 @@ int once_client_open(once_client **out, const char *endpoint,
     if (c == NULL)
         return once_error_set(err, ONCE_ERR_NO_MEMORY, "out of memory");
     memcpy(&c->keypair, kp, sizeof(c->keypair));
+    memcpy(c->broker_pk, broker_pk, sizeof(c->broker_pk));
     snprintf(c->department_id, sizeof(c->department_id), "%s", department_id);
     c->timeout_ms = CLIENT_DEFAULT_TIMEOUT_MS;
     c->retries = CLIENT_DEFAULT_RETRIES;
@@ -427,18 +430,15 @@ static int answer_error(const uint8_t *body, size_t len,
     return rc;
 }
 
-/* Sends one signed envelope of `kind` carrying body, waits for its answer
- * (re-sending the same bytes after each timeout) and returns the answer's
- * Response body in *answer (caller frees). An Error answer becomes -code. */
-static int client_call(once_client *c, Once__Kind kind, const uint8_t *body,
-                       size_t body_len, uint8_t **answer, size_t *answer_len,
-                       once_receipt *receipt, once_error *err)
+/* Signs an envelope of `kind` carrying body with the next seq of c's
+ * session; *packed is malloc'd. */
+static int client_seal(once_client *c, Once__Kind kind, const uint8_t *body,
+                       size_t body_len, uint8_t **packed, size_t *packed_len,
+                       uint64_t *seq, once_error *err)
 {
     Once__Envelope e = ONCE__ENVELOPE__INIT;
     uint8_t signature[ONCE_SIGNATURE_BYTES];
-    uint8_t *packed = NULL, *reply = NULL;
-    size_t packed_len, reply_len = 0;
-    int reply_kind = 0, attempt, rc;
+    int rc;
 
     e.version = ENVELOPE_VERSION;
     e.sender = c->department_id;
@@ -450,21 +450,35 @@ static int client_call(once_client *c, Once__Kind kind, const uint8_t *body,
     e.body.len = body_len;
     if ((rc = envelope_sign(&e, &c->keypair, signature)) < 0)
         return once_error_set(err, rc, "cannot sign the envelope");
-    if ((rc = envelope_pack(&e, &packed, &packed_len)) < 0)
+    if ((rc = envelope_pack(&e, packed, packed_len)) < 0)
         return once_error_set(err, rc, "cannot encode the envelope");
+    *seq = e.seq;
+    return 0;
+}
+
+/* Sends packed (an envelope of seq), waits for its answer (re-sending the
+ * same bytes after each timeout) and returns the answer's body in *answer
+ * (caller frees) when it is of answer_kind. An Error answer becomes
+ * -code. */
+static int client_exchange(once_client *c, const uint8_t *packed,
+                           size_t packed_len, uint64_t seq, int answer_kind,
+                           uint8_t **answer, size_t *answer_len,
+                           once_receipt *receipt, once_error *err)
+{
+    uint8_t *reply = NULL;
+    size_t reply_len = 0;
+    int reply_kind = 0, attempt, rc = 0;
+
     if (receipt != NULL)
         digest_sha256(receipt->envelope_digest, packed, packed_len);
-
-    rc = 0;
     for (attempt = 0; attempt <= c->retries && rc == 0; attempt++) {
         if (zmq_send(c->socket, packed, packed_len, 0) < 0) {
             rc = once_error_set(err, ONCE_ERR_IO, "send failed: %s",
                                 zmq_strerror(errno));
             break;
         }
-        rc = wait_answer(c, e.seq, &reply_kind, &reply, &reply_len, err);
+        rc = wait_answer(c, seq, &reply_kind, &reply, &reply_len, err);
     }
-    free(packed);
     if (rc == 0)
         return once_error_set(err, ONCE_ERR_TIMEOUT,
                               "no answer from the broker after %d attempt(s) "
@@ -477,13 +491,62 @@ static int client_call(once_client *c, Once__Kind kind, const uint8_t *body,
         free(reply);
         return rc;
     }
-    if (reply_kind != ONCE__KIND__KIND_RESPONSE) {
+    if (reply_kind != answer_kind) {
         free(reply);
         return once_error_set(err, ONCE_ERR_MALFORMED,
                               "the broker answered with kind %d", reply_kind);
     }
     *answer = reply;
     *answer_len = reply_len;
+    return 0;
+}
+
+int client_call(once_client *c, int kind, const uint8_t *body,
+                size_t body_len, int answer_kind, uint8_t **answer,
+                size_t *answer_len, once_receipt *receipt, once_error *err)
+{
+    uint8_t *packed = NULL;
+    size_t packed_len;
+    uint64_t seq;
+    int rc;
+
+    if ((rc = client_seal(c, (Once__Kind)kind, body, body_len, &packed,
+                          &packed_len, &seq, err)) < 0)
+        return rc;
+    rc = client_exchange(c, packed, packed_len, seq, answer_kind, answer,
+                         answer_len, receipt, err);
+    free(packed);
+    return rc;
+}
+
+const char *client_department(const once_client *c)
+{
+    return c->department_id;
+}
+
+const uint8_t *client_broker_key(const once_client *c)
+{
+    return c->broker_pk;
+}
+
+/* Decodes a Response body into *out and its receipt into *receipt. Takes
+ * answer. */
+static int decode_response(uint8_t *answer, size_t answer_len,
+                           Once__Response **out, once_receipt *receipt,
+                           once_error *err)
+{
+    int rc;
+
+    *out = once__response__unpack(NULL, answer_len, answer);
+    free(answer);
+    if (*out == NULL)
+        return once_error_set(err, ONCE_ERR_MALFORMED,
+                              "the broker sent an undecodable response");
+    if ((rc = receipt_copy(receipt, (*out)->receipt, err)) < 0) {
+        once__response__free_unpacked(*out, NULL);
+        *out = NULL;
+        return rc;
+    }
     return 0;
 }
 
@@ -498,21 +561,11 @@ static int call_for_response(once_client *c, Once__Kind kind,
     int rc;
 
     once_receipt_clear(receipt);
-    rc = client_call(c, kind, body, body_len, &answer, &answer_len, receipt,
-                     err);
+    rc = client_call(c, kind, body, body_len, ONCE__KIND__KIND_RESPONSE,
+                     &answer, &answer_len, receipt, err);
     if (rc < 0)
         return rc;
-    *out = once__response__unpack(NULL, answer_len, answer);
-    free(answer);
-    if (*out == NULL)
-        return once_error_set(err, ONCE_ERR_MALFORMED,
-                              "the broker sent an undecodable response");
-    if ((rc = receipt_copy(receipt, (*out)->receipt, err)) < 0) {
-        once__response__free_unpacked(*out, NULL);
-        *out = NULL;
-        return rc;
-    }
-    return 0;
+    return decode_response(answer, answer_len, out, receipt, err);
 }
 
 int once_client_publish(once_client *c, const once_record *r, once_error *err)
@@ -536,11 +589,46 @@ static int append_want_proof(uint8_t **body, size_t *len, unsigned field,
     return 0;
 }
 
-int once_client_publish_ex(once_client *c, const once_record *r,
-                           int want_proof, once_receipt *receipt,
-                           once_error *err)
+/* The body of the envelope that writes r: a Publish for a VALID record, a
+ * Revoke for a revocation. *body is malloc'd. */
+static int write_body(const once_record *r, int want_proof, Once__Kind *kind,
+                      uint8_t **body, size_t *body_len, once_error *err)
+{
+    Once__Revoke revoke = ONCE__REVOKE__INIT;
+    record_publish_view view;
+    int rc;
+
+    if (once_record_status_of(r) == ONCE_STATUS_VALID) {
+        *kind = ONCE__KIND__KIND_PUBLISH;
+        if ((rc = once_record_serialize(r, body, body_len, err)) < 0)
+            return rc;
+        if (want_proof &&
+            (rc = append_want_proof(body, body_len, 3, err)) < 0) {
+            free(*body);
+            *body = NULL;
+        }
+        return rc;
+    }
+    *kind = ONCE__KIND__KIND_REVOKE;
+    if ((rc = record_publish_view_init(&view, r, err)) < 0)
+        return rc;
+    revoke.record = &view.record;
+    revoke.want_proof = want_proof != 0;
+    *body_len = once__revoke__get_packed_size(&revoke);
+    *body = malloc(*body_len > 0 ? *body_len : 1);
+    if (*body == NULL)
+        return once_error_set(err, ONCE_ERR_NO_MEMORY, "out of memory");
+    once__revoke__pack(&revoke, *body);
+    return 0;
+}
+
+/* Publishes or revokes r, which must have the status wanted. */
+static int write_record(once_client *c, const once_record *r,
+                        once_record_status wanted, int want_proof,
+                        once_receipt *receipt, once_error *err)
 {
     Once__Response *response = NULL;
+    Once__Kind kind;
     uint8_t *body;
     size_t body_len;
     int rc;
@@ -549,28 +637,34 @@ int once_client_publish_ex(once_client *c, const once_record *r,
     if (c == NULL || r == NULL)
         return once_error_set(err, ONCE_ERR_INVALID_ARGUMENT,
                               "client and record are required");
-    if (once_record_status_of(r) != ONCE_STATUS_VALID)
+    if (once_record_status_of(r) != wanted)
         return once_error_set(err, ONCE_ERR_INVALID_ARGUMENT,
-                              "publish takes a valid record; use "
-                              "once_client_revoke for a revocation");
-    if ((rc = once_record_serialize(r, &body, &body_len, err)) < 0)
+                              wanted == ONCE_STATUS_VALID
+                                  ? "publish takes a valid record; use "
+                                    "once_client_revoke for a revocation"
+                                  : "revoke takes a record made by "
+                                    "once_record_new_revocation");
+    if ((rc = write_body(r, want_proof, &kind, &body, &body_len, err)) < 0)
         return rc;
-    if (want_proof && (rc = append_want_proof(&body, &body_len, 3, err)) < 0) {
-        free(body);
-        return rc;
-    }
-    rc = call_for_response(c, ONCE__KIND__KIND_PUBLISH, body, body_len,
-                           &response, receipt, err);
+    rc = call_for_response(c, kind, body, body_len, &response, receipt, err);
     free(body);
     if (rc < 0)
         return rc;
-    if (response->version != once_record_version(r))
+    if (wanted == ONCE_STATUS_VALID &&
+        response->version != once_record_version(r))
         rc = once_error_set(err, ONCE_ERR_MALFORMED,
                             "the broker acknowledged version %llu, not %llu",
                             (unsigned long long)response->version,
                             (unsigned long long)once_record_version(r));
     once__response__free_unpacked(response, NULL);
     return rc;
+}
+
+int once_client_publish_ex(once_client *c, const once_record *r,
+                           int want_proof, once_receipt *receipt,
+                           once_error *err)
+{
+    return write_record(c, r, ONCE_STATUS_VALID, want_proof, receipt, err);
 }
 
 int once_client_revoke(once_client *c, const once_record *revocation,
@@ -583,34 +677,67 @@ int once_client_revoke_ex(once_client *c, const once_record *revocation,
                           int want_proof, once_receipt *receipt,
                           once_error *err)
 {
-    Once__Response *response = NULL;
-    Once__Revoke revoke = ONCE__REVOKE__INIT;
-    record_publish_view view;
+    return write_record(c, revocation, ONCE_STATUS_REVOKED, want_proof,
+                        receipt, err);
+}
+
+int once_client_prepare_write(once_client *c, const once_record *r,
+                              int want_proof, uint8_t **envelope,
+                              size_t *envelope_len, once_error *err)
+{
+    Once__Kind kind;
     uint8_t *body;
     size_t body_len;
+    uint64_t seq;
+    int rc;
+
+    if (c == NULL || r == NULL || envelope == NULL || envelope_len == NULL)
+        return once_error_set(err, ONCE_ERR_INVALID_ARGUMENT,
+                              "client, record and output are required");
+    *envelope = NULL;
+    if ((rc = write_body(r, want_proof, &kind, &body, &body_len, err)) < 0)
+        return rc;
+    rc = client_seal(c, kind, body, body_len, envelope, envelope_len, &seq,
+                     err);
+    free(body);
+    return rc;
+}
+
+int once_client_send_prepared(once_client *c, const uint8_t *envelope,
+                              size_t envelope_len, once_receipt *receipt,
+                              once_error *err)
+{
+    Once__Response *response = NULL;
+    Once__Envelope *e;
+    uint8_t *answer = NULL;
+    size_t answer_len = 0;
+    uint64_t seq;
     int rc;
 
     once_receipt_clear(receipt);
-    if (c == NULL || revocation == NULL)
+    if (c == NULL || envelope == NULL)
         return once_error_set(err, ONCE_ERR_INVALID_ARGUMENT,
-                              "client and revocation are required");
-    if (once_record_status_of(revocation) != ONCE_STATUS_REVOKED)
+                              "client and envelope are required");
+    e = envelope_unpack(envelope, envelope_len);
+    if (e == NULL)
         return once_error_set(err, ONCE_ERR_INVALID_ARGUMENT,
-                              "revoke takes a record made by "
-                              "once_record_new_revocation");
-    if ((rc = record_publish_view_init(&view, revocation, err)) < 0)
-        return rc;
-    revoke.record = &view.record;
-    revoke.want_proof = want_proof != 0;
-    body_len = once__revoke__get_packed_size(&revoke);
-    body = malloc(body_len > 0 ? body_len : 1);
-    if (body == NULL)
-        return once_error_set(err, ONCE_ERR_NO_MEMORY, "out of memory");
-    once__revoke__pack(&revoke, body);
-    rc = call_for_response(c, ONCE__KIND__KIND_REVOKE, body, body_len,
-                           &response, receipt, err);
-    free(body);
+                              "not a decodable envelope");
+    rc = strcmp(e->sender, c->department_id) == 0 &&
+         (e->kind == ONCE__KIND__KIND_PUBLISH ||
+          e->kind == ONCE__KIND__KIND_REVOKE);
+    seq = e->seq;
+    once__envelope__free_unpacked(e, NULL);
+    if (!rc)
+        return once_error_set(err, ONCE_ERR_INVALID_ARGUMENT,
+                              "the envelope is not a publish or revoke of "
+                              "department %s", c->department_id);
+    rc = client_exchange(c, envelope, envelope_len, seq,
+                         ONCE__KIND__KIND_RESPONSE, &answer, &answer_len,
+                         receipt, err);
     if (rc < 0)
+        return rc;
+    if ((rc = decode_response(answer, answer_len, &response, receipt,
+                              err)) < 0)
         return rc;
     once__response__free_unpacked(response, NULL);
     return 0;

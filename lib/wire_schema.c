@@ -107,6 +107,12 @@ static const wire_field record_header_fields[] = {
 const wire_message wire_record_header = {"RecordHeader",
                                          record_header_fields, 9};
 
+static const wire_field directory_request_fields[] = {
+    {1, "known_digest", WIRE_BYTES, 1, NULL},
+};
+const wire_message wire_directory_request = {"DirectoryRequest",
+                                             directory_request_fields, 1};
+
 static bool read_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
 {
     uint64_t value = 0;

@@ -43,6 +43,7 @@ extern const wire_message wire_request;
 extern const wire_message wire_publish;
 extern const wire_message wire_revoke;
 extern const wire_message wire_record_header;
+extern const wire_message wire_directory_request;
 
 /* Walks p[0..len) as the message m, without allocating. Returns 0 when
  * every field is one m defines, with its wire type, a singular field

@@ -364,6 +364,112 @@ int once_receipt_verify(const once_receipt *receipt,
 /* Frees what a receipt holds and zeroes it; safe on a zeroed receipt. */
 void once_receipt_clear(once_receipt *receipt);
 
+/* ---------------------------------------------------------------------------
+ * Prepared envelopes: idempotent retries across connections and restarts
+ *
+ * A program that must survive its own restart between sending a publish
+ * and reading its answer (the REST gateway's Idempotency-Key) keeps the
+ * signed envelope bytes, and sends those very bytes again: the broker
+ * answers a repeated envelope with its original answer (docs/PROTOCOL.md
+ * 6.3), as long as its sent_at is within the broker's skew window.
+ * ------------------------------------------------------------------------- */
+
+/* Signs the envelope that once_client_publish_ex (a VALID record) or
+ * once_client_revoke_ex (a revocation) would send, using the next seq of
+ * c's session, without sending it. *envelope is malloc'd; the caller frees
+ * it. */
+int once_client_prepare_write(once_client *c, const once_record *r,
+                              int want_proof, uint8_t **envelope,
+                              size_t *envelope_len, once_error *err);
+/* Sends envelope bytes made by once_client_prepare_write, by this client
+ * or another of the same department, and waits for the answer like the
+ * _ex calls (re-sending the same bytes after each timeout). Answers are
+ * matched by seq: use a client with no abandoned call outstanding (one
+ * whose last call did not time out). 0 or -code; receipt as above. */
+int once_client_send_prepared(once_client *c, const uint8_t *envelope,
+                              size_t envelope_len, once_receipt *receipt,
+                              once_error *err);
+
+/* ---------------------------------------------------------------------------
+ * The directory (docs/PROTOCOL.md 4.8)
+ *
+ * The broker signs, for each department that asks, a directory of every
+ * department (id, name, public key, status), the catalogue of record types
+ * and that department's own grants. An adapter verifies issuers' records
+ * with the keys in it, and tells its callers what they may publish and
+ * request. The directory's version is the SHA-256 of its content: asking
+ * again with the directory one holds costs the broker no more than a
+ * signature when nothing changed.
+ * ------------------------------------------------------------------------- */
+
+typedef struct once_directory once_directory;
+
+/* How far issued_at may be from the local clock, and so how old a
+ * directory may be when it is received. */
+#define ONCE_DIRECTORY_MAX_SKEW_MS (5 * 60 * 1000)
+
+typedef struct once_directory_department {
+    const char *id;
+    const char *name;
+    const uint8_t *public_key;   /* ONCE_PUBLIC_KEY_BYTES */
+    int active;                  /* 0: suspended */
+} once_directory_department;
+
+typedef struct once_directory_type {
+    const char *name;
+    once_subject_kind subject_kind;
+    const char *const *issuers;
+    size_t issuer_count;
+    const char *const *fields;
+    size_t field_count;
+} once_directory_type;
+
+typedef struct once_directory_grant {
+    const char *type;
+    const char *purpose;
+    const char *const *fields;
+    size_t field_count;
+} once_directory_grant;
+
+/* Asks the broker for its directory, sending known's digest when known is
+ * not NULL, and checks the answer with once_directory_verify (the broker
+ * key and department c was opened with). *out is a new directory, also
+ * when the content is unchanged (then it holds known's content with the
+ * new issued_at). */
+int once_client_directory(once_client *c, const once_directory *known,
+                          once_directory **out, once_error *err);
+
+/* Checks a serialized SignedDirectory: the broker's signature
+ * (-ONCE_ERR_BAD_SIGNATURE), made for department (-ONCE_ERR_INVALID_RECORD),
+ * issued within ONCE_DIRECTORY_MAX_SKEW_MS of the local clock and not
+ * before known's (-ONCE_ERR_CLOCK_SKEW: stale), the content's digest
+ * (-ONCE_ERR_INVALID_RECORD), a content that decodes (-ONCE_ERR_MALFORMED);
+ * content left out is taken from known when the digests agree. */
+int once_directory_verify(once_directory **out, const uint8_t *signed_bytes,
+                          size_t len,
+                          const uint8_t broker_pk[ONCE_PUBLIC_KEY_BYTES],
+                          const char *department, const once_directory *known,
+                          once_error *err);
+void once_directory_free(once_directory *d);
+
+uint64_t once_directory_issued_at(const once_directory *d);
+/* The version: SHA-256 of the content, ONCE_DIGEST_BYTES. */
+const uint8_t *once_directory_digest(const once_directory *d);
+size_t once_directory_department_count(const once_directory *d);
+size_t once_directory_type_count(const once_directory *d);
+size_t once_directory_grant_count(const once_directory *d);
+/* The i-th entry (0 or -ONCE_ERR_INVALID_ARGUMENT); pointers live as long
+ * as d. */
+int once_directory_department_at(const once_directory *d, size_t i,
+                                 once_directory_department *out);
+int once_directory_type_at(const once_directory *d, size_t i,
+                           once_directory_type *out);
+int once_directory_grant_at(const once_directory *d, size_t i,
+                            once_directory_grant *out);
+/* A department by id: 0, or -ONCE_ERR_UNKNOWN_SENDER. */
+int once_directory_find_department(const once_directory *d, const char *id,
+                                   once_directory_department *out);
+
 #ifdef __cplusplus
 }
 #endif

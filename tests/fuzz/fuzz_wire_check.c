@@ -109,7 +109,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         require(e->kind == ONCE__KIND__KIND_PUBLISH ||
                 e->kind == ONCE__KIND__KIND_REVOKE ||
                 e->kind == ONCE__KIND__KIND_REQUEST ||
-                e->kind == ONCE__KIND__KIND_PING);
+                e->kind == ONCE__KIND__KIND_PING ||
+                e->kind == ONCE__KIND__KIND_DIRECTORY_REQUEST);
         if (e->body.len > 0)
             bodies(e->body.data, e->body.len);
     }
