@@ -1,0 +1,341 @@
+/*
+ * state.c - what the gateway keeps on disk: the Idempotency-Key table.
+ *
+ * A caller that sends PUT or POST with an Idempotency-Key and loses the
+ * answer (a timeout, a restart of either side) sends the same request
+ * again. The gateway must then not sign a second envelope: it would be a
+ * second version. So before the first attempt is sent, the signed envelope
+ * is committed here under (caller, key) together with a fingerprint of the
+ * request (method, path, body); a retry sends those very bytes, which the
+ * broker answers with its original answer (docs/PROTOCOL.md 6.3). Once a
+ * final answer is known it is kept too, and later retries are answered
+ * from here without the broker. The same key with another request is a
+ * conflict (409).
+ *
+ * The envelopes hold subjects and field values, personal data: the state
+ * directory is created 0700 and LMDB's files 0600. Entries are kept for
+ * STATE_KEEP_MS and removed at start after that.
+ *
+ * Value layout (big-endian): u64 created_at, fingerprint[32], u64 version,
+ * u32 status, u32 len(envelope), envelope, u32 len(answer), answer.
+ *
+ * Requests of this process holding a key are also marked in memory
+ * (state_claim), so two concurrent requests with one key do not both send.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <lmdb.h>
+#include <sodium.h>
+
+#include "gateway.h"
+
+#define STATE_MAP_SIZE ((size_t)1 << 30)
+#define STATE_KEEP_MS (24ull * 3600 * 1000)
+#define STATE_MAX_KEY 255
+#define STATE_MAX_CLAIMS 1024
+
+struct gw_state {
+    MDB_env *env;
+    MDB_dbi dbi;
+    pthread_mutex_t claims_lock;
+    uint8_t claims[STATE_MAX_CLAIMS][32];
+    size_t claim_count;
+};
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void put_u32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+static uint32_t get_u32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
+           (uint32_t)p[2] << 8 | p[3];
+}
+
+static void put_u64(uint8_t *p, uint64_t v)
+{
+    put_u32(p, (uint32_t)(v >> 32));
+    put_u32(p + 4, (uint32_t)v);
+}
+
+static uint64_t get_u64(const uint8_t *p)
+{
+    return (uint64_t)get_u32(p) << 32 | get_u32(p + 4);
+}
+
+static int lmdb_error(once_error *err, int rc, const char *what)
+{
+    return once_error_set(err, rc == MDB_MAP_FULL ? ONCE_ERR_STORAGE_FULL
+                                                  : ONCE_ERR_IO,
+                          "idempotency state: %s: %s", what,
+                          mdb_strerror(rc));
+}
+
+/* Removes entries older than STATE_KEEP_MS. */
+static int purge(gw_state *s, once_error *err)
+{
+    uint64_t limit = now_ms() - STATE_KEEP_MS;
+    MDB_cursor *cur;
+    MDB_txn *txn;
+    MDB_val k, v;
+    size_t removed = 0;
+    int rc;
+
+    if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
+        return lmdb_error(err, rc, "begin");
+    if ((rc = mdb_cursor_open(txn, s->dbi, &cur)) != 0) {
+        mdb_txn_abort(txn);
+        return lmdb_error(err, rc, "cursor");
+    }
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (v.mv_size < 8 || get_u64(v.mv_data) < limit) {
+            if ((rc = mdb_cursor_del(cur, 0)) != 0)
+                break;
+            removed++;
+        }
+    }
+    mdb_cursor_close(cur);
+    if (rc != MDB_NOTFOUND) {
+        mdb_txn_abort(txn);
+        return lmdb_error(err, rc, "purge");
+    }
+    if ((rc = mdb_txn_commit(txn)) != 0)
+        return lmdb_error(err, rc, "commit");
+    if (removed > 0)
+        gw_log("info", "removed %zu idempotency entries older than 24 h",
+               removed);
+    return 0;
+}
+
+int state_open(gw_state **out, const char *dir, once_error *err)
+{
+    gw_state *s;
+    struct stat sb;
+    MDB_txn *txn;
+    int rc;
+
+    *out = NULL;
+    if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+        return once_error_set(err, ONCE_ERR_IO, "cannot create the state "
+                              "directory %s: %s", dir, strerror(errno));
+    if (lstat(dir, &sb) < 0 || !S_ISDIR(sb.st_mode) ||
+        (sb.st_mode & 077) != 0)
+        return once_error_set(err, ONCE_ERR_IO, "the state directory %s "
+                              "must be a directory only its owner can open "
+                              "(chmod 700): it holds personal data", dir);
+    s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return once_error_set(err, ONCE_ERR_NO_MEMORY, "out of memory");
+    pthread_mutex_init(&s->claims_lock, NULL);
+    if ((rc = mdb_env_create(&s->env)) != 0 ||
+        (rc = mdb_env_set_mapsize(s->env, STATE_MAP_SIZE)) != 0 ||
+        (rc = mdb_env_set_maxreaders(s->env, 512)) != 0 ||
+        (rc = mdb_env_open(s->env, dir, MDB_NOTLS, 0600)) != 0) {
+        rc = lmdb_error(err, rc, dir);
+        state_close(s);
+        return rc;
+    }
+    if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0 ||
+        (rc = mdb_dbi_open(txn, NULL, 0, &s->dbi)) != 0 ||
+        (rc = mdb_txn_commit(txn)) != 0) {
+        rc = lmdb_error(err, rc, "open");
+        state_close(s);
+        return rc;
+    }
+    if ((rc = purge(s, err)) < 0) {
+        state_close(s);
+        return rc;
+    }
+    *out = s;
+    return 0;
+}
+
+void state_close(gw_state *s)
+{
+    if (s == NULL)
+        return;
+    if (s->env != NULL)
+        mdb_env_close(s->env);
+    pthread_mutex_destroy(&s->claims_lock);
+    free(s);
+}
+
+/* The LMDB key: caller || 0x00 || key. */
+static int make_key(char *buf, size_t cap, const char *caller,
+                    const char *key, MDB_val *out)
+{
+    size_t a = strlen(caller), b = strlen(key);
+
+    if (b == 0 || b > STATE_MAX_KEY || a + 1 + b > cap)
+        return -1;
+    memcpy(buf, caller, a);
+    buf[a] = '\0';
+    memcpy(buf + a + 1, key, b);
+    out->mv_data = buf;
+    out->mv_size = a + 1 + b;
+    return 0;
+}
+
+void idem_entry_clear(idem_entry *e)
+{
+    free(e->envelope);
+    free(e->answer);
+    memset(e, 0, sizeof(*e));
+}
+
+int state_get(gw_state *s, const char *caller, const char *key,
+              idem_entry *e, once_error *err)
+{
+    char kb[ONCE_MAX_NAME + 1 + STATE_MAX_KEY + 1];
+    const uint8_t *p;
+    MDB_txn *txn;
+    MDB_val k, v;
+    size_t env_len, ans_len;
+    int rc;
+
+    memset(e, 0, sizeof(*e));
+    if (make_key(kb, sizeof(kb), caller, key, &k) < 0)
+        return once_error_set(err, ONCE_ERR_INVALID_ARGUMENT,
+                              "Idempotency-Key must be 1 to %d characters",
+                              STATE_MAX_KEY);
+    if ((rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn)) != 0)
+        return lmdb_error(err, rc, "begin");
+    rc = mdb_get(txn, s->dbi, &k, &v);
+    if (rc == MDB_NOTFOUND) {
+        mdb_txn_abort(txn);
+        return -ONCE_ERR_NOT_FOUND;
+    }
+    if (rc != 0) {
+        mdb_txn_abort(txn);
+        return lmdb_error(err, rc, "get");
+    }
+    p = v.mv_data;
+    rc = -ONCE_ERR_INTERNAL;
+    if (v.mv_size < 8 + 32 + 8 + 4 + 4)
+        goto corrupt;
+    memcpy(e->fingerprint, p + 8, 32);
+    e->version = get_u64(p + 40);
+    e->status = (int)get_u32(p + 48);
+    env_len = get_u32(p + 52);
+    if (v.mv_size < 56 + env_len + 4)
+        goto corrupt;
+    ans_len = get_u32(p + 56 + env_len);
+    if (v.mv_size != 60 + env_len + ans_len)
+        goto corrupt;
+    e->envelope = malloc(env_len > 0 ? env_len : 1);
+    e->answer = malloc(ans_len + 1);
+    if (e->envelope == NULL || e->answer == NULL) {
+        mdb_txn_abort(txn);
+        idem_entry_clear(e);
+        return once_error_set(err, ONCE_ERR_NO_MEMORY, "out of memory");
+    }
+    memcpy(e->envelope, p + 56, env_len);
+    e->envelope_len = env_len;
+    memcpy(e->answer, p + 60 + env_len, ans_len);
+    e->answer[ans_len] = '\0';
+    mdb_txn_abort(txn);
+    return 0;
+corrupt:
+    mdb_txn_abort(txn);
+    idem_entry_clear(e);
+    return once_error_set(err, ONCE_ERR_INTERNAL, "an idempotency entry is "
+                          "stored corrupt");
+}
+
+int state_put(gw_state *s, const char *caller, const char *key,
+              const idem_entry *e, once_error *err)
+{
+    char kb[ONCE_MAX_NAME + 1 + STATE_MAX_KEY + 1];
+    size_t ans_len = e->answer != NULL ? strlen(e->answer) : 0;
+    MDB_txn *txn;
+    MDB_val k, v;
+    uint8_t *p;
+    int rc;
+
+    if (make_key(kb, sizeof(kb), caller, key, &k) < 0)
+        return once_error_set(err, ONCE_ERR_INVALID_ARGUMENT,
+                              "Idempotency-Key must be 1 to %d characters",
+                              STATE_MAX_KEY);
+    if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
+        return lmdb_error(err, rc, "begin");
+    v.mv_size = 60 + e->envelope_len + ans_len;
+    if ((rc = mdb_put(txn, s->dbi, &k, &v, MDB_RESERVE)) != 0) {
+        mdb_txn_abort(txn);
+        return lmdb_error(err, rc, "put");
+    }
+    p = v.mv_data;
+    put_u64(p, now_ms());
+    memcpy(p + 8, e->fingerprint, 32);
+    put_u64(p + 40, e->version);
+    put_u32(p + 48, (uint32_t)e->status);
+    put_u32(p + 52, (uint32_t)e->envelope_len);
+    memcpy(p + 56, e->envelope, e->envelope_len);
+    put_u32(p + 56 + e->envelope_len, (uint32_t)ans_len);
+    memcpy(p + 60 + e->envelope_len, e->answer, ans_len);
+    if ((rc = mdb_txn_commit(txn)) != 0)
+        return lmdb_error(err, rc, "commit");
+    return 0;
+}
+
+static void claim_hash(uint8_t out[32], const char *caller, const char *key)
+{
+    crypto_hash_sha256_state h;
+
+    crypto_hash_sha256_init(&h);
+    crypto_hash_sha256_update(&h, (const uint8_t *)caller,
+                              strlen(caller) + 1);
+    crypto_hash_sha256_update(&h, (const uint8_t *)key, strlen(key));
+    crypto_hash_sha256_final(&h, out);
+}
+
+bool state_claim(gw_state *s, const char *caller, const char *key)
+{
+    uint8_t h[32];
+    bool ok = true;
+    size_t i;
+
+    claim_hash(h, caller, key);
+    pthread_mutex_lock(&s->claims_lock);
+    for (i = 0; i < s->claim_count && ok; i++)
+        ok = memcmp(s->claims[i], h, 32) != 0;
+    if (ok && s->claim_count == STATE_MAX_CLAIMS)
+        ok = false;
+    if (ok)
+        memcpy(s->claims[s->claim_count++], h, 32);
+    pthread_mutex_unlock(&s->claims_lock);
+    return ok;
+}
+
+void state_unclaim(gw_state *s, const char *caller, const char *key)
+{
+    uint8_t h[32];
+    size_t i;
+
+    claim_hash(h, caller, key);
+    pthread_mutex_lock(&s->claims_lock);
+    for (i = 0; i < s->claim_count; i++) {
+        if (memcmp(s->claims[i], h, 32) == 0) {
+            memcpy(s->claims[i], s->claims[--s->claim_count], 32);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&s->claims_lock);
+}
