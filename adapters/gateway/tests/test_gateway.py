@@ -1,0 +1,484 @@
+#!/usr/bin/python3
+"""End to end: a real onced, real once-gateways on 127.0.0.1, real HTTP.
+
+The broker home is made with oncectl in a temp directory (as the C e2e
+tests do), the broker listens on an ipc:// socket there, and two gateways
+run beside it: market supervision's (it issues business licences) and
+tax's (it may request their name and address for tax registration). Every
+answer is checked against the schemas of adapters/gateway/openapi.yaml.
+
+Covers every endpoint's happy path, the error mappings (HTTP's own: 401,
+403, 404, 405, 413, 415, 400 naming the field; the broker's: NO_GRANT,
+MISSING_PURPOSE, INVALID_SUBJECT, UNKNOWN_TYPE, NOT_FOUND, NOT_ISSUER,
+STALE_VERSION; broker slow 504 and unreachable 503 with Retry-After), an
+idempotent retry (same key and body: same answer, one version; another
+body: 409), refused tokens, start-up refusals (tokens file others can
+read, non-loopback without TLS), HTTPS, and SIGTERM finishing a call in
+flight and exiting 0.
+
+Run by meson (test gateway-e2e) with /usr/bin/python3, which sees
+Debian's python3-requests, python3-jsonschema and python3-yaml
+(deploy/install-test-deps.sh installs them). Environment: ONCED, ONCECTL,
+ONCE_GATEWAY (the built programs), ONCE_SOURCE_ROOT.
+"""
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+try:
+    import jsonschema
+    import requests
+    import yaml
+except ImportError as e:  # pragma: no cover
+    print("skipped: %s; run deploy/install-test-deps.sh" % e)
+    sys.exit(77)
+
+ONCED = os.environ["ONCED"]
+ONCECTL = os.environ["ONCECTL"]
+GATEWAY = os.environ["ONCE_GATEWAY"]
+SOURCE = os.environ["ONCE_SOURCE_ROOT"]
+OPENAPI_PATH = os.path.join(SOURCE, "adapters/gateway/openapi.yaml")
+
+LICENCE = "business-licence"
+MARKET_TOKEN = "market-token-0123456789"
+READER_TOKEN = "market-reader-0123456789"
+TAX_TOKEN = "tax-token-0123456789abc"
+TIMEOUT_MS = 1000
+
+ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+WEIGHTS = [1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28]
+SUBJECTS = []
+
+
+def uscc(n):
+    """A valid Unified Social Credit Code made from n (GB 32100)."""
+    body = "91110108MA%07d" % n
+    s = sum(ALPHABET.index(ch) * WEIGHTS[i] for i, ch in enumerate(body))
+    code = body + ALPHABET[(31 - s % 31) % 31]
+    SUBJECTS.append(code)
+    return code
+
+
+def read(path):
+    with open(path) as f:
+        return f.read()
+
+
+def wait_for(predicate, what, seconds=20):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("timed out waiting for " + what)
+
+
+class Env:
+    """The broker home, the broker and the gateways of one run."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="gw-", dir="/tmp")
+        self.home = os.path.join(self.dir, "home")
+        self.sock = "ipc://%s/b.sock" % self.dir
+        self.onced = None
+        self.gateways = {}
+        with open(OPENAPI_PATH) as f:
+            self.openapi_text = f.read()
+        self.openapi = yaml.safe_load(self.openapi_text)
+        self.resolver = jsonschema.RefResolver.from_schema(self.openapi)
+
+    def ctl(self, *args):
+        subprocess.run([ONCECTL, "--home", self.home] + list(args),
+                       check=True, stdout=subprocess.DEVNULL)
+
+    def setup_broker(self):
+        subprocess.run([ONCECTL, "init", self.home, "--listen", self.sock],
+                       check=True, stdout=subprocess.DEVNULL)
+        for dept in ("market-supervision", "tax"):
+            key = os.path.join(self.dir, dept + ".key")
+            subprocess.run([ONCECTL, "keygen", key], check=True,
+                           stdout=subprocess.DEVNULL)
+            self.ctl("dept", "add", dept, "--key", key + ".pub")
+        self.ctl("type", "add", LICENCE, "--issuer", "market-supervision",
+                 "--subject", "enterprise", "--fields",
+                 "name,legal_representative,address")
+        self.ctl("grant", "add", "--requester", "tax", "--type", LICENCE,
+                 "--purpose", "tax-registration", "--fields", "name,address")
+        self.start_broker()
+
+    def start_broker(self):
+        with open(os.path.join(self.dir, "onced.log"), "a") as log:
+            self.onced = subprocess.Popen([ONCED, "--home", self.home],
+                                          stderr=log, stdout=log)
+        wait_for(lambda: os.path.exists(self.sock[len("ipc://"):]),
+                 "the broker's socket")
+
+    def write_config(self, name, dept, tokens, extra="", listen="127.0.0.1:0",
+                     tokens_mode=0o600):
+        tokens_path = os.path.join(self.dir, name + ".tokens")
+        with open(tokens_path, "w") as f:
+            f.write("# token caller operations\n")
+            for line in tokens:
+                f.write(line + "\n")
+        os.chmod(tokens_path, tokens_mode)
+        origin = re.search(r"^log_origin = (.*)$",
+                           read(os.path.join(self.home, "once.conf")),
+                           re.M).group(1)
+        conf = os.path.join(self.dir, name + ".conf")
+        with open(conf, "w") as f:
+            f.write("[gateway]\n"
+                    "department = %s\n"
+                    "key = %s.key\n"
+                    "broker = %s\n"
+                    "broker_key = home/broker.pub\n"
+                    "log_origin = %s\n"
+                    "listen = %s\n"
+                    "tokens = %s.tokens\n"
+                    "state_directory = %s.state\n"
+                    "timeout_ms = %d\n%s"
+                    % (dept, dept, self.sock, origin, listen, name, name,
+                       TIMEOUT_MS, extra))
+        return conf
+
+    def start_gateway(self, name, conf, scheme="http"):
+        log_path = os.path.join(self.dir, name + ".log")
+        with open(log_path, "w") as log:
+            proc = subprocess.Popen([GATEWAY, "--config", conf], stderr=log,
+                                    stdout=log)
+
+        def port():
+            m = re.search(r"port (\d+)", read(log_path))
+            if proc.poll() is not None:
+                raise AssertionError("gateway %s exited: %s"
+                                     % (name, read(log_path)))
+            return m and int(m.group(1))
+        url = "%s://127.0.0.1:%d" % (scheme, wait_for(port, name + "'s port"))
+        self.gateways[name] = (proc, url, log_path)
+        return url
+
+    def validate(self, doc, schema):
+        jsonschema.Draft202012Validator(
+            {"$ref": "#/components/schemas/" + schema},
+            resolver=self.resolver).validate(doc)
+
+    def close(self):
+        for proc, _, _ in self.gateways.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        if self.onced is not None and self.onced.poll() is None:
+            self.onced.send_signal(signal.SIGCONT)
+            self.onced.kill()
+            self.onced.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+ENV = None
+
+
+def setUpModule():
+    global ENV
+    ENV = Env()
+    ENV.setup_broker()
+    market = ENV.write_config(
+        "market", "market-supervision",
+        ["%s market-app *" % MARKET_TOKEN,
+         "%s market-reader request" % READER_TOKEN],
+        extra="max_body_bytes = 4096\n")
+    tax = ENV.write_config("tax", "tax",
+                           ["%s tax-app request,catalogue,metrics,publish"
+                            % TAX_TOKEN])
+    ENV.market = ENV.start_gateway("market", market)
+    ENV.tax = ENV.start_gateway("tax", tax)
+
+
+def tearDownModule():
+    ENV.close()
+
+
+def auth(token):
+    return {"Authorization": "Bearer " + token}
+
+
+def publish(subject, body, token=MARKET_TOKEN, key=None, url=None,
+            content_type="application/json"):
+    headers = auth(token)
+    headers["Content-Type"] = content_type
+    if key is not None:
+        headers["Idempotency-Key"] = key
+    data = body if isinstance(body, (str, bytes)) else json.dumps(body)
+    return requests.put("%s/v1/records/%s/%s" % (url or ENV.market, LICENCE,
+                                                 subject),
+                        data=data, headers=headers, timeout=30)
+
+
+def request(subject, purpose="tax-registration", case_id="TAX-1", url=None,
+            token=TAX_TOKEN, record_type=LICENCE, **params):
+    query = {"purpose": purpose, "case_id": case_id}
+    query.update(params)
+    return requests.get("%s/v1/records/%s/%s" % (url or ENV.tax, record_type,
+                                                 subject),
+                        params={k: v for k, v in query.items()
+                                if v is not None},
+                        headers=auth(token), timeout=30)
+
+
+FIELDS = {"name": "Acme Ltd", "legal_representative": "Zhang San",
+          "address": "1 Chang'an Avenue"}
+
+
+class Gateway(unittest.TestCase):
+
+    def problem(self, r, status, code):
+        self.assertEqual(r.status_code, status, r.text)
+        self.assertEqual(r.headers["Content-Type"],
+                         "application/problem+json")
+        doc = r.json()
+        ENV.validate(doc, "Problem")
+        self.assertEqual(doc["code"], code, doc)
+        self.assertEqual(doc["status"], status)
+        codes = dict(ENV.openapi["x-once-error-status"])
+        codes.update(ENV.openapi["x-gateway-error-status"])
+        self.assertIn(code, codes)
+        return doc
+
+    def test_01_health_and_openapi(self):
+        r = requests.get(ENV.market + "/v1/health", timeout=30)
+        self.assertEqual(r.status_code, 200, r.text)
+        ENV.validate(r.json(), "Health")
+        r = requests.get(ENV.market + "/v1/openapi.yaml", timeout=30)
+        self.assertEqual(r.status_code, 200)
+        self.assertEqual(r.text, ENV.openapi_text)
+        self.assertEqual(yaml.safe_load(r.text)["openapi"], "3.1.0")
+
+    def test_02_publish_request_revoke(self):
+        subject = uscc(1)
+        r = publish(subject, {"fields": FIELDS, "valid_from": "2026-01-01"})
+        self.assertEqual(r.status_code, 201, r.text)
+        doc = r.json()
+        ENV.validate(doc, "WriteAnswer")
+        self.assertEqual(doc["status"], "valid")
+        self.assertEqual(doc["issuer"], "market-supervision")
+        self.assertIn("version=%d" % doc["version"], r.headers["Location"])
+        version = doc["version"]
+
+        r = request(subject, proof="true")
+        self.assertEqual(r.status_code, 200, r.text)
+        rec = r.json()
+        ENV.validate(rec, "RecordAnswer")
+        # Only the granted fields, each checked against its digest.
+        self.assertEqual(rec["fields"], {"name": "Acme Ltd",
+                                         "address": "1 Chang'an Avenue"})
+        self.assertEqual(rec["verified"]["disclosures"], 2)
+        self.assertTrue(rec["verified"]["issuer_signature"])
+        self.assertEqual(rec["version"], version)
+        self.assertEqual(rec["valid_from"], 1767225600000)
+        self.assertTrue(rec["receipt"]["proof_verified"])
+        self.assertRegex(rec["receipt"]["checkpoint"], r"^\S+\n\d+\n")
+
+        r = requests.post("%s/v1/records/%s/%s/revocations"
+                          % (ENV.market, LICENCE, subject),
+                          json={"reason": "the company was dissolved"},
+                          headers=auth(MARKET_TOKEN), timeout=30)
+        self.assertEqual(r.status_code, 201, r.text)
+        ENV.validate(r.json(), "WriteAnswer")
+        self.assertEqual(r.json()["status"], "revoked")
+        self.assertEqual(r.json()["reason"], "the company was dissolved")
+
+        r = request(subject)
+        self.assertEqual(r.status_code, 200, r.text)
+        ENV.validate(r.json(), "RecordAnswer")
+        self.assertEqual(r.json()["status"], "revoked")
+        self.assertEqual(r.json()["fields"], {})
+
+    def test_03_catalogue(self):
+        r = requests.get(ENV.tax + "/v1/catalogue", headers=auth(TAX_TOKEN),
+                         timeout=30)
+        self.assertEqual(r.status_code, 200, r.text)
+        doc = r.json()
+        ENV.validate(doc, "Catalogue")
+        self.assertEqual(doc["publish"], [])
+        self.assertEqual(doc["request"], [{
+            "type": LICENCE, "subject_kind": "enterprise",
+            "purposes": [{"purpose": "tax-registration",
+                          "fields": ["name", "address"]}]}])
+        r = requests.get(ENV.market + "/v1/catalogue",
+                         headers=auth(MARKET_TOKEN), timeout=30)
+        ENV.validate(r.json(), "Catalogue")
+        self.assertEqual(r.json()["publish"][0]["type"], LICENCE)
+        self.assertEqual(r.json()["request"], [])
+
+    def test_04_idempotent_retry(self):
+        subject = uscc(2)
+        body = {"fields": FIELDS}
+        first = publish(subject, body, key="order-42")
+        self.assertEqual(first.status_code, 201, first.text)
+        again = publish(subject, body, key="order-42")
+        self.assertEqual(again.status_code, 201, again.text)
+        self.assertEqual(again.json(), first.json())
+        # One version: the latest is the first answer's.
+        self.assertEqual(request(subject).json()["version"],
+                         first.json()["version"])
+        other = publish(subject, {"fields": {"name": "Other"}},
+                        key="order-42")
+        self.problem(other, 409, "IDEMPOTENCY_CONFLICT")
+        # Keys are per caller: the reader's order-42 is another key (and
+        # the reader may not publish).
+        self.problem(publish(subject, body, token=READER_TOKEN,
+                             key="order-42"), 403, "FORBIDDEN")
+
+    def test_05_refused_tokens(self):
+        subject = uscc(3)
+        r = requests.get("%s/v1/records/%s/%s" % (ENV.tax, LICENCE, subject),
+                         timeout=30)
+        self.problem(r, 401, "UNAUTHORIZED")
+        self.problem(request(subject, token="not-a-token-at-all-0000"), 401,
+                     "UNAUTHORIZED")
+        self.problem(publish(subject, {"fields": FIELDS},
+                             token=READER_TOKEN), 403, "FORBIDDEN")
+        r = requests.get(ENV.market + "/metrics", headers=auth(READER_TOKEN),
+                         timeout=30)
+        self.problem(r, 403, "FORBIDDEN")
+
+    def test_06_http_refusals(self):
+        subject = uscc(4)
+        self.problem(publish(subject, "name=x", content_type="text/plain"),
+                     415, "UNSUPPORTED_MEDIA_TYPE")
+        self.problem(publish(subject, "{\"fields\": "), 400,
+                     "INVALID_ARGUMENT")
+        doc = self.problem(publish(subject, {"fields": {"name": 7}}), 400,
+                           "INVALID_ARGUMENT")
+        self.assertIn("fields.name", doc["detail"])
+        doc = self.problem(publish(subject, {"fields": FIELDS,
+                                             "valid_untill": "2030-01-01"}),
+                           400, "INVALID_ARGUMENT")
+        self.assertIn("valid_untill", doc["detail"])
+        doc = self.problem(publish(subject, {"fields": FIELDS,
+                                             "valid_from": "2026-02-31"}),
+                           400, "INVALID_ARGUMENT")
+        self.assertIn("valid_from", doc["detail"])
+        big = {"fields": {"name": "x" * 8000}}
+        self.problem(publish(subject, big), 413, "TOO_LARGE")
+        r = requests.get(ENV.market + "/v1/nothing", timeout=30)
+        self.problem(r, 404, "NO_ROUTE")
+        r = requests.delete("%s/v1/records/%s/%s" % (ENV.market, LICENCE,
+                                                     subject), timeout=30)
+        self.problem(r, 405, "METHOD_NOT_ALLOWED")
+        self.problem(request(subject, version="x"), 400, "INVALID_ARGUMENT")
+
+    def test_07_broker_refusals(self):
+        subject = uscc(5)
+        self.assertEqual(publish(subject, {"fields": FIELDS,
+                                           "version": 5}).status_code, 201)
+        self.problem(publish(subject, {"fields": FIELDS, "version": 3}), 409,
+                     "STALE_VERSION")
+        self.problem(request(subject, purpose="curiosity"), 403, "NO_GRANT")
+        self.problem(request(subject, case_id=None), 400, "MISSING_PURPOSE")
+        self.problem(request("91110108MA0000000X"), 400, "INVALID_SUBJECT")
+        self.problem(request(subject, record_type="no-such-type"), 404,
+                     "UNKNOWN_TYPE")
+        self.problem(request(uscc(6)), 404, "NOT_FOUND")
+        self.problem(publish(uscc(7), {"fields": FIELDS}, token=TAX_TOKEN,
+                             url=ENV.tax), 403, "NOT_ISSUER")
+        self.problem(publish(uscc(8), {"fields": {"colour": "red"}}), 422,
+                     "INVALID_RECORD")
+
+    def test_08_metrics_and_log(self):
+        r = requests.get(ENV.tax + "/metrics", headers=auth(TAX_TOKEN),
+                         timeout=30)
+        self.assertEqual(r.status_code, 200)
+        self.assertIn('once_gateway_requests_total{route="request",'
+                      'status="200"}', r.text)
+        self.assertIn('once_gateway_request_duration_seconds_bucket{'
+                      'route="request",le="+Inf"}', r.text)
+        for name, (_, _, log_path) in ENV.gateways.items():
+            text = read(log_path)
+            self.assertIn("access caller=", text)
+            for s in SUBJECTS:
+                self.assertNotIn(s, text, "a subject in %s's log" % name)
+
+    def test_09_start_refusals(self):
+        conf = ENV.write_config("open", "tax", ["%s x request" % TAX_TOKEN],
+                                tokens_mode=0o644)
+        r = subprocess.run([GATEWAY, "--config", conf], capture_output=True,
+                           text=True, timeout=30)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("chmod 600", r.stderr)
+        conf = ENV.write_config("wide", "tax", ["%s x request" % TAX_TOKEN],
+                                listen="0.0.0.0:0")
+        r = subprocess.run([GATEWAY, "--config", conf], capture_output=True,
+                           text=True, timeout=30)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("without TLS", r.stderr)
+        r = subprocess.run([GATEWAY, "--help"], capture_output=True,
+                           text=True, timeout=30)
+        self.assertEqual(r.returncode, 0)
+        self.assertIn("--config", r.stdout)
+
+    @unittest.skipIf(shutil.which("openssl") is None, "no openssl")
+    def test_10_tls(self):
+        cert = os.path.join(ENV.dir, "cert.pem")
+        key = os.path.join(ENV.dir, "cert.key")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048",
+                        "-nodes", "-keyout", key, "-out", cert, "-days", "1",
+                        "-subj", "/CN=127.0.0.1", "-addext",
+                        "subjectAltName=IP:127.0.0.1"], check=True,
+                       capture_output=True)
+        conf = ENV.write_config("tls", "tax", ["%s x request" % TAX_TOKEN],
+                                extra="tls_certificate = cert.pem\n"
+                                      "tls_key = cert.key\n")
+        url = ENV.start_gateway("tls", conf, scheme="https")
+        r = requests.get(url + "/v1/health", verify=cert, timeout=30)
+        self.assertEqual(r.status_code, 200, r.text)
+
+    def test_11_broker_slow_then_unreachable(self):
+        subject = uscc(9)
+        self.assertEqual(publish(subject, {"fields": FIELDS}).status_code,
+                         201)
+        self.assertEqual(request(subject).status_code, 200)
+        ENV.onced.send_signal(signal.SIGSTOP)
+        try:
+            # The broker answered a moment ago: slow, 504.
+            self.problem(request(subject), 504, "TIMEOUT")
+            # Nothing for two timeouts now: unreachable, 503.
+            r = request(subject)
+            self.problem(r, 503, "UNAVAILABLE")
+            self.assertIn("Retry-After", r.headers)
+            r = requests.get(ENV.tax + "/v1/health", timeout=30)
+            doc = self.problem(r, 503, "UNAVAILABLE")
+            self.assertTrue(any("broker" in p for p in doc["problems"]))
+        finally:
+            ENV.onced.send_signal(signal.SIGCONT)
+        wait_for(lambda: request(subject).status_code == 200,
+                 "the broker to answer again")
+
+    def test_12_sigterm_finishes_in_flight(self):
+        import threading
+        subject = uscc(10)
+        self.assertEqual(publish(subject, {"fields": FIELDS}).status_code,
+                         201)
+        proc, url, _ = ENV.gateways["tax"]
+        answers = []
+        ENV.onced.send_signal(signal.SIGSTOP)
+        t = threading.Thread(target=lambda: answers.append(
+            request(subject, url=url)))
+        t.start()
+        time.sleep(0.3)  # let the call reach the broker
+        proc.send_signal(signal.SIGTERM)
+        ENV.onced.send_signal(signal.SIGCONT)
+        t.join(60)
+        self.assertEqual(proc.wait(60), 0)
+        self.assertEqual(len(answers), 1)
+        self.assertIn(answers[0].status_code, (200, 504))
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
