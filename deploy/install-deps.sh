@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(build-essential meson ninja-build pkg-config libzmq3-dev
   libsodium-dev nettle-dev libprotobuf-c-dev protobuf-c-compiler liblmdb-dev libinih-dev
-  libcmocka-dev python3)
+  libcmocka-dev libmicrohttpd-dev libjansson-dev python3)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -138,10 +138,9 @@ static int only_members(json_t *doc, const char *const *allowed,
             if (strcmp(name, allowed[i]) == 0)
                 break;
         if (allowed[i] == NULL) {
-            snprintf(where, where_cap, "%.*s", 60, name);
+            snprintf(where, where_cap, "%.60s", name[0] ? name : "\"\"");
             return once_error_set(err, ONCE_ERR_INVALID_ARGUMENT,
-                                  "%.60s is not a member of this body",
-                                  name);
+                                  "%s is not a member of this body", where);
         }
     }
     return 0;
