@@ -460,7 +460,45 @@ class Gateway(unittest.TestCase):
         wait_for(lambda: request(subject).status_code == 200,
                  "the broker to answer again")
 
-    def test_12_sigterm_finishes_in_flight(self):
+    def test_12_retry_after_a_lost_answer(self):
+        # The broker stops answering while the publish is in flight: the
+        # caller gets 504 and the signed envelope stays in the state. The
+        # retry with the same key sends the same bytes; whether or not the
+        # broker had stored the first, there is one version.
+        subject = uscc(11)
+        # The market gateway has just heard from the broker (a refusal).
+        self.assertEqual(request(uscc(12), url=ENV.market,
+                                 token=MARKET_TOKEN).status_code, 403)
+        ENV.onced.send_signal(signal.SIGSTOP)
+        try:
+            self.problem(publish(subject, {"fields": FIELDS}, key="lost-1"),
+                         504, "TIMEOUT")
+        finally:
+            ENV.onced.send_signal(signal.SIGCONT)
+        retry = wait_for(lambda: (lambda r: r if r.status_code == 201
+                                  else None)(
+            publish(subject, {"fields": FIELDS}, key="lost-1")),
+            "the retry to be answered")
+        rec = request(subject)
+        self.assertEqual(rec.status_code, 200, rec.text)
+        self.assertEqual(rec.json()["version"], retry.json()["version"])
+
+    def test_13_state_survives_a_restart(self):
+        subject = uscc(13)
+        first = publish(subject, {"fields": FIELDS}, key="restart-1")
+        self.assertEqual(first.status_code, 201, first.text)
+        proc, _, _ = ENV.gateways["market"]
+        proc.send_signal(signal.SIGTERM)
+        self.assertEqual(proc.wait(60), 0)
+        ENV.market = ENV.start_gateway(
+            "market", os.path.join(ENV.dir, "market.conf"))
+        again = publish(subject, {"fields": FIELDS}, key="restart-1")
+        self.assertEqual(again.status_code, 201, again.text)
+        self.assertEqual(again.json(), first.json())
+        self.problem(publish(subject, {"fields": {"name": "x"}},
+                             key="restart-1"), 409, "IDEMPOTENCY_CONFLICT")
+
+    def test_14_sigterm_finishes_in_flight(self):
         import threading
         subject = uscc(10)
         self.assertEqual(publish(subject, {"fields": FIELDS}).status_code,
