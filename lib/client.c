@@ -14,7 +14,10 @@
  * signature). The broker treats a repeated envelope as a retry and answers
  * with its original answer, for publishes even across a broker restart, so a
  * retry can never publish twice. Answers to earlier, abandoned attempts that
- * arrive late are recognised by reply_to and dropped.
+ * arrive late are recognised by reply_to and dropped. A caller that must
+ * retry across its own restarts keeps the envelope itself
+ * (once_client_prepare_write) and sends those bytes again on any client of
+ * the department (once_client_send_prepared).
  *
  * Refusals at the handshake. A broker that does not know our key (or has
  * suspended it) refuses the CURVE handshake; without help the caller would

@@ -274,7 +274,8 @@ static void department_view(const Once__Department *p,
     out->id = p->id;
     out->name = p->name;
     out->public_key = p->public_key.data;
-    out->active = p->status == ONCE__DEPARTMENT_STATUS__DEPARTMENT_STATUS_ACTIVE;
+    out->active =
+        p->status == ONCE__DEPARTMENT_STATUS__DEPARTMENT_STATUS_ACTIVE;
 }
 
 int once_directory_department_at(const once_directory *d, size_t i,

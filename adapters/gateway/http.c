@@ -194,8 +194,9 @@ void gw_log(const char *level, const char *fmt, ...)
 void http_json(http_call *c, int status, json_t *doc)
 {
     free(c->response);
-    c->response = doc != NULL ? json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(6))
-                            : NULL;
+    c->response = doc != NULL
+        ? json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(6))
+        : NULL;
     json_decref(doc);
     if (c->response == NULL) {
         c->status = 500;
@@ -555,6 +556,7 @@ int http_start(gateway *gw, once_error *err)
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_MAX_CONNECTIONS,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_IDLE_SECONDS,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+        /* Without TLS the list ends here and the rest is not read. */
         tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, tls_cert,
         MHD_OPTION_HTTPS_MEM_KEY, tls_key, MHD_OPTION_END);
     if (daemon_handle == NULL)

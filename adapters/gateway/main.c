@@ -54,7 +54,7 @@ static const char usage_text[] =
     "Configuration ([gateway] section; paths relative to the file):\n"
     "  department        this department's id at the broker (required)\n"
     "  key               its secret key file, 0600 (required)\n"
-    "  broker            the broker's endpoint, tcp://HOST:PORT or ipc://PATH\n"
+    "  broker            the broker's endpoint: tcp://HOST:PORT, ipc://PATH\n"
     "  broker_key        the broker's public key file (broker.pub)\n"
     "  log_origin        the broker's log origin; when set, receipt proofs\n"
     "                    are verified (optional)\n"

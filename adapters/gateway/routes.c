@@ -232,7 +232,7 @@ static void send_write(http_call *c, const record_path *rp,
     once_client *client = pool_borrow(c->gw->pool);
     once_error err;
     json_t *doc;
-    int rc, code;
+    int rc, code, proof_ok;
 
     rc = once_client_send_prepared(client, envelope, envelope_len, &receipt,
                                    &err);
@@ -251,15 +251,20 @@ static void send_write(http_call *c, const record_path *rp,
         once_receipt_clear(&receipt);
         return;
     }
+    /* A proof that does not verify does not undo the write: it is
+     * reported as not verified. */
+    proof_ok = receipt.has_proof && c->gw->cfg.log_origin[0] != '\0' &&
+               once_receipt_verify(&receipt, c->gw->broker_pk,
+                                   c->gw->cfg.log_origin, &err) == 0;
     doc = json_pack("{s:s, s:s, s:I, s:s, s:s, s:o}", "type", rp->type,
                     "subject", rp->subject, "version", (json_int_t)version,
-                    "status", reason != NULL ? "revoked" : "valid", "issuer",
-                    c->gw->cfg.department, "receipt",
-                    receipt_json(&receipt, 0));
+                    "status", rp->revocations ? "revoked" : "valid",
+                    "issuer", c->gw->cfg.department, "receipt",
+                    receipt_json(&receipt, proof_ok));
     if (doc != NULL && reason != NULL)
         json_object_set_new(doc, "reason", json_string(reason));
     once_receipt_clear(&receipt);
-    if (reason == NULL)
+    if (!rp->revocations)
         snprintf(c->location, sizeof(c->location),
                  "/v1/records/%s/%s?version=%llu", rp->type, rp->subject,
                  (unsigned long long)version);

@@ -16,7 +16,9 @@
  *             requester receives only its granted fields and still verifies
  *             the issuer's signature (selective disclosure, as in SD-JWT).
  *   client    a CURVE-encrypted connection to the broker: publish, revoke,
- *             request, ping, with timeouts and safe retries.
+ *             request, ping, with timeouts and safe retries (also of
+ *             envelopes kept by the caller), and the broker's signed
+ *             directory of departments, keys, types and grants.
  *
  * Byte formats are specified in docs/PROTOCOL.md.
  */

@@ -261,10 +261,14 @@ class Gateway(unittest.TestCase):
 
     def test_02_publish_request_revoke(self):
         subject = uscc(1)
-        r = publish(subject, {"fields": FIELDS, "valid_from": "2026-01-01"})
+        r = requests.put("%s/v1/records/%s/%s?proof=true"
+                         % (ENV.market, LICENCE, subject),
+                         json={"fields": FIELDS, "valid_from": "2026-01-01"},
+                         headers=auth(MARKET_TOKEN), timeout=30)
         self.assertEqual(r.status_code, 201, r.text)
         doc = r.json()
         ENV.validate(doc, "WriteAnswer")
+        self.assertTrue(doc["receipt"]["proof_verified"])
         self.assertEqual(doc["status"], "valid")
         self.assertEqual(doc["issuer"], "market-supervision")
         self.assertIn("version=%d" % doc["version"], r.headers["Location"])
