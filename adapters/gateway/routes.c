@@ -391,6 +391,7 @@ static void write_route(http_call *c, const record_path *rp)
     }
     send_write(c, rp, e.envelope, e.envelope_len, e.version, reason, &final);
     if (key != NULL && final && c->response != NULL) {
+        free(e.answer);
         e.answer = strdup(c->response);
         e.status = c->status;
         if (e.answer != NULL &&

@@ -287,9 +287,11 @@ int state_put(gw_state *s, const char *caller, const char *key,
     put_u64(p + 40, e->version);
     put_u32(p + 48, (uint32_t)e->status);
     put_u32(p + 52, (uint32_t)e->envelope_len);
-    memcpy(p + 56, e->envelope, e->envelope_len);
+    if (e->envelope_len > 0)
+        memcpy(p + 56, e->envelope, e->envelope_len);
     put_u32(p + 56 + e->envelope_len, (uint32_t)ans_len);
-    memcpy(p + 60 + e->envelope_len, e->answer, ans_len);
+    if (ans_len > 0)
+        memcpy(p + 60 + e->envelope_len, e->answer, ans_len);
     if ((rc = mdb_txn_commit(txn)) != 0)
         return lmdb_error(err, rc, "commit");
     return 0;

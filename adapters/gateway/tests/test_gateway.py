@@ -19,7 +19,8 @@ flight and exiting 0.
 Run by meson (test gateway-e2e) with /usr/bin/python3, which sees
 Debian's python3-requests, python3-jsonschema and python3-yaml
 (deploy/install-test-deps.sh installs them). Environment: ONCED, ONCECTL,
-ONCE_GATEWAY (the built programs), ONCE_SOURCE_ROOT.
+ONCE_GATEWAY (the built programs), ONCE_SOURCE_ROOT; GATEWAY_TEST_KEEP=1 keeps the temp directory (the
+logs of the broker and the gateways) and prints its path.
 """
 import json
 import os
@@ -178,7 +179,10 @@ class Env:
             self.onced.send_signal(signal.SIGCONT)
             self.onced.kill()
             self.onced.wait()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        if os.environ.get("GATEWAY_TEST_KEEP"):
+            print("kept " + self.dir)
+        else:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
 
 ENV = None
@@ -520,6 +524,16 @@ class Gateway(unittest.TestCase):
         self.assertEqual(proc.wait(60), 0)
         self.assertEqual(len(answers), 1)
         self.assertIn(answers[0].status_code, (200, 504))
+
+    def test_15_no_sanitizer_reports(self):
+        # Under ASan+UBSan a report in a gateway's or the broker's log is
+        # a failure, also when the process went on.
+        logs = [path for _, _, path in ENV.gateways.values()]
+        logs.append(os.path.join(ENV.dir, "onced.log"))
+        for path in logs:
+            text = read(path)
+            self.assertNotIn("runtime error", text, path)
+            self.assertNotIn("Sanitizer", text, path)
 
 
 if __name__ == "__main__":
