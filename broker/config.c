@@ -59,6 +59,14 @@
 #define DEFAULT_MAX_SESSIONS_PER_DEPARTMENT 4096
 #define DEFAULT_MAX_IN_FLIGHT_PER_DEPARTMENT 1024
 #define MAX_IN_FLIGHT_PER_DEPARTMENT 1000000
+/* Refusals of one department logged (each up to about 2 KB of the map,
+ * kept for good): a burst of 60, then one a second. A day of a department
+ * refused at that pace adds about 170 MB; past it, its refusals are
+ * answered QUOTA_EXCEEDED and not logged (refusal_budget.c). */
+#define DEFAULT_MAX_LOGGED_REFUSALS 60
+#define DEFAULT_LOGGED_REFUSALS_WINDOW_SECONDS 60
+#define MAX_LOGGED_REFUSALS 1000000
+#define MAX_LOGGED_REFUSALS_WINDOW_SECONDS 86400
 /* Enough for a department's adapters and their reconnects, far below the
  * descriptors onced has once it raised its limit (onced.c). */
 #define DEFAULT_MAX_CONNECTIONS 64
@@ -212,6 +220,20 @@ static bool apply_limit(parse_state *st, const char *name, const char *value,
             return problem(st, "department_pending_kb must be 1 to %llu "
                            "KiB", MAX_PENDING_KB);
         cfg->department_pending_kb = (size_t)n;
+        return true;
+    }
+    if (strcmp(name, "max_logged_refusals_per_department") == 0) {
+        if (!parse_number(value, 1, MAX_LOGGED_REFUSALS, &n))
+            return problem(st, "max_logged_refusals_per_department must be "
+                           "1 to %d", MAX_LOGGED_REFUSALS);
+        cfg->max_logged_refusals_per_department = (unsigned)n;
+        return true;
+    }
+    if (strcmp(name, "logged_refusals_window_seconds") == 0) {
+        if (!parse_number(value, 1, MAX_LOGGED_REFUSALS_WINDOW_SECONDS, &n))
+            return problem(st, "logged_refusals_window_seconds must be 1 "
+                           "to %d", MAX_LOGGED_REFUSALS_WINDOW_SECONDS);
+        cfg->logged_refusals_window_seconds = (unsigned)n;
         return true;
     }
     *known = false;
@@ -383,6 +405,9 @@ static void set_defaults(broker_config *cfg, parse_state *st)
     cfg->max_connections_per_department = DEFAULT_MAX_CONNECTIONS;
     cfg->pending_kb = DEFAULT_PENDING_KB;
     cfg->department_pending_kb = DEFAULT_DEPARTMENT_PENDING_KB;
+    cfg->max_logged_refusals_per_department = DEFAULT_MAX_LOGGED_REFUSALS;
+    cfg->logged_refusals_window_seconds =
+        DEFAULT_LOGGED_REFUSALS_WINDOW_SECONDS;
 }
 
 static unsigned online_cpus(void)

@@ -44,6 +44,10 @@ typedef struct broker_config {
     /* Per-department shares of the replay table (replay.c). */
     unsigned max_sessions_per_department;
     unsigned max_in_flight_per_department;
+    /* Refusals of one department the exchange log takes: a burst of
+     * this many, refilled at as many per window (refusal_budget.c). */
+    unsigned max_logged_refusals_per_department;
+    unsigned logged_refusals_window_seconds;
     log_level log_level;
     /* The exchange log's settings (docs/AUDIT.md), which oncectl init
      * writes: read and checked here so a home's once.conf is accepted as

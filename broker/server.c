@@ -67,8 +67,11 @@
  * sender's key for another reason than BAD_SIGNATURE: the log must not
  * attribute to a department an envelope it did not sign (docs/AUDIT.md,
  * the evidence rules). A logged refusal of a large envelope keeps only its
- * size and digest as evidence (answer_logged). Every refusal is an Error
- * with a stable code and a message for people, and a log line; nothing a
+ * size and digest as evidence (answer_logged), and a department's
+ * refusals are logged within its budget (refusal_budget.c); over it they
+ * are answered QUOTA_EXCEEDED, unlogged and unkept. Every refusal is an
+ * Error with a stable code and a message for people, and a log line (over
+ * the budget, a count in one line every 10 s); nothing a
  * client sends can stop a worker. Messages never carry a subject (a credit
  * code or ID number): log lines name a record by log_subject_tag instead.
  *
@@ -100,6 +103,7 @@
 #include "pending.h"
 #include "policy.h"
 #include "record_internal.h"
+#include "refusal_budget.h"
 #include "registry.h"
 #include "server.h"
 #include "wire_check.h"
@@ -337,6 +341,7 @@ struct server {
     const broker_config *cfg;
     store *db;
     replay *replay;
+    refusal_budget *refusals; /* logged refusals per department */
     broker_identity *identity;
     void *router;
     void *jobs_out;     /* PUSH to the workers */
@@ -532,6 +537,39 @@ static bool refusal_is_logged(job *j, int code)
     return true;
 }
 
+static uint64_t monotonic_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Answers a logged refusal over its department's budget (refusal_budget.c)
+ * QUOTA_EXCEEDED instead, unlogged; the budget counts it and writes the
+ * log lines, so a flood adds neither leaves nor a line each. Like a
+ * failure it is not the envelope's answer: the same bytes may come
+ * again. */
+static void refuse_over_budget(job *j, int code, uint64_t wait_ms)
+{
+    char message[ONCE_ERROR_MESSAGE_MAX];
+    worker *w = j->w;
+
+    /* wait_ms is below a day (logged_refusals_window_seconds). */
+    snprintf(message, sizeof(message), "%s is over its budget of logged "
+             "refusals (max_logged_refusals_per_department = %u per %u s): "
+             "this %s refusal was not logged; retry in %u s", j->user_id,
+             refusal_budget_burst(w->srv->refusals),
+             refusal_budget_window_seconds(w->srv->refusals),
+             once_error_name(code), (unsigned)((wait_ms + 999) / 1000));
+    j->failure = true;
+    if (error_body(&w->answer, ONCE_ERR_QUOTA_EXCEEDED, message) < 0) {
+        log_error("worker", "out of memory for an error answer");
+        return;
+    }
+    answer(j, ONCE__KIND__KIND_ERROR, w->answer.data, w->answer.len);
+}
+
 static void refuse(job *j, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -539,12 +577,21 @@ static void refuse(job *j, int code, const char *fmt, ...)
 {
     char message[ONCE_ERROR_MESSAGE_MAX];
     worker *w = j->w;
+    uint64_t wait_ms;
+    bool logged;
     va_list ap;
 
     if (code < 0)
         code = -code;
     if (code >= ONCE_ERR_INVALID_ARGUMENT)
         code = ONCE_ERR_INTERNAL;
+    /* The budget is the connection's department's: it sent the bytes. */
+    logged = refusal_is_logged(j, code);
+    if (logged && !refusal_budget_take(w->srv->refusals, j->user_id, code,
+                                       monotonic_ms(), &wait_ms)) {
+        refuse_over_budget(j, code, wait_ms);
+        return;
+    }
     va_start(ap, fmt);
     vsnprintf(message, sizeof(message), fmt, ap);
     va_end(ap);
@@ -559,7 +606,7 @@ static void refuse(job *j, int code, const char *fmt, ...)
         log_error("worker", "out of memory for an error answer");
         return;
     }
-    if (refusal_is_logged(j, code)) {
+    if (logged) {
         if (answer_logged(j, ONCE__KIND__KIND_ERROR, code, w->answer.data,
                           w->answer.len))
             return;
@@ -574,14 +621,6 @@ static void refuse(job *j, int code, const char *fmt, ...)
         }
     }
     answer(j, ONCE__KIND__KIND_ERROR, w->answer.data, w->answer.len);
-}
-
-static uint64_t monotonic_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
 /* The stored answer of a logged exchange: true when j was answered from
@@ -1677,6 +1716,10 @@ int server_start(server **out, const server_options *opt, char *bound,
     srv->cfg = opt->cfg;
     srv->db = opt->db;
     srv->replay = opt->replay;
+    if ((rc = refusal_budget_create(
+             &srv->refusals, opt->cfg->max_logged_refusals_per_department,
+             opt->cfg->logged_refusals_window_seconds, err)) < 0)
+        return rc;
     srv->identity = opt->identity;
     srv->connections = opt->connections;
     pending_init(&srv->pending, opt->cfg->pending_kb * 1024,
@@ -1799,6 +1842,7 @@ void server_free(server *srv)
     close_socket(&srv->control);
     close_socket(&srv->control_main);
     pending_free(&srv->pending);
+    refusal_budget_free(srv->refusals);
     byte_buffer_free(&srv->io_answer);
     sodium_memzero(srv->audit_key, sizeof(srv->audit_key));
     byte_buffer_free(&srv->ping_answer);
