@@ -14,15 +14,24 @@
  * Starting, probing and stopping the child processes is
  * tools/bench/onced_process.c, shared with once-bench, so that both run
  * the broker by the same rules.
+ *
+ * The small helpers at the end (running a command, reading and writing a
+ * whole file, opening a client) fail the calling cmocka test themselves:
+ * every test program needed them the same way, and a test has nothing to
+ * do but fail when its own fixture files cannot be read.
  */
 #include <errno.h>
+#include <setjmp.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <cmocka.h>
 #include <sodium.h>
 #include <zmq.h>
 
@@ -212,9 +221,14 @@ void e2e_dump_log(const e2e_broker *b)
 
 bool e2e_log_contains(const e2e_broker *b, const char *text)
 {
+    return e2e_file_contains(b->log_path, text);
+}
+
+bool e2e_file_contains(const char *path, const char *text)
+{
     char line[4096];
     bool found = false;
-    FILE *f = fopen(b->log_path, "r");
+    FILE *f = fopen(path, "r");
 
     if (f == NULL)
         return false;
@@ -222,6 +236,76 @@ bool e2e_log_contains(const e2e_broker *b, const char *text)
         found = strstr(line, text) != NULL;
     fclose(f);
     return found;
+}
+
+void e2e_open_client(e2e_broker *b, const e2e_dept *d, once_client **c)
+{
+    once_error err;
+
+    if (e2e_client(b, d, c, &err) != 0)
+        fail_msg("client for %s: %s", d->id, err.message);
+}
+
+int e2e_run(char **out, const char *fmt, ...)
+{
+    char cmd[2 * PATH_MAX + 256];
+    size_t len = 0, cap = 4096;
+    va_list ap;
+    FILE *p;
+    int status;
+
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof(cmd), fmt, ap);
+    va_end(ap);
+    strncat(cmd, " 2>&1", sizeof(cmd) - strlen(cmd) - 1);
+    *out = malloc(cap);
+    assert_non_null(*out);
+    p = popen(cmd, "r");
+    assert_non_null(p);
+    for (;;) {
+        size_t n;
+
+        if (cap - len < 1024) {
+            cap *= 2;
+            *out = realloc(*out, cap);
+            assert_non_null(*out);
+        }
+        n = fread(*out + len, 1, cap - len - 1, p);
+        if (n == 0)
+            break;
+        len += n;
+    }
+    (*out)[len] = '\0';
+    status = pclose(p);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+uint8_t *e2e_slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    uint8_t *buf;
+    long n;
+
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    buf = malloc((size_t)n + 1);
+    assert_non_null(buf);
+    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    buf[n] = '\0';
+    *len = (size_t)n;
+    return buf;
+}
+
+void e2e_spit(const char *path, const uint8_t *data, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+
+    assert_non_null(f);
+    assert_int_equal(fwrite(data, 1, len, f), len);
+    assert_int_equal(fclose(f), 0);
 }
 
 void e2e_uscc(char out[19], unsigned n)

@@ -68,6 +68,24 @@ void e2e_kill(e2e_broker *b);
 void e2e_dump_log(const e2e_broker *b);
 /* True when onced's log holds text. */
 bool e2e_log_contains(const e2e_broker *b, const char *text);
+/* True when a line of the file at path holds text (false when it cannot
+ * be opened). */
+bool e2e_file_contains(const char *path, const char *text);
+
+/* ---- commands and files, failing the calling cmocka test --------------- */
+
+/* The client for d, failing the test with the client's message when it
+ * cannot be made. */
+void e2e_open_client(e2e_broker *b, const e2e_dept *d, once_client **c);
+/* Runs a shell command (a printf format) with stderr joined to stdout:
+ * its exit status (128 when it did not exit), and all it printed in *out
+ * (malloc'd, NUL-terminated). */
+int e2e_run(char **out, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* The whole file at path (malloc'd, with a NUL after its len bytes). */
+uint8_t *e2e_slurp(const char *path, size_t *len);
+/* Writes data as the whole file at path. */
+void e2e_spit(const char *path, const uint8_t *data, size_t len);
 
 /* A libonce client for d with a generous timeout. */
 int e2e_client(e2e_broker *b, const e2e_dept *d, once_client **out,

@@ -107,14 +107,6 @@ static int request_code(once_client *c, const char *type, const char *subj,
     return rc;
 }
 
-static void open_client(const e2e_dept *d, once_client **c)
-{
-    once_error err;
-
-    if (e2e_client(&broker, d, c, &err) != 0)
-        fail_msg("client for %s: %s", d->id, err.message);
-}
-
 static int setup(void **state)
 {
     (void)state;
@@ -148,10 +140,10 @@ static int setup(void **state)
     if (e2e_start(&broker, &market, "--log-level", "debug", "--workers", "3",
                   NULL) != 0)
         return -1;
-    open_client(&market, &market_c);
-    open_client(&tax, &tax_c);
-    open_client(&police, &police_c);
-    open_client(&bank, &bank_c);
+    e2e_open_client(&broker, &market, &market_c);
+    e2e_open_client(&broker, &tax, &tax_c);
+    e2e_open_client(&broker, &police, &police_c);
+    e2e_open_client(&broker, &bank, &bank_c);
     return 0;
 }
 
@@ -472,7 +464,7 @@ static void test_suspend_applies_live(void **state)
     assert_int_equal(request_code(police_c, LICENCE, s, SEAL_PURPOSE, "S1",
                                   0),
                      -ONCE_ERR_SUSPENDED);
-    open_client(&police, &fresh);
+    e2e_open_client(&broker, &police, &fresh);
     assert_int_equal(once_client_ping(fresh, &err), -ONCE_ERR_UNKNOWN_SENDER);
     once_client_close(fresh);
     assert_true(e2e_log_contains(&broker, "department public-security is "
@@ -480,7 +472,7 @@ static void test_suspend_applies_live(void **state)
 
     assert_int_equal(e2e_oncectl(&broker, "dept", "resume", police.id, NULL),
                      0);
-    open_client(&police, &fresh);
+    e2e_open_client(&broker, &police, &fresh);
     assert_int_equal(once_client_ping(fresh, &err), 0);
     once_client_close(fresh);
     assert_int_equal(request_code(police_c, LICENCE, s, SEAL_PURPOSE, "S1",
@@ -495,7 +487,7 @@ static void test_new_department_live(void **state)
 
     (void)state;
     assert_int_equal(e2e_dept_add(&broker, &late, "late-arrival"), 0);
-    open_client(&late, &c);
+    e2e_open_client(&broker, &late, &c);
     assert_int_equal(once_client_ping(c, &err), 0);
     once_client_close(c);
 }
@@ -508,12 +500,12 @@ static void test_unknown_key_refused(void **state)
 
     (void)state;
     assert_int_equal(e2e_dept_keys(&broker, &stranger, "stranger"), 0);
-    open_client(&stranger, &c);
+    e2e_open_client(&broker, &stranger, &c);
     assert_int_equal(once_client_ping(c, &err), -ONCE_ERR_UNKNOWN_SENDER);
     once_client_close(c);
     /* A registered id with a key that is not its own fares no better. */
     snprintf(stranger.id, sizeof(stranger.id), "%s", tax.id);
-    open_client(&stranger, &c);
+    e2e_open_client(&broker, &stranger, &c);
     assert_int_equal(once_client_ping(c, &err), -ONCE_ERR_UNKNOWN_SENDER);
     once_client_close(c);
     assert_true(e2e_log_contains(&broker, "belongs to no registered "

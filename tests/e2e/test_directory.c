@@ -31,14 +31,6 @@ static e2e_broker broker;
 static e2e_dept market, tax, bank;
 static once_client *market_c, *tax_c;
 
-static void open_client(const e2e_dept *d, once_client **c)
-{
-    once_error err;
-
-    if (e2e_client(&broker, d, c, &err) != 0)
-        fail_msg("client for %s: %s", d->id, err.message);
-}
-
 static int setup(void **state)
 {
     (void)state;
@@ -57,8 +49,8 @@ static int setup(void **state)
                     "--fields", "name", NULL) != 0 ||
         e2e_start(&broker, &market, NULL) != 0)
         return -1;
-    open_client(&market, &market_c);
-    open_client(&tax, &tax_c);
+    e2e_open_client(&broker, &market, &market_c);
+    e2e_open_client(&broker, &tax, &tax_c);
     return 0;
 }
 
@@ -297,7 +289,7 @@ static void test_prepared_envelope_retry(void **state)
                                                &env_len, &err), 0);
     if (once_client_send_prepared(market_c, env, env_len, &first, &err) != 0)
         fail_msg("send: %s", err.message);
-    open_client(&market, &other);
+    e2e_open_client(&broker, &market, &other);
     if (once_client_send_prepared(other, env, env_len, &second, &err) != 0)
         fail_msg("resend: %s", err.message);
     assert_true(first.logged && second.logged);

@@ -106,59 +106,6 @@ static int tax_request(e2e_raw *r, uint64_t seq, const char *purpose,
     return code;
 }
 
-/* Runs a shell command: its exit status, and its output in *out. */
-static int run(char **out, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static int run(char **out, const char *fmt, ...)
-{
-    char cmd[2 * PATH_MAX + 256];
-    size_t len = 0, cap = 1 << 16;
-    va_list ap;
-    FILE *p;
-    int status;
-
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof(cmd), fmt, ap);
-    va_end(ap);
-    strncat(cmd, " 2>&1", sizeof(cmd) - strlen(cmd) - 1);
-    *out = malloc(cap);
-    assert_non_null(*out);
-    p = popen(cmd, "r");
-    assert_non_null(p);
-    len = fread(*out, 1, cap - 1, p);
-    (*out)[len] = '\0';
-    status = pclose(p);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
-}
-
-static uint8_t *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    uint8_t *buf;
-    long n;
-
-    assert_non_null(f);
-    fseek(f, 0, SEEK_END);
-    n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    buf = malloc((size_t)n + 1);
-    assert_non_null(buf);
-    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-    fclose(f);
-    *len = (size_t)n;
-    return buf;
-}
-
-static void spit(const char *path, const uint8_t *data, size_t len)
-{
-    FILE *f = fopen(path, "wb");
-
-    assert_non_null(f);
-    assert_int_equal(fwrite(data, 1, len, f), len);
-    assert_int_equal(fclose(f), 0);
-}
-
 static uint32_t get_u32be(const uint8_t *p)
 {
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 |
@@ -170,8 +117,8 @@ static int verify(char **out, const char *dir)
     const char *audit = getenv("ONCE_AUDIT");
 
     assert_non_null(audit);
-    return run(out, "'%s' verify '%s' --key '%s/broker.pub'", audit, dir,
-               broker.home);
+    return e2e_run(out, "'%s' verify '%s' --key '%s/broker.pub'", audit,
+                   dir, broker.home);
 }
 
 static void test_large_refusal_keeps_a_marker(void **state)
@@ -206,7 +153,7 @@ static void test_large_refusal_keeps_a_marker(void **state)
     assert_int_equal(tlog_tile_path(tile, sizeof(tile), "evidence", 0, 4),
                      0);
     snprintf(path, sizeof(path), "%s/%s", dir, tile);
-    bundle = slurp(path, &len);
+    bundle = e2e_slurp(path, &len);
     assert_true(len < 4096);
     for (at = 0, i = 0; at + 4 <= len; i++) {
         uint32_t n = get_u32be(bundle + at);
@@ -246,7 +193,7 @@ static void test_large_refusal_keeps_a_marker(void **state)
         changed[last + 1] = 0;
         changed[last + 2] = 0;
         changed[last + 3] = EVIDENCE_OMITTED_BYTES;
-        spit(path, changed, last + 4 + EVIDENCE_OMITTED_BYTES);
+        e2e_spit(path, changed, last + 4 + EVIDENCE_OMITTED_BYTES);
         free(changed);
         assert_int_equal(verify(&out, dir), 1);
         assert_non_null(strstr(out, "leaf 3: evidence omitted"));

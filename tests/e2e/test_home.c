@@ -72,20 +72,6 @@ static int run_onced(const char *log, ...)
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-static bool file_contains(const char *path, const char *text)
-{
-    char line[4096];
-    bool found = false;
-    FILE *f = fopen(path, "r");
-
-    if (f == NULL)
-        return false;
-    while (!found && fgets(line, sizeof(line), f) != NULL)
-        found = strstr(line, text) != NULL;
-    fclose(f);
-    return found;
-}
-
 static int setup(void **state)
 {
     (void)state;
@@ -114,8 +100,8 @@ static void test_second_broker_on_a_home_exits_2(void **state)
     snprintf(log, sizeof(log), "%s/second.log", broker.dir);
     assert_int_equal(run_onced(log, "--home", broker.home, "--listen",
                                endpoint, NULL), 2);
-    assert_true(file_contains(log, "another onced"));
-    assert_false(file_contains(log, "listening"));
+    assert_true(e2e_file_contains(log, "another onced"));
+    assert_false(e2e_file_contains(log, "listening"));
 
     /* The first broker goes on, and oncectl still writes beside it. */
     assert_int_equal(e2e_dept_add(&broker, &other, "other"), 0);
@@ -139,7 +125,7 @@ static void test_missing_home_exits_2(void **state)
     snprintf(home, sizeof(home), "%s/no-such-home", broker.dir);
     snprintf(log, sizeof(log), "%s/missing.log", broker.dir);
     assert_int_equal(run_onced(log, "--home", home, NULL), 2);
-    assert_true(file_contains(log, "oncectl init"));
+    assert_true(e2e_file_contains(log, "oncectl init"));
     /* Nothing was made in its place. */
     assert_int_equal(access(home, F_OK), -1);
 }

@@ -53,41 +53,6 @@ static once_record *licence(const char *subj, uint64_t version,
     return r;
 }
 
-/* Runs a shell command and returns its exit status and output. */
-static int run(char **out, const char *fmt, ...)
-{
-    char cmd[4096];
-    size_t len = 0, cap = 4096;
-    va_list ap;
-    FILE *p;
-    int status;
-
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof(cmd), fmt, ap);
-    va_end(ap);
-    strncat(cmd, " 2>&1", sizeof(cmd) - strlen(cmd) - 1);
-    *out = malloc(cap);
-    assert_non_null(*out);
-    p = popen(cmd, "r");
-    assert_non_null(p);
-    for (;;) {
-        size_t n;
-
-        if (cap - len < 1024) {
-            cap *= 2;
-            *out = realloc(*out, cap);
-            assert_non_null(*out);
-        }
-        n = fread(*out + len, 1, cap - len - 1, p);
-        if (n == 0)
-            break;
-        len += n;
-    }
-    (*out)[len] = '\0';
-    status = pclose(p);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
-}
-
 static void audit_cmd(char *buf, size_t cap)
 {
     const char *a = getenv("ONCE_AUDIT");
@@ -108,7 +73,7 @@ static void copy_export(char *copy, size_t cap, const char *dir,
     char *out;
 
     snprintf(copy, cap, "%s/%s", broker.dir, name);
-    if (run(&out, "cp -a '%s' '%s'", dir, copy) != 0)
+    if (e2e_run(&out, "cp -a '%s' '%s'", dir, copy) != 0)
         fail_msg("cp: %s", out);
     free(out);
 }
@@ -127,8 +92,8 @@ static int verify_export(char **out, const char *dir, const char *extra, ...)
     va_start(ap, extra);
     vsnprintf(args, sizeof(args), extra, ap);
     va_end(ap);
-    return run(out, "'%s' verify '%s' --key '%s/broker.pub' %s", audit, dir,
-               broker.home, args);
+    return e2e_run(out, "'%s' verify '%s' --key '%s/broker.pub' %s", audit,
+                   dir, broker.home, args);
 }
 
 /* Every FAIL line names token, and there is one. */
@@ -181,34 +146,6 @@ static uint64_t newest_checkpoint_below(const char *dir, uint64_t below)
     return best;
 }
 
-static uint8_t *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    uint8_t *buf;
-    long n;
-
-    assert_non_null(f);
-    fseek(f, 0, SEEK_END);
-    n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    buf = malloc((size_t)n + 1);
-    assert_non_null(buf);
-    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-    fclose(f);
-    buf[n] = '\0';
-    *len = (size_t)n;
-    return buf;
-}
-
-static void spit(const char *path, const uint8_t *data, size_t len)
-{
-    FILE *f = fopen(path, "wb");
-
-    assert_non_null(f);
-    assert_int_equal(fwrite(data, 1, len, f), len);
-    assert_int_equal(fclose(f), 0);
-}
-
 /* The tree size of an export's checkpoint. */
 static uint64_t export_size(const char *dir)
 {
@@ -219,7 +156,7 @@ static uint64_t export_size(const char *dir)
     uint64_t size;
 
     snprintf(path, sizeof(path), "%s/checkpoint", dir);
-    data = slurp(path, &len);
+    data = e2e_slurp(path, &len);
     nl = strchr((char *)data, '\n');
     assert_non_null(nl);
     size = strtoull(nl + 1, NULL, 10);
@@ -240,7 +177,7 @@ static void flip_in_bundle(const char *dir, const char *prefix, int len_bytes,
 
     tlog_tile_path(rel, sizeof(rel), prefix, b, tlog_tile_width(size, 0, b));
     snprintf(path, sizeof(path), "%s/%s", dir, rel);
-    data = slurp(path, &len);
+    data = e2e_slurp(path, &len);
     for (i = 0; i <= index % TLOG_TILE_WIDTH; i++) {
         for (n = 0, j = 0; j < len_bytes; j++)
             n = (n << 8) | data[pos + (size_t)j];
@@ -249,7 +186,7 @@ static void flip_in_bundle(const char *dir, const char *prefix, int len_bytes,
             pos += n;
     }
     data[pos + (at_end ? n - 1 : n / 2)] ^= 0x01;
-    spit(path, data, len);
+    e2e_spit(path, data, len);
     free(data);
 }
 
@@ -280,7 +217,7 @@ static int setup(void **state)
         return -1;
     /* The log's origin, as oncectl init wrote it. */
     snprintf(path, sizeof(path), "%s/" ORIGIN_FILE, broker.home);
-    conf = (char *)slurp(path, &len);
+    conf = (char *)e2e_slurp(path, &len);
     line = strstr(conf, "log_origin");
     if (line == NULL || sscanf(line, "log_origin = %255[^\n]", origin) != 1) {
         free(conf);
@@ -540,9 +477,9 @@ static void test_export_and_audit(void **state)
         snprintf(path, sizeof(path), "%s/%s", copy, rel);
         snprintf(token, sizeof(token), "%s: hash 2 ", rel);
     }
-    data = slurp(path, &len);
+    data = e2e_slurp(path, &len);
     data[2 * 32 + 3] ^= 0x80;
-    spit(path, data, len);
+    e2e_spit(path, data, len);
     free(data);
     rc = verify_export(&out, copy, "%s", "");
     if (rc != 1 || !fails_all_name(out, token))
@@ -561,9 +498,9 @@ static void test_export_and_audit(void **state)
         snprintf(token, sizeof(token), "checkpoints/%llu:",
                  (unsigned long long)cp_size);
     }
-    data = slurp(path, &len);
+    data = e2e_slurp(path, &len);
     data[len - 20] = data[len - 20] == 'A' ? 'B' : 'A';
-    spit(path, data, len);
+    e2e_spit(path, data, len);
     free(data);
     rc = verify_export(&out, copy, "%s", "");
     if (rc != 1 || !fails_all_name(out, token))
@@ -579,8 +516,9 @@ static void test_export_and_audit(void **state)
     free(out);
 
     /* The citizen's access report. */
-    rc = run(&out, "'%s' subject '%s' --audit-key '%s/audit.key' --type %s "
-             "--subject %s", audit, dir, broker.home, LICENCE, subject_a);
+    rc = e2e_run(&out, "'%s' subject '%s' --audit-key '%s/audit.key' "
+                 "--type %s --subject %s", audit, dir, broker.home, LICENCE,
+                 subject_a);
     if (rc != 0)
         fail_msg("subject: %s", out);
     assert_null(strstr(out, subject_a));
@@ -627,7 +565,8 @@ static void test_kill_during_traffic(void **state)
         r = response_of(reply);
         assert_non_null(r);
         assert_non_null(r->receipt);
-        spit(kept, r->receipt->checkpoint.data, r->receipt->checkpoint.len);
+        e2e_spit(kept, r->receipt->checkpoint.data,
+                 r->receipt->checkpoint.len);
         once__response__free_unpacked(r, NULL);
         once__envelope__free_unpacked(reply, NULL);
         answered++;
@@ -647,8 +586,8 @@ static void test_kill_during_traffic(void **state)
     assert_int_equal(once_client_ping(tax_c, &err), 0);
     snprintf(dir, sizeof(dir), "%s/export-after-kill", broker.dir);
     export_log(dir);
-    rc = run(&out, "'%s' consistency '%s' '%s' --key '%s/broker.pub'", audit,
-             kept, dir, broker.home);
+    rc = e2e_run(&out, "'%s' consistency '%s' '%s' --key '%s/broker.pub'",
+                 audit, kept, dir, broker.home);
     if (rc != 0)
         fail_msg("consistency: %s", out);
     free(out);
@@ -825,9 +764,9 @@ static void test_verify_since(void **state)
 
     /* A saved checkpoint whose signature does not verify. */
     snprintf(copy, sizeof(copy), "%s/checkpoint", saved);
-    data = slurp(copy, &len);
+    data = e2e_slurp(copy, &len);
     data[len - 20] = data[len - 20] == 'A' ? 'B' : 'A';
-    spit(copy, data, len);
+    e2e_spit(copy, data, len);
     free(data);
     rc = verify_export(&out, dir, "--since '%s'", saved);
     if (rc != 1 || strstr(out, "FAIL --since checkpoint") == NULL ||
