@@ -25,20 +25,28 @@
  */
 #include "wire_check.h"
 
-#include <stdbool.h>
 #include <string.h>
 
 #include "envelope.h"
 #include "wire_schema.h"
 
-/* Walks bytes as m; on success or a mere INVALID_TEXT the structure is
- * sound and *safe is set, so they may be decoded. */
-static int walk(const uint8_t *bytes, size_t len, const wire_message *m,
-                bool *safe, once_error *err)
+/* Walks bytes as m and, when the structure is sound (it passes, or only
+ * a string is not clean text), decodes them with protobuf-c's descriptor
+ * d into alloc. Returns the walk's code, or MALFORMED with refusal as
+ * the message when protobuf-c still cannot decode them; *out is the
+ * decoded message, or NULL when there is none. */
+static int walk_and_decode(const uint8_t *bytes, size_t len,
+                           const wire_message *m,
+                           const ProtobufCMessageDescriptor *d,
+                           ProtobufCAllocator *alloc, const char *refusal,
+                           ProtobufCMessage **out, once_error *err)
 {
     int rc = wire_check(bytes, len, m, err);
 
-    *safe = rc == 0 || rc == -ONCE_ERR_INVALID_TEXT;
+    *out = NULL;
+    if ((rc == 0 || rc == -ONCE_ERR_INVALID_TEXT) &&
+        (*out = protobuf_c_message_unpack(d, alloc, len, bytes)) == NULL)
+        rc = once_error_set(err, ONCE_ERR_MALFORMED, "%s", refusal);
     return rc;
 }
 
@@ -46,17 +54,16 @@ int wire_check_envelope(const uint8_t *bytes, size_t len,
                         ProtobufCAllocator *alloc, Once__Envelope **out,
                         once_error *err)
 {
-    Once__Envelope *e = NULL;
-    bool safe;
+    ProtobufCMessage *decoded;
+    Once__Envelope *e;
     int rc;
 
     /* Walked and decoded even when too large, for the seq to answer; the
      * walk keeps the decoding bounded whatever the size. */
-    rc = walk(bytes, len, &wire_envelope, &safe, err);
-    if (safe && (e = once__envelope__unpack(alloc, len, bytes)) == NULL)
-        rc = once_error_set(err, ONCE_ERR_MALFORMED, "not a decodable "
-                            "envelope");
-    *out = e;
+    rc = walk_and_decode(bytes, len, &wire_envelope,
+                         &once__envelope__descriptor, alloc,
+                         "not a decodable envelope", &decoded, err);
+    *out = e = (Once__Envelope *)decoded;
     if (len > ONCE_MAX_MESSAGE)
         return once_error_set(err, ONCE_ERR_TOO_LARGE, "the envelope is %zu "
                               "bytes; the limit is %d", len,
@@ -92,15 +99,14 @@ int wire_check_request(const uint8_t *body, size_t len,
                        ProtobufCAllocator *alloc, Once__Request **out,
                        once_error *err)
 {
-    Once__Request *q = NULL;
-    bool safe;
+    ProtobufCMessage *decoded;
+    Once__Request *q;
     int rc;
 
-    rc = walk(body, len, &wire_request, &safe, err);
-    if (safe && (q = once__request__unpack(alloc, len, body)) == NULL)
-        rc = once_error_set(err, ONCE_ERR_MALFORMED, "the request body does "
-                            "not decode");
-    *out = q;
+    rc = walk_and_decode(body, len, &wire_request,
+                         &once__request__descriptor, alloc,
+                         "the request body does not decode", &decoded, err);
+    *out = q = (Once__Request *)decoded;
     if (rc < 0)
         return rc;
     if (q->purpose[0] == '\0' || q->case_id[0] == '\0')
@@ -122,15 +128,14 @@ int wire_check_publish(const uint8_t *body, size_t len,
                        ProtobufCAllocator *alloc, Once__Publish **out,
                        once_error *err)
 {
-    Once__Publish *p = NULL;
-    bool safe;
+    ProtobufCMessage *decoded;
+    Once__Publish *p;
     int rc;
 
-    rc = walk(body, len, &wire_publish, &safe, err);
-    if (safe && (p = once__publish__unpack(alloc, len, body)) == NULL)
-        rc = once_error_set(err, ONCE_ERR_MALFORMED, "the publish body does "
-                            "not decode");
-    *out = p;
+    rc = walk_and_decode(body, len, &wire_publish,
+                         &once__publish__descriptor, alloc,
+                         "the publish body does not decode", &decoded, err);
+    *out = p = (Once__Publish *)decoded;
     if (rc < 0)
         return rc;
     if (p->record == NULL)
@@ -143,15 +148,14 @@ int wire_check_revoke(const uint8_t *body, size_t len,
                       ProtobufCAllocator *alloc, Once__Revoke **out,
                       once_error *err)
 {
-    Once__Revoke *r = NULL;
-    bool safe;
+    ProtobufCMessage *decoded;
+    Once__Revoke *r;
     int rc;
 
-    rc = walk(body, len, &wire_revoke, &safe, err);
-    if (safe && (r = once__revoke__unpack(alloc, len, body)) == NULL)
-        rc = once_error_set(err, ONCE_ERR_MALFORMED, "the revoke body does "
-                            "not decode");
-    *out = r;
+    rc = walk_and_decode(body, len, &wire_revoke,
+                         &once__revoke__descriptor, alloc,
+                         "the revoke body does not decode", &decoded, err);
+    *out = r = (Once__Revoke *)decoded;
     if (rc < 0)
         return rc;
     if (r->record == NULL)
