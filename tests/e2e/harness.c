@@ -214,6 +214,21 @@ void e2e_kill(e2e_broker *b)
     onced_kill(&b->pid);
 }
 
+int e2e_enterprise_type(e2e_broker *b, const char *type,
+                        const e2e_dept *issuer, const char *fields,
+                        const e2e_dept *requester, const char *purpose,
+                        const char *granted)
+{
+    if (e2e_oncectl(b, "type", "add", type, "--issuer", issuer->id,
+                    "--subject", "enterprise", "--fields", fields,
+                    NULL) != 0 ||
+        e2e_oncectl(b, "grant", "add", "--requester", requester->id, "--type",
+                    type, "--purpose", purpose, "--fields", granted,
+                    NULL) != 0)
+        return -1;
+    return 0;
+}
+
 void e2e_dump_log(const e2e_broker *b)
 {
     log_file_print(b->log_path, "onced log", 0);

@@ -55,6 +55,15 @@ int e2e_dept_keys(e2e_broker *b, e2e_dept *d, const char *id);
 /* Keys plus `oncectl dept add`. */
 int e2e_dept_add(e2e_broker *b, e2e_dept *d, const char *id);
 
+/* The one record type and grant most tests need: `oncectl type add type
+ * --issuer issuer --subject enterprise --fields fields`, then `oncectl
+ * grant add --requester requester --type type --purpose purpose --fields
+ * granted`. 0, or -1 when either fails. */
+int e2e_enterprise_type(e2e_broker *b, const char *type,
+                        const e2e_dept *issuer, const char *fields,
+                        const e2e_dept *requester, const char *purpose,
+                        const char *granted);
+
 /* Starts onced (extra arguments NULL-terminated) and waits until it answers
  * a ping from probe, a registered department. Returns 0, or -1 when onced
  * exited or never answered (its log is printed). */

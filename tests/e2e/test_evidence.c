@@ -47,12 +47,8 @@ static int setup(void **state)
     if (e2e_init(&broker) != 0 ||
         e2e_dept_add(&broker, &market, "market-supervision") != 0 ||
         e2e_dept_add(&broker, &tax, "tax") != 0 ||
-        e2e_oncectl(&broker, "type", "add", LICENCE, "--issuer", market.id,
-                    "--subject", "enterprise", "--fields", "name", NULL) !=
-            0 ||
-        e2e_oncectl(&broker, "grant", "add", "--requester", tax.id, "--type",
-                    LICENCE, "--purpose", PURPOSE, "--fields", "name",
-                    NULL) != 0 ||
+        e2e_enterprise_type(&broker, LICENCE, &market, "name", &tax, PURPOSE,
+                            "name") != 0 ||
         e2e_start(&broker, &market, NULL) != 0 ||
         e2e_client(&broker, &market, &c, &err) != 0 ||
         once_record_new(&r, LICENCE, subject, 1, market.id, 0, 0, &err) !=

@@ -203,12 +203,8 @@ static int setup(void **state)
         e2e_dept_add(&broker, &market, "market-supervision") != 0 ||
         e2e_dept_add(&broker, &tax, "tax") != 0 ||
         e2e_dept_add(&broker, &bank, "bank") != 0 ||
-        e2e_oncectl(&broker, "type", "add", LICENCE, "--issuer", market.id,
-                    "--subject", "enterprise", "--fields", "name,address",
-                    NULL) != 0 ||
-        e2e_oncectl(&broker, "grant", "add", "--requester", tax.id, "--type",
-                    LICENCE, "--purpose", TAX_PURPOSE, "--fields", "name",
-                    NULL) != 0 ||
+        e2e_enterprise_type(&broker, LICENCE, &market, "name,address", &tax,
+                            TAX_PURPOSE, "name") != 0 ||
         e2e_start(&broker, &market, NULL) != 0)
         return -1;
     if (e2e_client(&broker, &market, &market_c, &err) != 0 ||

@@ -153,12 +153,8 @@ static int setup_broker(const char *settings)
     if (e2e_init(&broker) != 0 ||
         e2e_dept_add(&broker, &market, "market-supervision") != 0 ||
         e2e_dept_add(&broker, &tax, "tax") != 0 ||
-        e2e_oncectl(&broker, "type", "add", LICENCE, "--issuer", market.id,
-                    "--subject", "enterprise", "--fields", "name", NULL) !=
-            0 ||
-        e2e_oncectl(&broker, "grant", "add", "--requester", tax.id, "--type",
-                    LICENCE, "--purpose", PURPOSE, "--fields", "name", NULL) !=
-            0)
+        e2e_enterprise_type(&broker, LICENCE, &market, "name", &tax, PURPOSE,
+                            "name") != 0)
         return -1;
     configure(settings);
     return e2e_start(&broker, &market, "--workers", "4", NULL);
