@@ -87,8 +87,8 @@ void export_dir_close(export_dir *d)
  * receives path's last component. The descriptor is borrowed: DIR's own
  * or the cached one. -ONCE_ERR_NOT_FOUND when a directory is missing and
  * create is unset. */
-static int parent_of(export_dir *d, const char *path, int create,
-                     const char **name)
+static int open_parent(export_dir *d, const char *path, int create,
+                       const char **name)
 {
     const char *slash = strrchr(path, '/'), *p, *end;
     char part[EXPORT_PATH_CAP], shown[SHOWN_CAP];
@@ -130,16 +130,27 @@ static int parent_of(export_dir *d, const char *path, int create,
     return fd;
 }
 
+/* open_parent, and on success the parent as messages show it (DIR joined
+ * with path's directory part) in shown, which holds SHOWN_CAP bytes. */
+static int parent_of(export_dir *d, const char *path, int create,
+                     const char **name, char *shown)
+{
+    int fd = open_parent(d, path, create, name);
+
+    if (fd >= 0)
+        shown_path(d, shown, path, dir_part(path, *name));
+    return fd;
+}
+
 int export_dir_write(export_dir *d, const char *path, const uint8_t *data,
                      size_t len, int durable)
 {
     char shown[SHOWN_CAP];
     const char *name;
-    int fd = parent_of(d, path, 1, &name);
+    int fd = parent_of(d, path, 1, &name, shown);
 
     if (fd < 0)
         return fd;
-    shown_path(d, shown, path, dir_part(path, name));
     return file_write_atomic(fd, name, data, len,
                              is_personal(path) ? 0600 : 0644, durable, shown,
                              d->err);
@@ -149,11 +160,10 @@ int export_dir_open_file(export_dir *d, const char *path)
 {
     char shown[SHOWN_CAP];
     const char *name;
-    int fd = parent_of(d, path, 0, &name);
+    int fd = parent_of(d, path, 0, &name, shown);
 
     if (fd < 0)
         return fd;
-    shown_path(d, shown, path, dir_part(path, name));
     return file_open_regular(fd, name, shown, d->err);
 }
 
@@ -219,10 +229,10 @@ int export_dir_put_immutable(export_dir *d, const char *path,
     return export_dir_write(d, path, data, len, 0);
 }
 
-int export_dir_has_file(export_dir *d, const char *path)
+/* What an attempt to open something says of its being there: 1 when it
+ * opened (fd is closed here), 0 when it is not found, else the error. */
+static int opened(int fd)
 {
-    int fd = export_dir_open_file(d, path);
-
     if (fd == -ONCE_ERR_NOT_FOUND)
         return 0;
     if (fd < 0)
@@ -231,16 +241,14 @@ int export_dir_has_file(export_dir *d, const char *path)
     return 1;
 }
 
+int export_dir_has_file(export_dir *d, const char *path)
+{
+    return opened(export_dir_open_file(d, path));
+}
+
 int export_dir_has_dir(export_dir *d, const char *name)
 {
-    int fd = file_dir_open(d->fd, name, 0, 0, 0, d->path, d->err);
-
-    if (fd == -ONCE_ERR_NOT_FOUND)
-        return 0;
-    if (fd < 0)
-        return fd;
-    close(fd);
-    return 1;
+    return opened(file_dir_open(d->fd, name, 0, 0, 0, d->path, d->err));
 }
 
 int export_dir_remove_partials(export_dir *d, const char *base,
@@ -253,12 +261,11 @@ int export_dir_remove_partials(export_dir *d, const char *base,
     DIR *dir;
 
     snprintf(pdir, sizeof(pdir), "%s.p", base);
-    parent = parent_of(d, pdir, 0, &last);
+    parent = parent_of(d, pdir, 0, &last, shown);
     if (parent == -ONCE_ERR_NOT_FOUND)
         return 0;
     if (parent < 0)
         return parent;
-    shown_path(d, shown, pdir, dir_part(pdir, last));
     fd = file_dir_open(parent, last, 0, 0, 0, shown, d->err);
     if (fd == -ONCE_ERR_NOT_FOUND)
         return 0;
