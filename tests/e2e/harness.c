@@ -229,6 +229,43 @@ int e2e_enterprise_type(e2e_broker *b, const char *type,
     return 0;
 }
 
+int e2e_configure(e2e_broker *b, const char *fmt, ...)
+{
+    char path[PATH_MAX + 16];
+    va_list ap;
+    FILE *conf;
+    int rc;
+
+    snprintf(path, sizeof(path), "%s/once.conf", b->home);
+    conf = fopen(path, "a");
+    if (conf == NULL)
+        return -1;
+    va_start(ap, fmt);
+    rc = vfprintf(conf, fmt, ap);
+    va_end(ap);
+    if (fclose(conf) != 0 || rc < 0)
+        return -1;
+    return 0;
+}
+
+int e2e_publish_name(e2e_broker *b, const e2e_dept *issuer, const char *type,
+                     const char *subject, const char *name, once_error *err)
+{
+    once_client *c = NULL;
+    once_record *r = NULL;
+    int rc = -1;
+
+    if (e2e_client(b, issuer, &c, err) == 0 &&
+        once_record_new(&r, type, subject, 1, issuer->id, 0, 0, err) == 0 &&
+        once_record_add_text(r, "name", name, err) == 0 &&
+        once_record_sign(r, &issuer->kp, err) == 0 &&
+        once_client_publish(c, r, err) == 0)
+        rc = 0;
+    once_record_free(r);
+    once_client_close(c);
+    return rc;
+}
+
 void e2e_dump_log(const e2e_broker *b)
 {
     log_file_print(b->log_path, "onced log", 0);

@@ -64,6 +64,18 @@ int e2e_enterprise_type(e2e_broker *b, const char *type,
                         const e2e_dept *requester, const char *purpose,
                         const char *granted);
 
+/* Appends settings (a printf format) to HOME/once.conf, where the last
+ * setting of a name wins; they apply when onced next starts. 0, or -1
+ * when the file cannot be written. */
+int e2e_configure(e2e_broker *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Publishes version 1 of a record of type about subject, issued and
+ * signed by issuer, whose one field "name" holds name. 0, or -1 with the
+ * client's message in err. */
+int e2e_publish_name(e2e_broker *b, const e2e_dept *issuer, const char *type,
+                     const char *subject, const char *name, once_error *err);
+
 /* Starts onced (extra arguments NULL-terminated) and waits until it answers
  * a ping from probe, a registered department. Returns 0, or -1 when onced
  * exited or never answered (its log is printed). */

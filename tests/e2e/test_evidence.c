@@ -37,8 +37,6 @@ static e2e_dept market, tax;
 
 static int setup(void **state)
 {
-    once_client *c = NULL;
-    once_record *r = NULL;
     once_error err;
     char subject[19];
 
@@ -49,17 +47,10 @@ static int setup(void **state)
         e2e_dept_add(&broker, &tax, "tax") != 0 ||
         e2e_enterprise_type(&broker, LICENCE, &market, "name", &tax, PURPOSE,
                             "name") != 0 ||
-        e2e_start(&broker, &market, NULL) != 0 ||
-        e2e_client(&broker, &market, &c, &err) != 0 ||
-        once_record_new(&r, LICENCE, subject, 1, market.id, 0, 0, &err) !=
-            0 ||
-        once_record_add_text(r, "name", "Evidence Co.", &err) != 0 ||
-        once_record_sign(r, &market.kp, &err) != 0 ||
-        once_client_publish(c, r, &err) != 0)
+        e2e_start(&broker, &market, NULL) != 0)
         return -1;
-    once_record_free(r);
-    once_client_close(c);
-    return 0;
+    return e2e_publish_name(&broker, &market, LICENCE, subject,
+                            "Evidence Co.", &err);
 }
 
 static int teardown(void **state)

@@ -61,8 +61,6 @@ static int free_port(void)
 
 static int setup(void **state)
 {
-    char path[PATH_MAX + 16];
-    FILE *conf;
     int port;
 
     (void)state;
@@ -70,16 +68,11 @@ static int setup(void **state)
         e2e_dept_add(&broker, &market, "market-supervision") != 0 ||
         e2e_dept_add(&broker, &tax, "tax") != 0 ||
         e2e_dept_add(&broker, &flood, "flood") != 0 ||
-        e2e_dept_keys(&broker, &stranger, "stranger") != 0)
+        e2e_dept_keys(&broker, &stranger, "stranger") != 0 ||
+        e2e_configure(&broker, "max_connections_per_department = %d\n"
+                      "department_pending_kb = %d\n", CONNECTION_CAP,
+                      DEPARTMENT_PENDING_KB) != 0)
         return -1;
-    snprintf(path, sizeof(path), "%s/once.conf", broker.home);
-    conf = fopen(path, "a");
-    if (conf == NULL)
-        return -1;
-    fprintf(conf, "max_connections_per_department = %d\n"
-                  "department_pending_kb = %d\n",
-            CONNECTION_CAP, DEPARTMENT_PENDING_KB);
-    fclose(conf);
     port = free_port();
     if (port < 0)
         return -1;

@@ -599,15 +599,10 @@ static void test_kill_during_traffic(void **state)
  * of a name in once.conf wins). */
 static void restart_with_interval(const char *ms)
 {
-    char path[PATH_MAX + 32];
     once_error err;
-    FILE *f;
 
-    snprintf(path, sizeof(path), "%s/once.conf", broker.home);
-    f = fopen(path, "a");
-    assert_non_null(f);
-    fprintf(f, "checkpoint_interval_ms = %s\n", ms);
-    assert_int_equal(fclose(f), 0);
+    assert_int_equal(e2e_configure(&broker, "checkpoint_interval_ms = %s\n",
+                                   ms), 0);
     if (broker.pid > 0)
         assert_int_equal(e2e_stop(&broker), 0);
     assert_int_equal(e2e_start(&broker, &market, NULL), 0);

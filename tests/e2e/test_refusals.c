@@ -41,11 +41,7 @@ static char published[19], missing[19];
 
 static int setup(void **state)
 {
-    once_client *c = NULL;
-    once_record *r = NULL;
     once_error err;
-    char path[PATH_MAX + 16];
-    FILE *conf;
 
     (void)state;
     e2e_uscc(published, 7900001);
@@ -54,34 +50,18 @@ static int setup(void **state)
         e2e_dept_add(&broker, &market, "market-supervision") != 0 ||
         e2e_dept_add(&broker, &tax, "tax") != 0 ||
         e2e_dept_add(&broker, &flood, "flood") != 0 ||
-        e2e_oncectl(&broker, "type", "add", LICENCE, "--issuer", market.id,
-                    "--subject", "enterprise", "--fields", "name", NULL) !=
-            0 ||
-        e2e_oncectl(&broker, "grant", "add", "--requester", tax.id, "--type",
-                    LICENCE, "--purpose", PURPOSE, "--fields", "name",
-                    NULL) != 0 ||
+        e2e_enterprise_type(&broker, LICENCE, &market, "name", &tax, PURPOSE,
+                            "name") != 0 ||
         e2e_oncectl(&broker, "grant", "add", "--requester", flood.id,
                     "--type", LICENCE, "--purpose", PURPOSE, "--fields",
-                    "name", NULL) != 0)
+                    "name", NULL) != 0 ||
+        e2e_configure(&broker, "max_logged_refusals_per_department = %d\n"
+                      "logged_refusals_window_seconds = 86400\n",
+                      BUDGET) != 0 ||
+        e2e_start(&broker, &market, NULL) != 0)
         return -1;
-    snprintf(path, sizeof(path), "%s/once.conf", broker.home);
-    conf = fopen(path, "a");
-    if (conf == NULL)
-        return -1;
-    fprintf(conf, "max_logged_refusals_per_department = %d\n"
-                  "logged_refusals_window_seconds = 86400\n", BUDGET);
-    fclose(conf);
-    if (e2e_start(&broker, &market, NULL) != 0 ||
-        e2e_client(&broker, &market, &c, &err) != 0 ||
-        once_record_new(&r, LICENCE, published, 1, market.id, 0, 0, &err) !=
-            0 ||
-        once_record_add_text(r, "name", "Budget Co.", &err) != 0 ||
-        once_record_sign(r, &market.kp, &err) != 0 ||
-        once_client_publish(c, r, &err) != 0)
-        return -1;
-    once_record_free(r);
-    once_client_close(c);
-    return 0;
+    return e2e_publish_name(&broker, &market, LICENCE, published,
+                            "Budget Co.", &err);
 }
 
 static int teardown(void **state)

@@ -135,28 +135,15 @@ static uint64_t publish_one(unsigned n)
     return index;
 }
 
-/* Writes extra settings at the end of the broker's once.conf. */
-static void configure(const char *settings)
-{
-    char path[PATH_MAX + 16];
-    FILE *f;
-
-    snprintf(path, sizeof(path), "%s/once.conf", broker.home);
-    f = fopen(path, "a");
-    assert_non_null(f);
-    assert_true(fputs(settings, f) >= 0);
-    assert_int_equal(fclose(f), 0);
-}
-
 static int setup_broker(const char *settings)
 {
     if (e2e_init(&broker) != 0 ||
         e2e_dept_add(&broker, &market, "market-supervision") != 0 ||
         e2e_dept_add(&broker, &tax, "tax") != 0 ||
         e2e_enterprise_type(&broker, LICENCE, &market, "name", &tax, PURPOSE,
-                            "name") != 0)
+                            "name") != 0 ||
+        e2e_configure(&broker, "%s", settings) != 0)
         return -1;
-    configure(settings);
     return e2e_start(&broker, &market, "--workers", "4", NULL);
 }
 
