@@ -10,8 +10,8 @@
  * home without once.conf runs on the defaults, which are what `oncectl
  * init` writes.
  *
- * Three options override the file, for the settings one changes per run:
- * --listen, --workers and --log-level.
+ * Four options override the file, for the settings one changes per run:
+ * --listen, --console-listen, --workers and --log-level.
  *
  * Validation is strict and says which line and which value is wrong: an
  * unknown key in [broker] is an error (a misspelt `skew_secods` would
@@ -23,6 +23,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <netdb.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -97,6 +98,11 @@ static const char usage_text[] =
     "                     relative to FILE's directory\n"
     "  --listen EP        ZeroMQ endpoint to bind: tcp://HOST:PORT or\n"
     "                     ipc://PATH (overrides 'listen')\n"
+    "  --console-listen ADDRESS:PORT\n"
+    "                     the operator's console (HTTP: /metrics, /healthz,\n"
+    "                     /readyz, /api/v1/, the dashboard); empty turns it\n"
+    "                     off (overrides 'console_listen', default\n"
+    "                     " CONFIG_DEFAULT_CONSOLE_LISTEN ")\n"
     "  --workers N        worker threads, 0 = one per CPU (overrides\n"
     "                     'workers')\n"
     "  --log-level LEVEL  error, warn, info or debug (overrides 'log_level')\n"
@@ -175,6 +181,40 @@ bool config_endpoint_is_valid(const char *ep)
     if (strncmp(ep, "ipc://", 6) == 0)
         return len > 6;
     return false;
+}
+
+int config_console_address(const char *listen, struct sockaddr_storage *addr,
+                           socklen_t *len)
+{
+    const char *colon = strrchr(listen, ':');
+    char host[CONFIG_ENDPOINT_MAX];
+    struct addrinfo hints, *res = NULL;
+    size_t hlen;
+    int rc = -1;
+
+    if (colon == NULL || colon == listen || colon[1] == '\0' ||
+        strlen(listen) >= CONFIG_ENDPOINT_MAX)
+        return -1;
+    hlen = (size_t)(colon - listen);
+    if (listen[0] == '[') {
+        if (hlen < 3 || listen[hlen - 1] != ']')
+            return -1;
+        snprintf(host, sizeof(host), "%.*s", (int)(hlen - 2), listen + 1);
+    } else {
+        snprintf(host, sizeof(host), "%.*s", (int)hlen, listen);
+    }
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE;
+    hints.ai_socktype = SOCK_STREAM;
+    if (getaddrinfo(host, colon + 1, &hints, &res) != 0 || res == NULL)
+        return -1;
+    if (res->ai_addrlen <= sizeof(*addr)) {
+        memcpy(addr, res->ai_addr, res->ai_addrlen);
+        *len = res->ai_addrlen;
+        rc = 0;
+    }
+    freeaddrinfo(res);
+    return rc;
 }
 
 static bool problem(parse_state *st, const char *fmt, ...)
@@ -258,6 +298,19 @@ static bool apply_setting(parse_state *st, const char *name, const char *value)
                            CONFIG_DEFAULT_LISTEN " or "
                            "ipc:///run/once/broker.sock");
         return copy_text(cfg->listen, sizeof(cfg->listen), value);
+    }
+    if (strcmp(name, "console_listen") == 0) {
+        struct sockaddr_storage addr;
+        socklen_t len;
+
+        if (value[0] != '\0' &&
+            config_console_address(value, &addr, &len) < 0)
+            return problem(st, "console_listen must be a numeric "
+                           "ADDRESS:PORT such as "
+                           CONFIG_DEFAULT_CONSOLE_LISTEN " or [::1]:7780, or "
+                           "empty to turn the console off");
+        return copy_text(cfg->console_listen, sizeof(cfg->console_listen),
+                         value);
     }
     if (strcmp(name, "key") == 0) {
         if (value[0] == '\0' || !copy_text(st->raw_key, sizeof(st->raw_key),
@@ -391,6 +444,7 @@ static void set_defaults(broker_config *cfg, parse_state *st)
     st->cfg = cfg;
     strcpy(cfg->name, CONFIG_DEFAULT_NAME);
     strcpy(cfg->listen, CONFIG_DEFAULT_LISTEN);
+    strcpy(cfg->console_listen, CONFIG_DEFAULT_CONSOLE_LISTEN);
     strcpy(st->raw_key, DEFAULT_KEY);
     strcpy(st->raw_database, DEFAULT_DATABASE);
     strcpy(st->raw_audit_key, DEFAULT_AUDIT_KEY);
@@ -519,6 +573,7 @@ config_result config_load(broker_config *cfg, int argc, char **argv)
         { "home", required_argument, NULL, 'H' },
         { "config", required_argument, NULL, 'c' },
         { "listen", required_argument, NULL, 'l' },
+        { "console-listen", required_argument, NULL, 'C' },
         { "workers", required_argument, NULL, 'w' },
         { "log-level", required_argument, NULL, 'L' },
         { "help", no_argument, NULL, 'h' },
@@ -526,7 +581,7 @@ config_result config_load(broker_config *cfg, int argc, char **argv)
         { NULL, 0, NULL, 0 },
     };
     const char *home = NULL, *config = NULL, *listen = NULL;
-    const char *workers = NULL, *level = NULL;
+    const char *workers = NULL, *level = NULL, *console_listen = NULL;
     char why[PATH_MAX + 256];
     unsigned long long n;
     parse_state st;
@@ -540,6 +595,7 @@ config_result config_load(broker_config *cfg, int argc, char **argv)
         case 'H': home = optarg; break;
         case 'c': config = optarg; break;
         case 'l': listen = optarg; break;
+        case 'C': console_listen = optarg; break;
         case 'w': workers = optarg; break;
         case 'L': level = optarg; break;
         case 'h':
@@ -586,6 +642,9 @@ config_result config_load(broker_config *cfg, int argc, char **argv)
     st.problem[0] = '\0';
     if (listen != NULL && !apply_setting(&st, "listen", listen))
         return usage_error("--listen: %s", st.problem);
+    if (console_listen != NULL &&
+        !apply_setting(&st, "console_listen", console_listen))
+        return usage_error("--console-listen: %s", st.problem);
     if (workers != NULL) {
         if (!parse_number(workers, 0, CONFIG_MAX_WORKERS, &n))
             return usage_error("--workers must be 0 (one per CPU) to %d",

@@ -8,6 +8,7 @@
 #include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/socket.h>
 
 #include "checkpoint.h"
 #include "log.h"
@@ -18,6 +19,8 @@
 #define CONFIG_DEFAULT_HOME "/var/lib/once"
 #define CONFIG_DEFAULT_NAME "once-broker"
 #define CONFIG_DEFAULT_LISTEN "tcp://127.0.0.1:7700"
+/* The operator's console (console.c): HTTP, loopback by default. */
+#define CONFIG_DEFAULT_CONSOLE_LISTEN "127.0.0.1:7780"
 #define CONFIG_DEFAULT_MAP_SIZE_MB 1024
 #define CONFIG_DEFAULT_HIGH_WATER_PERCENT 90
 /* Each worker holds an LMDB reader slot; LMDB's default table has 126 and
@@ -61,6 +64,8 @@ typedef struct broker_config {
     unsigned max_connections_per_department;
     size_t pending_kb;
     size_t department_pending_kb;
+    /* The console's ADDRESS:PORT, "" when it is off. */
+    char console_listen[CONFIG_ENDPOINT_MAX];
 } broker_config;
 
 typedef enum config_result {
@@ -72,6 +77,11 @@ typedef enum config_result {
 /* A tcp://HOST:PORT or ipc://PATH endpoint onced can bind and once.conf
  * can hold. */
 bool config_endpoint_is_valid(const char *ep);
+
+/* A numeric ADDRESS:PORT or [IPV6]:PORT (console_listen) as a socket
+ * address: 0, or -1 when it is not one. */
+int config_console_address(const char *listen, struct sockaddr_storage *addr,
+                           socklen_t *len);
 
 /* Parses argv, reads the configuration file and applies the overrides.
  * Prints what went wrong, or the help or version text, itself. */

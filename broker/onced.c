@@ -15,7 +15,11 @@
  *   4. the ZAP handler (zap.c), bound BEFORE the ROUTER exists: libzmq
  *      admits every CURVE key on a context with no handler;
  *   5. the writer (writer.c), then the workers and the I/O thread
- *      (server.c), which binds the endpoint last.
+ *      (server.c), which binds the endpoint last;
+ *   6. the operator's console (console.c), when console_listen is set:
+ *      its own thread, read-only, started once the broker serves so
+ *      /healthz never answers for a broker that is not up. It stops
+ *      first, before the database closes under its read transactions.
  *
  * Signals. SIGTERM and SIGINT are blocked in every thread (they are
  * blocked here before any thread, libzmq's included, is created, and
@@ -52,7 +56,9 @@
 #include <zmq.h>
 
 #include "config.h"
+#include "console.h"
 #include "log.h"
+#include "metrics.h"
 #include "replay.h"
 #include "server.h"
 #include "store.h"
@@ -227,6 +233,7 @@ int main(int argc, char **argv)
     server *srv = NULL;
     writer *wr = NULL;
     zap *zh = NULL;
+    console *con = NULL;
     void *ctx = NULL;
     store db;
     int status = EXIT_RUNTIME, rc, lock_fd = -1;
@@ -247,6 +254,7 @@ int main(int argc, char **argv)
     }
     log_init(cfg.log_level);
     raise_descriptor_limit();
+    metrics_init();
 
     sigemptyset(&signals);
     sigaddset(&signals, SIGTERM);
@@ -349,12 +357,22 @@ int main(int argc, char **argv)
              cfg.workers, cfg.database, cfg.map_size_mb,
              cfg.high_water_percent, cfg.skew_seconds, cfg.group_commit_max,
              cfg.checkpoint_interval_ms);
+    {
+        console_options copt = { .cfg = &cfg, .db = &db, .log = &alog };
+
+        if (console_start(&con, &copt, &err) < 0) {
+            log_error("onced", "%s", err.message);
+            server_drain(srv);
+            goto out;
+        }
+    }
 
     wait_for_stop(&signals);
     rc = server_drain(srv);
     status = rc < 0 || broker_failed() ? EXIT_RUNTIME : EXIT_SUCCESS;
 
 out:
+    console_stop(con);
     once_keypair_wipe(&key);
     sodium_memzero(audit_key, sizeof(audit_key));
     if (ctx != NULL)

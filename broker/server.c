@@ -100,6 +100,7 @@
 #include "evidence.h"
 #include "faults.h"
 #include "log.h"
+#include "metrics.h"
 #include "pending.h"
 #include "policy.h"
 #include "record_internal.h"
@@ -385,6 +386,7 @@ typedef struct job {
     leaf_facts leaf;
     department dept;
     char tag[LOG_SUBJECT_TAG_CHARS]; /* subject tag, "" when none */
+    uint64_t received_ns; /* for the latency metric (metrics.c) */
 } job;
 
 static const char *kind_name(int kind)
@@ -433,6 +435,7 @@ static void to_writer(job *j, write_job *wj, int answer_kind, int refusal)
     wj->store_reply = j->admitted && j->keep_reply &&
                       !(answer_kind == ONCE__KIND__KIND_ERROR &&
                         error_is_failure(refusal));
+    wj->received_ns = j->received_ns;
     zmq_msg_move(&wj->routing_id, j->routing_id);
     if (fault_take(FAULT_HAND_OFF) ||
         zmq_send(w->writes, &wj, sizeof(wj), 0) != (int)sizeof(wj)) {
@@ -445,6 +448,7 @@ static void to_writer(job *j, write_job *wj, int answer_kind, int refusal)
     }
     j->answered = true; /* the writer answers */
     j->finished = true; /* and ends the envelope's flight */
+    metrics_to_writer();
 }
 
 /* Logs an answer that stores nothing (a request's, or a refusal) and
@@ -1222,6 +1226,7 @@ static void *worker_main(void *arg)
 
         memset(&j, 0, sizeof(j));
         j.w = w;
+        j.received_ns = metrics_now_ns();
         j.routing_id = &parts[0];
         j.bytes = zmq_msg_data(&parts[2]);
         j.len = zmq_msg_size(&parts[2]);

@@ -86,6 +86,7 @@
 #include "checkpoint.h"
 #include "envelope.h"
 #include "faults.h"
+#include "metrics.h"
 #include "registry.h"
 #include "writer.h"
 
@@ -619,6 +620,7 @@ static void *writer_main(void *arg)
     writer *w = arg;
     write_job *job;
     size_t n, bytes, i;
+    uint64_t started;
 
     while (next_job(w, &job) == 0) {
         n = 0;
@@ -636,7 +638,9 @@ static void *writer_main(void *arg)
             broker_fail();
             return NULL;
         }
+        started = metrics_now_ns();
         commit_group(w, w->group, n);
+        metrics_committed(w->group, n, started);
         for (i = 0; i < n; i++) {
             answer_job(w, w->group[i]);
             write_job_free(w->group[i]);

@@ -177,6 +177,9 @@ int e2e_start(e2e_broker *b, const e2e_dept *probe, ...)
     argv[n++] = (char *)program("ONCED");
     argv[n++] = "--home";
     argv[n++] = b->home;
+    /* No console: tests run in parallel and would all bind its default
+     * port. A test of the console gives its own --console-listen after. */
+    argv[n++] = "--console-listen=";
     va_start(ap, probe);
     while ((arg = va_arg(ap, char *)) != NULL && n < MAX_ARGS - 1)
         argv[n++] = arg;

@@ -88,7 +88,8 @@ static int write_config(const bench_home *h)
             "workers = %lu\n"
             "skew_seconds = 300\n"
             "group_commit_max = 256\n"
-            "log_level = warn\n",
+            "log_level = warn\n"
+            "console_listen =\n",
             h->endpoint, opt.workers);
     return fclose(f) == 0 ? 0 : -1;
 }

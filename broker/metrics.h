@@ -1,0 +1,83 @@
+/*
+ * metrics.h - the data path's counters, written by the broker's threads
+ * without locks and read by the console (console.c). See metrics.c.
+ */
+#ifndef ONCE_METRICS_H
+#define ONCE_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "auditlog.h"
+#include "store.h"
+
+struct write_job;
+
+/* CLOCK_MONOTONIC in nanoseconds: what received_ns and the hooks take. */
+uint64_t metrics_now_ns(void);
+
+/* Once, before any thread starts: the process start time. */
+void metrics_init(void);
+
+/* Worker: one exchange handed to the writer. */
+void metrics_to_writer(void);
+
+/* Writer: a group of n jobs whose transaction began at started_ns has
+ * been committed, or failed (each job's result says which). Counts every
+ * exchange by kind, decision and code, its latency from receipt
+ * (job->received_ns, when set) to now, the group's size and the commit's
+ * duration. */
+void metrics_committed(struct write_job *const *group, size_t n,
+                       uint64_t started_ns);
+
+/* What /healthz and /readyz judge the writer by. */
+typedef struct metrics_writer_state {
+    uint64_t queued;            /* handed to the writer, not yet committed */
+    uint64_t last_commit_ns;    /* monotonic; 0 before the first commit */
+    uint64_t failed_groups;     /* transactions the database refused */
+    int last_failure_code;      /* once code of the newest failure, or 0 */
+    uint64_t last_failure_ns;   /* monotonic time of it */
+} metrics_writer_state;
+
+void metrics_writer_state_get(metrics_writer_state *out);
+
+#define METRICS_LATENCY_BUCKETS 14
+
+/* What the dashboard shows live: exchanges since start and the latency
+ * histogram (cumulative counts, the last one +Inf). */
+typedef struct metrics_live {
+    uint64_t granted, refused;
+    uint64_t latency_le[METRICS_LATENCY_BUCKETS + 1];
+    const double *latency_bounds;
+    size_t n_bounds;
+} metrics_live;
+
+void metrics_live_get(metrics_live *out);
+
+/* The log's head: its size, the newest signed checkpoint (note points
+ * into txn's map) and how long the oldest unsigned leaf has waited. */
+typedef struct metrics_log {
+    uint64_t tree_size;
+    uint64_t signed_size;
+    MDB_val note;              /* mv_size 0 when none is signed */
+    uint64_t unsigned_age_ms;
+} metrics_log;
+
+int metrics_log_state(MDB_txn *txn, const auditlog *log, metrics_log *out,
+                      once_error *err);
+
+/* Prometheus text exposition (version 0.0.4) of the data-path counters,
+ * the process metrics (from /proc/self) and the database's: the LMDB map,
+ * its reader slots, records, the log's size, its newest checkpoint and
+ * how long its oldest unsigned leaf has waited, read in txn. */
+void metrics_write_data_path(FILE *out);
+void metrics_write_process(FILE *out);
+int metrics_write_store(FILE *out, MDB_txn *txn, const store *db,
+                        const auditlog *log, once_error *err);
+
+/* The map's size and the bytes used in it (last page used times the page
+ * size), for the health checks and the status API. */
+void metrics_map_use(const store *db, uint64_t *used, uint64_t *size);
+
+#endif
