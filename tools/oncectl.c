@@ -57,6 +57,7 @@
 #include "config.h"
 #include "file_io.h"
 #include "export.h"
+#include "oncectl_console.h"
 #include "policy.h"
 #include "store.h"
 #include "text_fields.h"
@@ -393,7 +394,14 @@ static const char config_template[] =
     "# Every committed leaf is under a signed checkpoint within this many\n"
     "# milliseconds; an answer that asks for a proof gets one at once.\n"
     "# 0 signs a checkpoint after every commit (more for auditors to check).\n"
-    "checkpoint_interval_ms = 1000\n";
+    "checkpoint_interval_ms = 1000\n"
+    "\n"
+    "# The operator's console (HTTP): /metrics for Prometheus, /healthz and\n"
+    "# /readyz, the JSON API under /api/v1/ and the dashboard at /. Read-\n"
+    "# only; everything but the health checks and the page needs the token\n"
+    "# in console.token. ADDRESS:PORT; empty turns it off. Keep it on\n"
+    "# loopback or a management network.\n"
+    "console_listen = " CONFIG_DEFAULT_CONSOLE_LISTEN "\n";
 
 /* Never through anything already at path, a planted link included. */
 static int write_new_file(const char *path, const char *text, mode_t mode)
@@ -460,6 +468,7 @@ static int cmd_init(const command *cmd, int argc, char **argv)
     char text[sizeof(config_template) + 1024];
     char hex[2 * ONCE_PUBLIC_KEY_BYTES + 1];
     bool made_home = false, made_keys = false, made_audit_key = false;
+    bool made_token = false;
     bool made_db = false;
     struct stat st;
     once_keypair kp;
@@ -548,6 +557,10 @@ static int cmd_init(const command *cmd, int argc, char **argv)
         goto fail;
     made_audit_key = true;
 
+    if (oncectl_console_token_write(home, false) < 0)
+        goto fail;
+    made_token = true;
+
     if (lstat(db, &st) == 0) {
         say_error("%s already exists; refusing to reuse a database in a new "
                   "home", db);
@@ -583,6 +596,12 @@ fail:
         remove_database(db);
     if (made_audit_key)
         unlink(audit_key);
+    if (made_token) {
+        char token[PATH_MAX];
+
+        if (join_path(token, sizeof(token), home, "console.token") == 0)
+            unlink(token);
+    }
     if (made_keys) {
         unlink(pub);
         unlink(key);
@@ -590,6 +609,58 @@ fail:
     if (made_home)
         rmdir(home);
     return EXIT_FAILED;
+}
+
+/* ---- the console (oncectl_console.c) --------------------------------------- */
+
+static int cmd_console_token(const command *cmd, int argc, char **argv)
+{
+    int rc = no_options(cmd, argc, argv);
+
+    if (rc != OPT_END)
+        return rc == OPT_HELP ? EXIT_SUCCESS : EXIT_USAGE;
+    if ((rc = expect_args(cmd, argc, argv, 0, 0, "")) != 0)
+        return rc;
+    return oncectl_console_token(home);
+}
+
+static int cmd_status(const command *cmd, int argc, char **argv)
+{
+    int rc = no_options(cmd, argc, argv);
+
+    if (rc != OPT_END)
+        return rc == OPT_HELP ? EXIT_SUCCESS : EXIT_USAGE;
+    if ((rc = expect_args(cmd, argc, argv, 0, 0, "")) != 0)
+        return rc;
+    return oncectl_status(home);
+}
+
+static int cmd_top(const command *cmd, int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        { "iterations", required_argument, NULL, 'n' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    unsigned long long n = 0;
+    char *end;
+    int c, rc;
+
+    optind = 0;
+    while ((c = next_option(cmd, argc, argv, longopts)) != OPT_END) {
+        if (c == OPT_HELP)
+            return EXIT_SUCCESS;
+        if (c == OPT_BAD)
+            return EXIT_USAGE;
+        errno = 0;
+        n = strtoull(optarg, &end, 10);
+        if (optarg[0] < '0' || optarg[0] > '9' || *end != '\0' ||
+            errno != 0 || n > 1000000)
+            return usage_error(cmd, "--iterations takes 0 to 1000000");
+    }
+    if ((rc = expect_args(cmd, argc, argv, 0, 0, "")) != 0)
+        return rc;
+    return oncectl_top(home, 2000, (unsigned)n);
 }
 
 /* ---- keygen -------------------------------------------------------------- */
@@ -1616,6 +1687,30 @@ static const command commands[] = {
       "             pair from 'oncectl keygen'); 'once-audit verify\n"
       "             --evidence-key AUDITOR' opens it\n",
       cmd_log_export },
+    { "console", "token", "console token",
+      "replace the console's bearer token (console.token)",
+      "Writes a new bearer token for the operator's console to\n"
+      "HOME/console.token (32 random bytes as 64 hex digits, mode 0600),\n"
+      "replacing the old one. onced reads it when it starts: restart it.\n"
+      "Every console path but /healthz, /readyz and the dashboard page\n"
+      "needs it as 'Authorization: Bearer TOKEN'.\n",
+      cmd_console_token },
+    { NULL, "status", "status",
+      "one screen of the running broker's state, from its console",
+      "Prints the running broker's health, log head, map use, exchanges\n"
+      "since start (rate, latency), the KPIs (copies avoided, sharing\n"
+      "rate, participation), refusals by code and its departments, read\n"
+      "from its console (console_listen in once.conf, with the token in\n"
+      "console.token).\n",
+      cmd_status },
+    { NULL, "top", "top [--iterations N]",
+      "the status screen, live, every two seconds (q quits)",
+      "Shows the 'oncectl status' screen every two seconds, with the\n"
+      "exchange rate between screens, until q is pressed (or Ctrl-C).\n"
+      "\n"
+      "Options:\n"
+      "  --iterations N   stop after N screens (0, the default: never)\n",
+      cmd_top },
 };
 
 #define COMMAND_COUNT (sizeof(commands) / sizeof(commands[0]))
