@@ -76,7 +76,9 @@ int e2e_configure(e2e_broker *b, const char *fmt, ...)
 int e2e_publish_name(e2e_broker *b, const e2e_dept *issuer, const char *type,
                      const char *subject, const char *name, once_error *err);
 
-/* Starts onced (extra arguments NULL-terminated) and waits until it answers
+/* Starts onced with its console off (--console-listen=, since tests run in
+ * parallel; an extra --console-listen=ADDRESS:PORT turns it on), plus the
+ * extra arguments (NULL-terminated), and waits until it answers
  * a ping from probe, a registered department. Returns 0, or -1 when onced
  * exited or never answered (its log is printed). */
 int e2e_start(e2e_broker *b, const e2e_dept *probe, ...)
