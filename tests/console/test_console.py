@@ -118,15 +118,7 @@ class Broker:
         ctl = os.environ["ONCECTL"]
         run(ctl, "init", self.home, "--listen", self.endpoint, "--name",
             "console-test")
-        # The console where this test wants it, as an operator would.
-        conf = os.path.join(self.home, "once.conf")
-        with open(conf) as f:
-            text = f.read()
-        text = re.sub(r"^console_listen = .*$",
-                      "console_listen = 127.0.0.1:%d" % self.port, text,
-                      flags=re.M)
-        with open(conf, "w") as f:
-            f.write(text)
+        self.set_console_port(self.port)
         os.mkdir(self.keys, 0o700)
         for d in DEPARTMENTS:
             run(ctl, "keygen", os.path.join(self.keys, d + ".key"))
@@ -141,6 +133,18 @@ class Broker:
                 "--fields", fields)
         with open(os.path.join(self.home, "console.token")) as f:
             self.token = f.read().strip()
+
+    def set_console_port(self, port):
+        """The console where this test wants it, as an operator would."""
+        self.port = port
+        self.base = "http://127.0.0.1:%d" % port
+        conf = os.path.join(self.home, "once.conf")
+        with open(conf) as f:
+            text = f.read()
+        text = re.sub(r"^console_listen = .*$",
+                      "console_listen = 127.0.0.1:%d" % port, text, flags=re.M)
+        with open(conf, "w") as f:
+            f.write(text)
 
     def start(self):
         self.log = open(os.path.join(self.work, "onced.log"), "w")
@@ -200,6 +204,31 @@ def test_access(b):
     status, page = b.get("/", False)
     check(status == 200 and "<title>once console</title>" in page,
           "the dashboard page is served")
+
+
+def test_startup(b):
+    """A console port taken stops onced at start (exit 1, saying why); a
+    home without a token file serves only the health checks."""
+    other = Broker(tempfile.mkdtemp(dir=b.work))
+    other.set_console_port(b.port)
+    with open(os.path.join(other.work, "onced.log"), "w") as log:
+        r = subprocess.run([os.environ["ONCED"], "--home", other.home],
+                           stdout=log, stderr=subprocess.STDOUT, timeout=60)
+    with open(os.path.join(other.work, "onced.log")) as f:
+        said = f.read()
+    check(r.returncode == 1 and "cannot serve the console on 127.0.0.1:%d"
+          % b.port in said, "a console port in use: onced exits 1 and says "
+          "so")
+    os.unlink(os.path.join(other.home, "console.token"))
+    other.set_console_port(free_port())
+    other.start()
+    try:
+        check(other.get("/healthz", False)[0] == 200,
+              "without console.token: /healthz still answers")
+        check(other.get("/metrics")[0] == 401,
+              "without console.token: /metrics refused even with a token")
+    finally:
+        other.stop()
 
 
 def test_metrics(b):
@@ -415,6 +444,7 @@ def main():
         exchanges(b)
         if "core" in sections:
             test_access(b)
+            test_startup(b)
             test_metrics(b)
             test_api(b)
             test_oncectl(b)
