@@ -10,10 +10,11 @@
  *                           until q
  *
  * The token is 32 random bytes as 64 hex digits, mode 0600. A new home's
- * is created with O_CREAT|O_EXCL|O_NOFOLLOW, so a file or link planted in
- * its place is refused rather than followed; a replacement is written
- * beside it and renamed over it (file_write_atomic), so onced, a browser
- * or Prometheus never reads half a token.
+ * is created with O_CREAT|O_EXCL|O_NOFOLLOW (file_create_new), so a file or
+ * link planted in its place is refused rather than followed; a replacement
+ * is written beside it and renamed over it (file_write_atomic, in the home
+ * opened without following a link), so onced, a browser or Prometheus
+ * never reads half a token.
  *
  * status and top read the console API of the running onced
  * (console_listen in HOME/once.conf, with the token from HOME), not the
@@ -69,7 +70,8 @@ int oncectl_console_token_write(const char *home, bool replace)
 {
     uint8_t raw[TOKEN_BYTES];
     char text[TOKEN_CHARS + 2], path[PATH_MAX];
-    int fd, rc = -1, saved;
+    once_error err;
+    int dir, rc;
 
     if ((size_t)snprintf(path, sizeof(path), "%s/%s", home, TOKEN_FILE) >=
         sizeof(path)) {
@@ -80,39 +82,23 @@ int oncectl_console_token_write(const char *home, bool replace)
     sodium_bin2hex(text, sizeof(text), raw, sizeof(raw));
     sodium_memzero(raw, sizeof(raw));
     text[TOKEN_CHARS] = '\n';
-    if (replace) {
-        int dir = open(home, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-
-        if (dir < 0) {
-            say("cannot open %s: %s", home, strerror(errno));
-        } else {
-            rc = file_write_atomic(dir, TOKEN_FILE, text, TOKEN_CHARS + 1,
-                                   0600, 1);
-            close(dir);
-            if (rc < 0)
-                say("cannot write %s: %s", path, strerror(-rc));
-        }
-        sodium_memzero(text, sizeof(text));
-        return rc < 0 ? -1 : 0;
-    }
-    fd = open(path, O_CREAT | O_EXCL | O_NOFOLLOW | O_WRONLY | O_CLOEXEC,
-              0600);
-    if (fd < 0) {
-        say("cannot create %s: %s", path, strerror(errno));
-    } else if (file_write_all(fd, text, TOKEN_CHARS + 1) < 0 ||
-               fsync(fd) < 0) {
-        saved = errno;
-        close(fd);
-        unlink(path);
-        say("cannot write %s: %s", path, strerror(saved));
-    } else if (close(fd) < 0) {
-        say("cannot write %s: %s", path, strerror(errno));
-        unlink(path);
+    if (!replace) {
+        rc = file_create_new(path, text, TOKEN_CHARS + 1, 0600);
+        if (rc < 0)
+            say("cannot create %s: %s", path, strerror(-rc));
+    } else if ((dir = file_dir_open(AT_FDCWD, home, 0, 0700, 0, NULL,
+                                    &err)) < 0) {
+        rc = dir;
+        say("%s", err.message);
     } else {
-        rc = 0;
+        rc = file_write_atomic(dir, TOKEN_FILE, text, TOKEN_CHARS + 1, 0600,
+                               1, home, &err);
+        close(dir);
+        if (rc < 0)
+            say("%s", err.message);
     }
     sodium_memzero(text, sizeof(text));
-    return rc;
+    return rc < 0 ? -1 : 0;
 }
 
 int oncectl_console_token(const char *home)

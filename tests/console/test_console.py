@@ -227,6 +227,22 @@ def test_startup(b):
               "without console.token: /healthz still answers")
         check(other.get("/metrics")[0] == 401,
               "without console.token: /metrics refused even with a token")
+        other.stop()
+        # oncectl console token makes a new one; onced reads it at start.
+        run(os.environ["ONCECTL"], "--home", other.home, "console", "token")
+        path = os.path.join(other.home, "console.token")
+        with open(path) as f:
+            fresh = f.read().strip()
+        check(stat.S_IMODE(os.stat(path).st_mode) == 0o600 and
+              re.fullmatch(r"[0-9a-f]{64}", fresh) and fresh != other.token,
+              "oncectl console token: a new 0600 token")
+        other.token = fresh
+        other.start()
+        check(other.get("/metrics")[0] == 200,
+              "the new token opens /metrics after a restart")
+        run(os.environ["ONCECTL"], "--home", other.home, "console", "token")
+        check(other.get("/metrics")[0] == 200,
+              "a replaced token applies at the next start, not before")
     finally:
         other.stop()
 
