@@ -470,6 +470,15 @@ def main():
             rc = test_chromium(b) or rc
     finally:
         b.stop()
+        # A clean stop, and no sanitizer report (ASan, UBSan and TSan
+        # builds run this too; their reports go to onced's log).
+        with open(os.path.join(work, "onced.log")) as f:
+            said = f.read()
+        check(b.proc is not None and b.proc.returncode == 0,
+              "onced stopped cleanly (exit %s)" %
+              (b.proc.returncode if b.proc else None))
+        check("Sanitizer" not in said and "runtime error" not in said,
+              "no sanitizer report in onced's log")
         if failures or os.environ.get("CONSOLE_KEEP"):
             print("kept " + work)
             with open(os.path.join(work, "onced.log")) as f:

@@ -45,6 +45,7 @@ typedef struct options {
     bool json;
     bool limits_only;
     bool keep;
+    bool console;          /* the broker's console on, scraped every second */
 } options;
 
 /* The command line, parsed by main.c before anything else runs. */

@@ -28,8 +28,10 @@
 #include <unistd.h>
 
 #include <lmdb.h>
+#include <sodium.h>
 
 #include "bench.h"
+#include "file_io.h"
 #include "home.h"
 #include "onced_process.h"
 #include "policy.h"
@@ -69,9 +71,11 @@ void requester_id(size_t i, char *out, size_t cap)
 
 static int write_config(const bench_home *h)
 {
-    char path[PATH_MAX + 16];
+    char path[PATH_MAX + 16], console[32] = "";
     FILE *f;
 
+    if (h->console_port > 0)
+        snprintf(console, sizeof(console), "127.0.0.1:%d", h->console_port);
     if (path_join(path, sizeof(path), h->home, "once.conf") < 0 ||
         (f = fopen(path, "w")) == NULL)
         return -1;
@@ -89,9 +93,33 @@ static int write_config(const bench_home *h)
             "skew_seconds = 300\n"
             "group_commit_max = 256\n"
             "log_level = warn\n"
-            "console_listen =\n",
-            h->endpoint, opt.workers);
+            "console_listen = %s\n",
+            h->endpoint, opt.workers, console);
     return fclose(f) == 0 ? 0 : -1;
+}
+
+/* With --console: a free loopback port for the console and its token in
+ * HOME/console.token (0600), which the scraper (scrape.c) sends. */
+static int make_console(bench_home *h)
+{
+    uint8_t raw[32];
+    char path[PATH_MAX + 32], text[66];
+    int rc;
+
+    if (!opt.console)
+        return 0;
+    h->console_port = free_tcp_port();
+    if (h->console_port < 0 ||
+        path_join(path, sizeof(path), h->home, "console.token") < 0)
+        return -1;
+    randombytes_buf(raw, sizeof(raw));
+    sodium_bin2hex(h->console_token, sizeof(h->console_token), raw,
+                   sizeof(raw));
+    snprintf(text, sizeof(text), "%s\n", h->console_token);
+    rc = file_create_new(path, text, 65, 0600);
+    if (rc < 0)
+        note("cannot write %s: %s", path, strerror(-rc));
+    return rc < 0 ? -1 : 0;
 }
 
 /* The broker home: keys, config, and in the database the issuer, one
@@ -147,7 +175,7 @@ int make_home(bench_home *h, conn *clients, size_t n_clients)
             return -1;
         }
     }
-    if (write_config(h) < 0)
+    if (make_console(h) < 0 || write_config(h) < 0)
         return -1;
     if (store_open(&s, db, (size_t)4096 << 20, &err) < 0) {
         note("cannot create the database: %s", err.message);

@@ -20,6 +20,8 @@ typedef struct bench_home {
     once_keypair broker;
     once_keypair issuer;
     pid_t pid;
+    int console_port;        /* with --console; 0 otherwise */
+    char console_token[65];  /* ... and its token, 64 hex digits */
 } bench_home;
 
 /* "bench-requester-NNN", the department of client i. */

@@ -42,7 +42,8 @@
  * three limits), home.c (the broker home and the onced process, through
  * onced_process.c, which the end-to-end test harness shares), conn.c (the
  * pipelined connections and their driver threads), phases.c (publishes,
- * requests and the checks), report.c (text and JSON), bench.c (helpers).
+ * requests and the checks), report.c (text and JSON), scrape.c (--console:
+ * the console scraped every second), bench.c (helpers).
  * This file holds the command line and the order of the run.
  */
 #include <errno.h>
@@ -64,6 +65,7 @@
 #include "machine_limits.h"
 #include "phases.h"
 #include "report.h"
+#include "scrape.h"
 
 options opt = {
     .records = 10000,
@@ -142,6 +144,10 @@ static void usage(FILE *f)
 "  --keep                keep the temporary directory and print its path\n"
 "  --limits-only         measure the machine limits only, start no broker\n"
 "  --json                print the results as JSON instead of text\n"
+"  --console             turn onced's console on (a loopback port, a token)\n"
+"                        and fetch /metrics every second during the request\n"
+"                        phase, as Prometheus would; compare with a run\n"
+"                        without (tools/bench/console-overhead.sh)\n"
 "  -h, --help            this text\n"
 "\n"
 "Exit status: 0 when the run completed and every answer was as expected;\n"
@@ -186,7 +192,7 @@ static void parse_options(int argc, char **argv)
     enum {
         O_ONCED = 256, O_RECORDS, O_CLIENTS, O_WINDOW, O_PUBLISH_WINDOW,
         O_THREADS, O_SECONDS, O_WORKERS, O_LIMIT_SECONDS, O_MAX_PRESIGNED,
-        O_TCP, O_DIR, O_KEEP, O_LIMITS_ONLY, O_JSON
+        O_TCP, O_DIR, O_KEEP, O_LIMITS_ONLY, O_JSON, O_CONSOLE
     };
     static const struct option longopts[] = {
         {"onced", required_argument, NULL, O_ONCED},
@@ -204,6 +210,7 @@ static void parse_options(int argc, char **argv)
         {"keep", no_argument, NULL, O_KEEP},
         {"limits-only", no_argument, NULL, O_LIMITS_ONLY},
         {"json", no_argument, NULL, O_JSON},
+        {"console", no_argument, NULL, O_CONSOLE},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -246,6 +253,7 @@ static void parse_options(int argc, char **argv)
         case O_KEEP: opt.keep = true; break;
         case O_LIMITS_ONLY: opt.limits_only = true; break;
         case O_JSON: opt.json = true; break;
+        case O_CONSOLE: opt.console = true; break;
         case 'h':
             usage(stdout);
             exit(0);
@@ -265,6 +273,8 @@ int main(int argc, char **argv)
     const char *onced = NULL, *base;
     conn *clients = NULL;
     void *ctx = NULL;
+    scraper *scrape = NULL;
+    uint64_t scrapes, scrape_failures, scrape_bytes;
     int rc = EXIT_FAILED;
     size_t i;
 
@@ -326,8 +336,20 @@ int main(int argc, char **argv)
         goto broker_failed;
     if (run_publishes(&h, ctx, &r) < 0)
         goto broker_failed;
+    if (opt.console && scraper_start(&scrape, &h) < 0)
+        goto broker_failed;
     if (run_requests(&h, ctx, clients, &r) < 0)
         goto broker_failed;
+    if (opt.console) {
+        scraper_stop(scrape, &scrapes, &scrape_failures, &scrape_bytes);
+        scrape = NULL;
+        note("console scraped %llu times (%llu failed), last page %llu "
+             "bytes", (unsigned long long)scrapes,
+             (unsigned long long)scrape_failures,
+             (unsigned long long)scrape_bytes);
+        if (scrapes == 0 || scrape_failures > 0)
+            goto broker_failed;
+    }
     for (i = 0; i < opt.clients; i++)
         conn_free(&clients[i]);
     zmq_ctx_term(ctx);
@@ -345,6 +367,7 @@ report:
         print_text(&r);
     goto out;
 broker_failed:
+    scraper_stop(scrape, &scrapes, &scrape_failures, &scrape_bytes);
     broker_abandon(&h);
     if (r.broker_ran) {
         if (opt.json)
