@@ -7,7 +7,10 @@
  * key pair, the audit key and the LMDB database. `init` makes one; `keygen`
  * makes a department's key pair; `dept`, `type` and `grant` change the
  * policy tables in the database; `log status` and `log export` read the
- * exchange log in it.
+ * exchange log in it. The console's commands (`console token`, `status`,
+ * `top`) are in oncectl_console.c: `status` and `top` are the one
+ * exception to "oncectl talks to the database", since they show what only
+ * the running broker knows, through its console API.
  *
  * oncectl talks to the database, not to the broker. onced reads policy in
  * each request's read transaction, and LMDB lets the two processes share
