@@ -27,7 +27,7 @@ bench="$build/tools/bench/once-bench"
 
 rate() {
   "$bench" --json "${extra[@]}" "$@" |
-    /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["requests_per_s"])'
+    /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["broker"]["requests_per_s"])'
 }
 
 off=() on=()
