@@ -25,8 +25,8 @@
  * `oncectl console token` replaces it, and onced reads it at start). The
  * page holds no data: it asks the operator for the token once, keeps it in
  * the browser's localStorage and sends it with every request it makes. The
- * comparison is constant-time (sodium_memcmp) over the fixed length, so
- * timing tells nothing about the token. The file is opened with O_NOFOLLOW
+ * comparison is constant-time (console_input.c), so timing tells nothing
+ * about the token. The file is opened with O_NOFOLLOW
  * and refused unless it is a regular file readable by its owner only; a
  * console without a usable token logs why and answers 401 to everything
  * but the health checks, while the broker itself runs on. A listen address
@@ -68,21 +68,6 @@ struct console {
     uint8_t token[CONSOLE_TOKEN_CHARS];
 };
 
-bool console_token_valid(const char *text, size_t len)
-{
-    size_t i;
-
-    if (len == CONSOLE_TOKEN_CHARS + 1 && text[CONSOLE_TOKEN_CHARS] == '\n')
-        len--;
-    if (len != CONSOLE_TOKEN_CHARS)
-        return false;
-    for (i = 0; i < len; i++)
-        if (!((text[i] >= '0' && text[i] <= '9') ||
-              (text[i] >= 'a' && text[i] <= 'f')))
-            return false;
-    return true;
-}
-
 /* Reads HOME/console.token into c->token. False, with a log line saying
  * why, when there is no usable token. */
 static bool load_token(console *c, const char *home)
@@ -122,19 +107,11 @@ static bool load_token(console *c, const char *home)
 
 static bool authorized(console *c, struct MHD_Connection *conn)
 {
-    const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                MHD_HTTP_HEADER_AUTHORIZATION);
-    static const char scheme[] = "Bearer ";
-
-    if (!c->has_token || h == NULL ||
-        strncasecmp(h, scheme, sizeof(scheme) - 1) != 0)
-        return false;
-    h += sizeof(scheme) - 1;
-    /* The length is public (always 64); the bytes are compared in
-     * constant time. */
-    if (strlen(h) != CONSOLE_TOKEN_CHARS)
-        return false;
-    return sodium_memcmp(h, c->token, CONSOLE_TOKEN_CHARS) == 0;
+    return c->has_token &&
+           console_bearer_ok(MHD_lookup_connection_value(
+                                 conn, MHD_HEADER_KIND,
+                                 MHD_HTTP_HEADER_AUTHORIZATION),
+                             c->token);
 }
 
 void console_answer_text(console_answer *out, int status, const char *text)

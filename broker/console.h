@@ -13,12 +13,11 @@
 
 #include "auditlog.h"
 #include "config.h"
+#include "console_input.h"
 #include "kpi.h"
 #include "store.h"
 
 #define CONSOLE_TOKEN_FILE "console.token"
-/* 32 random bytes as 64 hex digits. */
-#define CONSOLE_TOKEN_CHARS 64
 
 typedef struct console console;
 
@@ -67,9 +66,5 @@ void console_metrics(console_state *st, console_answer *out);
 
 /* Text answers; body NULL and status 500 when out of memory. */
 void console_answer_text(console_answer *out, int status, const char *text);
-
-/* Token files: validity of the text, and the file written 0600 with
- * O_EXCL|O_NOFOLLOW (oncectl). */
-bool console_token_valid(const char *text, size_t len);
 
 #endif

@@ -34,9 +34,8 @@
  * read. 503 lists every reason found, one a line.
  *
  * Query arguments are outside bytes: numbers are parsed strictly (digits
- * only, in range) and anything else is a 400 naming the argument.
+ * only, in range, console_input.c) and anything else is a 400.
  */
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -237,17 +236,12 @@ static int number_arg(console_arg_fn arg, void *ctx, const char *key,
                       uint64_t min, uint64_t max, uint64_t def, uint64_t *out)
 {
     const char *text = arg(ctx, key);
-    char *end;
 
     if (text == NULL) {
         *out = def;
         return 0;
     }
-    if (text[0] < '0' || text[0] > '9' || strlen(text) > 20)
-        return -1;
-    errno = 0;
-    *out = strtoull(text, &end, 10);
-    return errno == 0 && *end == '\0' && *out >= min && *out <= max ? 0 : -1;
+    return console_parse_number(text, min, max, out);
 }
 
 static json_t *leaf_json(uint64_t index, const Once__LogLeaf *l)
