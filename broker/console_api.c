@@ -29,7 +29,8 @@
  * has exchanges waiting and has not committed for WRITER_STALL_MS, or its
  * newest transaction failed (a full map, a disk error) and none succeeded
  * since. /readyz adds what should send traffic elsewhere or wake someone:
- * the map above MAP_HIGH_WATER of its size, the oldest unsigned leaf
+ * the map at its high-water mark (high_water_percent of map_size_mb, where
+ * the writer refuses publishes STORAGE_FULL), the oldest unsigned leaf
  * older than three checkpoint intervals, a database the console cannot
  * read. 503 lists every reason found, one a line.
  *
@@ -53,7 +54,6 @@
 #endif
 
 #define WRITER_STALL_MS 10000u
-#define MAP_HIGH_WATER 0.90
 #define KPI_LEAVES_PER_ANSWER 200000
 #define EXCHANGES_DEFAULT 20
 #define EXCHANGES_MAX 100
@@ -482,10 +482,12 @@ void console_health(console_state *st, bool ready, console_answer *out)
                "succeeded since\n", once_error_name(ws.last_failure_code));
     if (ready) {
         metrics_map_use(st->db, &used, &size);
-        if (size > 0 && (double)used > MAP_HIGH_WATER * (double)size)
-            REASON("map: %llu of %llu bytes used, above %.0f%%; raise "
+        if (st->cfg->high_water_percent < 100 &&
+            used >= size / 100 * st->cfg->high_water_percent)
+            REASON("map: %llu of %llu bytes used, at high_water_percent "
+                   "(%u%%): publishes are refused STORAGE_FULL; raise "
                    "map_size_mb\n", (unsigned long long)used,
-                   (unsigned long long)size, MAP_HIGH_WATER * 100);
+                   (unsigned long long)size, st->cfg->high_water_percent);
         limit_ms = 3ull * st->cfg->checkpoint_interval_ms;
         if (limit_ms < 1000)
             limit_ms = 1000;
@@ -526,7 +528,8 @@ void console_metrics(console_state *st, console_answer *out)
     metrics_write_data_path(f);
     metrics_write_process(f);
     if (store_begin(st->db, 1, &txn, &err) == 0) {
-        db_ok = metrics_write_store(f, txn, st->db, st->log, &err) == 0 &&
+        db_ok = metrics_write_store(f, txn, st->db, st->log,
+                                    st->cfg->high_water_percent, &err) == 0 &&
                 refresh_kpi(st, txn, &err) == 0;
         mdb_txn_abort(txn);
     }

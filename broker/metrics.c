@@ -375,15 +375,16 @@ static unsigned readers_used(const store *db)
 
 void metrics_map_use(const store *db, uint64_t *used, uint64_t *size)
 {
-    MDB_envinfo info;
-    MDB_stat st;
+    size_t bound = 0, map = 0, in_use;
+    once_error err;
 
     *used = *size = 0;
-    if (mdb_env_info(db->env, &info) != MDB_SUCCESS ||
-        mdb_env_stat(db->env, &st) != MDB_SUCCESS)
+    if (store_usage_bound(db, &bound, &map) < 0)
         return;
-    *used = (uint64_t)(info.me_last_pgno + 1) * st.ms_psize;
-    *size = info.me_mapsize;
+    /* What the writer's high-water mark is judged by (store.c): the pages
+     * in use less LMDB's free list; the bound if that cannot be read. */
+    *used = store_usage(db, &in_use, &err) == 0 ? in_use : bound;
+    *size = map;
 }
 
 int metrics_log_state(MDB_txn *txn, const auditlog *log,
@@ -415,7 +416,8 @@ int metrics_log_state(MDB_txn *txn, const auditlog *log,
 }
 
 int metrics_write_store(FILE *out, MDB_txn *txn, const store *db,
-                        const auditlog *log, once_error *err)
+                        const auditlog *log, unsigned high_water_percent,
+                        once_error *err)
 {
     uint64_t used, size;
     size_t records = 0, versions = 0;
@@ -433,10 +435,14 @@ int metrics_write_store(FILE *out, MDB_txn *txn, const store *db,
             "# HELP once_lmdb_map_size_bytes The LMDB map size.\n"
             "# TYPE once_lmdb_map_size_bytes gauge\n"
             "once_lmdb_map_size_bytes %llu\n"
-            "# HELP once_lmdb_map_used_bytes Pages in use times the page "
-            "size.\n"
+            "# HELP once_lmdb_map_used_bytes Bytes in use in the map (pages "
+            "in use less LMDB's free list).\n"
             "# TYPE once_lmdb_map_used_bytes gauge\n"
             "once_lmdb_map_used_bytes %llu\n"
+            "# HELP once_lmdb_map_high_water_bytes Where publishes stop "
+            "(high_water_percent of the map).\n"
+            "# TYPE once_lmdb_map_high_water_bytes gauge\n"
+            "once_lmdb_map_high_water_bytes %llu\n"
             "# HELP once_lmdb_readers_used LMDB reader slots in use.\n"
             "# TYPE once_lmdb_readers_used gauge\n"
             "once_lmdb_readers_used %u\n"
@@ -461,6 +467,9 @@ int metrics_write_store(FILE *out, MDB_txn *txn, const store *db,
             "# TYPE once_log_unsigned_age_seconds gauge\n"
             "once_log_unsigned_age_seconds %.3f\n",
             (unsigned long long)size, (unsigned long long)used,
+            (unsigned long long)(high_water_percent < 100
+                                     ? size / 100 * high_water_percent
+                                     : size),
             readers_used(db), info.me_maxreaders, records, versions,
             (unsigned long long)ls.tree_size,
             (unsigned long long)ls.signed_size,

@@ -74,7 +74,8 @@ int metrics_log_state(MDB_txn *txn, const auditlog *log, metrics_log *out,
 void metrics_write_data_path(FILE *out);
 void metrics_write_process(FILE *out);
 int metrics_write_store(FILE *out, MDB_txn *txn, const store *db,
-                        const auditlog *log, once_error *err);
+                        const auditlog *log, unsigned high_water_percent,
+                        once_error *err);
 
 /* The map's size and the bytes used in it (last page used times the page
  * size), for the health checks and the status API. */

@@ -280,6 +280,11 @@ def test_metrics(b):
         got = metric(text, name, labels)
         check(got == value, "%s{%s} = %s (got %s)" % (name, labels, value,
                                                        got))
+    size = metric(text, "once_lmdb_map_size_bytes")
+    mark = metric(text, "once_lmdb_map_high_water_bytes")
+    check(size is not None and mark is not None and
+          0 < metric(text, "once_lmdb_map_used_bytes") < mark < size,
+          "map: used below the high-water mark below the map size")
     check(abs(metric(text, "once_sharing_rate") - 10 / 11) < 1e-5,
           "once_sharing_rate = 10/11")
     for name in ("process_cpu_seconds_total", "process_resident_memory_bytes",
