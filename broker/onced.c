@@ -62,6 +62,7 @@
 #include "replay.h"
 #include "server.h"
 #include "store.h"
+#include "wire_schema.h"
 #include "writer.h"
 #include "zap.h"
 
@@ -253,6 +254,12 @@ int main(int argc, char **argv)
         return EXIT_RUNTIME;
     }
     log_init(cfg.log_level);
+    /* The hand-written wire tables must still be once.proto's (an edit of
+     * the schema they do not follow would change what the broker admits). */
+    if (wire_schema_check_all(&err) < 0) {
+        log_error("onced", "this build is inconsistent: %s", err.message);
+        return EXIT_RUNTIME;
+    }
     raise_descriptor_limit();
     metrics_init();
 

@@ -33,6 +33,8 @@
 
 #include <sodium.h>
 
+#include "wire_schema.h"
+
 static uint8_t *put_u32(uint8_t *p, uint32_t v)
 {
     p[0] = (uint8_t)(v >> 24);
@@ -136,63 +138,13 @@ Once__Envelope *envelope_unpack(const uint8_t *buf, size_t len)
     return once__envelope__unpack(NULL, len, buf);
 }
 
-/* One base-128 varint at *pos; false when it runs past len or over 10
- * bytes. */
-static bool peek_varint(const uint8_t *p, size_t len, size_t *pos,
-                        uint64_t *out)
-{
-    uint64_t v = 0;
-    unsigned shift;
-
-    for (shift = 0; shift < 70 && *pos < len; shift += 7) {
-        uint8_t b = p[(*pos)++];
-
-        if (shift < 64)
-            v |= (uint64_t)(b & 0x7f) << shift;
-        if ((b & 0x80) == 0) {
-            *out = v;
-            return true;
-        }
-    }
-    return false;
-}
-
 int envelope_peek_seq(const uint8_t *buf, size_t len, uint64_t *seq)
 {
-    size_t pos = 0;
-    uint64_t tag, v;
+    const ProtobufCFieldDescriptor *field =
+        protobuf_c_message_descriptor_get_field_by_name(
+            &once__envelope__descriptor, "seq");
 
-    *seq = 0;
-    while (pos < len) {
-        if (!peek_varint(buf, len, &pos, &tag))
-            return -1;
-        switch (tag & 7) {
-        case 0:
-            if (!peek_varint(buf, len, &pos, &v))
-                return -1;
-            if ((tag >> 3) == 4) /* seq; the last one counts */
-                *seq = v;
-            break;
-        case 1:
-            if (len - pos < 8)
-                return -1;
-            pos += 8;
-            break;
-        case 2:
-            if (!peek_varint(buf, len, &pos, &v) || v > len - pos)
-                return -1;
-            pos += (size_t)v;
-            break;
-        case 5:
-            if (len - pos < 4)
-                return -1;
-            pos += 4;
-            break;
-        default:
-            return -1;
-        }
-    }
-    return 0;
+    return wire_peek_varint(buf, len, field->id, seq);
 }
 
 uint64_t once_now_ms(void)

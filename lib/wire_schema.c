@@ -26,12 +26,26 @@
  * pass are handed to protobuf-c, which then allocates a bounded amount.
  * The nesting is that of the descriptions (at most two levels), so the
  * recursion is bounded whatever the bytes say.
+ *
+ * The descriptions are written by hand, because they say more than
+ * once.proto does (how many of a repeated field, which bytes are text),
+ * but their field numbers, names, types and labels are once.proto's:
+ * wire_schema_check holds each table against the descriptor protoc-c
+ * generated from once.proto, and onced runs it at start-up (and the unit
+ * tests in every build), so an edit of once.proto that the tables do not
+ * follow stops the broker instead of silently refusing, or letting
+ * through, what the new schema says.
  */
 #include "wire_schema.h"
 
 #include <stdbool.h>
+#include <string.h>
 
+#include "once.pb-c.h"
 #include "text_check.h"
+
+/* A table and its length, for a wire_message. */
+#define WIRE_FIELDS(fields) fields, sizeof(fields) / sizeof((fields)[0])
 
 static const wire_field envelope_fields[] = {
     {1, "version", WIRE_VARINT, 1, NULL},
@@ -44,7 +58,8 @@ static const wire_field envelope_fields[] = {
     {8, "body", WIRE_BYTES, 1, NULL},
     {9, "signature", WIRE_BYTES, 1, NULL},
 };
-const wire_message wire_envelope = {"Envelope", envelope_fields, 9};
+const wire_message wire_envelope = {
+    "Envelope", WIRE_FIELDS(envelope_fields), &once__envelope__descriptor};
 
 static const wire_field request_fields[] = {
     {1, "type", WIRE_TEXT, 1, NULL},
@@ -54,7 +69,8 @@ static const wire_field request_fields[] = {
     {5, "version", WIRE_VARINT, 1, NULL},
     {6, "want_proof", WIRE_VARINT, 1, NULL},
 };
-const wire_message wire_request = {"Request", request_fields, 6};
+const wire_message wire_request = {
+    "Request", WIRE_FIELDS(request_fields), &once__request__descriptor};
 
 /* The header is bytes here: it is checked as a RecordHeader by
  * record_header_parse, which every reader of a record goes through. */
@@ -62,36 +78,41 @@ static const wire_field signed_record_fields[] = {
     {1, "header", WIRE_BYTES, 1, NULL},
     {2, "signature", WIRE_BYTES, 1, NULL},
 };
-static const wire_message wire_signed_record = {"SignedRecord",
-                                                signed_record_fields, 2};
+static const wire_message wire_signed_record = {
+    "SignedRecord", WIRE_FIELDS(signed_record_fields),
+    &once__signed_record__descriptor};
 
 static const wire_field disclosure_fields[] = {
     {1, "salt", WIRE_BYTES, 1, NULL},
     {2, "name", WIRE_TEXT, 1, NULL},
     {3, "value", WIRE_BYTES, 1, NULL},
 };
-static const wire_message wire_disclosure = {"Disclosure", disclosure_fields,
-                                             3};
+static const wire_message wire_disclosure = {
+    "Disclosure", WIRE_FIELDS(disclosure_fields),
+    &once__disclosure__descriptor};
 
 static const wire_field publish_fields[] = {
     {1, "record", WIRE_MESSAGE, 1, &wire_signed_record},
     {2, "disclosures", WIRE_MESSAGE, ONCE_MAX_FIELDS, &wire_disclosure},
     {3, "want_proof", WIRE_VARINT, 1, NULL},
 };
-const wire_message wire_publish = {"Publish", publish_fields, 3};
+const wire_message wire_publish = {
+    "Publish", WIRE_FIELDS(publish_fields), &once__publish__descriptor};
 
 static const wire_field revoke_fields[] = {
     {1, "record", WIRE_MESSAGE, 1, &wire_signed_record},
     {2, "want_proof", WIRE_VARINT, 1, NULL},
 };
-const wire_message wire_revoke = {"Revoke", revoke_fields, 2};
+const wire_message wire_revoke = {
+    "Revoke", WIRE_FIELDS(revoke_fields), &once__revoke__descriptor};
 
 static const wire_field field_digest_fields[] = {
     {1, "name", WIRE_TEXT, 1, NULL},
     {2, "digest", WIRE_BYTES, 1, NULL},
 };
-static const wire_message wire_field_digest = {"FieldDigest",
-                                               field_digest_fields, 2};
+static const wire_message wire_field_digest = {
+    "FieldDigest", WIRE_FIELDS(field_digest_fields),
+    &once__field_digest__descriptor};
 
 static const wire_field record_header_fields[] = {
     {1, "type", WIRE_TEXT, 1, NULL},
@@ -104,14 +125,16 @@ static const wire_field record_header_fields[] = {
     {8, "status", WIRE_VARINT, 1, NULL},
     {9, "fields", WIRE_MESSAGE, ONCE_MAX_FIELDS, &wire_field_digest},
 };
-const wire_message wire_record_header = {"RecordHeader",
-                                         record_header_fields, 9};
+const wire_message wire_record_header = {
+    "RecordHeader", WIRE_FIELDS(record_header_fields),
+    &once__record_header__descriptor};
 
 static const wire_field directory_request_fields[] = {
     {1, "known_digest", WIRE_BYTES, 1, NULL},
 };
-const wire_message wire_directory_request = {"DirectoryRequest",
-                                             directory_request_fields, 1};
+const wire_message wire_directory_request = {
+    "DirectoryRequest", WIRE_FIELDS(directory_request_fields),
+    &once__directory_request__descriptor};
 
 static bool read_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
 {
@@ -128,6 +151,47 @@ static bool read_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
         }
     }
     return false;
+}
+
+int wire_peek_varint(const uint8_t *p, size_t len, uint32_t number,
+                     uint64_t *out)
+{
+    const uint8_t *end = p + len;
+    uint64_t key, v;
+
+    *out = 0;
+    if (len == 0) /* p may be NULL */
+        return 0;
+    while (p < end) {
+        if (!read_varint(&p, end, &key))
+            return -1;
+        switch (key & 7) {
+        case 0:
+            if (!read_varint(&p, end, &v))
+                return -1;
+            if (key >> 3 == number)
+                *out = v;
+            break;
+        case 1:
+            if (end - p < 8)
+                return -1;
+            p += 8;
+            break;
+        case 2:
+            if (!read_varint(&p, end, &v) || v > (uint64_t)(end - p))
+                return -1;
+            p += v;
+            break;
+        case 5:
+            if (end - p < 4)
+                return -1;
+            p += 4;
+            break;
+        default:
+            return -1;
+        }
+    }
+    return 0;
 }
 
 /* The walk of one message. Returns 0 or the -code of a fault in the
@@ -201,4 +265,95 @@ int wire_check(const uint8_t *p, size_t len, const wire_message *m,
     if (rc < 0)
         return rc;
     return bad_text ? -ONCE_ERR_INVALID_TEXT : 0;
+}
+
+/* Whether a field's kind in the table fits its type in once.proto. Only
+ * varints and length-delimited fields are walked: a fixed-width type, or
+ * a repeated scalar (packed by proto3, so length-delimited), does not fit
+ * until the walker learns it. */
+static bool kind_fits(const wire_field *f, const ProtobufCFieldDescriptor *d)
+{
+    switch (d->type) {
+    case PROTOBUF_C_TYPE_INT32:
+    case PROTOBUF_C_TYPE_SINT32:
+    case PROTOBUF_C_TYPE_UINT32:
+    case PROTOBUF_C_TYPE_INT64:
+    case PROTOBUF_C_TYPE_SINT64:
+    case PROTOBUF_C_TYPE_UINT64:
+    case PROTOBUF_C_TYPE_BOOL:
+    case PROTOBUF_C_TYPE_ENUM:
+        return f->kind == WIRE_VARINT && d->label != PROTOBUF_C_LABEL_REPEATED;
+    case PROTOBUF_C_TYPE_STRING:
+        return f->kind == WIRE_TEXT;
+    case PROTOBUF_C_TYPE_BYTES:
+        return f->kind == WIRE_BYTES;
+    case PROTOBUF_C_TYPE_MESSAGE:
+        return f->kind == WIRE_MESSAGE && f->message != NULL &&
+               f->message->descriptor == d->descriptor;
+    default:
+        return false;
+    }
+}
+
+int wire_schema_check(const wire_message *m, once_error *err)
+{
+    const ProtobufCMessageDescriptor *desc = m->descriptor;
+    size_t i, k;
+    int rc;
+
+    if (desc == NULL || strcmp(m->name, desc->short_name) != 0)
+        return once_error_set(err, ONCE_ERR_INTERNAL, "the wire table %s "
+                              "is not once.proto's message of that name",
+                              m->name);
+    if (m->n_fields != desc->n_fields || m->n_fields > WIRE_MAX_FIELDS)
+        return once_error_set(err, ONCE_ERR_INTERNAL, "the wire table %s "
+                              "has %zu fields, once.proto's %s has %u",
+                              m->name, m->n_fields, desc->short_name,
+                              desc->n_fields);
+    for (i = 0; i < m->n_fields; i++) {
+        const wire_field *f = &m->fields[i];
+        const ProtobufCFieldDescriptor *d =
+            protobuf_c_message_descriptor_get_field(desc, f->number);
+
+        for (k = 0; k < i; k++)
+            if (m->fields[k].number == f->number)
+                return once_error_set(err, ONCE_ERR_INTERNAL, "the wire "
+                                      "table %s has field %u twice",
+                                      m->name, f->number);
+        if (d == NULL)
+            return once_error_set(err, ONCE_ERR_INTERNAL, "the wire table "
+                                  "%s has field %u (%s), which once.proto "
+                                  "does not define", m->name, f->number,
+                                  f->name);
+        if (strcmp(f->name, d->name) != 0)
+            return once_error_set(err, ONCE_ERR_INTERNAL, "field %u of %s "
+                                  "is %s in once.proto, %s in the wire "
+                                  "table", f->number, m->name, d->name,
+                                  f->name);
+        if (!kind_fits(f, d) ||
+            (d->label == PROTOBUF_C_LABEL_REPEATED) != (f->max_count > 1) ||
+            f->max_count == 0)
+            return once_error_set(err, ONCE_ERR_INTERNAL, "the wire table's "
+                                  "%s.%s does not fit once.proto's type or "
+                                  "label", m->name, f->name);
+        if (f->kind == WIRE_MESSAGE &&
+            (rc = wire_schema_check(f->message, err)) < 0)
+            return rc;
+    }
+    return 0;
+}
+
+int wire_schema_check_all(once_error *err)
+{
+    static const wire_message *const all[] = {
+        &wire_envelope, &wire_request, &wire_publish, &wire_revoke,
+        &wire_record_header, &wire_directory_request,
+    };
+    size_t i;
+    int rc;
+
+    for (i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+        if ((rc = wire_schema_check(all[i], err)) < 0)
+            return rc;
+    return 0;
 }

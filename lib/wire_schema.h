@@ -20,6 +20,7 @@ typedef enum wire_kind {
 } wire_kind;
 
 struct wire_message;
+struct ProtobufCMessageDescriptor;
 
 typedef struct wire_field {
     uint32_t number;
@@ -33,6 +34,9 @@ typedef struct wire_message {
     const char *name;
     const wire_field *fields;
     size_t n_fields;              /* at most WIRE_MAX_FIELDS */
+    /* What protoc-c generated from once.proto for this message: the
+     * table above must describe exactly its fields (wire_schema_check). */
+    const struct ProtobufCMessageDescriptor *descriptor;
 } wire_message;
 
 #define WIRE_MAX_FIELDS 16
@@ -57,5 +61,28 @@ extern const wire_message wire_directory_request;
  * are safe to decode, e.g. to answer the envelope's seq. */
 int wire_check(const uint8_t *p, size_t len, const wire_message *m,
                once_error *err);
+
+/* Reads the varint field number of any message without decoding it or
+ * checking it against a table: skips every other field (all wire types),
+ * the last occurrence counts. For a caller that must answer bytes it has
+ * not decoded (envelope_peek_seq). 0 with *out (0 when the field is
+ * absent), or -1 when p is not a well-formed sequence of protobuf
+ * fields. */
+int wire_peek_varint(const uint8_t *p, size_t len, uint32_t number,
+                     uint64_t *out);
+
+/* Checks m, and every message nested in it, against the descriptor
+ * protoc-c generated from once.proto: the same name, the same fields by
+ * number, each with once.proto's name, a kind that fits its type (integer
+ * types and enums are WIRE_VARINT, string WIRE_TEXT, bytes WIRE_BYTES, a
+ * message WIRE_MESSAGE of that message) and a count that fits its label
+ * (repeated above 1, else 1). The tables are written by hand, so this is
+ * what stops an edit of once.proto from silently changing what the walker
+ * accepts. 0, or -ONCE_ERR_INTERNAL with the first difference in err. */
+int wire_schema_check(const wire_message *m, once_error *err);
+
+/* wire_schema_check of every message above: run by onced at start-up,
+ * which refuses to run on a mismatch, and by the unit tests. */
+int wire_schema_check_all(once_error *err);
 
 #endif
