@@ -384,7 +384,7 @@ static bool apply_setting(parse_state *st, const char *name, const char *value)
         return true;
     }
     if (strcmp(name, "log_level") == 0) {
-        if (log_level_parse(value, &cfg->log_level) < 0)
+        if (diag_level_parse(value, &cfg->diag_level) < 0)
             return problem(st, "log_level must be error, warn, info or "
                            "debug");
         return true;
@@ -455,7 +455,7 @@ static void set_defaults(broker_config *cfg, parse_state *st)
     cfg->checkpoint_interval_ms = DEFAULT_CHECKPOINT_INTERVAL_MS;
     cfg->max_sessions_per_department = DEFAULT_MAX_SESSIONS_PER_DEPARTMENT;
     cfg->max_in_flight_per_department = DEFAULT_MAX_IN_FLIGHT_PER_DEPARTMENT;
-    cfg->log_level = LOG_LEVEL_INFO;
+    cfg->diag_level = DIAG_LEVEL_INFO;
     cfg->max_connections_per_department = DEFAULT_MAX_CONNECTIONS;
     cfg->pending_kb = DEFAULT_PENDING_KB;
     cfg->department_pending_kb = DEFAULT_DEPARTMENT_PENDING_KB;
@@ -651,7 +651,7 @@ config_result config_load(broker_config *cfg, int argc, char **argv)
                                CONFIG_MAX_WORKERS);
         st.workers_setting = (unsigned)n;
     }
-    if (level != NULL && log_level_parse(level, &cfg->log_level) < 0)
+    if (level != NULL && diag_level_parse(level, &cfg->diag_level) < 0)
         return usage_error("--log-level must be error, warn, info or debug");
     if (finish(cfg, &st, why, sizeof(why)) < 0)
         return usage_error("%s", why);

@@ -11,7 +11,7 @@
 #include <sys/socket.h>
 
 #include "checkpoint.h"
-#include "log.h"
+#include "diag.h"
 #include "once/once.h"
 
 #define CONFIG_ENDPOINT_MAX 256
@@ -51,7 +51,7 @@ typedef struct broker_config {
      * this many, refilled at as many per window (refusal_budget.c). */
     unsigned max_logged_refusals_per_department;
     unsigned logged_refusals_window_seconds;
-    log_level log_level;
+    diag_level diag_level;
     /* The exchange log's settings (docs/AUDIT.md), which oncectl init
      * writes: read and checked here so a home's once.conf is accepted as
      * a whole. */

@@ -53,7 +53,7 @@
 #include <sys/socket.h>
 
 #include "conn_limit.h"
-#include "log.h"
+#include "diag.h"
 
 enum { FD_FREE = 0, FD_SILENT, FD_SEEN };
 
@@ -318,7 +318,7 @@ void conn_limit_accepted(conn_limit *cl, int fd)
         ((b = find_bucket(cl, address)) < 0 &&
          (b = add_bucket(cl, address)) < 0)) {
         pthread_mutex_unlock(&cl->lock);
-        log_error("zap", "out of memory counting connections");
+        diag_error("zap", "out of memory counting connections");
         return;
     }
     cl->buckets[b].silent++;
@@ -344,7 +344,7 @@ bool conn_limit_admit(conn_limit *cl, const char *address, const char *dept,
     d = find_dept(cl, dept, true);
     if (d < 0) {
         pthread_mutex_unlock(&cl->lock);
-        log_error("zap", "out of memory counting connections");
+        diag_error("zap", "out of memory counting connections");
         *open = 0;
         return false;
     }
@@ -371,7 +371,7 @@ bool conn_limit_admit(conn_limit *cl, const char *address, const char *dept,
     }
     pthread_mutex_unlock(&cl->lock);
     if (unmatched)
-        log_warn("zap", "no open connection from %s, which the ZAP request "
+        diag_warn("zap", "no open connection from %s, which the ZAP request "
                  "names: connections that have sent nothing yet are not "
                  "counted against the cap", address);
     return admitted;

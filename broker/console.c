@@ -54,7 +54,7 @@
 #include "console.h"
 #include "console_dashboard.h"
 #include "envelope.h"
-#include "log.h"
+#include "diag.h"
 
 #define CONNECTION_LIMIT 64
 #define CONNECTION_TIMEOUT 30
@@ -80,7 +80,7 @@ static bool load_token(console *c, const char *home)
     snprintf(path, sizeof(path), "%s/%s", home, CONSOLE_TOKEN_FILE);
     fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) {
-        log_warn("console", "no token (%s: %s): only /healthz and /readyz "
+        diag_warn("console", "no token (%s: %s): only /healthz and /readyz "
                  "are served; make one with 'oncectl console token' and "
                  "restart onced", path, strerror(errno));
         return false;
@@ -88,7 +88,7 @@ static bool load_token(console *c, const char *home)
     if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
         (st.st_mode & 077) != 0 || st.st_uid != geteuid()) {
         close(fd);
-        log_error("console", "%s must be a regular file of this user with "
+        diag_error("console", "%s must be a regular file of this user with "
                   "mode 0600; only /healthz and /readyz are served", path);
         return false;
     }
@@ -96,7 +96,7 @@ static bool load_token(console *c, const char *home)
     close(fd);
     if (n < 0 || !console_token_valid(text, (size_t)n)) {
         sodium_memzero(text, sizeof(text));
-        log_error("console", "%s does not hold a token (64 hex digits); "
+        diag_error("console", "%s does not hold a token (64 hex digits); "
                   "only /healthz and /readyz are served", path);
         return false;
     }
@@ -277,7 +277,7 @@ int console_start(console **out, const console_options *opt, once_error *err)
         console_stop(c);
         return rc;
     }
-    log_info("console", "serving on http://%s/%s", opt->cfg->console_listen,
+    diag_info("console", "serving on http://%s/%s", opt->cfg->console_listen,
              c->has_token ? "" : " (health checks only: no token)");
     *out = c;
     return 0;

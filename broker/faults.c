@@ -15,7 +15,7 @@
 #include <string.h>
 
 #include "faults.h"
-#include "log.h"
+#include "diag.h"
 
 #define MAX_FAULTS 8
 
@@ -59,7 +59,7 @@ static void parse(void)
                 f = NULL;
         }
         if (f == NULL) {
-            log_error("faults", "ONCED_FAULTS: cannot read '%.*s'",
+            diag_error("faults", "ONCED_FAULTS: cannot read '%.*s'",
                       (int)item, p);
             abort();
         }
@@ -84,7 +84,7 @@ bool fault_take(const char *name)
     }
     pthread_mutex_unlock(&lock);
     if (take) {
-        log_warn("faults", "injected fault: %s", name);
+        diag_warn("faults", "injected fault: %s", name);
         errno = ECANCELED;
     }
     return take;

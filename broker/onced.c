@@ -57,7 +57,7 @@
 
 #include "config.h"
 #include "console.h"
-#include "log.h"
+#include "diag.h"
 #include "metrics.h"
 #include "replay.h"
 #include "server.h"
@@ -103,18 +103,18 @@ static void wait_for_stop(const sigset_t *signals)
             continue;
         if (sig == SIGUSR1) {
             if (broker_failed()) {
-                log_error("onced", "stopping after a failure");
+                diag_error("onced", "stopping after a failure");
                 return;
             }
             continue;
         }
         if (sig == SIGHUP) {
-            log_info("onced", "SIGHUP ignored: policy changes made with "
+            diag_info("onced", "SIGHUP ignored: policy changes made with "
                      "oncectl apply without a reload; restart to change "
                      "once.conf settings");
             continue;
         }
-        log_info("onced", "%s received: finishing the messages in flight",
+        diag_info("onced", "%s received: finishing the messages in flight",
                  signal_name(sig));
         return;
     }
@@ -138,12 +138,12 @@ static void raise_descriptor_limit(void)
 
         rl.rlim_cur = rl.rlim_max;
         if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
-            log_warn("onced", "cannot raise the open file limit from %llu: "
+            diag_warn("onced", "cannot raise the open file limit from %llu: "
                      "%s", (unsigned long long)was, strerror(errno));
             return;
         }
     }
-    log_info("onced", "open file limit %llu",
+    diag_info("onced", "open file limit %llu",
              (unsigned long long)rl.rlim_cur);
 }
 
@@ -180,9 +180,9 @@ static int open_log(auditlog *alog, store *db, const broker_config *cfg,
     if ((rc = store_commit(txn, err)) < 0)
         return rc;
     if (dropped > 0)
-        log_info("onced", "dropped %zu answers kept for retries in the "
+        diag_info("onced", "dropped %zu answers kept for retries in the "
                  "layout of an older version", dropped);
-    log_info("onced", "exchange log %s: %llu leaves", cfg->log_origin,
+    diag_info("onced", "exchange log %s: %llu leaves", cfg->log_origin,
              (unsigned long long)size);
     return 0;
 }
@@ -212,7 +212,7 @@ static int check_readers(const store *db, unsigned workers)
     mdb_env_get_maxreaders(db->env, &slots);
     if (slots >= workers + STORE_READERS_RESERVED)
         return 0;
-    log_error("onced", "the database has %u reader slots, too few for %u "
+    diag_error("onced", "the database has %u reader slots, too few for %u "
               "workers and %d others; stop every process that has it open "
               "(an older oncectl sized them) and start again, or lower "
               "workers", slots, workers, STORE_READERS_RESERVED);
@@ -253,11 +253,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "onced: cannot initialise libsodium\n");
         return EXIT_RUNTIME;
     }
-    log_init(cfg.log_level);
+    diag_init(cfg.diag_level);
     /* The hand-written wire tables must still be once.proto's (an edit of
      * the schema they do not follow would change what the broker admits). */
     if (wire_schema_check_all(&err) < 0) {
-        log_error("onced", "this build is inconsistent: %s", err.message);
+        diag_error("onced", "this build is inconsistent: %s", err.message);
         return EXIT_RUNTIME;
     }
     raise_descriptor_limit();
@@ -272,23 +272,23 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     if (store_lock(cfg.database, &lock_fd, &err) < 0) {
-        log_error("onced", "%s", err.message);
+        diag_error("onced", "%s", err.message);
         return err.code == ONCE_ERR_EXISTS ? EXIT_USAGE : EXIT_RUNTIME;
     }
     if (once_keypair_load(&key, cfg.key_path, &err) < 0) {
-        log_error("onced", "cannot load the broker key: %s", err.message);
+        diag_error("onced", "cannot load the broker key: %s", err.message);
         store_unlock(lock_fd);
         return EXIT_RUNTIME;
     }
     if (audit_key_load(audit_key, cfg.audit_key_path, &err) < 0) {
-        log_error("onced", "cannot load the audit key (audit_key in the "
+        diag_error("onced", "cannot load the audit key (audit_key in the "
                   "configuration, made by oncectl init): %s", err.message);
         once_keypair_wipe(&key);
         store_unlock(lock_fd);
         return EXIT_RUNTIME;
     }
     if (store_open(&db, cfg.database, cfg.map_size_mb << 20, &err) < 0) {
-        log_error("onced", "%s", err.message);
+        diag_error("onced", "%s", err.message);
         once_keypair_wipe(&key);
         sodium_memzero(audit_key, sizeof(audit_key));
         store_unlock(lock_fd);
@@ -297,7 +297,7 @@ int main(int argc, char **argv)
     if (check_readers(&db, cfg.workers) < 0)
         goto out;
     if (open_log(&alog, &db, &cfg, &key, &err) < 0) {
-        log_error("onced", "%s", err.message);
+        diag_error("onced", "%s", err.message);
         goto out;
     }
     /* Sessions are kept for twice the skew window: see replay.c. */
@@ -307,7 +307,7 @@ int main(int argc, char **argv)
     limits.max_in_flight_per_department = cfg.max_in_flight_per_department;
     limits.max_cached_bytes = MAX_CACHED_ANSWER_BYTES;
     if (replay_create(&rp, &limits, &err) < 0) {
-        log_error("onced", "%s", err.message);
+        diag_error("onced", "%s", err.message);
         goto out;
     }
     memset(&identity, 0, sizeof(identity));
@@ -320,7 +320,7 @@ int main(int argc, char **argv)
     ctx = zmq_ctx_new();
     if (ctx == NULL ||
         zmq_ctx_set(ctx, ZMQ_IO_THREADS, zmq_io_threads(cfg.workers)) != 0) {
-        log_error("onced", "cannot create the ZeroMQ context: %s",
+        diag_error("onced", "cannot create the ZeroMQ context: %s",
                   zmq_strerror(errno));
         goto out;
     }
@@ -337,7 +337,7 @@ int main(int argc, char **argv)
         if (zap_start(&zh, ctx, &db, cfg.max_connections_per_department,
                       &err) < 0 ||
             writer_start(&wr, &wopt, &err) < 0) {
-            log_error("onced", "%s", err.message);
+            diag_error("onced", "%s", err.message);
             goto out;
         }
     }
@@ -355,10 +355,10 @@ int main(int argc, char **argv)
     once_keypair_wipe(&key);
     sodium_memzero(audit_key, sizeof(audit_key));
     if (rc < 0) {
-        log_error("onced", "%s", err.message);
+        diag_error("onced", "%s", err.message);
         goto out;
     }
-    log_info("onced", "%s listening on %s: %u workers, database %s (map "
+    diag_info("onced", "%s listening on %s: %u workers, database %s (map "
              "size %zu MiB, publishes up to %u%% of it), skew %u s, group "
              "commit up to %u, checkpoint every %u ms", cfg.name, bound,
              cfg.workers, cfg.database, cfg.map_size_mb,
@@ -368,7 +368,7 @@ int main(int argc, char **argv)
         console_options copt = { .cfg = &cfg, .db = &db, .log = &alog };
 
         if (console_start(&con, &copt, &err) < 0) {
-            log_error("onced", "%s", err.message);
+            diag_error("onced", "%s", err.message);
             server_drain(srv);
             goto out;
         }
@@ -393,6 +393,6 @@ out:
     store_close(&db);
     store_unlock(lock_fd);
     if (status == EXIT_SUCCESS)
-        log_info("onced", "stopped");
+        diag_info("onced", "stopped");
     return status;
 }

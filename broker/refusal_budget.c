@@ -69,7 +69,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "log.h"
+#include "diag.h"
 #include "refusal_budget.h"
 
 #define BUCKETS 64
@@ -213,7 +213,7 @@ static void count_unlogged(refusal_budget *b, budget_entry *e, int code,
     if (!atomic_compare_exchange_strong(&e->line_ms, &last, now_ms + 1))
         return; /* another worker writes the line */
     since = atomic_exchange(&e->since_line, 0);
-    log_info("refusals", "department %s is over its budget of logged "
+    diag_info("refusals", "department %s is over its budget of logged "
              "refusals (max_logged_refusals_per_department = %u per "
              "logged_refusals_window_seconds = %u): %llu refusal%s "
              "answered QUOTA_EXCEEDED and not logged since the last such "

@@ -73,7 +73,7 @@
  * Error with a stable code and a message for people, and a log line (over
  * the budget, a count in one line every 10 s); nothing a
  * client sends can stop a worker. Messages never carry a subject (a credit
- * code or ID number): log lines name a record by log_subject_tag instead.
+ * code or ID number): log lines name a record by diag_subject_tag instead.
  *
  * Memory. Each worker decodes protobuf into its own arena, reset after each
  * message, keeps its answer buffers across messages and keeps one LMDB read
@@ -99,7 +99,7 @@
 #include "envelope.h"
 #include "evidence.h"
 #include "faults.h"
-#include "log.h"
+#include "diag.h"
 #include "metrics.h"
 #include "pending.h"
 #include "policy.h"
@@ -385,7 +385,7 @@ typedef struct job {
     bool want_proof;
     leaf_facts leaf;
     department dept;
-    char tag[LOG_SUBJECT_TAG_CHARS]; /* subject tag, "" when none */
+    char tag[DIAG_SUBJECT_TAG_CHARS]; /* subject tag, "" when none */
     uint64_t received_ns; /* for the latency metric (metrics.c) */
 } job;
 
@@ -440,7 +440,7 @@ static void to_writer(job *j, write_job *wj, int answer_kind, int refusal)
     if (fault_take(FAULT_HAND_OFF) ||
         zmq_send(w->writes, &wj, sizeof(wj), 0) != (int)sizeof(wj)) {
         /* The caller answers UNAVAILABLE, unlogged (refuse). */
-        log_error("worker", "cannot pass an exchange to the writer: %s",
+        diag_error("worker", "cannot pass an exchange to the writer: %s",
                   zmq_strerror(errno));
         zmq_msg_move(j->routing_id, &wj->routing_id);
         write_job_free(wj);
@@ -488,12 +488,12 @@ static void answer(job *j, int kind, const uint8_t *body, size_t len)
     j->finished = true;
     if (reply_message(w->srv->identity, kind, j->reply_to, body, len,
                       &reply) < 0) {
-        log_error("worker", "out of memory for an answer");
+        diag_error("worker", "out of memory for an answer");
         j->answered = false; /* the token still accounts for the job */
         return;
     }
     if (send_reply(w->replies, j->routing_id, &reply) < 0)
-        log_error("worker", "cannot pass an answer to the I/O thread: %s",
+        diag_error("worker", "cannot pass an answer to the I/O thread: %s",
                   zmq_strerror(errno));
 }
 
@@ -568,7 +568,7 @@ static void refuse_over_budget(job *j, int code, uint64_t wait_ms)
              once_error_name(code), (unsigned)((wait_ms + 999) / 1000));
     j->failure = true;
     if (error_body(&w->answer, ONCE_ERR_QUOTA_EXCEEDED, message) < 0) {
-        log_error("worker", "out of memory for an error answer");
+        diag_error("worker", "out of memory for an error answer");
         return;
     }
     answer(j, ONCE__KIND__KIND_ERROR, w->answer.data, w->answer.len);
@@ -599,7 +599,7 @@ static void refuse(job *j, int code, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(message, sizeof(message), fmt, ap);
     va_end(ap);
-    (suspicious(code) ? log_warn : log_info)(
+    (suspicious(code) ? diag_warn : diag_info)(
         "worker", "refused %s from %s (session %016llx seq %llu%s%s): %s: %s",
         kind_name(j->env != NULL ? (int)j->env->kind : 0), j->user_id,
         (unsigned long long)(j->env != NULL ? j->env->session : 0),
@@ -607,7 +607,7 @@ static void refuse(job *j, int code, const char *fmt, ...)
         j->tag, once_error_name(code), message);
     j->failure = error_is_failure(code);
     if (error_body(&w->answer, code, message) < 0) {
-        log_error("worker", "out of memory for an error answer");
+        diag_error("worker", "out of memory for an error answer");
         return;
     }
     if (logged) {
@@ -620,7 +620,7 @@ static void refuse(job *j, int code, const char *fmt, ...)
         if (error_body(&w->answer, ONCE_ERR_UNAVAILABLE, "the broker "
                        "cannot log this exchange now; send it again "
                        "later") < 0) {
-            log_error("worker", "out of memory for an error answer");
+            diag_error("worker", "out of memory for an error answer");
             return;
         }
     }
@@ -669,7 +669,7 @@ static bool answer_from_table(job *j, bool fresh)
                "used by another envelope", (unsigned long long)j->env->seq);
         return true;
     }
-    log_debug("worker", "answered a retry of %s seq %llu from %s with its "
+    diag_debug("worker", "answered a retry of %s seq %llu from %s with its "
               "stored answer", kind_name(j->env->kind),
               (unsigned long long)j->env->seq, j->user_id);
     answer(j, stored->kind, stored->body.data, stored->body.len);
@@ -696,13 +696,13 @@ static bool check_replay(job *j)
          * publishes answered before it. */
         return !(write && answer_from_table(j, false));
     case REPLAY_IN_FLIGHT:
-        log_debug("worker", "dropped a copy of %s seq %llu from %s: the "
+        diag_debug("worker", "dropped a copy of %s seq %llu from %s: the "
                   "original is being answered", kind_name(e->kind),
                   (unsigned long long)e->seq, j->user_id);
         return false;
     case REPLAY_ANSWERED:
         if (kept.body != NULL) {
-            log_debug("worker", "answered a retry of %s seq %llu from %s "
+            diag_debug("worker", "answered a retry of %s seq %llu from %s "
                       "with its original answer", kind_name(e->kind),
                       (unsigned long long)e->seq, j->user_id);
             answer(j, kept.kind, kept.body, kept.len);
@@ -823,7 +823,7 @@ static void handle_request(job *j)
         refuse(j, rc, "%s", err.message);
         return;
     }
-    log_subject_tag(j->tag, q->type, q->subject);
+    diag_subject_tag(j->tag, q->type, q->subject);
     rc = once_subject_validate(type.subject_kind, q->subject, &err);
     if (rc < 0) {
         refuse(j, ONCE_ERR_INVALID_SUBJECT, "%s", err.message);
@@ -869,7 +869,7 @@ static void handle_request(job *j)
         return;
     }
     w->answer.len = once__response__pack(&response, w->answer.data);
-    log_debug("worker", "served %s v%llu%s to %s for %s: %zu of %zu fields",
+    diag_debug("worker", "served %s v%llu%s to %s for %s: %zu of %zu fields",
               q->type, (unsigned long long)rec.version,
               rec.status == ONCE__RECORD_STATUS__STATUS_REVOKED ? " (revoked)"
                                                                 : "",
@@ -1029,7 +1029,7 @@ static void handle_write(job *j)
         refuse(j, rc, "%s", err.message);
         return;
     }
-    log_subject_tag(j->tag, h->type, h->subject);
+    diag_subject_tag(j->tag, h->type, h->subject);
     snprintf(j->leaf.record_type, sizeof(j->leaf.record_type), "%s",
              h->type);
     j->leaf.record_version = h->version;
@@ -1252,14 +1252,14 @@ static void *worker_main(void *arg)
                            j.env->seq);
         arena_reset(&w->arena);
         if (!j.answered && send_token(w->replies, &parts[0]) < 0)
-            log_error("worker", "cannot account a message to the I/O "
+            diag_error("worker", "cannot account a message to the I/O "
                       "thread: %s", zmq_strerror(errno));
         zmq_msg_close(&parts[0]);
         zmq_msg_close(&parts[1]);
         zmq_msg_close(&parts[2]);
     }
     if (errno != ETERM) {
-        log_error("worker", "worker %u cannot receive: %s", w->index,
+        diag_error("worker", "worker %u cannot receive: %s", w->index,
                   zmq_strerror(errno));
         broker_fail();
     }
@@ -1312,7 +1312,7 @@ static void refuse_over_share(server *srv, zmq_msg_t *rid, zmq_msg_t *payload,
              zmq_msg_size(payload), srv->pending.dept_limit);
     d->refused++;
     if (now - d->last_log_ms >= QUOTA_LOG_INTERVAL_MS || d->refused == 1) {
-        log_info("server", "refused %llu message%s of department %s with "
+        diag_info("server", "refused %llu message%s of department %s with "
                  "QUOTA_EXCEEDED: over its share of unanswered bytes "
                  "(department_pending_kb = %zu)",
                  (unsigned long long)d->refused, d->refused == 1 ? "" : "s",
@@ -1323,7 +1323,7 @@ static void refuse_over_share(server *srv, zmq_msg_t *rid, zmq_msg_t *payload,
     if (error_body(&srv->io_answer, ONCE_ERR_QUOTA_EXCEEDED, message) < 0 ||
         reply_message(srv->identity, ONCE__KIND__KIND_ERROR, seq,
                       srv->io_answer.data, srv->io_answer.len, &reply) < 0) {
-        log_error("server", "out of memory for a refusal");
+        diag_error("server", "out of memory for a refusal");
         return;
     }
     if (zmq_msg_send(rid, srv->router, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
@@ -1348,7 +1348,7 @@ static int read_message(server *srv, held_job *held, io_stats *stats)
     if (zmq_msg_recv(rid, srv->router, ZMQ_DONTWAIT) < 0) {
         zmq_msg_close(rid);
         if (errno != EAGAIN && errno != EINTR) {
-            log_error("server", "cannot receive: %s", zmq_strerror(errno));
+            diag_error("server", "cannot receive: %s", zmq_strerror(errno));
             broker_fail();
         }
         return 0;
@@ -1381,7 +1381,7 @@ static int read_message(server *srv, held_job *held, io_stats *stats)
     user_id = zmq_msg_gets(payload, "User-Id");
     id_len = user_id != NULL ? strlen(user_id) : 0;
     if (id_len == 0 || id_len > ONCE_MAX_NAME) {
-        log_warn("server", "dropped a message from a connection without an "
+        diag_warn("server", "dropped a message from a connection without an "
                  "admitted department");
         zmq_msg_close(rid);
         zmq_msg_close(payload);
@@ -1397,14 +1397,14 @@ static int read_message(server *srv, held_job *held, io_stats *stats)
         if (rc == -ONCE_ERR_QUOTA_EXCEEDED)
             refuse_over_share(srv, rid, payload, dept);
         else
-            log_error("server", "out of memory; dropped a message");
+            diag_error("server", "out of memory; dropped a message");
         zmq_msg_close(rid);
         zmq_msg_close(payload);
         stats->dropped++;
         return 2;
     }
     if (zmq_msg_init_size(meta, 1 + id_len) != 0) {
-        log_error("server", "out of memory; dropped a message");
+        diag_error("server", "out of memory; dropped a message");
         pending_release(&srv->pending, rid);
         zmq_msg_close(rid);
         zmq_msg_close(payload);
@@ -1423,7 +1423,7 @@ static int dispatch(server *srv, held_job *held)
     if (zmq_msg_send(&held->parts[0], srv->jobs_out,
                      ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
         if (errno != EAGAIN) {
-            log_error("server", "cannot pass a job to the workers: %s",
+            diag_error("server", "cannot pass a job to the workers: %s",
                       zmq_strerror(errno));
             broker_fail();
         }
@@ -1456,7 +1456,7 @@ static uint64_t forward_answers(server *srv, io_stats *stats)
         done++;
         more = zmq_msg_more(&rid);
         if (pending_release(&srv->pending, &rid) < 0)
-            log_error("server", "an answer came back without its charge; "
+            diag_error("server", "an answer came back without its charge; "
                       "its bytes stay counted");
         if (!more) { /* a job with nothing to send */
             zmq_msg_close(&rid);
@@ -1470,10 +1470,10 @@ static uint64_t forward_answers(server *srv, io_stats *stats)
         }
         if (zmq_msg_send(&rid, srv->router, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
             if (errno == EHOSTUNREACH)
-                log_info("server", "a department disconnected before its "
+                diag_info("server", "a department disconnected before its "
                          "answer was sent; a retry gets the same answer");
             else
-                log_warn("server", "dropped an answer: the department's "
+                diag_warn("server", "dropped an answer: the department's "
                          "connection is not reading (%s)",
                          zmq_strerror(errno));
             stats->dropped++;
@@ -1500,7 +1500,7 @@ static bool io_budget_reached(server *srv)
         return false;
     now = monotonic_ms();
     if (now - srv->pending_full_logged_ms >= QUOTA_LOG_INTERVAL_MS) {
-        log_warn("server", "%zu bytes of messages wait for answers, the most "
+        diag_warn("server", "%zu bytes of messages wait for answers, the most "
                  "allowed (pending_kb = %zu): reading no more until answers "
                  "go out", srv->pending.total, srv->pending.limit / 1024);
         srv->pending_full_logged_ms = now;
@@ -1534,7 +1534,7 @@ static void *io_main(void *arg)
                 continue;
             if (errno == ETERM) /* start-up failed after this started */
                 break;
-            log_error("server", "poll failed: %s", zmq_strerror(errno));
+            diag_error("server", "poll failed: %s", zmq_strerror(errno));
             broker_fail();
             break;
         }
@@ -1545,12 +1545,12 @@ static void *io_main(void *arg)
             zmq_msg_recv(&stop, srv->control, ZMQ_DONTWAIT);
             zmq_msg_close(&stop);
             if (stopping) { /* the drain's deadline passed */
-                log_error("server", "gave up on %llu messages in flight",
+                diag_error("server", "gave up on %llu messages in flight",
                           (unsigned long long)(in_flight + held.full));
                 break;
             }
             stopping = true;
-            log_info("server", "no longer reading new messages; %llu in "
+            diag_info("server", "no longer reading new messages; %llu in "
                      "flight", (unsigned long long)(in_flight + held.full));
         }
         if (items[1].revents & ZMQ_POLLIN)
@@ -1577,7 +1577,7 @@ static void *io_main(void *arg)
     /* Linger lets the last answers reach the network. */
     zmq_close(srv->router);
     srv->router = NULL;
-    log_info("server", "stopped: %llu messages received, %llu answers sent, "
+    diag_info("server", "stopped: %llu messages received, %llu answers sent, "
              "%llu dropped", (unsigned long long)stats.received,
              (unsigned long long)stats.answered,
              (unsigned long long)stats.dropped);
@@ -1784,7 +1784,7 @@ int server_drain(server *srv)
     if (srv == NULL || !srv->io_started)
         return 0;
     if (zmq_send(srv->control_main, "STOP", 4, 0) < 0)
-        log_error("server", "cannot ask the I/O thread to stop: %s",
+        diag_error("server", "cannot ask the I/O thread to stop: %s",
                   zmq_strerror(errno));
     clock_gettime(CLOCK_REALTIME, &deadline);
     deadline.tv_sec += ms / 1000;
@@ -1798,10 +1798,10 @@ int server_drain(server *srv)
          * message makes the I/O thread stop waiting for them; their
          * clients get no answer and retry, and nothing was acknowledged
          * that is not durable. */
-        log_error("server", "the messages in flight were not all answered "
+        diag_error("server", "the messages in flight were not all answered "
                   "within %u ms", ms);
         if (zmq_send(srv->control_main, "STOP", 4, 0) < 0)
-            log_error("server", "cannot ask the I/O thread to stop: %s",
+            diag_error("server", "cannot ask the I/O thread to stop: %s",
                       zmq_strerror(errno));
         pthread_join(srv->io_thread, NULL);
         rc = -1;

@@ -182,7 +182,7 @@ static int put_record(writer *w, MDB_txn *txn, write_job *job,
     }
     if (rc == 0)
         return 0;
-    (rc == -ONCE_ERR_STALE_VERSION ? log_info : log_warn)(
+    (rc == -ONCE_ERR_STALE_VERSION ? diag_info : diag_warn)(
         "writer", "refused %s from %s (session %016llx seq %llu, subject "
         "#%s): %s: %s",
         job->leaf.kind == ONCE__KIND__KIND_REVOKE ? "revoke" : "publish",
@@ -307,7 +307,7 @@ static void fail_group(write_job **group, size_t n, int rc,
 {
     size_t i;
 
-    log_error("writer", "logged none of %zu exchanges: %s", n, err->message);
+    diag_error("writer", "logged none of %zu exchanges: %s", n, err->message);
     for (i = 0; i < n; i++) {
         group[i]->result = rc;
         group[i]->error = *err;
@@ -333,7 +333,7 @@ static void prune_replies(writer *w, MDB_txn *txn, size_t n)
         return;
     rc = mdb_txn_begin(mdb_txn_env(txn), txn, 0, &child);
     if (rc != MDB_SUCCESS) {
-        log_warn("writer", "cannot prune stored answers: %s",
+        diag_warn("writer", "cannot prune stored answers: %s",
                  mdb_strerror(rc));
         return;
     }
@@ -343,7 +343,7 @@ static void prune_replies(writer *w, MDB_txn *txn, size_t n)
     else
         mdb_txn_abort(child);
     if (rc < 0)
-        log_warn("writer", "cannot prune stored answers: %s", err.message);
+        diag_warn("writer", "cannot prune stored answers: %s", err.message);
 }
 
 static bool checkpoint_due(const writer *w, uint64_t now_ms)
@@ -377,18 +377,18 @@ static bool above_high_water(writer *w)
     if (bound < mark) {
         above = false;
     } else if (store_usage(w->db, &used, &err) < 0) {
-        log_warn("writer", "cannot measure the database: %s", err.message);
+        diag_warn("writer", "cannot measure the database: %s", err.message);
         return w->above_high_water;
     } else {
         above = used >= mark;
     }
     if (above && !w->above_high_water)
-        log_warn("writer", "the database holds %zu MiB of its %zu MiB, "
+        diag_warn("writer", "the database holds %zu MiB of its %zu MiB, "
                  "%u%% or more: publishes are refused with STORAGE_FULL so "
                  "that requests go on; raise map_size_mb and restart",
                  used >> 20, map_size >> 20, w->high_water_percent);
     else if (!above && w->above_high_water)
-        log_info("writer", "the database is below %u%% of its map again: "
+        diag_info("writer", "the database is below %u%% of its map again: "
                  "publishes are stored", w->high_water_percent);
     w->above_high_water = above;
     return above;
@@ -419,7 +419,7 @@ static size_t stop_publishes(writer *w, write_job **group, size_t n)
             "(high_water_percent): publishes are refused so that requests "
             "go on; the operator must raise map_size_mb and restart the "
             "broker", w->high_water_percent);
-        log_info("writer", "refused publish from %s (session %016llx seq "
+        diag_info("writer", "refused publish from %s (session %016llx seq "
                  "%llu, subject #%s): STORAGE_FULL: above the high-water "
                  "mark", job->sender, (unsigned long long)job->session,
                  (unsigned long long)job->seq, job->subject_tag);
@@ -505,7 +505,7 @@ static void commit_pending_checkpoint(writer *w)
             mdb_txn_abort(txn);
     }
     if (rc < 0) {
-        log_error("writer", "cannot sign the pending checkpoint: %s",
+        diag_error("writer", "cannot sign the pending checkpoint: %s",
                   err.message);
         return;
     }
@@ -538,7 +538,7 @@ static void answer_job(writer *w, write_job *job)
 
     if (job->result < 0) {
         if (error_body(&w->error, job->result, job->error.message) < 0) {
-            log_error("writer", "out of memory for an error answer");
+            diag_error("writer", "out of memory for an error answer");
             body = NULL;
         } else {
             body = w->error.data;
@@ -546,7 +546,7 @@ static void answer_job(writer *w, write_job *job)
             kind = ONCE__KIND__KIND_ERROR;
         }
     } else if (job->stored_len > 0 && kind == ONCE__KIND__KIND_RESPONSE) {
-        log_debug("writer", "%s %s v%llu, subject #%s, from %s, leaf %llu",
+        diag_debug("writer", "%s %s v%llu, subject #%s, from %s, leaf %llu",
                   job->leaf.kind == ONCE__KIND__KIND_REVOKE ? "revoked"
                                                             : "stored",
                   job->leaf.record_type,
@@ -571,7 +571,7 @@ static void answer_job(writer *w, write_job *job)
         return;
     }
     if (send_reply(w->replies, &job->routing_id, &reply) < 0)
-        log_error("writer", "cannot pass an answer to the I/O thread: %s",
+        diag_error("writer", "cannot pass an answer to the I/O thread: %s",
                   zmq_strerror(errno));
 }
 
@@ -584,7 +584,7 @@ static int receive_job(writer *w, write_job **job, int flags)
         if (n == (int)sizeof(*job))
             return 0;
         if (n >= 0) {
-            log_error("writer", "dropped a malformed job (%d bytes)", n);
+            diag_error("writer", "dropped a malformed job (%d bytes)", n);
             continue;
         }
         if (errno != EINTR)
@@ -631,7 +631,7 @@ static void *writer_main(void *arg)
         } while (n < w->group_max && bytes < GROUP_MAX_BYTES &&
                  receive_job(w, &job, ZMQ_DONTWAIT) == 0);
         if (fault_take(FAULT_WRITER_DIES)) {
-            log_error("writer", "dying with %zu exchanges unanswered: "
+            diag_error("writer", "dying with %zu exchanges unanswered: "
                       "injected fault", n);
             for (i = 0; i < n; i++)
                 write_job_free(w->group[i]);
@@ -647,7 +647,7 @@ static void *writer_main(void *arg)
         }
     }
     if (errno != ETERM) {
-        log_error("writer", "cannot receive: %s", zmq_strerror(errno));
+        diag_error("writer", "cannot receive: %s", zmq_strerror(errno));
         broker_fail();
     }
     /* The export and the next start find every committed leaf signed. */

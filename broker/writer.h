@@ -13,7 +13,7 @@
 
 #include "audit_hash.h"
 #include "auditlog.h"
-#include "log.h"
+#include "diag.h"
 #include "once/once.h"
 #include "replay.h"
 #include "server.h"
@@ -49,7 +49,7 @@ typedef struct write_job {
     uint64_t sent_at;              /* the envelope's, keys its stored answer */
     leaf_facts leaf;
     char subject[ONCE_MAX_SUBJECT + 1]; /* of a record to store */
-    char subject_tag[LOG_SUBJECT_TAG_CHARS];
+    char subject_tag[DIAG_SUBJECT_TAG_CHARS];
     uint8_t *stored;               /* the StoredRecord to put, or none */
     size_t stored_len;
     int answer_kind;               /* KIND_RESPONSE or KIND_ERROR */

@@ -58,7 +58,7 @@
 #include <sodium.h>
 #include <zmq.h>
 
-#include "log.h"
+#include "diag.h"
 #include "policy.h"
 #include "server.h"
 #include "socket_monitor.h"
@@ -135,7 +135,7 @@ static void log_limit_roll(zap *z, uint64_t now)
         if (now - l->window_start < LOG_INTERVAL_MS)
             continue;
         if (l->suppressed > 0)
-            log_info("zap", "suppressed %lu more refusal lines (%s) in the "
+            diag_info("zap", "suppressed %lu more refusal lines (%s) in the "
                      "last %d s", l->suppressed, cause_text[i],
                      LOG_INTERVAL_MS / 1000);
         l->window_start = now;
@@ -195,13 +195,13 @@ static void read_monitor(zap *z)
         case ZMQ_EVENT_DISCONNECTED:
             conn_limit_closed(z->connections, (int)value, dept);
             if (dept[0] != '\0')
-                log_debug("zap", "a connection of department %s closed",
+                diag_debug("zap", "a connection of department %s closed",
                           dept);
             break;
         case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
         case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
             if (log_allowed(z, REFUSED_MALFORMED))
-                log_info("zap", "a connection failed its handshake (%s)",
+                diag_info("zap", "a connection failed its handshake (%s)",
                          event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL
                              ? "protocol error"
                              : "timed out or closed");
@@ -291,9 +291,9 @@ static int rebuild_keys(zap *z)
     if (rc != 0 || rb.failed) {
         free(rb.fresh.entries);
         if (rb.failed)
-            log_error("zap", "out of memory rebuilding the key table");
+            diag_error("zap", "out of memory rebuilding the key table");
         else
-            log_error("zap", "cannot list departments: %s", err.message);
+            diag_error("zap", "cannot list departments: %s", err.message);
         return -1;
     }
     if (rb.fresh.count > 0)
@@ -321,7 +321,7 @@ static int decide(zap *z, const uint8_t curve[CURVE_KEY_BYTES],
     once_hex_encode(hex, curve, 8);
     rc = mdb_txn_renew(z->txn);
     if (rc != MDB_SUCCESS) {
-        log_error("zap", "cannot read the database: %s", mdb_strerror(rc));
+        diag_error("zap", "cannot read the database: %s", mdb_strerror(rc));
         *text = "broker cannot read its database";
         return 500;
     }
@@ -345,21 +345,21 @@ static int decide(zap *z, const uint8_t curve[CURVE_KEY_BYTES],
     mdb_txn_reset(z->txn);
     if (e == NULL) {
         if (log_allowed(z, REFUSED_UNKNOWN))
-            log_info("zap", "refused a connection from %s: key %s... "
+            diag_info("zap", "refused a connection from %s: key %s... "
                      "belongs to no registered department", address, hex);
         *text = "unknown key";
         return 400;
     }
     if (d.status != DEPARTMENT_ACTIVE) {
         if (log_allowed(z, REFUSED_SUSPENDED))
-            log_info("zap", "refused a connection from %s: department %s "
+            diag_info("zap", "refused a connection from %s: department %s "
                      "is suspended", address, d.id);
         *text = "department suspended";
         return 400;
     }
     if (!conn_limit_admit(z->connections, raw_address, d.id, &open)) {
         if (log_allowed(z, REFUSED_OVER_CAP))
-            log_info("zap", "refused a connection from %s: department %s "
+            diag_info("zap", "refused a connection from %s: department %s "
                      "holds %u connections open, the most allowed "
                      "(max_connections_per_department)", address, d.id,
                      open);
@@ -367,7 +367,7 @@ static int decide(zap *z, const uint8_t curve[CURVE_KEY_BYTES],
         return 400;
     }
     snprintf(user_id, ONCE_MAX_NAME + 1, "%s", d.id);
-    log_debug("zap", "admitted department %s from %s (%u connections open)",
+    diag_debug("zap", "admitted department %s from %s (%u connections open)",
               d.id, address, open);
     *text = "OK";
     return 200;
@@ -463,7 +463,7 @@ static int answer_request(zap *z, const zap_request *req, char *user_id,
      * credentials... */
     if (req->count < 6 || !frame_is(req, 0, "1.0") || req->truncated) {
         if (log_allowed(z, REFUSED_MALFORMED))
-            log_warn("zap", "malformed ZAP request (%zu frames)", req->count);
+            diag_warn("zap", "malformed ZAP request (%zu frames)", req->count);
         *text = "malformed ZAP request";
         return 400;
     }
@@ -475,7 +475,7 @@ static int answer_request(zap *z, const zap_request *req, char *user_id,
     if (!frame_is(req, 5, "CURVE") || req->count != 7 ||
         req->len[6] != CURVE_KEY_BYTES) {
         if (log_allowed(z, REFUSED_MALFORMED))
-            log_warn("zap", "refused a connection from %s: not CURVE",
+            diag_warn("zap", "refused a connection from %s: not CURVE",
                      address);
         *text = "CURVE required";
         return 400;
@@ -499,7 +499,7 @@ static void *zap_main(void *arg)
              * thread would still drop their messages (no User-Id), but a
              * broker that lost its gatekeeper stops. */
             if (errno != ETERM) {
-                log_error("zap", "cannot receive: %s", zmq_strerror(errno));
+                diag_error("zap", "cannot receive: %s", zmq_strerror(errno));
                 broker_fail();
             }
             break;
@@ -517,7 +517,7 @@ static void *zap_main(void *arg)
             send_frame(z->socket, NULL, 0, 0) < 0) {
             if (errno == ETERM)
                 break;
-            log_error("zap", "cannot answer a ZAP request: %s",
+            diag_error("zap", "cannot answer a ZAP request: %s",
                       zmq_strerror(errno));
         }
     }

@@ -18,7 +18,7 @@
 #include <cmocka.h>
 #include <sodium.h>
 
-#include "log.h"
+#include "diag.h"
 #include "refusal_budget.h"
 
 /* 6 per minute: one unit every 10 s. */
@@ -189,6 +189,6 @@ int main(void)
     if (sodium_init() < 0)
         return 1;
     /* The lines about refusals left out are not what is tested. */
-    log_init(LOG_LEVEL_ERROR);
+    diag_init(DIAG_LEVEL_ERROR);
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

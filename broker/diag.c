@@ -1,5 +1,8 @@
 /*
- * log.c - onced's levelled log on stderr.
+ * diag.c - onced's levelled diagnostics on stderr.
+ *
+ * Named diag, not log, because "the log" in once is the signed exchange
+ * log (auditlog.c): these lines are for operators and never evidence.
  *
  * The broker runs under systemd or a terminal; both collect stderr, so the
  * log is plain lines there rather than a file this process would have to
@@ -18,7 +21,7 @@
  *
  * What never reaches the log. Secrets are never passed here. Subjects
  * (credit codes, ID numbers) are personal data: callers log the keyed tag of
- * log_subject_tag instead. Text that came off the wire (purposes, names in
+ * diag_subject_tag instead. Text that came off the wire (purposes, names in
  * refusals) could carry control characters meant to forge log lines, so
  * every byte below 0x20 and 0x7f is written as '?'.
  */
@@ -31,49 +34,49 @@
 
 #include <sodium.h>
 
-#include "log.h"
+#include "diag.h"
 
 /* Longer lines are cut; no message the broker writes comes close. */
-#define LOG_LINE_MAX 2048
+#define DIAG_LINE_MAX 2048
 
-static _Atomic int current_level = LOG_LEVEL_INFO;
+static _Atomic int current_level = DIAG_LEVEL_INFO;
 static uint8_t subject_tag_key[crypto_generichash_KEYBYTES];
 
 static const char *const level_names[] = { "error", "warn", "info", "debug" };
 
-void log_init(log_level level)
+void diag_init(diag_level level)
 {
     randombytes_buf(subject_tag_key, sizeof(subject_tag_key));
-    log_set_level(level);
+    diag_set_level(level);
 }
 
-void log_set_level(log_level level)
+void diag_set_level(diag_level level)
 {
     atomic_store(&current_level, (int)level);
 }
 
-bool log_enabled(log_level level)
+bool diag_enabled(diag_level level)
 {
     return (int)level <= atomic_load_explicit(&current_level,
                                               memory_order_relaxed);
 }
 
-int log_level_parse(const char *name, log_level *out)
+int diag_level_parse(const char *name, diag_level *out)
 {
     int i;
 
-    for (i = 0; i <= LOG_LEVEL_DEBUG; i++) {
+    for (i = 0; i <= DIAG_LEVEL_DEBUG; i++) {
         if (strcmp(name, level_names[i]) == 0) {
-            *out = (log_level)i;
+            *out = (diag_level)i;
             return 0;
         }
     }
     return -1;
 }
 
-const char *log_level_name(log_level level)
+const char *diag_level_name(diag_level level)
 {
-    if ((int)level < 0 || level > LOG_LEVEL_DEBUG)
+    if ((int)level < 0 || level > DIAG_LEVEL_DEBUG)
         return "?";
     return level_names[level];
 }
@@ -90,16 +93,16 @@ static void write_line(const char *line, size_t len)
     }
 }
 
-static void vlog(log_level level, const char *module, const char *fmt,
+static void vlog(diag_level level, const char *module, const char *fmt,
                  va_list ap)
 {
-    char line[LOG_LINE_MAX];
+    char line[DIAG_LINE_MAX];
     struct timespec ts;
     struct tm tm;
     size_t len, start, i;
     int n;
 
-    if (!log_enabled(level))
+    if (!diag_enabled(level))
         return;
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
@@ -138,12 +141,12 @@ static void vlog(log_level level, const char *module, const char *fmt,
         va_end(ap);                                          \
     }
 
-DEFINE_LOG_FUNCTION(log_error, LOG_LEVEL_ERROR)
-DEFINE_LOG_FUNCTION(log_warn, LOG_LEVEL_WARN)
-DEFINE_LOG_FUNCTION(log_info, LOG_LEVEL_INFO)
-DEFINE_LOG_FUNCTION(log_debug, LOG_LEVEL_DEBUG)
+DEFINE_LOG_FUNCTION(diag_error, DIAG_LEVEL_ERROR)
+DEFINE_LOG_FUNCTION(diag_warn, DIAG_LEVEL_WARN)
+DEFINE_LOG_FUNCTION(diag_info, DIAG_LEVEL_INFO)
+DEFINE_LOG_FUNCTION(diag_debug, DIAG_LEVEL_DEBUG)
 
-void log_subject_tag(char out[LOG_SUBJECT_TAG_CHARS], const char *type,
+void diag_subject_tag(char out[DIAG_SUBJECT_TAG_CHARS], const char *type,
                      const char *subject)
 {
     static const uint8_t separator = 0;
@@ -158,9 +161,9 @@ void log_subject_tag(char out[LOG_SUBJECT_TAG_CHARS], const char *type,
     crypto_generichash_update(&st, &separator, 1);
     crypto_generichash_update(&st, (const uint8_t *)subject, strlen(subject));
     crypto_generichash_final(&st, hash, sizeof(hash));
-    for (i = 0; i < (LOG_SUBJECT_TAG_CHARS - 1) / 2; i++) {
+    for (i = 0; i < (DIAG_SUBJECT_TAG_CHARS - 1) / 2; i++) {
         out[2 * i] = hex[hash[i] >> 4];
         out[2 * i + 1] = hex[hash[i] & 15];
     }
-    out[LOG_SUBJECT_TAG_CHARS - 1] = '\0';
+    out[DIAG_SUBJECT_TAG_CHARS - 1] = '\0';
 }
