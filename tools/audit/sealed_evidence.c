@@ -1,5 +1,5 @@
 /*
- * audit_sealed.c - once-audit's side of evidence sealed to an auditor.
+ * sealed_evidence.c - once-audit's side of evidence sealed to an auditor.
  *
  * An export's evidence (the envelopes departments signed) is personal
  * data. `oncectl log export --evidence-to AUDITOR.pub` seals each evidence
@@ -14,7 +14,7 @@
  * key that is not the one named is refused up front, with both keys
  * printed, rather than as one failure per bundle.
  */
-#include "audit_sealed.h"
+#include "sealed_evidence.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,10 +1,10 @@
 /*
- * audit_sealed.h - once-audit's side of evidence sealed to an auditor.
+ * sealed_evidence.h - once-audit's side of evidence sealed to an auditor.
  *
- * See audit_sealed.c.
+ * See sealed_evidence.c.
  */
-#ifndef ONCE_AUDIT_SEALED_H
-#define ONCE_AUDIT_SEALED_H
+#ifndef ONCE_TOOLS_AUDIT_SEALED_EVIDENCE_H
+#define ONCE_TOOLS_AUDIT_SEALED_EVIDENCE_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -1,10 +1,10 @@
 /*
- * audit_text.h - once-audit prints text from the log only escaped.
+ * escape.h - once-audit prints text from the log only escaped.
  *
- * See audit_text.c.
+ * See escape.c.
  */
-#ifndef ONCE_AUDIT_TEXT_H
-#define ONCE_AUDIT_TEXT_H
+#ifndef ONCE_TOOLS_AUDIT_ESCAPE_H
+#define ONCE_TOOLS_AUDIT_ESCAPE_H
 
 #include <stdio.h>
 

@@ -1,5 +1,5 @@
 /*
- * audit_text.c - once-audit prints text from the log only escaped.
+ * escape.c - once-audit prints text from the log only escaped.
  *
  * Department ids and names, record types, purposes, case ids, file names:
  * everything once-audit prints from an export came from outside, mostly
@@ -18,7 +18,7 @@
  * byte that does not start or continue a valid sequence (an overlong form,
  * a surrogate, past U+10FFFF, cut short) is escaped on its own.
  */
-#include "audit_text.h"
+#include "escape.h"
 
 #include <stdint.h>
 
