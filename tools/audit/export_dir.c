@@ -32,7 +32,6 @@
                         (TLOG_EVIDENCE_LENGTH_BYTES + ONCE_MAX_MESSAGE) + \
                         EVIDENCE_SEAL_OVERHEAD)
 
-
 int read_at(int dirfd, const char *path, uint8_t **data, size_t *len)
 {
     struct stat st;
