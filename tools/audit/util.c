@@ -16,6 +16,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "monotonic.h"
 #include "once/once.h"
 #include "text_fields.h"
 
@@ -53,10 +54,7 @@ void *xrealloc(void *p, size_t n)
 
 double now_seconds(void)
 {
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    return (double)monotonic_ns() / 1e9;
 }
 
 void progress(const char *what, uint64_t done, uint64_t total, double *last)

@@ -16,6 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "monotonic.h"
+
 #define EXIT_FAILED 1
 #define EXIT_USAGE 2
 
@@ -55,7 +57,7 @@ extern options opt;
  * only the report. */
 void note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-uint64_t mono_ns(void);
+/* Seconds as nanoseconds of monotonic_ns() (lib/monotonic.h). */
 uint64_t seconds_ns(double s);
 
 /* a/b into out; -1 when it does not fit. */

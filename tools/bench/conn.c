@@ -130,7 +130,7 @@ static int conn_send_next(conn *c)
 {
     size_t i = c->next;
 
-    c->sent_ns[i] = mono_ns();
+    c->sent_ns[i] = monotonic_ns();
     if (zmq_send(c->sock, c->blob + c->offset[i], c->length[i], 0) < 0)
         return -1;
     c->next++;
@@ -160,7 +160,7 @@ static int conn_answer(conn *c, const uint8_t *data, size_t len,
                        uint64_t deadline)
 {
     Once__Envelope *e = envelope_unpack(data, len);
-    uint64_t now = mono_ns();
+    uint64_t now = monotonic_ns();
     size_t i;
 
     if (e == NULL) {
@@ -217,7 +217,7 @@ static void *drive(void *arg)
 {
     driver *d = arg;
     zmq_pollitem_t *items = calloc(d->n, sizeof(*items));
-    uint64_t last_progress = mono_ns();
+    uint64_t last_progress = monotonic_ns();
     size_t i;
 
     if (items == NULL) {
@@ -234,7 +234,7 @@ static void *drive(void *arg)
                 goto send_failed;
     }
     for (;;) {
-        uint64_t now = mono_ns();
+        uint64_t now = monotonic_ns();
         bool sending = d->deadline == 0 || now < d->deadline;
         bool busy = false;
 
@@ -270,7 +270,7 @@ static void *drive(void *arg)
                 conn_answer(c, zmq_msg_data(&m), zmq_msg_size(&m),
                             d->deadline);
                 zmq_msg_close(&m);
-                last_progress = mono_ns();
+                last_progress = monotonic_ns();
                 if ((d->deadline == 0 || last_progress < d->deadline) &&
                     c->next < c->n_env && c->outstanding < d->window &&
                     conn_send_next(c) < 0)

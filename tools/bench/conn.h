@@ -58,7 +58,7 @@ void conn_free(conn *c);
 
 /* Runs `threads` driver threads over conns[0..n), each keeping `window`
  * envelopes in flight on each of its connections until deadline (a
- * mono_ns() time; 0: until every envelope is answered), then collecting
+ * monotonic_ns() time; 0: until every envelope is answered), then collecting
  * the answers still outstanding. Returns 0, or -1 with the first failure
  * noted (a broker silent for 15 s, a failed send). */
 int run_drivers(conn *conns, size_t n, size_t threads, size_t window,

@@ -55,7 +55,7 @@ static void *verify_thread(void *arg)
 {
     verify_job *j = arg;
 
-    while (mono_ns() < j->deadline) {
+    while (monotonic_ns() < j->deadline) {
         for (int i = 0; i < 32; i++) {
             if (crypto_sign_verify_detached(j->sig, j->msg, j->len, j->pk) !=
                 0)
@@ -83,7 +83,7 @@ static int measure_verify(int threads, double seconds, const uint8_t *msg,
         threads = 64;
     once_keypair_generate(&kp);
     crypto_sign_detached(sig, NULL, msg, len, kp.secret_key);
-    start = mono_ns();
+    start = monotonic_ns();
     for (i = 0; i < threads; i++) {
         jobs[i] = (verify_job){kp.public_key, sig, msg, len,
                                start + seconds_ns(seconds), 0, false};
@@ -99,7 +99,7 @@ static int measure_verify(int threads, double seconds, const uint8_t *msg,
     once_keypair_wipe(&kp);
     if (started == 0 || failed)
         return -1;
-    *rate = (double)total / ((double)(mono_ns() - start) / 1e9);
+    *rate = (double)total / ((double)(monotonic_ns() - start) / 1e9);
     return 0;
 }
 
@@ -209,8 +209,8 @@ static int measure_echo(const char *endpoint_base, bool curve, int dealers,
     /* Warm up: one round trip per socket, so handshakes are not timed. */
     for (i = 0; i < dealers; i++)
         zmq_send(socks[i], payload, size, 0);
-    deadline = mono_ns() + seconds_ns(10);
-    while (warm < dealers && mono_ns() < deadline) {
+    deadline = monotonic_ns() + seconds_ns(10);
+    while (warm < dealers && monotonic_ns() < deadline) {
         if (zmq_poll(items, dealers, 100) <= 0)
             continue;
         for (i = 0; i < dealers; i++) {
@@ -222,13 +222,13 @@ static int measure_echo(const char *endpoint_base, bool curve, int dealers,
     if (warm < dealers)
         goto out;
 
-    start = mono_ns();
+    start = monotonic_ns();
     deadline = start + seconds_ns(seconds);
     for (i = 0; i < dealers; i++) {
         for (int w = 0; w < window; w++)
             zmq_send(socks[i], payload, size, 0);
     }
-    while (mono_ns() < deadline) {
+    while (monotonic_ns() < deadline) {
         if (zmq_poll(items, dealers, 100) <= 0)
             continue;
         for (i = 0; i < dealers; i++) {
@@ -240,7 +240,7 @@ static int measure_echo(const char *endpoint_base, bool curve, int dealers,
             }
         }
     }
-    *rate = (double)count / ((double)(mono_ns() - start) / 1e9);
+    *rate = (double)count / ((double)(monotonic_ns() - start) / 1e9);
     rc = 0;
 out:
     for (i = 0; i < dealers; i++) {
@@ -281,9 +281,9 @@ static int measure_lmdb(const char *dir, double seconds, double *rate)
         mdb_env_set_mapsize(env, (size_t)64 << 20) != 0 ||
         mdb_env_open(env, dir, 0, 0600) != 0)
         goto fail;
-    start = mono_ns();
+    start = monotonic_ns();
     deadline = start + seconds_ns(seconds);
-    while (mono_ns() < deadline) {
+    while (monotonic_ns() < deadline) {
         MDB_val k = {sizeof(key), key}, v = {sizeof(value), value};
 
         memcpy(key, &n, sizeof(n));
@@ -298,7 +298,7 @@ static int measure_lmdb(const char *dir, double seconds, double *rate)
             goto fail;
         n++;
     }
-    *rate = (double)n / ((double)(mono_ns() - start) / 1e9);
+    *rate = (double)n / ((double)(monotonic_ns() - start) / 1e9);
     mdb_env_close(env);
     return 0;
 fail:

@@ -30,27 +30,20 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "onced_process.h"
+
+#include "monotonic.h"
 
 /* Between polls of a child that is stopping, and before a new probe client
  * after a failed handshake. */
 #define STOP_POLL_US 20000
 #define REOPEN_PAUSE_US 100000
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static uint64_t deadline_after(double seconds)
 {
-    return now_ns() + (uint64_t)(seconds * 1e9);
+    return monotonic_ns() + (uint64_t)(seconds * 1e9);
 }
 
 pid_t child_spawn(char *const argv[], const char *log_path)
@@ -119,7 +112,7 @@ int onced_wait_ready(pid_t *pid, const char *endpoint, const char *dept,
     once_error e = {0};
     int status = 0, n;
 
-    while (now_ns() < deadline) {
+    while (monotonic_ns() < deadline) {
         if (!onced_running(pid, &status)) {
             const char *how = how_ended(status, &n);
 
@@ -169,7 +162,7 @@ int onced_stop(pid_t *pid, double wait_seconds, once_error *err)
         return -1;
     }
     kill(*pid, SIGTERM);
-    while (now_ns() < deadline) {
+    while (monotonic_ns() < deadline) {
         if (!onced_running(pid, &status)) {
             const char *how = how_ended(status, &n);
 

@@ -202,10 +202,10 @@ int run_publishes(bench_home *h, void *ctx, results *r)
     if (conn_connect(&issuer, ctx, h->endpoint, h->broker.public_key) < 0)
         goto out;
     note("publishing %lu records", opt.records);
-    start = mono_ns();
+    start = monotonic_ns();
     if (run_drivers(&issuer, 1, 1, opt.publish_window, 0) < 0)
         goto out;
-    last = mono_ns();
+    last = monotonic_ns();
     r->publish_seconds = (double)(last - start) / 1e9;
     r->publishes_per_s = (double)issuer.ok / r->publish_seconds;
     r->errors += issuer.errors;
@@ -290,7 +290,7 @@ int run_requests(bench_home *h, void *ctx, conn *clients, results *r)
         per_conn = opt.window * 2;
     note("signing %zu request envelopes on %zu threads", per_conn * opt.clients,
          threads);
-    presign_start = mono_ns();
+    presign_start = monotonic_ns();
     per = (opt.clients + threads - 1) / threads;
     for (t = 0; t < threads && t * per < opt.clients; t++) {
         size_t first = t * per;
@@ -312,7 +312,7 @@ int run_requests(bench_home *h, void *ctx, conn *clients, results *r)
     }
     if (started == 0)
         return -1;
-    r->presign_seconds = (double)(mono_ns() - presign_start) / 1e9;
+    r->presign_seconds = (double)(monotonic_ns() - presign_start) / 1e9;
     r->presigned = per_conn * opt.clients;
 
     for (i = 0; i < opt.clients; i++) {
@@ -325,11 +325,11 @@ int run_requests(bench_home *h, void *ctx, conn *clients, results *r)
     note("running %lu clients for %.1f s", opt.clients, opt.seconds);
     cpu0_broker = process_cpu_seconds(h->pid);
     cpu0_self = self_cpu_seconds();
-    start = mono_ns();
+    start = monotonic_ns();
     deadline = start + seconds_ns(opt.seconds);
     if (run_drivers(clients, opt.clients, threads, opt.window, deadline) < 0)
         return -1;
-    wall = (double)(mono_ns() - start) / 1e9;
+    wall = (double)(monotonic_ns() - start) / 1e9;
     r->broker_cpu_cores = (process_cpu_seconds(h->pid) - cpu0_broker) / wall;
     r->bench_cpu_cores = (self_cpu_seconds() - cpu0_self) / wall;
 

@@ -46,7 +46,7 @@ static void *scrape_main(void *arg)
     scraper *s = arg;
     struct curl_slist *headers = curl_slist_append(NULL, s->header);
     CURL *curl = curl_easy_init();
-    uint64_t next = mono_ns();
+    uint64_t next = monotonic_ns();
 
     while (curl != NULL && headers != NULL && !atomic_load(&s->stop)) {
         uint64_t bytes = 0, now;
@@ -69,7 +69,7 @@ static void *scrape_main(void *arg)
         }
         next += SCRAPE_INTERVAL_NS;
         /* Sleep to the next second in short steps, to stop promptly. */
-        while (!atomic_load(&s->stop) && (now = mono_ns()) < next) {
+        while (!atomic_load(&s->stop) && (now = monotonic_ns()) < next) {
             uint64_t left = next - now < 50000000u ? next - now : 50000000u;
             struct timespec ts = { 0, (long)left };
 
