@@ -16,7 +16,7 @@
 #include "diag.h"
 #include "once/once.h"
 #include "replay.h"
-#include "server.h"
+#include "reply.h"
 #include "store.h"
 
 /* What a worker learned about an exchange for its LogLeaf (docs/AUDIT.md);
