@@ -87,6 +87,7 @@
 #include "envelope.h"
 #include "faults.h"
 #include "metrics.h"
+#include "monotonic.h"
 #include "registry.h"
 #include "writer.h"
 
@@ -117,14 +118,6 @@ struct writer {
     unsigned high_water_percent;
     bool above_high_water;       /* as last seen, to log the changes */
 };
-
-static uint64_t monotonic_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 write_job *write_job_new(size_t stored_len, size_t answer_len,
                          size_t evidence_len)

@@ -59,6 +59,7 @@
 #include <zmq.h>
 
 #include "diag.h"
+#include "monotonic.h"
 #include "policy.h"
 #include "server.h"
 #include "socket_monitor.h"
@@ -115,14 +116,6 @@ static const char *const cause_text[REFUSED_CAUSES] = {
     "unknown key", "suspended department", "over the connection cap",
     "malformed or not CURVE",
 };
-
-static uint64_t monotonic_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 /* Ends the windows that are over, saying how many lines each left out. */
 static void log_limit_roll(zap *z, uint64_t now)

@@ -1,0 +1,142 @@
+/*
+ * worker.h - what onced's I/O thread, its workers and the handlers of each
+ * kind share, internal to the broker: the server and worker state, one job
+ * (a message being answered), and the answering of a job (answer.c). See
+ * server.c for the threads, worker.c for the checks every message passes.
+ */
+#ifndef ONCE_WORKER_H
+#define ONCE_WORKER_H
+
+#include <pthread.h>
+#include <stdalign.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <zmq.h>
+
+#include "audit_hash.h"
+#include "config.h"
+#include "conn_limit.h"
+#include "diag.h"
+#include "envelope.h"
+#include "monotonic.h"
+#include "pending.h"
+#include "policy.h"
+#include "refusal_budget.h"
+#include "replay.h"
+#include "reply.h"
+#include "store.h"
+#include "writer.h"
+
+typedef struct server server;
+
+/* First byte of the job frame that carries the department id. */
+#define JOB_MULTIPART 0x01
+
+/* A bump allocator for protobuf-c (worker.c). */
+typedef struct overflow_block {
+    struct overflow_block *next;
+    max_align_t data[];
+} overflow_block;
+
+typedef struct arena {
+    uint8_t *base;
+    size_t size;
+    size_t used;
+    overflow_block *overflow; /* what did not fit, freed at reset */
+} arena;
+
+typedef struct worker {
+    struct server *srv;
+    unsigned index;
+    pthread_t thread;
+    bool started;
+    void *jobs;     /* PULL from the I/O thread */
+    void *replies;  /* PUSH to the I/O thread */
+    void *writes;   /* PUSH to the writer */
+    MDB_txn *txn;   /* read transaction, renewed per message */
+    arena arena;
+    ProtobufCAllocator alloc;
+    byte_buffer answer;   /* encoded Response or Error */
+    byte_buffer scratch;  /* record signing input */
+} worker;
+
+struct server {
+    const broker_config *cfg;
+    store *db;
+    replay *replay;
+    refusal_budget *refusals; /* logged refusals per department */
+    broker_identity *identity;
+    void *router;
+    void *jobs_out;     /* PUSH to the workers */
+    void *replies_in;   /* PULL from the workers and the writer */
+    void *control;      /* PAIR: STOP from server_drain */
+    void *control_main; /* the main thread's end */
+    pthread_t io_thread;
+    bool io_started;
+    worker *workers;
+    unsigned worker_count;
+    conn_limit *connections;
+    pending pending;       /* the I/O thread's */
+    byte_buffer io_answer; /* the I/O thread's refusals */
+    uint64_t pending_full_logged_ms;
+    uint64_t skew_ms;
+    uint8_t audit_key[AUDIT_KEY_BYTES];
+    /* The answer to every ping: a Response naming the exchange log, its
+     * origin and checkpoint key (PROTOCOL.md 4.4). Made at start. */
+    byte_buffer ping_answer;
+    once_keypair directory_key; /* signs directories (directory.c) */
+};
+
+/* One message being answered by a worker. */
+typedef struct job {
+    worker *w;
+    zmq_msg_t *routing_id;
+    char user_id[ONCE_MAX_NAME + 1];
+    const uint8_t *bytes;
+    size_t len;
+    Once__Envelope *env;
+    uint64_t reply_to;
+    uint8_t digest[32];
+    bool admitted;  /* replay window marked it: record its answer */
+    bool finished;  /* its flight ended, or the writer will end it */
+    bool answered;  /* answered, or handed to the writer */
+    bool logged;    /* a publish, revoke or request from a known sender */
+    bool verified;  /* the envelope signature verified */
+    bool keep_reply; /* store the answer in the replies table */
+    bool failure;   /* refused for the broker's own failure: kept nowhere */
+    bool want_proof;
+    leaf_facts leaf;
+    department dept;
+    char tag[DIAG_SUBJECT_TAG_CHARS]; /* subject tag, "" when none */
+    uint64_t received_ns; /* for the latency metric (metrics.c) */
+} job;
+
+/* worker.c: gives w its arena and read transaction (its sockets are the
+ * server's to make), the thread's body, and what worker_prepare took. */
+int worker_prepare(worker *w, once_error *err);
+void *worker_main(void *arg);
+void worker_release(worker *w);
+
+/* handle_request.c and handle_write.c: the kinds' own checks and work,
+ * after worker.c's checks of the envelope. */
+void handle_request(job *j);
+void handle_write(job *j);
+
+/* answer.c: the answering of a job. */
+const char *kind_name(int kind);
+bool is_logged_kind(int kind);
+/* Hands a prepared write job to the writer, which answers once its leaf
+ * is durable; j->answered says whether it took it. */
+void to_writer(job *j, write_job *wj, int answer_kind, int refusal);
+bool answer_logged(job *j, int kind, int refusal, const uint8_t *body,
+                   size_t len);
+void answer(job *j, int kind, const uint8_t *body, size_t len);
+/* Refuses j with code and a message for people, logged as the rules in
+ * worker.c say. */
+void refuse(job *j, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#endif
