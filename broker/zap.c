@@ -61,7 +61,7 @@
 #include "diag.h"
 #include "monotonic.h"
 #include "policy.h"
-#include "server.h"
+#include "reply.h"
 #include "socket_monitor.h"
 #include "zap.h"
 
