@@ -19,8 +19,8 @@
  * status and the problem code, never the path: it holds the subject.
  *
  * Problems. Every refusal is application/problem+json (RFC 9457) with a
- * `code` member: a once error name (http_status_of gives its status, the
- * table of openapi.yaml) or one of the gateway's own names for refusals of
+ * `code` member: a once error name (adapter_http_status gives its status,
+ * the table of openapi.yaml) or one of the gateway's own names for refusals of
  * HTTP itself (UNAUTHORIZED, FORBIDDEN, NO_ROUTE, METHOD_NOT_ALLOWED,
  * UNSUPPORTED_MEDIA_TYPE, IDEMPOTENCY_CONFLICT).
  *
@@ -174,23 +174,6 @@ char *metrics_render(size_t *len)
 
 /* ---- answers ---------------------------------------------------------- */
 
-void gw_log(const char *level, const char *fmt, ...)
-{
-    char line[1024];
-    struct timespec ts;
-    struct tm tm;
-    va_list ap;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof(line), fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s gateway: %s\n",
-            tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-            tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000, level, line);
-}
-
 void http_json(http_call *c, int status, json_t *doc)
 {
     free(c->response);
@@ -212,74 +195,22 @@ void http_json(http_call *c, int status, json_t *doc)
 void http_problem(http_call *c, int status, const char *code,
                   const char *fmt, ...)
 {
-    char detail[512], type[96];
+    char detail[512];
     va_list ap;
 
     va_start(ap, fmt);
     vsnprintf(detail, sizeof(detail), fmt, ap);
     va_end(ap);
-    snprintf(type, sizeof(type), "urn:once:error:%s", code);
-    http_json(c, status, json_pack("{s:s, s:s, s:i, s:s, s:s}", "type", type,
-                                   "title", code, "status", status, "detail",
-                                   detail, "code", code));
+    http_json(c, status, adapter_problem_json(status, code, detail));
     if (c->status == status) {
         c->content_type = "application/problem+json";
         snprintf(c->code, sizeof(c->code), "%s", code);
     }
 }
 
-int http_status_of(int code)
-{
-    switch (code < 0 ? -code : code) {
-    case ONCE_ERR_MISSING_PURPOSE:
-    case ONCE_ERR_INVALID_SUBJECT:
-    case ONCE_ERR_INVALID_ARGUMENT:
-        return 400;
-    case ONCE_ERR_NOT_ISSUER:
-    case ONCE_ERR_NO_GRANT:
-    case ONCE_ERR_SUSPENDED:
-        return 403;
-    case ONCE_ERR_UNKNOWN_TYPE:
-    case ONCE_ERR_NOT_FOUND:
-        return 404;
-    case ONCE_ERR_REPLAY:
-    case ONCE_ERR_STALE_VERSION:
-    case ONCE_ERR_EXISTS:
-        return 409;
-    case ONCE_ERR_TOO_LARGE:
-        return 413;
-    case ONCE_ERR_INVALID_RECORD:
-        return 422;
-    case ONCE_ERR_QUOTA_EXCEEDED:
-        return 429;
-    case ONCE_ERR_NO_MEMORY:
-    case ONCE_ERR_CRYPTO:
-    case ONCE_ERR_BAD_KEY_FILE:
-        return 500;
-    case ONCE_ERR_MALFORMED:
-    case ONCE_ERR_BAD_SIGNATURE:
-    case ONCE_ERR_SENDER_MISMATCH:
-    case ONCE_ERR_UNSUPPORTED:
-        return 502;
-    case ONCE_ERR_UNKNOWN_SENDER:
-    case ONCE_ERR_CLOCK_SKEW:
-    case ONCE_ERR_INTERNAL:
-    case ONCE_ERR_UNAVAILABLE:
-    case ONCE_ERR_IO:
-    case ONCE_ERR_CONNECT:
-        return 503;
-    case ONCE_ERR_TIMEOUT:
-        return 504;
-    case ONCE_ERR_STORAGE_FULL:
-        return 507;
-    default:
-        return 500;
-    }
-}
-
 void http_once_problem(http_call *c, int rc, const once_error *err)
 {
-    int status = http_status_of(rc);
+    int status = adapter_http_status(rc);
 
     http_problem(c, status, once_error_name(rc), "%s",
                  err != NULL ? err->message : "");
@@ -462,10 +393,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
     ok = send_answer(conn, &c);
     seconds = seconds_since(&st->started);
     metrics_observe(c.route, c.status, seconds);
-    gw_log("info", "access caller=%s method=%s route=%s status=%d code=%s "
-           "ms=%.1f", c.caller != NULL ? c.caller->caller : "-", method,
-           c.route != NULL ? c.route : "unmatched", c.status,
-           c.code[0] != '\0' ? c.code : "-", seconds * 1000.0);
+    adapter_log("info", "access caller=%s method=%s route=%s status=%d "
+                "code=%s ms=%.1f", c.caller != NULL ? c.caller->caller : "-",
+                method, c.route != NULL ? c.route : "unmatched", c.status,
+                c.code[0] != '\0' ? c.code : "-", seconds * 1000.0);
     free(c.response);
     return ok;
 }
@@ -590,8 +521,8 @@ void http_stop(unsigned grace_ms)
         waited += 10;
     }
     if (atomic_load(&in_flight) > 0)
-        gw_log("warn", "%d call(s) still in flight after %u ms; stopping",
-               atomic_load(&in_flight), grace_ms);
+        adapter_log("warn", "%d call(s) still in flight after %u ms; stopping",
+                    atomic_load(&in_flight), grace_ms);
     MHD_stop_daemon(daemon_handle);
     daemon_handle = NULL;
 }

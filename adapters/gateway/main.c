@@ -2,7 +2,8 @@
  * main.c - once-gateway: start-up, configuration, signals, shutdown.
  *
  * The configuration is one INI file ([gateway] section, read with inih
- * like onced's once.conf); relative paths in it are relative to the
+ * like onced's once.conf; the keys the spool has too are read by
+ * adapters/common/config.c); relative paths in it are relative to the
  * file's directory. Every key is checked and an unknown key is an error,
  * so a misspelt setting is never silently replaced by a default. Start-up
  * refuses, with exit status 2 and one line saying why, a configuration
@@ -74,35 +75,8 @@ static const char usage_text[] =
 
 typedef struct parse_state {
     gateway_config *cfg;
-    char dir[PATH_MAX];
-    char problem[256];
+    adapter_ini ini;
 } parse_state;
-
-static int set_path(parse_state *st, char *out, const char *value)
-{
-    int n = value[0] == '/'
-        ? snprintf(out, PATH_MAX, "%s", value)
-        : snprintf(out, PATH_MAX, "%s/%s", st->dir, value);
-
-    return n > 0 && n < PATH_MAX;
-}
-
-static int set_number(parse_state *st, const char *name, const char *value,
-                      unsigned long min, unsigned long max,
-                      unsigned long *out)
-{
-    char *end;
-
-    errno = 0;
-    *out = strtoul(value, &end, 10);
-    if (errno != 0 || *end != '\0' || value[0] == '\0' || value[0] == '-' ||
-        *out < min || *out > max) {
-        snprintf(st->problem, sizeof(st->problem), "%s must be %lu to %lu",
-                 name, min, max);
-        return 0;
-    }
-    return 1;
-}
 
 /* "HOST:PORT" or "[V6]:PORT". */
 static int set_listen(parse_state *st, const char *value)
@@ -130,13 +104,14 @@ static int set_listen(parse_state *st, const char *value)
         goto bad;
     memcpy(cfg->listen_host, host, host_len);
     cfg->listen_host[host_len] = '\0';
-    if (!set_number(st, "the listen port", colon + 1, 0, 65535, &port))
+    if (!adapter_ini_number(&st->ini, "the listen port", colon + 1, 0, 65535,
+                            &port))
         return 0;
     cfg->listen_port = (unsigned)port;
     return 1;
 bad:
-    snprintf(st->problem, sizeof(st->problem), "listen must be HOST:PORT or "
-             "[IPV6]:PORT");
+    snprintf(st->ini.problem, sizeof(st->ini.problem), "listen must be "
+             "HOST:PORT or [IPV6]:PORT");
     return 0;
 }
 
@@ -146,91 +121,55 @@ static int ini_entry(void *user, const char *section, const char *name,
     parse_state *st = user;
     gateway_config *cfg = st->cfg;
     unsigned long n;
+    int rc;
 
     if (strcmp(section, "gateway") != 0) {
-        snprintf(st->problem, sizeof(st->problem), "unknown section [%s]",
-                 section);
+        snprintf(st->ini.problem, sizeof(st->ini.problem),
+                 "unknown section [%s]", section);
         return 0;
     }
-    if (strcmp(name, "department") == 0) {
-        if (strlen(value) == 0 || strlen(value) > ONCE_MAX_NAME) {
-            snprintf(st->problem, sizeof(st->problem), "department must be "
-                     "1 to %d characters", ONCE_MAX_NAME);
-            return 0;
-        }
-        snprintf(cfg->department, sizeof(cfg->department), "%s", value);
-        return 1;
-    }
-    if (strcmp(name, "key") == 0)
-        return set_path(st, cfg->key_path, value);
-    if (strcmp(name, "broker") == 0) {
-        if (strncmp(value, "tcp://", 6) != 0 &&
-            strncmp(value, "ipc://", 6) != 0) {
-            snprintf(st->problem, sizeof(st->problem), "broker must be "
-                     "tcp://HOST:PORT or ipc://PATH");
-            return 0;
-        }
-        return snprintf(cfg->broker_endpoint, sizeof(cfg->broker_endpoint),
-                        "%s", value) < (int)sizeof(cfg->broker_endpoint);
-    }
-    if (strcmp(name, "broker_key") == 0)
-        return set_path(st, cfg->broker_key_path, value);
-    if (strcmp(name, "log_origin") == 0)
-        return snprintf(cfg->log_origin, sizeof(cfg->log_origin), "%s",
-                        value) < (int)sizeof(cfg->log_origin);
+    if ((rc = adapter_config_entry(&st->ini, &cfg->base, name, value)) >= 0)
+        return rc;
     if (strcmp(name, "listen") == 0)
         return set_listen(st, value);
     if (strcmp(name, "tokens") == 0)
-        return set_path(st, cfg->tokens_path, value);
+        return adapter_ini_path(&st->ini, cfg->tokens_path, value);
     if (strcmp(name, "tls_certificate") == 0)
-        return set_path(st, cfg->tls_cert_path, value);
+        return adapter_ini_path(&st->ini, cfg->tls_cert_path, value);
     if (strcmp(name, "tls_key") == 0)
-        return set_path(st, cfg->tls_key_path, value);
-    if (strcmp(name, "state_directory") == 0)
-        return set_path(st, cfg->state_dir, value);
+        return adapter_ini_path(&st->ini, cfg->tls_key_path, value);
     if (strcmp(name, "pool_size") == 0) {
-        if (!set_number(st, name, value, 1, GATEWAY_MAX_POOL, &n))
+        if (!adapter_ini_number(&st->ini, name, value, 1, GATEWAY_MAX_POOL,
+                                &n))
             return 0;
         cfg->pool_size = (unsigned)n;
         return 1;
     }
-    if (strcmp(name, "timeout_ms") == 0) {
-        if (!set_number(st, name, value, 100, 600000, &n))
-            return 0;
-        cfg->timeout_ms = (unsigned)n;
-        return 1;
-    }
     if (strcmp(name, "max_body_bytes") == 0) {
-        if (!set_number(st, name, value, 1024, 64ul * 1024 * 1024, &n))
+        if (!adapter_ini_number(&st->ini, name, value, 1024,
+                                64ul * 1024 * 1024, &n))
             return 0;
         cfg->max_body = n;
         return 1;
     }
-    snprintf(st->problem, sizeof(st->problem), "unknown key %s", name);
+    snprintf(st->ini.problem, sizeof(st->ini.problem), "unknown key %s",
+             name);
     return 0;
 }
 
 static int load_config(gateway_config *cfg, const char *path)
 {
     parse_state st;
-    const char *slash;
     int rc;
 
     memset(cfg, 0, sizeof(*cfg));
-    memset(&st, 0, sizeof(st));
     cfg->pool_size = GATEWAY_DEFAULT_POOL;
-    cfg->timeout_ms = GATEWAY_DEFAULT_TIMEOUT_MS;
+    cfg->base.timeout_ms = GATEWAY_DEFAULT_TIMEOUT_MS;
     cfg->max_body = GATEWAY_DEFAULT_MAX_BODY;
     snprintf(cfg->listen_host, sizeof(cfg->listen_host), "127.0.0.1");
     cfg->listen_port = 8080;
     snprintf(cfg->config_path, sizeof(cfg->config_path), "%s", path);
-    slash = strrchr(path, '/');
-    if (slash == NULL)
-        snprintf(st.dir, sizeof(st.dir), ".");
-    else
-        snprintf(st.dir, sizeof(st.dir), "%.*s", (int)(slash - path), path);
-    if (st.dir[0] == '\0')
-        snprintf(st.dir, sizeof(st.dir), "/");
+    adapter_ini_init(&st.ini, path);
     st.cfg = cfg;
     rc = ini_parse(path, ini_entry, &st);
     if (rc < 0) {
@@ -240,12 +179,11 @@ static int load_config(gateway_config *cfg, const char *path)
     }
     if (rc > 0) {
         fprintf(stderr, "once-gateway: %s line %d: %s\n", path, rc,
-                st.problem[0] != '\0' ? st.problem : "syntax error");
+                st.ini.problem[0] != '\0' ? st.ini.problem : "syntax error");
         return -1;
     }
-    if (cfg->department[0] == '\0' || cfg->key_path[0] == '\0' ||
-        cfg->broker_endpoint[0] == '\0' || cfg->broker_key_path[0] == '\0' ||
-        cfg->tokens_path[0] == '\0' || cfg->state_dir[0] == '\0') {
+    if (adapter_config_check(&st.ini, &cfg->base) < 0 ||
+        cfg->tokens_path[0] == '\0') {
         fprintf(stderr, "once-gateway: %s needs department, key, broker, "
                 "broker_key, tokens and state_directory\n", path);
         return -1;
@@ -299,11 +237,11 @@ static int open_local(gateway *gw, once_error *err)
 {
     int rc;
 
-    if ((rc = once_keypair_load(&gw->key, gw->cfg.key_path, err)) < 0 ||
-        (rc = once_public_key_load(gw->broker_pk, gw->cfg.broker_key_path,
+    if ((rc = once_keypair_load(&gw->key, gw->cfg.base.key_path, err)) < 0 ||
+        (rc = once_public_key_load(gw->broker_pk, gw->cfg.base.broker_key_path,
                                    err)) < 0 ||
         (rc = tokens_load(&gw->tokens, gw->cfg.tokens_path, err)) < 0 ||
-        (rc = state_open(&gw->state, gw->cfg.state_dir, err)) < 0)
+        (rc = state_open(&gw->state, gw->cfg.base.state_dir, err)) < 0)
         return rc;
     return 0;
 }
@@ -333,6 +271,7 @@ int main(int argc, char **argv)
     default:
         break;
     }
+    adapter_log_init("gateway");
     if (load_config(&gw.cfg, config) < 0)
         return EXIT_USAGE;
     if (once_init() < 0) {
@@ -350,9 +289,11 @@ int main(int argc, char **argv)
         close_all(&gw);
         return EXIT_USAGE;
     }
-    if (pool_open(&gw.pool, &gw.cfg, &gw.key, gw.broker_pk, &err) < 0 ||
+    if (pool_open(&gw.pool, gw.cfg.base.broker_endpoint,
+                  gw.cfg.base.department, gw.cfg.pool_size,
+                  gw.cfg.base.timeout_ms, &gw.key, gw.broker_pk, &err) < 0 ||
         dircache_open(&gw.dir, gw.pool, &err) < 0) {
-        gw_log("error", "%s", err.message);
+        adapter_log("error", "%s", err.message);
         goto out;
     }
     if (http_start(&gw, &err) < 0) {
@@ -361,17 +302,18 @@ int main(int argc, char **argv)
                                                        : EXIT_RUNTIME;
         goto out;
     }
-    gw_log("info", "department %s listening on %s port %u (%s), %u broker "
-           "connections to %s", gw.cfg.department, gw.cfg.listen_host,
-           http_bound_port(), gw.cfg.tls_cert_path[0] ? "https" : "http",
-           gw.cfg.pool_size, gw.cfg.broker_endpoint);
+    adapter_log("info", "department %s listening on %s port %u (%s), %u "
+                "broker connections to %s", gw.cfg.base.department,
+                gw.cfg.listen_host, http_bound_port(),
+                gw.cfg.tls_cert_path[0] ? "https" : "http", gw.cfg.pool_size,
+                gw.cfg.base.broker_endpoint);
     while (sigwait(&signals, &sig) != 0)
         ;
-    gw_log("info", "%s received: finishing the calls in flight",
-           sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    adapter_log("info", "%s received: finishing the calls in flight",
+                sig == SIGTERM ? "SIGTERM" : "SIGINT");
     http_stop(SHUTDOWN_GRACE_MS);
     status = EXIT_SUCCESS;
-    gw_log("info", "stopped");
+    adapter_log("info", "stopped");
 out:
     close_all(&gw);
     return status;

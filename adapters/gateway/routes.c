@@ -8,21 +8,20 @@
  *   GET  /v1/health, /v1/openapi.yaml, /metrics
  *
  * Publish and revoke: the gateway builds the record from the JSON body
- * (json_record.c), signs it with the department's key and sends it. With
- * an Idempotency-Key the signed envelope is committed to the state
- * (state.c) before it is sent, and a retry sends the same bytes or, once
- * the answer is known, gets the stored answer; the same key with another
- * request is 409. A version the body does not give is the gateway's clock
+ * (adapters/common/json_record.c), signs it with the department's key and
+ * sends it. With an Idempotency-Key the signed envelope is committed to
+ * the state (adapters/common/state.c) before it is sent, and a retry
+ * sends the same bytes or, once the answer is known, gets the stored
+ * answer; the same key with another request is 409. A version the body does not give is the gateway's clock
  * in milliseconds, made to grow strictly within a run, so successive
  * publishes through one gateway never collide (the broker refuses a
  * version that is not above the latest: STALE_VERSION, 409).
  *
  * Request: the broker answers with the issuer-signed record and the
  * disclosures the department's grant allows. Before a field is handed
- * over, the gateway finds the issuer in the broker's signed directory
- * (dircache.c; refreshed once if the issuer is not in it), checks that the
- * directory lists it as an issuer of the type, and checks the issuer's
- * signature and every disclosure's digest (once_record_verify). A receipt
+ * over, the gateway checks it against the broker's signed directory
+ * (adapter_verify_record, adapters/common/answer.c: the issuer known and
+ * listed for the type, its signature and every disclosure's digest). A receipt
  * proof asked for is checked with the broker key when the log's origin is
  * configured. Anything that does not verify is 502: the fields are not
  * handed over.
@@ -80,7 +79,7 @@ static void broker_problem(http_call *c, int rc, const once_error *err)
 
     if (rc == -ONCE_ERR_TIMEOUT &&
         (seen == 0 ||
-         monotonic_ms() - seen > 2 * (uint64_t)c->gw->cfg.timeout_ms)) {
+         monotonic_ms() - seen > 2 * (uint64_t)c->gw->cfg.base.timeout_ms)) {
         http_problem(c, 503, "UNAVAILABLE", "the broker is unreachable: "
                      "%s", err->message);
         snprintf(c->retry_after, sizeof(c->retry_after), "5");
@@ -166,47 +165,6 @@ unsigned routes_required_ops(http_call *c)
 
 /* ---- receipts and records as JSON ------------------------------------- */
 
-static json_t *hex_string(const uint8_t *p, size_t n)
-{
-    char *hex = malloc(2 * n + 1);
-    json_t *s;
-
-    if (hex == NULL)
-        return NULL;
-    once_hex_encode(hex, p, n);
-    s = json_string(hex);
-    free(hex);
-    return s;
-}
-
-static json_t *receipt_json(const once_receipt *r, int proof_verified)
-{
-    json_t *o = json_object(), *proof;
-    size_t i;
-
-    if (o == NULL)
-        return NULL;
-    json_object_set_new(o, "leaf_index", json_integer((json_int_t)
-                                                      r->leaf_index));
-    if (r->has_proof) {
-        proof = json_array();
-        for (i = 0; i < r->proof_len; i++)
-            json_array_append_new(proof, hex_string(r->proof[i], 32));
-        json_object_set_new(o, "checkpoint",
-                            json_stringn(r->checkpoint, r->checkpoint_len));
-        json_object_set_new(o, "inclusion_proof", proof);
-        json_object_set_new(o, "leaf", hex_string(r->leaf, r->leaf_len));
-        json_object_set_new(o, "proof_verified",
-                            json_boolean(proof_verified));
-    }
-    return o;
-}
-
-static const char *status_name(once_record_status s)
-{
-    return s == ONCE_STATUS_REVOKED ? "revoked" : "valid";
-}
-
 /* A boolean query parameter: 0/1, or -1 when not true/false. */
 static int query_flag(http_call *c, const char *name)
 {
@@ -253,14 +211,12 @@ static void send_write(http_call *c, const record_path *rp,
     }
     /* A proof that does not verify does not undo the write: it is
      * reported as not verified. */
-    proof_ok = receipt.has_proof && c->gw->cfg.log_origin[0] != '\0' &&
+    proof_ok = receipt.has_proof && c->gw->cfg.base.log_origin[0] != '\0' &&
                once_receipt_verify(&receipt, c->gw->broker_pk,
-                                   c->gw->cfg.log_origin, &err) == 0;
-    doc = json_pack("{s:s, s:s, s:I, s:s, s:s, s:o}", "type", rp->type,
-                    "subject", rp->subject, "version", (json_int_t)version,
-                    "status", rp->revocations ? "revoked" : "valid",
-                    "issuer", c->gw->cfg.department, "receipt",
-                    receipt_json(&receipt, proof_ok));
+                                   c->gw->cfg.base.log_origin, &err) == 0;
+    doc = adapter_write_json(rp->type, rp->subject, version,
+                             rp->revocations, c->gw->cfg.base.department,
+                             &receipt, proof_ok);
     if (doc != NULL && reason != NULL)
         json_object_set_new(doc, "reason", json_string(reason));
     once_receipt_clear(&receipt);
@@ -299,10 +255,10 @@ static int prepare(http_call *c, const record_path *rp, int want_proof,
 
     rc = rp->revocations
         ? json_revocation_record(c->body, c->body_len, rp->type, rp->subject,
-                                 gw->cfg.department, next_version(gw), &r,
+                                 gw->cfg.base.department, next_version(gw), &r,
                                  reason, where, sizeof(where), &err)
         : json_publish_record(c->body, c->body_len, rp->type, rp->subject,
-                              gw->cfg.department, next_version(gw), &r,
+                              gw->cfg.base.department, next_version(gw), &r,
                               where, sizeof(where), &err);
     if (rc < 0) {
         http_problem(c, 400, "INVALID_ARGUMENT", "%s: %s", where,
@@ -396,8 +352,8 @@ static void write_route(http_call *c, const record_path *rp)
         e.status = c->status;
         if (e.answer != NULL &&
             state_put(gw->state, caller, key, &e, &err) < 0)
-            gw_log("error", "cannot keep the answer of an idempotent "
-                   "request: %s", err.message);
+            adapter_log("error", "cannot keep the answer of an idempotent "
+                        "request: %s", err.message);
     }
 out:
     if (key != NULL)
@@ -407,104 +363,6 @@ out:
 }
 
 /* ---- request ----------------------------------------------------------- */
-
-/* The disclosed fields of r: text as strings; values that are not UTF-8
- * (records published by other means than the gateway) in base64 under
- * binary_fields. */
-static void fields_json(json_t *doc, const once_record *r)
-{
-    json_t *fields = json_object(), *binary = json_object();
-    const uint8_t *value;
-    size_t i, len;
-
-    for (i = 0; i < once_record_field_count(r); i++) {
-        const char *name = once_record_field_name(r, i);
-        json_t *text;
-
-        if (once_record_field_value(r, name, &value, &len) < 0)
-            continue;
-        text = json_stringn((const char *)value, len);
-        if (text != NULL) {
-            json_object_set_new(fields, name, text);
-        } else {
-            size_t cap = sodium_base64_encoded_len(
-                len, sodium_base64_VARIANT_ORIGINAL);
-            char *b64 = malloc(cap);
-
-            if (b64 == NULL)
-                continue;
-            sodium_bin2base64(b64, cap, value, len,
-                              sodium_base64_VARIANT_ORIGINAL);
-            json_object_set_new(binary, name, json_string(b64));
-            free(b64);
-        }
-    }
-    json_object_set_new(doc, "fields", fields);
-    if (json_object_size(binary) > 0)
-        json_object_set_new(doc, "binary_fields", binary);
-    else
-        json_decref(binary);
-}
-
-/* Checks r against the directory: its issuer is known and an issuer of its
- * type, its signature and every disclosure verify. 0 with the issuer's
- * key in pk and the directory's digest in dir_digest, or c is answered
- * (502: nothing of r is handed over). */
-static int verify_record(http_call *c, const once_record *r,
-                         uint8_t pk[ONCE_PUBLIC_KEY_BYTES],
-                         uint8_t dir_digest[ONCE_DIGEST_BYTES])
-{
-    const char *issuer = once_record_issuer(r);
-    once_directory_department dep;
-    const once_directory *dir;
-    once_directory_type t;
-    bool listed = false;
-    once_error err;
-    size_t i, k;
-    int rc, attempt;
-
-    for (attempt = 0; attempt < 2; attempt++) {
-        dir = dircache_get(c->gw->dir, attempt > 0, &err);
-        if (dir == NULL) {
-            http_problem(c, 503, "UNAVAILABLE", "no directory of issuers' "
-                         "keys from the broker: %s", err.message);
-            snprintf(c->retry_after, sizeof(c->retry_after), "5");
-            return -ONCE_ERR_UNAVAILABLE;
-        }
-        rc = once_directory_find_department(dir, issuer, &dep);
-        if (rc == 0)
-            break;
-        dircache_release(c->gw->dir);
-    }
-    if (rc < 0) {
-        http_problem(c, 502, "UNKNOWN_SENDER", "the record's issuer %s is "
-                     "not in the broker's directory", issuer);
-        return rc;
-    }
-    for (i = 0; i < once_directory_type_count(dir) && !listed; i++) {
-        if (once_directory_type_at(dir, i, &t) < 0 ||
-            strcmp(t.name, once_record_type(r)) != 0)
-            continue;
-        for (k = 0; k < t.issuer_count; k++)
-            listed = listed || strcmp(t.issuers[k], issuer) == 0;
-    }
-    memcpy(pk, dep.public_key, ONCE_PUBLIC_KEY_BYTES);
-    memcpy(dir_digest, once_directory_digest(dir), ONCE_DIGEST_BYTES);
-    dircache_release(c->gw->dir);
-    if (!listed) {
-        http_problem(c, 502, "NOT_ISSUER", "the directory does not list %s "
-                     "as an issuer of %s records", issuer,
-                     once_record_type(r));
-        return -ONCE_ERR_NOT_ISSUER;
-    }
-    rc = once_record_verify(r, pk, &err);
-    if (rc < 0) {
-        http_problem(c, 502, once_error_name(rc), "the record from the "
-                     "broker does not verify: %s", err.message);
-        return rc;
-    }
-    return 0;
-}
 
 static void request_route(http_call *c, const record_path *rp)
 {
@@ -517,7 +375,7 @@ static void request_route(http_call *c, const record_path *rp)
     once_client *client;
     uint64_t version = 0;
     once_error err;
-    json_t *doc, *verified;
+    json_t *doc;
     int rc, want_proof = query_flag(c, "proof"), proof_ok = 0;
     char *end;
 
@@ -548,11 +406,21 @@ static void request_route(http_call *c, const record_path *rp)
         broker_problem(c, rc, &err);
         goto out;
     }
-    if (verify_record(c, r, pk, dir_digest) < 0)
+    rc = adapter_verify_record(c->gw->dir, r, pk, dir_digest, &err);
+    if (rc < 0) {
+        /* Nothing of r is handed over: 502, or 503 without a directory. */
+        if (rc == -ONCE_ERR_UNAVAILABLE) {
+            http_problem(c, 503, "UNAVAILABLE", "%s", err.message);
+            snprintf(c->retry_after, sizeof(c->retry_after), "5");
+        } else {
+            http_problem(c, 502, once_error_name(rc), "%s", err.message);
+        }
         goto out;
-    if (want_proof && receipt.has_proof && c->gw->cfg.log_origin[0] != '\0') {
+    }
+    if (want_proof && receipt.has_proof &&
+        c->gw->cfg.base.log_origin[0] != '\0') {
         rc = once_receipt_verify(&receipt, c->gw->broker_pk,
-                                 c->gw->cfg.log_origin, &err);
+                                 c->gw->cfg.base.log_origin, &err);
         if (rc < 0) {
             http_problem(c, 502, once_error_name(rc), "the receipt's proof "
                          "does not verify: %s", err.message);
@@ -560,24 +428,7 @@ static void request_route(http_call *c, const record_path *rp)
         }
         proof_ok = 1;
     }
-    verified = json_pack("{s:b, s:I, s:o, s:o}", "issuer_signature", 1,
-                         "disclosures",
-                         (json_int_t)once_record_disclosure_count(r),
-                         "issuer_key", hex_string(pk, sizeof(pk)),
-                         "directory", hex_string(dir_digest,
-                                                 sizeof(dir_digest)));
-    doc = json_pack("{s:s, s:s, s:I, s:s, s:s, s:I, s:I, s:I, s:o, s:o}",
-                    "type", once_record_type(r), "subject",
-                    once_record_subject(r), "version",
-                    (json_int_t)once_record_version(r), "status",
-                    status_name(once_record_status_of(r)), "issuer",
-                    once_record_issuer(r), "issued_at",
-                    (json_int_t)once_record_issued_at(r), "valid_from",
-                    (json_int_t)once_record_valid_from(r), "valid_until",
-                    (json_int_t)once_record_valid_until(r), "verified",
-                    verified, "receipt", receipt_json(&receipt, proof_ok));
-    if (doc != NULL)
-        fields_json(doc, r);
+    doc = adapter_record_json(r, pk, dir_digest, &receipt, proof_ok);
     http_json(c, 200, doc);
 out:
     once_receipt_clear(&receipt);
@@ -598,7 +449,7 @@ static json_t *string_array(const char *const *items, size_t n)
 
 static void catalogue_route(http_call *c)
 {
-    const char *self = c->gw->cfg.department;
+    const char *self = c->gw->cfg.base.department;
     json_t *publish = json_array(), *request = json_array(), *doc;
     const once_directory *dir;
     once_directory_type t;
@@ -642,7 +493,8 @@ static void catalogue_route(http_call *c)
     }
     doc = json_pack("{s:s, s:{s:o, s:I}, s:o, s:o}", "department", self,
                     "directory", "digest",
-                    hex_string(once_directory_digest(dir), ONCE_DIGEST_BYTES),
+                    adapter_hex_json(once_directory_digest(dir),
+                                     ONCE_DIGEST_BYTES),
                     "issued_at",
                     (json_int_t)once_directory_issued_at(dir), "publish",
                     publish, "request", request);
@@ -662,7 +514,7 @@ static void health_route(http_call *c)
     size_t i;
     int rc;
 
-    if (once_keypair_load(&kp, c->gw->cfg.key_path, &err) < 0)
+    if (once_keypair_load(&kp, c->gw->cfg.base.key_path, &err) < 0)
         json_array_append_new(problems, json_sprintf("key unreadable: %s",
                                                      err.message));
     once_keypair_wipe(&kp);
@@ -688,7 +540,7 @@ static void health_route(http_call *c)
     if (json_array_size(problems) == 0) {
         json_decref(problems);
         http_json(c, 200, json_pack("{s:s, s:s, s:s, s:f}", "status", "ok",
-                                    "department", c->gw->cfg.department,
+                                    "department", c->gw->cfg.base.department,
                                     "broker", "reachable",
                                     "directory_age_seconds",
                                     (double)age / 1000.0));

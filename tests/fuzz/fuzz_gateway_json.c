@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "fuzz_key.h"
-#include "gateway.h"
+#include "common.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

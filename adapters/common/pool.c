@@ -1,11 +1,12 @@
 /*
- * pool.c - the gateway's connections to the broker.
+ * pool.c - an adapter's connections to the broker.
  *
  * A once_client is one ZeroMQ socket and may be used by one thread at a
- * time, and each call blocks until its answer. The gateway keeps pool_size
- * of them, each its own CURVE session, and an HTTP thread borrows one for
- * the length of one call; libmicrohttpd runs as many threads as there are
- * connections, so a borrower rarely waits.
+ * time, and each call blocks until its answer. An adapter keeps size of
+ * them, each its own CURVE session, and a thread borrows one for the
+ * length of one call: the gateway's HTTP threads (libmicrohttpd runs as
+ * many threads as there are connections, so a borrower rarely waits), the
+ * spool's one worker and its directory refreshes.
  *
  * A connection whose call timed out may still receive the late answer,
  * and libonce matches answers by seq only: the pool replaces such a
@@ -17,7 +18,7 @@
 
 #include <sodium.h>
 
-#include "gateway.h"
+#include "common.h"
 
 struct pool {
     pthread_mutex_t lock;
@@ -38,7 +39,8 @@ static int open_one(pool *p, once_client **c, once_error *err)
                             p->broker_pk, &p->options, err);
 }
 
-int pool_open(pool **out, const gateway_config *cfg, const once_keypair *kp,
+int pool_open(pool **out, const char *endpoint, const char *department,
+              unsigned size, unsigned timeout_ms, const once_keypair *kp,
               const uint8_t broker_pk[ONCE_PUBLIC_KEY_BYTES],
               once_error *err)
 {
@@ -48,22 +50,23 @@ int pool_open(pool **out, const gateway_config *cfg, const once_keypair *kp,
     *out = NULL;
     if (p == NULL)
         return once_error_set(err, ONCE_ERR_NO_MEMORY, "out of memory");
-    p->free_list = calloc(cfg->pool_size, sizeof(*p->free_list));
+    p->free_list = calloc(size, sizeof(*p->free_list));
     if (p->free_list == NULL) {
         free(p);
         return once_error_set(err, ONCE_ERR_NO_MEMORY, "out of memory");
     }
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->freed, NULL);
-    snprintf(p->endpoint, sizeof(p->endpoint), "%s", cfg->broker_endpoint);
-    snprintf(p->department, sizeof(p->department), "%s", cfg->department);
+    snprintf(p->endpoint, sizeof(p->endpoint), "%s", endpoint);
+    snprintf(p->department, sizeof(p->department), "%s", department);
     memcpy(&p->key, kp, sizeof(p->key));
     memcpy(p->broker_pk, broker_pk, sizeof(p->broker_pk));
-    p->options.timeout_ms = (int)cfg->timeout_ms;
-    /* One attempt per call: the HTTP caller decides about retries, and
-     * a slow broker is answered 504 within the configured time. */
+    p->options.timeout_ms = (int)timeout_ms;
+    /* One attempt per call: the caller decides about retries (the
+     * gateway's HTTP client, the spool's retry of a file), and a slow
+     * broker is reported within the configured time. */
     p->options.retries = 0;
-    p->size = cfg->pool_size;
+    p->size = size;
     while (p->free_count < p->size) {
         if ((rc = open_one(p, &p->free_list[p->free_count], err)) < 0) {
             pool_close(p);
@@ -99,8 +102,8 @@ void pool_return(pool *p, once_client *c, bool broken)
             once_client_close(c);
             c = fresh;
         } else {
-            gw_log("error", "cannot replace a broker connection: %s",
-                   err.message);
+            adapter_log("error", "cannot replace a broker connection: %s",
+                        err.message);
         }
     }
     pthread_mutex_lock(&p->lock);

@@ -1,9 +1,11 @@
 /*
- * state.c - what the gateway keeps on disk: the Idempotency-Key table.
+ * state.c - what an adapter keeps on disk: the idempotency table.
  *
  * A caller that sends PUT or POST with an Idempotency-Key and loses the
  * answer (a timeout, a restart of either side) sends the same request
- * again. The gateway must then not sign a second envelope: it would be a
+ * again; the spool, restarted after a crash, takes up the file it had in
+ * hand, under a key made of the file's name and content (adapters/spool/
+ * spool.c). The adapter must then not sign a second envelope: it would be a
  * second version. So before the first attempt is sent, the signed envelope
  * is committed here under (caller, key) together with a fingerprint of the
  * request (method, path, body); a retry sends those very bytes, which the
@@ -32,14 +34,14 @@
 #include <lmdb.h>
 #include <sodium.h>
 
-#include "gateway.h"
+#include "common.h"
 
 #define STATE_MAP_SIZE ((size_t)1 << 30)
 #define STATE_KEEP_MS (24ull * 3600 * 1000)
 #define STATE_MAX_KEY 255
 #define STATE_MAX_CLAIMS 1024
 
-struct gw_state {
+struct idem_state {
     MDB_env *env;
     MDB_dbi dbi;
     pthread_mutex_t claims_lock;
@@ -89,7 +91,7 @@ static int lmdb_error(once_error *err, int rc, const char *what)
 }
 
 /* Removes entries older than STATE_KEEP_MS. */
-static int purge(gw_state *s, once_error *err)
+static int purge(idem_state *s, once_error *err)
 {
     uint64_t limit = now_ms() - STATE_KEEP_MS;
     MDB_cursor *cur;
@@ -120,14 +122,14 @@ static int purge(gw_state *s, once_error *err)
     if ((rc = mdb_txn_commit(txn)) != 0)
         return lmdb_error(err, rc, "commit");
     if (removed > 0)
-        gw_log("info", "removed %zu idempotency entries older than 24 h",
-               removed);
+        adapter_log("info", "removed %zu idempotency entries older than 24 h",
+                    removed);
     return 0;
 }
 
-int state_open(gw_state **out, const char *dir, once_error *err)
+int state_open(idem_state **out, const char *dir, once_error *err)
 {
-    gw_state *s;
+    idem_state *s;
     struct stat sb;
     MDB_txn *txn;
     int rc;
@@ -168,7 +170,7 @@ int state_open(gw_state **out, const char *dir, once_error *err)
     return 0;
 }
 
-void state_close(gw_state *s)
+void state_close(idem_state *s)
 {
     if (s == NULL)
         return;
@@ -201,7 +203,7 @@ void idem_entry_clear(idem_entry *e)
     memset(e, 0, sizeof(*e));
 }
 
-int state_get(gw_state *s, const char *caller, const char *key,
+int state_get(idem_state *s, const char *caller, const char *key,
               idem_entry *e, once_error *err)
 {
     char kb[ONCE_MAX_NAME + 1 + STATE_MAX_KEY + 1];
@@ -260,7 +262,7 @@ corrupt:
                           "stored corrupt");
 }
 
-int state_put(gw_state *s, const char *caller, const char *key,
+int state_put(idem_state *s, const char *caller, const char *key,
               const idem_entry *e, once_error *err)
 {
     char kb[ONCE_MAX_NAME + 1 + STATE_MAX_KEY + 1];
@@ -308,7 +310,7 @@ static void claim_hash(uint8_t out[32], const char *caller, const char *key)
     crypto_hash_sha256_final(&h, out);
 }
 
-bool state_claim(gw_state *s, const char *caller, const char *key)
+bool state_claim(idem_state *s, const char *caller, const char *key)
 {
     uint8_t h[32];
     bool ok = true;
@@ -326,7 +328,7 @@ bool state_claim(gw_state *s, const char *caller, const char *key)
     return ok;
 }
 
-void state_unclaim(gw_state *s, const char *caller, const char *key)
+void state_unclaim(idem_state *s, const char *caller, const char *key)
 {
     uint8_t h[32];
     size_t i;

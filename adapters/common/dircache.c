@@ -1,12 +1,12 @@
 /*
- * dircache.c - the broker's signed directory as the gateway keeps it.
+ * dircache.c - the broker's signed directory as an adapter keeps it.
  *
- * The gateway verifies every record it hands over with the issuer's key,
- * and answers /v1/catalogue, from the directory the broker signs
- * (docs/PROTOCOL.md 4.7). libonce checks the broker's signature, the
- * department it was made for, its age and its digest; this module keeps
+ * The gateway and the spool verify every record they hand over with the
+ * issuer's key, and the gateway answers /v1/catalogue, from the directory
+ * the broker signs (docs/PROTOCOL.md 4.7). libonce checks the broker's
+ * signature, the department it was made for, its age and its digest; this module keeps
  * the last good one and asks again, with its digest, when it is older than
- * GATEWAY_DIRECTORY_REFRESH_MS or when a caller forces it (a record from
+ * ADAPTER_DIRECTORY_REFRESH_MS or when a caller forces it (a record from
  * an issuer the directory does not know yet). An unchanged directory costs
  * the broker one signature and comes back without content.
  *
@@ -20,7 +20,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "gateway.h"
+#include "common.h"
 
 struct dircache {
     pthread_rwlock_t lock;       /* guards current */
@@ -72,10 +72,12 @@ int dircache_open(dircache **out, pool *p, once_error *err)
     pthread_mutex_init(&d->refreshing, NULL);
     d->pool = p;
     *out = d;
-    /* A broker that is down at start is not fatal: the gateway starts,
-     * /v1/health says why it cannot serve, and the next call retries. */
+    /* A broker that is down at start is not fatal: the adapter starts,
+     * reports why it cannot serve (/v1/health, the spool's log), and the
+     * next call retries. */
     if (refresh(d, err) < 0)
-        gw_log("warn", "no directory from the broker yet: %s", err->message);
+        adapter_log("warn", "no directory from the broker yet: %s",
+                    err->message);
     return 0;
 }
 
@@ -93,14 +95,15 @@ const once_directory *dircache_get(dircache *d, bool force, once_error *err)
 {
     uint64_t confirmed = atomic_load(&d->confirmed_at);
     bool due = force || confirmed == 0 ||
-               monotonic_ms() - confirmed > GATEWAY_DIRECTORY_REFRESH_MS;
+               monotonic_ms() - confirmed > ADAPTER_DIRECTORY_REFRESH_MS;
 
     if (due) {
         pthread_mutex_lock(&d->refreshing);
         /* Another thread may have refreshed while this one waited. */
         if (atomic_load(&d->confirmed_at) == confirmed &&
             refresh(d, err) < 0)
-            gw_log("warn", "cannot refresh the directory: %s", err->message);
+            adapter_log("warn", "cannot refresh the directory: %s",
+                        err->message);
         pthread_mutex_unlock(&d->refreshing);
     }
     pthread_rwlock_rdlock(&d->lock);

@@ -1,19 +1,22 @@
 /*
- * json_record.c - request bodies of the REST API turned into records.
+ * json_record.c - JSON bodies of the adapters turned into records.
  *
  * PUT /v1/records/{type}/{subject} carries
  *     {"fields": {"name": "value", ...}, "version": 3,
  *      "valid_from": "2026-01-01", "valid_until": "2030-12-31T00:00:00Z"}
- * and POST .../revocations carries {"reason": "...", "version": 4}. The
- * bytes come from the department's own systems, but the gateway treats
- * them as any outside bytes: jansson parses them (duplicate members
- * refused), every member is checked for its type and range, an unknown
- * member is refused rather than ignored (a misspelt "valid_untill" must not
- * publish a record without an end), and the refusal names the member at
- * fault so the HTTP answer can say which. Field names and values then go
+ * and POST .../revocations carries {"reason": "...", "version": 4}; a file
+ * in once-spool's outbox/ is the publish body with "type" and "subject"
+ * added (the spool takes those two out and hands over the rest,
+ * json_publish_object). The bytes come from the department's own
+ * systems, but the adapters treat them as any outside bytes: jansson
+ * parses them (duplicate members refused), every member is checked for
+ * its type and range, an unknown member is refused rather than ignored (a
+ * misspelt "valid_untill" must not publish a record without an end), and
+ * the refusal names the member at fault so the answer (HTTP, or the
+ * spool's problem.json) can say which. Field names and values then go
  * through libonce's own checks (once_record_add_text), which are the
- * broker's. This is the path the fuzz target tests/fuzz/fuzz_gateway_json.c
- * drives.
+ * broker's. This is the path the fuzz targets tests/fuzz/
+ * fuzz_gateway_json.c and fuzz_spool_file.c drive.
  *
  * Values are JSON strings; a record's fields are text. Dates are UTC,
  * "YYYY-MM-DD" or "YYYY-MM-DDTHH:MM:SSZ", and become Unix milliseconds.
@@ -23,7 +26,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "gateway.h"
+#include "common.h"
 
 /* Names member in where and sets err from fmt, whose one %s is member. */
 static int refuse(once_error *err, char *where, size_t where_cap,
@@ -151,19 +154,35 @@ int json_publish_record(const char *body, size_t len, const char *type,
                         uint64_t default_version, once_record **out,
                         char *where, size_t where_cap, once_error *err)
 {
-    static const char *const allowed[] = { "fields", "version", "valid_from",
-                                           "valid_until", NULL };
-    uint64_t version, valid_from, valid_until;
-    once_record *r = NULL;
-    const char *name;
-    json_t *doc, *fields, *value;
-    char member[ONCE_MAX_NAME + 16];
+    json_t *doc;
     int rc;
 
     *out = NULL;
     where[0] = '\0';
     if ((rc = load_object(body, len, &doc, where, where_cap, err)) < 0)
         return rc;
+    rc = json_publish_object(doc, type, subject, issuer, default_version, out,
+                             where, where_cap, err);
+    json_decref(doc);
+    return rc;
+}
+
+int json_publish_object(json_t *doc, const char *type, const char *subject,
+                        const char *issuer, uint64_t default_version,
+                        once_record **out, char *where, size_t where_cap,
+                        once_error *err)
+{
+    static const char *const allowed[] = { "fields", "version", "valid_from",
+                                           "valid_until", NULL };
+    uint64_t version, valid_from, valid_until;
+    once_record *r = NULL;
+    const char *name;
+    json_t *fields, *value;
+    char member[ONCE_MAX_NAME + 16];
+    int rc;
+
+    *out = NULL;
+    where[0] = '\0';
     if ((rc = only_members(doc, allowed, where, where_cap, err)) < 0 ||
         (rc = read_version(doc, default_version, &version, where, where_cap,
                            err)) < 0 ||
@@ -219,7 +238,6 @@ int json_publish_record(const char *body, size_t len, const char *type,
     rc = 0;
 out:
     once_record_free(r);
-    json_decref(doc);
     return rc;
 }
 
@@ -251,7 +269,7 @@ int json_revocation_record(const char *body, size_t len, const char *type,
     for (i = 0; i < n && (unsigned char)text[i] >= 0x20 && text[i] != 0x7f;
          i++)
         ;
-    if (!json_is_string(r) || n == 0 || n > GATEWAY_MAX_REASON || i != n ||
+    if (!json_is_string(r) || n == 0 || n > ADAPTER_MAX_REASON || i != n ||
         json_string_length(r) != n) {
         rc = refuse(err, where, where_cap, "reason",
                     ONCE_ERR_INVALID_ARGUMENT,
