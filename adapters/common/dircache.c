@@ -4,11 +4,11 @@
  * The gateway and the spool verify every record they hand over with the
  * issuer's key, and the gateway answers /v1/catalogue, from the directory
  * the broker signs (docs/PROTOCOL.md 4.7). libonce checks the broker's
- * signature, the department it was made for, its age and its digest; this module keeps
- * the last good one and asks again, with its digest, when it is older than
- * ADAPTER_DIRECTORY_REFRESH_MS or when a caller forces it (a record from
- * an issuer the directory does not know yet). An unchanged directory costs
- * the broker one signature and comes back without content.
+ * signature, the department it was made for, its age and its digest; this
+ * module keeps the last good one and asks again, with its digest, when it
+ * is older than ADAPTER_DIRECTORY_REFRESH_MS or when a caller forces it (a
+ * record from an issuer the directory does not know yet). An unchanged
+ * directory costs the broker one signature and comes back without content.
  *
  * Readers hold a read lock while they use the directory (a signature check
  * at most); a refresh fetches outside the lock and swaps under the write

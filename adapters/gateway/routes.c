@@ -9,13 +9,13 @@
  *
  * Publish and revoke: the gateway builds the record from the JSON body
  * (adapters/common/json_record.c), signs it with the department's key and
- * sends it. With an Idempotency-Key the signed envelope is committed to
- * the state (adapters/common/state.c) before it is sent, and a retry
- * sends the same bytes or, once the answer is known, gets the stored
- * answer; the same key with another request is 409. A version the body does not give is the gateway's clock
- * in milliseconds, made to grow strictly within a run, so successive
- * publishes through one gateway never collide (the broker refuses a
- * version that is not above the latest: STALE_VERSION, 409).
+ * sends it. With an Idempotency-Key the signed envelope is committed to the
+ * state (adapters/common/state.c) before it is sent, and a retry sends the
+ * same bytes or, once the answer is known, gets the stored answer; the same
+ * key with another request is 409. A version the body does not give is the
+ * gateway's clock in milliseconds, made to grow strictly within a run, so
+ * successive publishes through one gateway never collide (the broker
+ * refuses a version that is not above the latest: STALE_VERSION, 409).
  *
  * Request: the broker answers with the issuer-signed record and the
  * disclosures the department's grant allows. Before a field is handed
