@@ -206,6 +206,16 @@ json_t *adapter_record_json(const once_record *r,
     return doc;
 }
 
+bool adapter_answer_is_final(int rc)
+{
+    int code = rc < 0 ? -rc : rc;
+
+    return !(code >= ONCE_ERR_INVALID_ARGUMENT ||
+             code == ONCE_ERR_QUOTA_EXCEEDED || code == ONCE_ERR_UNAVAILABLE ||
+             code == ONCE_ERR_INTERNAL || code == ONCE_ERR_STORAGE_FULL ||
+             code == ONCE_ERR_CLOCK_SKEW);
+}
+
 int adapter_http_status(int code)
 {
     switch (code < 0 ? -code : code) {

@@ -162,6 +162,11 @@ int json_revocation_record(const char *body, size_t len, const char *type,
 
 /* ---- answers (answer.c) ----------------------------------------------- */
 
+/* Whether rc (0 or -code from a write or a request) is the answer for
+ * good: false when a retry of the same bytes may get another (no answer,
+ * or a refusal the broker does not keep as the envelope's answer: quota,
+ * unavailable, internal, storage full, clock skew). */
+bool adapter_answer_is_final(int rc);
 /* The HTTP status of a once error code (the x-once-error-status table of
  * adapters/gateway/openapi.yaml). */
 int adapter_http_status(int code);

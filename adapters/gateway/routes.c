@@ -190,20 +190,13 @@ static void send_write(http_call *c, const record_path *rp,
     once_client *client = pool_borrow(c->gw->pool);
     once_error err;
     json_t *doc;
-    int rc, code, proof_ok;
+    int rc, proof_ok;
 
     rc = once_client_send_prepared(client, envelope, envelope_len, &receipt,
                                    &err);
     pool_return(c->gw->pool, client, rc == -ONCE_ERR_TIMEOUT);
     broker_answered(rc);
-    code = rc < 0 ? -rc : 0;
-    /* Answers a retry of the same bytes could change: no answer, or a
-     * refusal the broker does not keep as the envelope's answer. */
-    *final = !(code >= ONCE_ERR_INVALID_ARGUMENT ||
-               code == ONCE_ERR_QUOTA_EXCEEDED ||
-               code == ONCE_ERR_UNAVAILABLE || code == ONCE_ERR_INTERNAL ||
-               code == ONCE_ERR_STORAGE_FULL ||
-               code == ONCE_ERR_CLOCK_SKEW);
+    *final = adapter_answer_is_final(rc);
     if (rc < 0) {
         broker_problem(c, rc, &err);
         once_receipt_clear(&receipt);

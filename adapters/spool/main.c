@@ -1,0 +1,365 @@
+/*
+ * main.c - once-spool: start-up, configuration, signals, the main loop.
+ *
+ * The configuration is one INI file, [spool] section, read like the
+ * gateway's (the keys both have by adapters/common/config.c): unknown keys
+ * are errors, relative paths are relative to the file. Start-up refuses,
+ * with exit status 2 and one line saying why, what cannot work: a key file
+ * others can read, spool directories others can open or on more than one
+ * filesystem, a second spool on the same directories.
+ *
+ * The loop is one thread. It watches outbox/ and requests/ with inotify
+ * (a file renamed in, or closed after writing) and, on every event and
+ * once at start, makes a pass: first the files already in work/ (taken
+ * before a crash or a kill), then every file the queues hold, oldest name
+ * first, each taken and finished by job_run. A file the broker could not
+ * answer for good stops the pass; the loop tries again after a delay that
+ * doubles from RETRY_MIN_MS to RETRY_MAX_MS, or at the next event.
+ *
+ * SIGTERM and SIGINT arrive through a signalfd, which the loop reads
+ * between files: the file in hand is finished (its answer written, its
+ * rename done), then the spool exits 0. A kill -9 at any other moment is
+ * what the idempotency state is for (job.c).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <ini.h>
+
+#include "spool.h"
+
+#ifndef ONCE_VERSION
+#define ONCE_VERSION "unknown"
+#endif
+
+#define DEFAULT_CONFIG "/etc/once/spool.conf"
+#define EXIT_USAGE 2
+#define EXIT_RUNTIME 1
+#define RETRY_MIN_MS 500
+#define RETRY_MAX_MS 30000
+/* Connections: the worker's and the directory refresh's. */
+#define SPOOL_POOL 2
+
+static const char usage_text[] =
+    "Usage: once-spool [--config FILE]\n"
+    "\n"
+    "once-spool connects a department system that can only write and read\n"
+    "files to the once broker. It publishes the records the system puts in\n"
+    "outbox/ and makes the requests it puts in requests/, one JSON file\n"
+    "each, and moves every file, exactly once, to sent/ (with the receipt,\n"
+    "or the verified answer in answers/) or to failed/ (with a\n"
+    "NAME.problem.json). It holds the department's key and checks every\n"
+    "record it hands over against the issuer's signature.\n"
+    "docs/ADAPTERS.md (\"The file spool\") is the guide.\n"
+    "\n"
+    "A file is taken once it has its final name: write it as .NAME or\n"
+    "NAME.tmp, then rename it. Names starting with '.' or ending in .tmp\n"
+    "are never taken.\n"
+    "\n"
+    "Options:\n"
+    "  --config FILE   the configuration (default " DEFAULT_CONFIG ")\n"
+    "  --help          this text\n"
+    "  --version       the version\n"
+    "\n"
+    "Configuration ([spool] section; paths relative to the file):\n"
+    "  department        this department's id at the broker (required)\n"
+    "  key               its secret key file, 0600 (required)\n"
+    "  broker            the broker's endpoint: tcp://HOST:PORT, ipc://PATH\n"
+    "  broker_key        the broker's public key file (broker.pub)\n"
+    "  log_origin        the broker's log origin; when set, receipt proofs\n"
+    "                    are verified (optional)\n"
+    "  spool_directory   outbox/, requests/, work/, sent/, answers/,\n"
+    "                    failed/ under it, created 0700 (required)\n"
+    "  state_directory   the idempotency state, created 0700 (required)\n"
+    "  timeout_ms        per broker call (default 5000)\n"
+    "  max_file_bytes    largest file taken (default 1048576)\n"
+    "\n"
+    "Exit status: 0 after SIGTERM or SIGINT, 1 on a runtime failure, 2 on a\n"
+    "usage or configuration error.\n";
+
+typedef struct parse_state {
+    spool_config *cfg;
+    adapter_ini ini;
+} parse_state;
+
+static int ini_entry(void *user, const char *section, const char *name,
+                     const char *value)
+{
+    parse_state *st = user;
+    unsigned long n;
+    int rc;
+
+    if (strcmp(section, "spool") != 0) {
+        snprintf(st->ini.problem, sizeof(st->ini.problem),
+                 "unknown section [%s]", section);
+        return 0;
+    }
+    if ((rc = adapter_config_entry(&st->ini, &st->cfg->base, name,
+                                   value)) >= 0)
+        return rc;
+    if (strcmp(name, "spool_directory") == 0)
+        return adapter_ini_path(&st->ini, st->cfg->spool_dir, value);
+    if (strcmp(name, "max_file_bytes") == 0) {
+        if (!adapter_ini_number(&st->ini, name, value, 1024,
+                                ONCE_MAX_MESSAGE, &n))
+            return 0;
+        st->cfg->max_file = n;
+        return 1;
+    }
+    snprintf(st->ini.problem, sizeof(st->ini.problem), "unknown key %s",
+             name);
+    return 0;
+}
+
+static int load_config(spool_config *cfg, const char *path)
+{
+    parse_state st;
+    int rc;
+
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->base.timeout_ms = SPOOL_DEFAULT_TIMEOUT_MS;
+    cfg->max_file = SPOOL_DEFAULT_MAX_FILE;
+    adapter_ini_init(&st.ini, path);
+    st.cfg = cfg;
+    rc = ini_parse(path, ini_entry, &st);
+    if (rc < 0) {
+        fprintf(stderr, "once-spool: cannot read %s: %s\n", path,
+                rc == -1 ? strerror(errno) : "out of memory");
+        return -1;
+    }
+    if (rc > 0) {
+        fprintf(stderr, "once-spool: %s line %d: %s\n", path, rc,
+                st.ini.problem[0] != '\0' ? st.ini.problem : "syntax error");
+        return -1;
+    }
+    if (adapter_config_check(&st.ini, &cfg->base) < 0 ||
+        cfg->spool_dir[0] == '\0') {
+        fprintf(stderr, "once-spool: %s needs department, key, broker, "
+                "broker_key, spool_directory and state_directory\n", path);
+        return -1;
+    }
+    return 0;
+}
+
+/* 0 to run, 1 to exit 0, -1 for a usage error. */
+static int parse_args(int argc, char **argv, const char **config)
+{
+    static const struct option options[] = {
+        { "config", required_argument, NULL, 'c' },
+        { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
+        { NULL, 0, NULL, 0 },
+    };
+    int opt;
+
+    *config = DEFAULT_CONFIG;
+    while ((opt = getopt_long(argc, argv, "c:h", options, NULL)) != -1) {
+        switch (opt) {
+        case 'c':
+            *config = optarg;
+            break;
+        case 'h':
+            fputs(usage_text, stdout);
+            return 1;
+        case 'V':
+            printf("once-spool %s\n", ONCE_VERSION);
+            return 1;
+        default:
+            fputs(usage_text, stderr);
+            return -1;
+        }
+    }
+    if (optind != argc) {
+        fprintf(stderr, "once-spool: unexpected argument %s\n", argv[optind]);
+        return -1;
+    }
+    return 0;
+}
+
+/* Whether SIGTERM or SIGINT is pending (read from the signalfd). */
+static bool stop_asked(int sigfd)
+{
+    struct signalfd_siginfo si;
+
+    return read(sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si);
+}
+
+enum pass_end { PASS_IDLE, PASS_RETRY, PASS_STOP };
+
+/* Every file of dirfd (work/ when take is false, a queue otherwise). */
+static int pass_dir(spool *s, enum spool_queue q, int dirfd, bool take,
+                    int sigfd, enum pass_end *end, once_error *err)
+{
+    enum job_result result;
+    char **names;
+    size_t count, i;
+    int rc;
+
+    if ((rc = dirs_list(dirfd, &names, &count, err)) < 0)
+        return rc;
+    for (i = 0; i < count && *end == PASS_IDLE; i++) {
+        if (stop_asked(sigfd)) {
+            *end = PASS_STOP;
+            break;
+        }
+        if (take) {
+            rc = dirs_take(&s->dirs, q, names[i], err);
+            if (rc == -ONCE_ERR_NOT_FOUND)
+                continue;
+            if (rc < 0)
+                break;
+        }
+        if ((rc = job_run(s, q, names[i], &result, err)) < 0)
+            break;
+        if (result == JOB_RETRY)
+            *end = PASS_RETRY;
+    }
+    for (i = 0; i < count; i++)
+        free(names[i]);
+    free(names);
+    return rc < 0 ? rc : 0;
+}
+
+static int pass(spool *s, int sigfd, enum pass_end *end, once_error *err)
+{
+    int q, rc;
+
+    *end = PASS_IDLE;
+    for (q = 0; q < 2 && *end == PASS_IDLE; q++)
+        if ((rc = pass_dir(s, q, s->dirs.work[q], false, sigfd, end,
+                           err)) < 0)
+            return rc;
+    for (q = 0; q < 2 && *end == PASS_IDLE; q++)
+        if ((rc = pass_dir(s, q, s->dirs.in[q], true, sigfd, end, err)) < 0)
+            return rc;
+    return 0;
+}
+
+static int run(spool *s, int sigfd, once_error *err)
+{
+    char events[4096] __attribute__((aligned(__alignof__(struct
+                                                          inotify_event))));
+    int ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC), delay = 0, q, rc;
+    struct pollfd fds[2];
+    enum pass_end end;
+
+    if (ino < 0)
+        return once_error_set(err, ONCE_ERR_IO, "inotify: %s",
+                              strerror(errno));
+    for (q = 0; q < 2; q++) {
+        char path[32];
+
+        /* The watch is set before the first pass, so no file is missed. */
+        snprintf(path, sizeof(path), "/proc/self/fd/%d", s->dirs.in[q]);
+        if (inotify_add_watch(ino, path, IN_MOVED_TO | IN_CLOSE_WRITE) < 0) {
+            close(ino);
+            return once_error_set(err, ONCE_ERR_IO, "inotify: %s",
+                                  strerror(errno));
+        }
+    }
+    fds[0] = (struct pollfd){ .fd = ino, .events = POLLIN };
+    fds[1] = (struct pollfd){ .fd = sigfd, .events = POLLIN };
+    for (;;) {
+        if ((rc = pass(s, sigfd, &end, err)) < 0 || end == PASS_STOP)
+            break;
+        if (end == PASS_RETRY)
+            delay = delay == 0 ? RETRY_MIN_MS
+                               : delay * 2 > RETRY_MAX_MS ? RETRY_MAX_MS
+                                                          : delay * 2;
+        else
+            delay = 0;
+        if (poll(fds, 2, end == PASS_RETRY ? delay : -1) < 0 &&
+            errno != EINTR) {
+            rc = once_error_set(err, ONCE_ERR_IO, "poll: %s",
+                                strerror(errno));
+            break;
+        }
+        if (fds[1].revents & POLLIN) {
+            rc = 0;
+            break;
+        }
+        while (read(ino, events, sizeof(events)) > 0)
+            ;
+    }
+    close(ino);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    static spool s;
+    const char *config;
+    sigset_t signals;
+    once_error err;
+    int sigfd, status = EXIT_USAGE;
+
+    switch (parse_args(argc, argv, &config)) {
+    case 1:
+        return EXIT_SUCCESS;
+    case -1:
+        return EXIT_USAGE;
+    default:
+        break;
+    }
+    adapter_log_init("spool");
+    s.dirs = (spool_dirs){ .root = -1, .in = { -1, -1 },
+                           .work = { -1, -1 }, .sent = -1, .answers = -1,
+                           .failed = -1 };
+    if (load_config(&s.cfg, config) < 0)
+        return EXIT_USAGE;
+    if (once_init() < 0) {
+        fprintf(stderr, "once-spool: cannot initialise libsodium\n");
+        return EXIT_RUNTIME;
+    }
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &signals, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    sigfd = signalfd(-1, &signals, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (sigfd < 0) {
+        fprintf(stderr, "once-spool: signalfd: %s\n", strerror(errno));
+        return EXIT_RUNTIME;
+    }
+    if (once_keypair_load(&s.key, s.cfg.base.key_path, &err) < 0 ||
+        once_public_key_load(s.broker_pk, s.cfg.base.broker_key_path,
+                             &err) < 0 ||
+        dirs_open(&s.dirs, s.cfg.spool_dir, &err) < 0 ||
+        state_open(&s.state, s.cfg.base.state_dir, &err) < 0) {
+        fprintf(stderr, "once-spool: %s\n", err.message);
+        goto out;
+    }
+    status = EXIT_RUNTIME;
+    if (pool_open(&s.pool, s.cfg.base.broker_endpoint, s.cfg.base.department,
+                  SPOOL_POOL, s.cfg.base.timeout_ms, &s.key, s.broker_pk,
+                  &err) < 0 ||
+        dircache_open(&s.dir, s.pool, &err) < 0) {
+        adapter_log("error", "%s", err.message);
+        goto out;
+    }
+    adapter_log("info", "department %s spooling %s to %s",
+                s.cfg.base.department, s.cfg.spool_dir,
+                s.cfg.base.broker_endpoint);
+    if (run(&s, sigfd, &err) < 0) {
+        adapter_log("error", "%s", err.message);
+        goto out;
+    }
+    adapter_log("info", "stopped");
+    status = EXIT_SUCCESS;
+out:
+    dircache_close(s.dir);
+    pool_close(s.pool);
+    state_close(s.state);
+    dirs_close(&s.dirs);
+    once_keypair_wipe(&s.key);
+    close(sigfd);
+    return status;
+}

@@ -1,0 +1,127 @@
+/*
+ * spool.h - once-spool's modules and what they share.
+ *
+ * once-spool is for department systems that can only write and read
+ * files. It holds the department's key like once-gateway and shares its
+ * broker connections, idempotency state, JSON-to-record parser, directory
+ * cache and answer documents (adapters/common/); what is its own:
+ *
+ *   main.c        start-up, the configuration file, signals, the loop
+ *   dirs.c        the spool's directories: open and check, take a file,
+ *                 finish it (every state change a rename), write answers
+ *   spool_file.c  the files' JSON: an outbox record, a request (fuzzed)
+ *   job.c         one taken file to its final answer, exactly once
+ *
+ * docs/ADAPTERS.md ("The file spool") is the guide for department
+ * engineers; the layout and the rules are in dirs.c's top comment.
+ */
+#ifndef ONCE_SPOOL_H
+#define ONCE_SPOOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common.h"
+
+#define SPOOL_DEFAULT_TIMEOUT_MS 5000
+#define SPOOL_DEFAULT_MAX_FILE (1024 * 1024)
+/* Longest name taken, so that NAME.problem.json and a NAME.<16 hex>
+ * collision suffix stay under NAME_MAX. */
+#define SPOOL_MAX_NAME 200
+
+typedef struct spool_config {
+    adapter_config base;          /* department, key, broker, state */
+    char spool_dir[PATH_MAX];
+    size_t max_file;
+} spool_config;
+
+/* ---- the directories (dirs.c) ------------------------------------------ */
+
+enum spool_queue { QUEUE_OUTBOX = 0, QUEUE_REQUESTS = 1 };
+
+typedef struct spool_dirs {
+    int root;
+    int in[2];        /* outbox/, requests/ */
+    int work[2];      /* work/outbox/, work/requests/ */
+    int sent, answers, failed;
+} spool_dirs;
+
+/* Opens (creating 0700 what is missing) and checks every directory under
+ * root: owned by this user, not writable by group or others, all on one
+ * filesystem, and no other spool on them (a lock). 0 or -code. */
+int dirs_open(spool_dirs *d, const char *root, once_error *err);
+void dirs_close(spool_dirs *d);
+/* Whether a directory entry is a file to take: not hidden, not .tmp, not
+ * too long. */
+bool dirs_takes_name(const char *name);
+/* Moves queue's NAME into work/ (taken: the writer can no longer change
+ * what the spool reads). 0, -ONCE_ERR_NOT_FOUND when it is gone, or
+ * -code. */
+int dirs_take(spool_dirs *d, enum spool_queue q, const char *name,
+              once_error *err);
+/* The names in a directory that dirs_takes_name accepts, sorted; *names
+ * is one allocation (free it), *count its entries. */
+int dirs_list(int dirfd, char ***names, size_t *count, once_error *err);
+/* Reads work/NAME of queue, a regular file of at most max bytes:
+ * *data (malloc'd, NUL-terminated), *len. -ONCE_ERR_TOO_LARGE, -EXISTS
+ * (not a regular file), or -code. */
+int dirs_read(spool_dirs *d, enum spool_queue q, const char *name,
+              size_t max, char **data, size_t *len, once_error *err);
+/* Finishes work/NAME of queue: writes doc (its JSON) as the answer file
+ * beside it (answers/NAME for a request, sent/NAME.receipt.json for a
+ * publish, failed/NAME.problem.json when failed), then renames the file
+ * to sent/ or failed/. An existing file there of the same name is never
+ * replaced: NAME.<suffix> is used. 0 or -code. */
+int dirs_finish(spool_dirs *d, enum spool_queue q, const char *name,
+                const char *suffix, bool failed, const char *answer,
+                once_error *err);
+
+/* ---- the files (spool_file.c) ------------------------------------------ */
+
+typedef struct spool_request {
+    char type[ONCE_MAX_NAME + 1];
+    char subject[ONCE_MAX_SUBJECT + 1];
+    char purpose[ONCE_MAX_PURPOSE + 1];
+    char case_id[ONCE_MAX_CASE_ID + 1];
+    uint64_t version;             /* 0: the latest */
+    int want_proof;
+} spool_request;
+
+/* An outbox file {"type", "subject", "fields", "version", "valid_from",
+ * "valid_until"} into a new unsigned record issued by issuer. On a
+ * refusal where names the member at fault. */
+int spool_parse_record(const char *data, size_t len, const char *issuer,
+                       uint64_t default_version, once_record **out,
+                       char *where, size_t where_cap, once_error *err);
+/* A requests/ file {"type", "subject", "purpose", "case_id", "version",
+ * "proof"}. */
+int spool_parse_request(const char *data, size_t len, spool_request *out,
+                        char *where, size_t where_cap, once_error *err);
+
+/* ---- processing (job.c) ------------------------------------------------ */
+
+typedef struct spool {
+    spool_config cfg;
+    once_keypair key;             /* wiped at exit */
+    uint8_t broker_pk[ONCE_PUBLIC_KEY_BYTES];
+    spool_dirs dirs;
+    pool *pool;
+    dircache *dir;
+    idem_state *state;
+    uint64_t last_version;        /* default versions only grow */
+} spool;
+
+/* What became of a file. */
+enum job_result {
+    JOB_DONE = 0,    /* finished: in sent/ or failed/ */
+    JOB_RETRY = 1,   /* left in work/: the broker is unreachable or busy */
+    JOB_GONE = 2     /* no such file any more */
+};
+
+/* Processes work/NAME of queue to its end. -code only when the spool
+ * itself cannot go on (its state or directories fail). */
+int job_run(spool *s, enum spool_queue q, const char *name,
+            enum job_result *result, once_error *err);
+
+#endif

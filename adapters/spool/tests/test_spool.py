@@ -1,0 +1,385 @@
+#!/usr/bin/python3
+"""End to end: a real onced, real once-spool processes, real files.
+
+The broker home is made with oncectl in a temp directory (as the gateway's
+test does), the broker listens on an ipc:// socket there, and two spools
+run beside it: market supervision's (it publishes business licences from
+its outbox/) and tax's (it requests their name and address from its
+requests/). Answers are checked against the schemas of
+adapters/gateway/openapi.yaml: the spool writes the gateway's documents.
+
+Covers: publish (sent/ and the receipt), request (answers/ with the
+verified granted fields and the receipt), refusals ending in failed/ with
+a problem.json naming the code (bad JSON naming the member, a field the
+type does not have, no grant), files not taken (.tmp, hidden), a name
+reused with another content, start-up refusals, SIGTERM finishing the file
+in hand and exiting 0, and the crash test: kill -9 of the spool mid-batch
+of 200 files, three times, then a restart: every file ends in sent/ or
+failed/ exactly once and the broker's log grew by exactly one leaf per
+file (a second version of any record would be a second leaf).
+
+Run by meson (test spool-e2e) with /usr/bin/python3. Environment: ONCED,
+ONCECTL, ONCE_SPOOL (the built programs), ONCE_SOURCE_ROOT;
+SPOOL_TEST_KEEP=1 keeps the temp directory and prints its path.
+"""
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+try:
+    import jsonschema
+    import yaml
+except ImportError as e:  # pragma: no cover
+    print("skipped: %s; run deploy/install-test-deps.sh" % e)
+    sys.exit(77)
+
+ONCED = os.environ["ONCED"]
+ONCECTL = os.environ["ONCECTL"]
+SPOOL = os.environ["ONCE_SPOOL"]
+SOURCE = os.environ["ONCE_SOURCE_ROOT"]
+OPENAPI_PATH = os.path.join(SOURCE, "adapters/gateway/openapi.yaml")
+
+LICENCE = "business-licence"
+ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+WEIGHTS = [1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28]
+FIELDS = {"name": "Acme Ltd", "legal_representative": "Zhang San",
+          "address": "1 Chang'an Avenue"}
+
+
+def uscc(n):
+    """A valid Unified Social Credit Code made from n (GB 32100)."""
+    body = "91110108MA%07d" % n
+    s = sum(ALPHABET.index(ch) * WEIGHTS[i] for i, ch in enumerate(body))
+    return body + ALPHABET[(31 - s % 31) % 31]
+
+
+def read(path):
+    with open(path) as f:
+        return f.read()
+
+
+def wait_for(predicate, what, seconds=60):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("timed out waiting for " + what)
+
+
+def drop(directory, name, doc):
+    """Writes a file the way the spool's rule says: a .tmp name, renamed."""
+    tmp = os.path.join(directory, name + ".tmp")
+    with open(tmp, "w") as f:
+        f.write(doc if isinstance(doc, str) else json.dumps(doc))
+    os.rename(tmp, os.path.join(directory, name))
+
+
+class Env:
+    """The broker home, the broker and the spools of one run."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="spool-", dir="/tmp")
+        self.home = os.path.join(self.dir, "home")
+        self.sock = "ipc://%s/b.sock" % self.dir
+        self.onced = None
+        self.spools = {}
+        self.openapi = yaml.safe_load(read(OPENAPI_PATH))
+        self.resolver = jsonschema.RefResolver.from_schema(self.openapi)
+
+    def ctl(self, *args):
+        return subprocess.run([ONCECTL, "--home", self.home] + list(args),
+                              check=True, stdout=subprocess.PIPE,
+                              text=True).stdout
+
+    def setup_broker(self):
+        subprocess.run([ONCECTL, "init", self.home, "--listen", self.sock],
+                       check=True, stdout=subprocess.DEVNULL)
+        for dept in ("market-supervision", "tax"):
+            key = os.path.join(self.dir, dept + ".key")
+            subprocess.run([ONCECTL, "keygen", key], check=True,
+                           stdout=subprocess.DEVNULL)
+            self.ctl("dept", "add", dept, "--key", key + ".pub")
+        self.ctl("type", "add", LICENCE, "--issuer", "market-supervision",
+                 "--subject", "enterprise", "--fields",
+                 "name,legal_representative,address")
+        self.ctl("grant", "add", "--requester", "tax", "--type", LICENCE,
+                 "--purpose", "tax-registration", "--fields", "name,address")
+        with open(os.path.join(self.dir, "onced.log"), "a") as log:
+            self.onced = subprocess.Popen([ONCED, "--home", self.home],
+                                          stderr=log, stdout=log)
+        wait_for(lambda: os.path.exists(self.sock[len("ipc://"):]),
+                 "the broker's socket")
+
+    def log_size(self):
+        out = self.ctl("log", "status")
+        return int(re.search(r"log size\s+(\d+) leaves", out).group(1))
+
+    def write_config(self, name, dept, extra=""):
+        origin = re.search(r"^log_origin = (.*)$",
+                           read(os.path.join(self.home, "once.conf")),
+                           re.M).group(1)
+        conf = os.path.join(self.dir, name + ".conf")
+        with open(conf, "w") as f:
+            f.write("[spool]\n"
+                    "department = %s\n"
+                    "key = %s.key\n"
+                    "broker = %s\n"
+                    "broker_key = home/broker.pub\n"
+                    "log_origin = %s\n"
+                    "spool_directory = %s.spool\n"
+                    "state_directory = %s.state\n"
+                    "timeout_ms = 2000\n%s"
+                    % (dept, dept, self.sock, origin, name, name, extra))
+        return conf
+
+    def start(self, name, conf):
+        log_path = os.path.join(self.dir, name + ".log")
+        starts = (read(log_path).count("spooling")
+                  if os.path.exists(log_path) else 0)
+        with open(log_path, "a") as log:
+            proc = subprocess.Popen([SPOOL, "--config", conf], stderr=log,
+                                    stdout=log)
+        self.spools[name] = proc
+        root = os.path.join(self.dir, name + ".spool")
+
+        def started():
+            if proc.poll() is not None:
+                raise AssertionError("spool %s exited: %s"
+                                     % (name, read(log_path)))
+            return read(log_path).count("spooling") > starts
+        wait_for(started, name + " to start")
+        return root
+
+    def validate(self, doc, schema):
+        jsonschema.Draft202012Validator(
+            {"$ref": "#/components/schemas/" + schema},
+            resolver=self.resolver).validate(doc)
+
+    def close(self):
+        for proc in self.spools.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        if self.onced is not None and self.onced.poll() is None:
+            self.onced.kill()
+            self.onced.wait()
+        logs = "".join(read(os.path.join(self.dir, f))
+                       for f in os.listdir(self.dir) if f.endswith(".log"))
+        if os.environ.get("SPOOL_TEST_KEEP"):
+            print("kept " + self.dir)
+        else:
+            shutil.rmtree(self.dir, ignore_errors=True)
+        return logs
+
+
+ENV = None
+
+
+def setUpModule():
+    global ENV
+    ENV = Env()
+    ENV.setup_broker()
+    ENV.market = ENV.start("market", ENV.write_config("market",
+                                                      "market-supervision"))
+    ENV.tax = ENV.start("tax", ENV.write_config("tax", "tax"))
+
+
+def tearDownModule():
+    logs = ENV.close()
+    # A sanitizer build reports to stderr, which is in the logs.
+    if "runtime error" in logs or "Sanitizer" in logs:
+        raise AssertionError("a sanitizer reported:\n" + logs)
+
+
+def path(root, *parts):
+    return os.path.join(root, *parts)
+
+
+def record(subject, **extra):
+    doc = {"type": LICENCE, "subject": subject, "fields": dict(FIELDS)}
+    doc.update(extra)
+    return doc
+
+
+class Spool(unittest.TestCase):
+
+    def wait_file(self, p):
+        wait_for(lambda: os.path.exists(p), p)
+        # Written under a .tmp name and renamed: complete when it exists.
+        return p
+
+    def problem(self, root, name, code):
+        doc = json.loads(read(self.wait_file(
+            path(root, "failed", name + ".problem.json"))))
+        ENV.validate(doc, "Problem")
+        self.assertEqual(doc["code"], code, doc)
+        self.assertTrue(os.path.exists(path(root, "failed", name)))
+        return doc
+
+    def test_publish_and_request(self):
+        subject = uscc(1)
+        drop(path(ENV.market, "outbox"), "licence-1.json", record(subject))
+        receipt = json.loads(read(self.wait_file(
+            path(ENV.market, "sent", "licence-1.json.receipt.json"))))
+        ENV.validate(receipt, "WriteAnswer")
+        self.assertEqual(receipt["subject"], subject)
+        self.assertEqual(receipt["status"], "valid")
+        self.assertIn("leaf_index", receipt["receipt"])
+        self.assertTrue(receipt["receipt"]["proof_verified"])
+        self.assertTrue(os.path.exists(path(ENV.market, "sent",
+                                            "licence-1.json")))
+        self.assertEqual(os.listdir(path(ENV.market, "outbox")), [])
+
+        drop(path(ENV.tax, "requests"), "ask-1.json",
+             {"type": LICENCE, "subject": subject,
+              "purpose": "tax-registration", "case_id": "TAX-1",
+              "proof": True})
+        answer_path = self.wait_file(path(ENV.tax, "answers", "ask-1.json"))
+        answer = json.loads(read(answer_path))
+        ENV.validate(answer, "RecordAnswer")
+        self.assertEqual(answer["fields"], {"name": FIELDS["name"],
+                                            "address": FIELDS["address"]})
+        self.assertEqual(answer["version"], receipt["version"])
+        self.assertTrue(answer["verified"]["issuer_signature"])
+        self.assertEqual(answer["verified"]["disclosures"], 2)
+        self.assertTrue(answer["receipt"]["proof_verified"])
+        self.assertEqual(os.stat(answer_path).st_mode & 0o777, 0o600)
+        self.assertEqual(os.stat(path(ENV.tax, "answers")).st_mode & 0o777,
+                         0o700)
+        self.wait_file(path(ENV.tax, "sent", "ask-1.json"))
+        # No subject in the spools' log lines.
+        for name in ("market", "tax"):
+            self.assertNotIn(subject, read(path(ENV.dir, name + ".log")))
+
+    def test_refusals(self):
+        outbox = path(ENV.market, "outbox")
+        drop(outbox, "bad-json.json", '{"type": ')
+        doc = self.problem(ENV.market, "bad-json.json", "INVALID_ARGUMENT")
+        self.assertEqual(doc["status"], 400)
+        drop(outbox, "bad-member.json", record(uscc(2), valid_untill="x"))
+        doc = self.problem(ENV.market, "bad-member.json", "INVALID_ARGUMENT")
+        self.assertIn("valid_untill", doc["detail"])
+        bad = record(uscc(3))
+        bad["fields"]["colour"] = "red"
+        drop(outbox, "bad-field.json", bad)
+        self.problem(ENV.market, "bad-field.json", "INVALID_RECORD")
+        drop(outbox, "lines.json", json.dumps(record(uscc(4))) + "\n" +
+             json.dumps(record(uscc(5))) + "\n")
+        self.problem(ENV.market, "lines.json", "INVALID_ARGUMENT")
+        drop(path(ENV.tax, "requests"), "nosy.json",
+             {"type": LICENCE, "subject": uscc(1), "purpose": "curiosity",
+              "case_id": "X"})
+        self.problem(ENV.tax, "nosy.json", "NO_GRANT")
+        self.assertEqual(os.listdir(path(ENV.tax, "answers")).count(
+            "nosy.json"), 0)
+
+    def test_incomplete_files_not_taken(self):
+        outbox = path(ENV.market, "outbox")
+        with open(path(outbox, "half.json.tmp"), "w") as f:
+            f.write(json.dumps(record(uscc(6))))
+        with open(path(outbox, ".hidden.json"), "w") as f:
+            f.write(json.dumps(record(uscc(7))))
+        drop(outbox, "after.json", record(uscc(8)))
+        self.wait_file(path(ENV.market, "sent", "after.json"))
+        self.assertEqual(sorted(os.listdir(outbox)),
+                         [".hidden.json", "half.json.tmp"])
+        os.rename(path(outbox, "half.json.tmp"), path(outbox, "half.json"))
+        self.wait_file(path(ENV.market, "sent", "half.json"))
+        os.unlink(path(outbox, ".hidden.json"))
+
+    def test_name_reused(self):
+        outbox = path(ENV.market, "outbox")
+        drop(outbox, "daily.json", record(uscc(9), version=1))
+        self.wait_file(path(ENV.market, "sent", "daily.json.receipt.json"))
+        drop(outbox, "daily.json", record(uscc(9), version=2))
+        wait_for(lambda: [n for n in os.listdir(path(ENV.market, "sent"))
+                          if re.match(r"daily\.json\.[0-9a-f]{16}$", n)],
+                 "the second daily.json")
+
+    def test_startup_refusals(self):
+        conf = ENV.write_config("loose", "market-supervision")
+        os.makedirs(path(ENV.dir, "loose.spool", "answers"))
+        os.chmod(path(ENV.dir, "loose.spool", "answers"), 0o755)
+        r = subprocess.run([SPOOL, "--config", conf], capture_output=True,
+                           text=True, timeout=30)
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("chmod 700", r.stderr)
+        # The market spool holds its directories: a second one is refused.
+        r = subprocess.run([SPOOL, "--config",
+                            path(ENV.dir, "market.conf")],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("another once-spool", r.stderr)
+        r = subprocess.run([SPOOL, "--help"], capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0)
+        self.assertIn("spool_directory", r.stdout)
+
+    def test_zz_crash_and_sigterm(self):
+        """kill -9 mid-batch, three times; then SIGTERM."""
+        ENV.spools["market"].kill()
+        ENV.spools["market"].wait()
+        conf = path(ENV.dir, "market.conf")
+        outbox = path(ENV.market, "outbox")
+        sent_before = set(os.listdir(path(ENV.market, "sent")))
+        failed_before = set(os.listdir(path(ENV.market, "failed")))
+        size_before = ENV.log_size()
+        names = ["batch-%03d.json" % i for i in range(200)]
+        for i, name in enumerate(names):
+            drop(outbox, name, record(uscc(1000 + i)))
+
+        def finished():
+            return [n for n in os.listdir(path(ENV.market, "sent")) +
+                    os.listdir(path(ENV.market, "failed"))
+                    if re.match(r"batch-\d{3}\.json$", n)]
+        for kill_at in (40, 90, 140):
+            ENV.start("market", conf)
+            wait_for(lambda: len(finished()) >= kill_at, "%d files" % kill_at,
+                     seconds=120)
+            ENV.spools["market"].send_signal(signal.SIGKILL)
+            ENV.spools["market"].wait()
+        ENV.start("market", conf)
+        wait_for(lambda: len(finished()) == 200, "all 200 files", 180)
+        done = finished()
+        self.assertEqual(sorted(done), names)   # each exactly once
+        self.assertEqual([n for n in done if n in os.listdir(
+            path(ENV.market, "failed"))], [])
+        self.assertEqual(os.listdir(outbox), [])
+        self.assertEqual(os.listdir(path(ENV.market, "work", "outbox")), [])
+        receipts = [n for n in os.listdir(path(ENV.market, "sent"))
+                    if n.startswith("batch-") and n.endswith(".receipt.json")]
+        self.assertEqual(len(receipts), 200)
+        leaves = set(json.loads(read(path(ENV.market, "sent", n)))
+                     ["receipt"]["leaf_index"] for n in receipts)
+        self.assertEqual(len(leaves), 200)
+        # One leaf per file: no record was published twice.
+        self.assertEqual(ENV.log_size() - size_before, 200)
+        self.assertTrue(set(os.listdir(path(ENV.market, "sent")))
+                        >= sent_before)
+        self.assertEqual(set(os.listdir(path(ENV.market, "failed"))),
+                         failed_before)
+
+        # SIGTERM: the file in hand is finished, the spool exits 0.
+        for i in range(20):
+            drop(outbox, "term-%02d.json" % i, record(uscc(2000 + i)))
+        wait_for(lambda: any(n.startswith("term-") for n in os.listdir(
+            path(ENV.market, "sent"))), "a term- file")
+        ENV.spools["market"].send_signal(signal.SIGTERM)
+        self.assertEqual(ENV.spools["market"].wait(timeout=60), 0)
+        self.assertEqual(os.listdir(path(ENV.market, "work", "outbox")), [])
+        left = [n for n in os.listdir(outbox) if n.startswith("term-")]
+        sent = [n for n in os.listdir(path(ENV.market, "sent"))
+                if re.match(r"term-\d\d\.json$", n)]
+        self.assertEqual(len(left) + len(sent), 20)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
