@@ -15,6 +15,11 @@
  *    record never gets a second version, and the version a file without
  *    one gets (the clock in milliseconds, strictly growing) is fixed in
  *    the envelope;
+ *    An envelope the broker no longer recognises (sent_at beyond its
+ *    skew window: it was unreachable for minutes) is replaced by a new
+ *    one of the same version, which the broker refuses (STALE_VERSION)
+ *    if the first was stored. Entries are kept 24 hours: a file left in
+ *    work/ longer than that is signed anew with a new version;
  *  - the final answer (status and JSON) as soon as it is known, for
  *    publishes and requests alike, so a restart between the answer and
  *    the rename that finishes the file writes the same answer and does not
@@ -120,15 +125,20 @@ static int publish(spool *s, const char *key, const char *data, size_t len,
     once_client *c;
     char where[96], detail[ONCE_ERROR_MESSAGE_MAX + 100];
     once_error why;
+    bool resigned = false;
     int rc;
 
+    /* A record signed before keeps its version (the envelope has it). */
     rc = spool_parse_record(data, len, s->cfg.base.department,
-                            next_version(s), &r, where, sizeof(where), &why);
+                            e->envelope != NULL ? e->version
+                                                : next_version(s),
+                            &r, where, sizeof(where), &why);
     if (rc < 0) {
         snprintf(detail, sizeof(detail), "%s: %s", where, why.message);
         set_problem(e, rc, detail);
         return 0;
     }
+sign:
     if (e->envelope == NULL) {
         if ((rc = once_record_sign(r, &s->key, &why)) < 0) {
             once_record_free(r);
@@ -152,10 +162,36 @@ static int publish(spool *s, const char *key, const char *data, size_t len,
     rc = once_client_send_prepared(c, e->envelope, e->envelope_len, &receipt,
                                    &why);
     pool_return(s->pool, c, rc == -ONCE_ERR_TIMEOUT);
+    if (rc == -ONCE_ERR_CLOCK_SKEW && !resigned) {
+        /* The kept envelope is older than the broker's skew window (the
+         * broker was unreachable that long), so the broker no longer
+         * recognises it. A new envelope of the record with the same
+         * version is stored only if the first never was: else it is
+         * refused STALE_VERSION, never a second version. */
+        adapter_log("warn", "the kept envelope is too old for the broker "
+                    "(CLOCK_SKEW): signing it anew with the same version");
+        once_record_free(r);
+        r = NULL;
+        rc = spool_parse_record(data, len, s->cfg.base.department,
+                                e->version, &r, where, sizeof(where), &why);
+        if (rc < 0)
+            return once_error_set(err, ONCE_ERR_INTERNAL, "a file parsed "
+                                  "once no longer parses");
+        free(e->envelope);
+        e->envelope = NULL;
+        e->envelope_len = 0;
+        resigned = true;
+        goto sign;
+    }
     if (!adapter_answer_is_final(rc)) {
         adapter_log("warn", "broker: %s (%s); will retry",
                     once_error_name(rc), why.message);
         rc = JOB_RETRY;
+    } else if (rc == -ONCE_ERR_STALE_VERSION && resigned) {
+        set_problem(e, rc, "this version is already at the broker: this "
+                    "file was published before its answer was lost, or a "
+                    "newer version was published since");
+        rc = 0;
     } else if (rc < 0) {
         set_problem(e, rc, why.message);
         rc = 0;

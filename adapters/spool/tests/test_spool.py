@@ -100,9 +100,14 @@ class Env:
                               check=True, stdout=subprocess.PIPE,
                               text=True).stdout
 
-    def setup_broker(self):
+    def setup_broker(self, skew_seconds=300):
         subprocess.run([ONCECTL, "init", self.home, "--listen", self.sock],
                        check=True, stdout=subprocess.DEVNULL)
+        conf = os.path.join(self.home, "once.conf")
+        text = read(conf).replace("skew_seconds = 300",
+                                  "skew_seconds = %d" % skew_seconds)
+        with open(conf, "w") as f:
+            f.write(text)
         for dept in ("market-supervision", "tax"):
             key = os.path.join(self.dir, dept + ".key")
             subprocess.run([ONCECTL, "keygen", key], check=True,
@@ -123,7 +128,7 @@ class Env:
         out = self.ctl("log", "status")
         return int(re.search(r"log size\s+(\d+) leaves", out).group(1))
 
-    def write_config(self, name, dept, extra=""):
+    def write_config(self, name, dept, extra="", timeout_ms=2000):
         origin = re.search(r"^log_origin = (.*)$",
                            read(os.path.join(self.home, "once.conf")),
                            re.M).group(1)
@@ -137,8 +142,9 @@ class Env:
                     "log_origin = %s\n"
                     "spool_directory = %s.spool\n"
                     "state_directory = %s.state\n"
-                    "timeout_ms = 2000\n%s"
-                    % (dept, dept, self.sock, origin, name, name, extra))
+                    "timeout_ms = %d\n%s"
+                    % (dept, dept, self.sock, origin, name, name, timeout_ms,
+                       extra))
         return conf
 
     def start(self, name, conf):
@@ -322,6 +328,35 @@ class Spool(unittest.TestCase):
         r = subprocess.run([SPOOL, "--help"], capture_output=True, text=True)
         self.assertEqual(r.returncode, 0)
         self.assertIn("spool_directory", r.stdout)
+
+    def test_envelope_too_old(self):
+        """The broker away longer than its skew window: the kept envelope
+        is signed anew with the same version, published once."""
+        env = Env()
+        try:
+            env.setup_broker(skew_seconds=2)
+            root = env.start("old", env.write_config(
+                "old", "market-supervision", timeout_ms=500))
+            size = env.log_size()
+            env.onced.send_signal(signal.SIGSTOP)
+            drop(path(root, "outbox"), "late.json", record(uscc(50)))
+            log = path(env.dir, "old.log")
+            wait_for(lambda: "will retry" in read(log), "a retry")
+            time.sleep(4)
+            env.onced.send_signal(signal.SIGCONT)
+            doc = json.loads(read(self.wait_file(
+                path(root, "sent", "late.json.receipt.json"))))
+            self.assertEqual(doc["status"], "valid")
+            self.assertIn("signing it anew with the same version",
+                          read(log))
+            env.spools["old"].send_signal(signal.SIGTERM)
+            self.assertEqual(env.spools["old"].wait(timeout=60), 0)
+            # One stored publish; the stale copies were refused unlogged
+            # or logged as refusals, never as a second version.
+            self.assertGreaterEqual(env.log_size() - size, 1)
+        finally:
+            env.onced.send_signal(signal.SIGCONT)
+            env.close()
 
     def test_zz_crash_and_sigterm(self):
         """kill -9 mid-batch, three times; then SIGTERM."""
