@@ -212,8 +212,14 @@ static int pass_dir(spool *s, enum spool_queue q, int dirfd, bool take,
         }
         if (take) {
             rc = dirs_take(&s->dirs, q, names[i], err);
-            if (rc == -ONCE_ERR_NOT_FOUND)
+            /* Gone, or its name is in work/ (someone put a file there):
+             * left where it is. */
+            if (rc == -ONCE_ERR_NOT_FOUND || rc == -ONCE_ERR_EXISTS) {
+                if (rc == -ONCE_ERR_EXISTS)
+                    adapter_log("warn", "%s", err->message);
+                rc = 0;
                 continue;
+            }
             if (rc < 0)
                 break;
         }
