@@ -169,7 +169,8 @@ int dirs_list(int dirfd, char ***names, size_t *count, once_error *err)
         n++;
     }
     closedir(dir);
-    qsort(list, n, sizeof(*list), by_name);
+    if (n > 1)
+        qsort(list, n, sizeof(*list), by_name);
     *names = list;
     *count = n;
     return 0;

@@ -50,6 +50,8 @@
 
 static const char usage_text[] =
     "Usage: once-spool [--config FILE]\n"
+    "       once-spool import FILE.csv --type T --subject-column C\n"
+    "                         [--version N] [--config FILE]\n"
     "\n"
     "once-spool connects a department system that can only write and read\n"
     "files to the once broker. It publishes the records the system puts in\n"
@@ -81,6 +83,10 @@ static const char usage_text[] =
     "  state_directory   the idempotency state, created 0700 (required)\n"
     "  timeout_ms        per broker call (default 5000)\n"
     "  max_file_bytes    largest file taken (default 1048576)\n"
+    "\n"
+    "once-spool import publishes one record for every row of a CSV file\n"
+    "(back-filling what the department already holds), resumably; see\n"
+    "once-spool import --help.\n"
     "\n"
     "Exit status: 0 after SIGTERM or SIGINT, 1 on a runtime failure, 2 on a\n"
     "usage or configuration error.\n";
@@ -119,7 +125,7 @@ static int ini_entry(void *user, const char *section, const char *name,
     return 0;
 }
 
-static int load_config(spool_config *cfg, const char *path)
+int spool_load_config(spool_config *cfg, const char *path)
 {
     parse_state st;
     int rc;
@@ -307,6 +313,8 @@ int main(int argc, char **argv)
     once_error err;
     int sigfd, status = EXIT_USAGE;
 
+    if (argc > 1 && strcmp(argv[1], "import") == 0)
+        return import_main(argc - 1, argv + 1);
     switch (parse_args(argc, argv, &config)) {
     case 1:
         return EXIT_SUCCESS;
@@ -319,7 +327,7 @@ int main(int argc, char **argv)
     s.dirs = (spool_dirs){ .root = -1, .in = { -1, -1 },
                            .work = { -1, -1 }, .sent = -1, .answers = -1,
                            .failed = -1 };
-    if (load_config(&s.cfg, config) < 0)
+    if (spool_load_config(&s.cfg, config) < 0)
         return EXIT_USAGE;
     if (once_init() < 0) {
         fprintf(stderr, "once-spool: cannot initialise libsodium\n");

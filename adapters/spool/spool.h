@@ -11,6 +11,8 @@
  *                 finish it (every state change a rename), write answers
  *   spool_file.c  the files' JSON: an outbox record, a request (fuzzed)
  *   job.c         one taken file to its final answer, exactly once
+ *   csv.c         rows of a CSV file (fuzzed)
+ *   import.c      `once-spool import`: a CSV file's rows published
  *
  * docs/ADAPTERS.md ("The file spool") is the guide for department
  * engineers; the layout and the rules are in dirs.c's top comment.
@@ -99,6 +101,26 @@ int spool_parse_record(const char *data, size_t len, const char *issuer,
 int spool_parse_request(const char *data, size_t len, spool_request *out,
                         char *where, size_t where_cap, once_error *err);
 
+/* ---- CSV rows (csv.c) -------------------------------------------------- */
+
+/* The subject column and a record's fields. */
+#define CSV_MAX_FIELDS (ONCE_MAX_FIELDS + 1)
+#define CSV_MAX_ROW ONCE_MAX_MESSAGE
+
+typedef struct csv_row {
+    char *text;                           /* the fields, NUL-terminated */
+    size_t cap;                           /* kept from row to row */
+    size_t count;
+    const char *field[CSV_MAX_FIELDS];
+} csv_row;
+
+/* Parses the row at buf[*pos] (buf holds len bytes): 1 with row filled
+ * and *pos past the row's line break, 0 at the end, or -code for a
+ * malformed row or one over the limits (*pos unchanged). */
+int csv_next_row(const char *buf, size_t len, size_t *pos, csv_row *row,
+                 once_error *err);
+void csv_row_clear(csv_row *row);
+
 /* ---- processing (job.c) ------------------------------------------------ */
 
 typedef struct spool {
@@ -123,5 +145,13 @@ enum job_result {
  * itself cannot go on (its state or directories fail). */
 int job_run(spool *s, enum spool_queue q, const char *name,
             enum job_result *result, once_error *err);
+
+/* ---- import (import.c) ------------------------------------------------- */
+
+/* once-spool import FILE.csv --type T --subject-column C [--config F]
+ * [--version N]: the exit status. */
+int import_main(int argc, char **argv);
+/* Reads the configuration at path (main.c): 0, or -1 after saying why. */
+int spool_load_config(spool_config *cfg, const char *path);
 
 #endif

@@ -358,6 +358,56 @@ class Spool(unittest.TestCase):
             env.onced.send_signal(signal.SIGCONT)
             env.close()
 
+    def test_import_resumed_after_kill(self):
+        """once-spool import: kill -9 mid-file, run again: every row
+        published once, all with the file's version."""
+        conf = path(ENV.dir, "market.conf")
+        csv_path = path(ENV.dir, "licences.csv")
+        with open(csv_path, "w") as f:
+            f.write("uscc,name,legal_representative,address\r\n")
+            for i in range(300):
+                f.write('%s,"Firm %d, Ltd","Rep ""%d""",Road %d\r\n'
+                        % (uscc(3000 + i), i, i, i))
+        args = [SPOOL, "import", csv_path, "--type", LICENCE,
+                "--subject-column", "uscc", "--config", conf]
+        bad = path(ENV.dir, "bad.csv")
+        with open(bad, "w") as f:
+            f.write('uscc,name\n%s,"open\n' % uscc(2999))
+        size = ENV.log_size()
+        r = subprocess.run(args[:2] + [bad] + args[3:], capture_output=True,
+                           text=True, timeout=60)
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("row 1: malformed CSV", r.stderr)
+        self.assertEqual(ENV.log_size(), size)
+
+        with open(path(ENV.dir, "import.log"), "w") as log:
+            proc = subprocess.Popen(args, stdout=log, stderr=log)
+        wait_for(lambda: ENV.log_size() >= size + 60, "60 rows", 120)
+        proc.kill()
+        proc.wait()
+        r = subprocess.run(args, capture_output=True, text=True, timeout=300)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        m = re.search(r"import: 300 rows: (\d+) published now, (\d+) "
+                      r"answered before, 0 refused", r.stdout)
+        self.assertIsNotNone(m, r.stdout)
+        self.assertEqual(int(m.group(1)) + int(m.group(2)), 300)
+        self.assertGreater(int(m.group(2)), 0)
+        self.assertEqual(ENV.log_size() - size, 300)
+        # A third run publishes nothing.
+        r = subprocess.run(args, capture_output=True, text=True, timeout=60)
+        self.assertIn("0 published now, 300 answered before", r.stdout)
+        self.assertEqual(ENV.log_size() - size, 300)
+        # The records are there, with the file's time as their version.
+        drop(path(ENV.tax, "requests"), "imported.json",
+             {"type": LICENCE, "subject": uscc(3007),
+              "purpose": "tax-registration", "case_id": "TAX-7"})
+        answer = json.loads(read(self.wait_file(
+            path(ENV.tax, "answers", "imported.json"))))
+        self.assertEqual(answer["fields"], {"name": "Firm 7, Ltd",
+                                            "address": "Road 7"})
+        self.assertEqual(answer["version"],
+                         os.stat(csv_path).st_mtime_ns // 1000000)
+
     def test_zz_crash_and_sigterm(self):
         """kill -9 mid-batch, three times; then SIGTERM."""
         ENV.spools["market"].kill()
