@@ -8,6 +8,8 @@
  * adapters/common (never installed, no stable API):
  *
  *   log.c          log lines on stderr, never a subject
+ *   startup.c      command line, configuration file, keys, state,
+ *                  connections, signals
  *   config.c       the INI keys both adapters' configurations have
  *   pool.c         the pool of broker connections callers borrow
  *   dircache.c     the broker's signed directory, kept fresh
@@ -21,6 +23,7 @@
 
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -77,9 +80,53 @@ int adapter_config_entry(adapter_ini *ini, adapter_config *cfg,
 /* The keys every adapter needs are there: 0, or -1 with problem set. */
 int adapter_config_check(adapter_ini *ini, const adapter_config *cfg);
 
-/* ---- the connection pool (pool.c) ------------------------------------- */
+/* ---- start-up (startup.c) --------------------------------------------- */
 
 typedef struct pool pool;
+typedef struct dircache dircache;
+typedef struct idem_state idem_state;
+
+/* What an adapter is, for its start-up. */
+typedef struct adapter_program {
+    const char *name;             /* "once-gateway" */
+    const char *section;          /* its INI section, "gateway" */
+    const char *default_config;
+    const char *usage;            /* --help */
+    const char *version;
+    /* Its own keys: 1 taken, 0 refused (ini->problem set), -1 unknown. */
+    int (*own_entry)(void *user, adapter_ini *ini, const char *name,
+                     const char *value);
+} adapter_program;
+
+/* What every adapter holds once started. */
+typedef struct adapter_core {
+    once_keypair key;             /* the department's; wiped at close */
+    uint8_t broker_pk[ONCE_PUBLIC_KEY_BYTES];
+    idem_state *state;
+    pool *pool;
+    dircache *dir;                /* NULL when not asked for */
+} adapter_core;
+
+/* --config FILE, --help, --version: 0 to run, 1 to exit 0 (help or
+ * version printed), -1 for a usage error (usage printed). */
+int adapter_parse_args(int argc, char **argv, const adapter_program *p,
+                       const char **config);
+/* Reads the configuration at path into base (the shared keys) and,
+ * through p->own_entry, user: 0, or -1 after a line on stderr. */
+int adapter_read_config(const adapter_program *p, const char *path,
+                        adapter_config *base, void *user);
+/* Blocks SIGTERM and SIGINT (into signals) and ignores SIGPIPE. */
+void adapter_block_signals(sigset_t *signals);
+/* The key, the broker's key, the state: 0 or -code. */
+int adapter_open_local(adapter_core *a, const adapter_config *cfg,
+                       once_error *err);
+/* connections to the broker, and the directory when asked: 0 or -code. */
+int adapter_connect(adapter_core *a, const adapter_config *cfg,
+                    unsigned connections, bool directory, once_error *err);
+void adapter_close(adapter_core *a);
+
+/* ---- the connection pool (pool.c) ------------------------------------- */
+
 
 int pool_open(pool **out, const char *endpoint, const char *department,
               unsigned size, unsigned timeout_ms, const once_keypair *kp,
@@ -94,7 +141,6 @@ void pool_close(pool *p);
 
 /* ---- the directory (dircache.c) --------------------------------------- */
 
-typedef struct dircache dircache;
 
 int dircache_open(dircache **out, pool *p, once_error *err);
 void dircache_close(dircache *d);
@@ -109,7 +155,6 @@ uint64_t dircache_age_ms(dircache *d);
 
 /* ---- idempotency state (state.c) -------------------------------------- */
 
-typedef struct idem_state idem_state;
 
 /* What is kept under one caller's key. */
 typedef struct idem_entry {

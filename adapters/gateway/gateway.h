@@ -85,12 +85,8 @@ void tokens_free(token_table *t);
 
 typedef struct gateway {
     gateway_config cfg;
-    once_keypair key;            /* wiped at exit */
-    uint8_t broker_pk[ONCE_PUBLIC_KEY_BYTES];
+    adapter_core core;           /* key, broker key, state, pool, directory */
     token_table tokens;
-    pool *pool;
-    dircache *dir;
-    idem_state *state;
     _Atomic uint64_t last_version;   /* default versions only grow */
 } gateway;
 

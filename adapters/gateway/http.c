@@ -103,7 +103,7 @@ static char tls_cert[HTTP_MAX_PEM + 1], tls_key[HTTP_MAX_PEM + 1];
 char *metrics_render(size_t *len)
 {
     size_t cap = 64 * 1024, used = 0, r, b;
-    uint64_t age = the_gateway != NULL ? dircache_age_ms(the_gateway->dir)
+    uint64_t age = the_gateway != NULL ? dircache_age_ms(the_gateway->core.dir)
                                        : UINT64_MAX;
     char *out = malloc(cap);
     int s, n;

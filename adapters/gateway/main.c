@@ -1,10 +1,10 @@
 /*
  * main.c - once-gateway: start-up, configuration, signals, shutdown.
  *
- * The configuration is one INI file ([gateway] section, read with inih
- * like onced's once.conf; the keys the spool has too are read by
- * adapters/common/config.c); relative paths in it are relative to the
- * file's directory. Every key is checked and an unknown key is an error,
+ * The configuration is one INI file, [gateway] section, read by
+ * adapters/common/startup.c like once-spool's (the keys both have by
+ * adapters/common/config.c, the gateway's own by own_entry); relative
+ * paths in it are relative to the file's directory. Every key is checked and an unknown key is an error,
  * so a misspelt setting is never silently replaced by a default. Start-up
  * refuses, with exit status 2 and one line saying why, a configuration
  * that cannot work: a key file others can read, a tokens file others can
@@ -16,13 +16,11 @@
  * thread; every other thread has them blocked.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <ini.h>
 #include <sodium.h>
 
 #include "gateway.h"
@@ -73,15 +71,10 @@ static const char usage_text[] =
     "Exit status: 0 after SIGTERM or SIGINT, 1 on a runtime failure, 2 on a\n"
     "usage or configuration error.\n";
 
-typedef struct parse_state {
-    gateway_config *cfg;
-    adapter_ini ini;
-} parse_state;
-
 /* "HOST:PORT" or "[V6]:PORT". */
-static int set_listen(parse_state *st, const char *value)
+static int set_listen(gateway_config *cfg, adapter_ini *ini,
+                      const char *value)
 {
-    gateway_config *cfg = st->cfg;
     const char *colon, *host = value;
     size_t host_len;
     unsigned long port;
@@ -104,64 +97,59 @@ static int set_listen(parse_state *st, const char *value)
         goto bad;
     memcpy(cfg->listen_host, host, host_len);
     cfg->listen_host[host_len] = '\0';
-    if (!adapter_ini_number(&st->ini, "the listen port", colon + 1, 0, 65535,
+    if (!adapter_ini_number(ini, "the listen port", colon + 1, 0, 65535,
                             &port))
         return 0;
     cfg->listen_port = (unsigned)port;
     return 1;
 bad:
-    snprintf(st->ini.problem, sizeof(st->ini.problem), "listen must be "
+    snprintf(ini->problem, sizeof(ini->problem), "listen must be "
              "HOST:PORT or [IPV6]:PORT");
     return 0;
 }
 
-static int ini_entry(void *user, const char *section, const char *name,
+/* The gateway's own keys (adapter_program.own_entry). */
+static int own_entry(void *user, adapter_ini *ini, const char *name,
                      const char *value)
 {
-    parse_state *st = user;
-    gateway_config *cfg = st->cfg;
+    gateway_config *cfg = user;
     unsigned long n;
-    int rc;
 
-    if (strcmp(section, "gateway") != 0) {
-        snprintf(st->ini.problem, sizeof(st->ini.problem),
-                 "unknown section [%s]", section);
-        return 0;
-    }
-    if ((rc = adapter_config_entry(&st->ini, &cfg->base, name, value)) >= 0)
-        return rc;
     if (strcmp(name, "listen") == 0)
-        return set_listen(st, value);
+        return set_listen(cfg, ini, value);
     if (strcmp(name, "tokens") == 0)
-        return adapter_ini_path(&st->ini, cfg->tokens_path, value);
+        return adapter_ini_path(ini, cfg->tokens_path, value);
     if (strcmp(name, "tls_certificate") == 0)
-        return adapter_ini_path(&st->ini, cfg->tls_cert_path, value);
+        return adapter_ini_path(ini, cfg->tls_cert_path, value);
     if (strcmp(name, "tls_key") == 0)
-        return adapter_ini_path(&st->ini, cfg->tls_key_path, value);
+        return adapter_ini_path(ini, cfg->tls_key_path, value);
     if (strcmp(name, "pool_size") == 0) {
-        if (!adapter_ini_number(&st->ini, name, value, 1, GATEWAY_MAX_POOL,
-                                &n))
+        if (!adapter_ini_number(ini, name, value, 1, GATEWAY_MAX_POOL, &n))
             return 0;
         cfg->pool_size = (unsigned)n;
         return 1;
     }
     if (strcmp(name, "max_body_bytes") == 0) {
-        if (!adapter_ini_number(&st->ini, name, value, 1024,
-                                64ul * 1024 * 1024, &n))
+        if (!adapter_ini_number(ini, name, value, 1024, 64ul * 1024 * 1024,
+                                &n))
             return 0;
         cfg->max_body = n;
         return 1;
     }
-    snprintf(st->ini.problem, sizeof(st->ini.problem), "unknown key %s",
-             name);
-    return 0;
+    return -1;
 }
+
+static const adapter_program program = {
+    .name = "once-gateway",
+    .section = "gateway",
+    .default_config = DEFAULT_CONFIG,
+    .usage = usage_text,
+    .version = ONCE_VERSION,
+    .own_entry = own_entry,
+};
 
 static int load_config(gateway_config *cfg, const char *path)
 {
-    parse_state st;
-    int rc;
-
     memset(cfg, 0, sizeof(*cfg));
     cfg->pool_size = GATEWAY_DEFAULT_POOL;
     cfg->base.timeout_ms = GATEWAY_DEFAULT_TIMEOUT_MS;
@@ -169,23 +157,10 @@ static int load_config(gateway_config *cfg, const char *path)
     snprintf(cfg->listen_host, sizeof(cfg->listen_host), "127.0.0.1");
     cfg->listen_port = 8080;
     snprintf(cfg->config_path, sizeof(cfg->config_path), "%s", path);
-    adapter_ini_init(&st.ini, path);
-    st.cfg = cfg;
-    rc = ini_parse(path, ini_entry, &st);
-    if (rc < 0) {
-        fprintf(stderr, "once-gateway: cannot read %s: %s\n", path,
-                rc == -1 ? strerror(errno) : "out of memory");
+    if (adapter_read_config(&program, path, &cfg->base, cfg) < 0)
         return -1;
-    }
-    if (rc > 0) {
-        fprintf(stderr, "once-gateway: %s line %d: %s\n", path, rc,
-                st.ini.problem[0] != '\0' ? st.ini.problem : "syntax error");
-        return -1;
-    }
-    if (adapter_config_check(&st.ini, &cfg->base) < 0 ||
-        cfg->tokens_path[0] == '\0') {
-        fprintf(stderr, "once-gateway: %s needs department, key, broker, "
-                "broker_key, tokens and state_directory\n", path);
+    if (cfg->tokens_path[0] == '\0') {
+        fprintf(stderr, "once-gateway: %s needs tokens\n", path);
         return -1;
     }
     if ((cfg->tls_cert_path[0] == '\0') != (cfg->tls_key_path[0] == '\0')) {
@@ -196,63 +171,21 @@ static int load_config(gateway_config *cfg, const char *path)
     return 0;
 }
 
-/* 0 to run, 1 to exit 0, -1 for a usage error. */
-static int parse_args(int argc, char **argv, const char **config)
-{
-    static const struct option options[] = {
-        { "config", required_argument, NULL, 'c' },
-        { "help", no_argument, NULL, 'h' },
-        { "version", no_argument, NULL, 'V' },
-        { NULL, 0, NULL, 0 },
-    };
-    int opt;
-
-    *config = DEFAULT_CONFIG;
-    while ((opt = getopt_long(argc, argv, "c:h", options, NULL)) != -1) {
-        switch (opt) {
-        case 'c':
-            *config = optarg;
-            break;
-        case 'h':
-            fputs(usage_text, stdout);
-            return 1;
-        case 'V':
-            printf("once-gateway %s\n", ONCE_VERSION);
-            return 1;
-        default:
-            fputs(usage_text, stderr);
-            return -1;
-        }
-    }
-    if (optind != argc) {
-        fprintf(stderr, "once-gateway: unexpected argument %s\n",
-                argv[optind]);
-        return -1;
-    }
-    return 0;
-}
-
 /* Everything that does not need the network: keys, tokens, state. */
 static int open_local(gateway *gw, once_error *err)
 {
     int rc;
 
-    if ((rc = once_keypair_load(&gw->key, gw->cfg.base.key_path, err)) < 0 ||
-        (rc = once_public_key_load(gw->broker_pk, gw->cfg.base.broker_key_path,
-                                   err)) < 0 ||
-        (rc = tokens_load(&gw->tokens, gw->cfg.tokens_path, err)) < 0 ||
-        (rc = state_open(&gw->state, gw->cfg.base.state_dir, err)) < 0)
+    if ((rc = adapter_open_local(&gw->core, &gw->cfg.base, err)) < 0 ||
+        (rc = tokens_load(&gw->tokens, gw->cfg.tokens_path, err)) < 0)
         return rc;
     return 0;
 }
 
 static void close_all(gateway *gw)
 {
-    dircache_close(gw->dir);
-    pool_close(gw->pool);
-    state_close(gw->state);
+    adapter_close(&gw->core);
     tokens_free(&gw->tokens);
-    once_keypair_wipe(&gw->key);
 }
 
 int main(int argc, char **argv)
@@ -263,7 +196,7 @@ int main(int argc, char **argv)
     once_error err;
     int sig, status = EXIT_RUNTIME;
 
-    switch (parse_args(argc, argv, &config)) {
+    switch (adapter_parse_args(argc, argv, &program, &config)) {
     case 1:
         return EXIT_SUCCESS;
     case -1:
@@ -278,21 +211,15 @@ int main(int argc, char **argv)
         fprintf(stderr, "once-gateway: cannot initialise libsodium\n");
         return EXIT_RUNTIME;
     }
-    sigemptyset(&signals);
-    sigaddset(&signals, SIGTERM);
-    sigaddset(&signals, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &signals, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    adapter_block_signals(&signals);
 
     if (open_local(&gw, &err) < 0) {
         fprintf(stderr, "once-gateway: %s\n", err.message);
         close_all(&gw);
         return EXIT_USAGE;
     }
-    if (pool_open(&gw.pool, gw.cfg.base.broker_endpoint,
-                  gw.cfg.base.department, gw.cfg.pool_size,
-                  gw.cfg.base.timeout_ms, &gw.key, gw.broker_pk, &err) < 0 ||
-        dircache_open(&gw.dir, gw.pool, &err) < 0) {
+    if (adapter_connect(&gw.core, &gw.cfg.base, gw.cfg.pool_size, true,
+                        &err) < 0) {
         adapter_log("error", "%s", err.message);
         goto out;
     }

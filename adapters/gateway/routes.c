@@ -187,14 +187,14 @@ static void send_write(http_call *c, const record_path *rp,
                        uint64_t version, const char *reason, bool *final)
 {
     once_receipt receipt = { 0 };
-    once_client *client = pool_borrow(c->gw->pool);
+    once_client *client = pool_borrow(c->gw->core.pool);
     once_error err;
     json_t *doc;
     int rc, proof_ok;
 
     rc = once_client_send_prepared(client, envelope, envelope_len, &receipt,
                                    &err);
-    pool_return(c->gw->pool, client, rc == -ONCE_ERR_TIMEOUT);
+    pool_return(c->gw->core.pool, client, rc == -ONCE_ERR_TIMEOUT);
     broker_answered(rc);
     *final = adapter_answer_is_final(rc);
     if (rc < 0) {
@@ -205,7 +205,7 @@ static void send_write(http_call *c, const record_path *rp,
     /* A proof that does not verify does not undo the write: it is
      * reported as not verified. */
     proof_ok = receipt.has_proof && c->gw->cfg.base.log_origin[0] != '\0' &&
-               once_receipt_verify(&receipt, c->gw->broker_pk,
+               once_receipt_verify(&receipt, c->gw->core.broker_pk,
                                    c->gw->cfg.base.log_origin, &err) == 0;
     doc = adapter_write_json(rp->type, rp->subject, version,
                              rp->revocations, c->gw->cfg.base.department,
@@ -258,12 +258,12 @@ static int prepare(http_call *c, const record_path *rp, int want_proof,
                      err.message);
         return rc;
     }
-    if ((rc = once_record_sign(r, &gw->key, &err)) == 0) {
+    if ((rc = once_record_sign(r, &gw->core.key, &err)) == 0) {
         e->version = once_record_version(r);
-        client = pool_borrow(gw->pool);
+        client = pool_borrow(gw->core.pool);
         rc = once_client_prepare_write(client, r, want_proof, &e->envelope,
                                        &e->envelope_len, &err);
-        pool_return(gw->pool, client, false);
+        pool_return(gw->core.pool, client, false);
     }
     once_record_free(r);
     if (rc < 0)
@@ -301,12 +301,12 @@ static void write_route(http_call *c, const record_path *rp)
         return;
     }
     fingerprint(c, fp);
-    if (key != NULL && !state_claim(gw->state, caller, key)) {
+    if (key != NULL && !state_claim(gw->core.state, caller, key)) {
         http_problem(c, 409, "IDEMPOTENCY_CONFLICT", "a request with this "
                      "Idempotency-Key is in progress");
         return;
     }
-    rc = key != NULL ? state_get(gw->state, caller, key, &e, &err)
+    rc = key != NULL ? state_get(gw->core.state, caller, key, &e, &err)
                      : -ONCE_ERR_NOT_FOUND;
     if (rc == -ONCE_ERR_NOT_FOUND) {
         memcpy(e.fingerprint, fp, sizeof(fp));
@@ -315,7 +315,7 @@ static void write_route(http_call *c, const record_path *rp)
         /* Durable before the first attempt: a retry must find these
          * bytes, or the record would get a second version. */
         if (key != NULL &&
-            (rc = state_put(gw->state, caller, key, &e, &err)) < 0) {
+            (rc = state_put(gw->core.state, caller, key, &e, &err)) < 0) {
             http_once_problem(c, rc, &err);
             goto out;
         }
@@ -344,13 +344,13 @@ static void write_route(http_call *c, const record_path *rp)
         e.answer = strdup(c->response);
         e.status = c->status;
         if (e.answer != NULL &&
-            state_put(gw->state, caller, key, &e, &err) < 0)
+            state_put(gw->core.state, caller, key, &e, &err) < 0)
             adapter_log("error", "cannot keep the answer of an idempotent "
                         "request: %s", err.message);
     }
 out:
     if (key != NULL)
-        state_unclaim(gw->state, caller, key);
+        state_unclaim(gw->core.state, caller, key);
     idem_entry_clear(&e);
     free(reason);
 }
@@ -388,18 +388,18 @@ static void request_route(http_call *c, const record_path *rp)
     }
     /* Purpose and case id go to the broker even when empty: it refuses
      * the request (MISSING_PURPOSE) and logs the refusal. */
-    client = pool_borrow(c->gw->pool);
+    client = pool_borrow(c->gw->core.pool);
     rc = once_client_request_ex(client, rp->type, rp->subject,
                                 purpose != NULL ? purpose : "",
                                 case_id != NULL ? case_id : "", version,
                                 want_proof, &r, &receipt, &err);
-    pool_return(c->gw->pool, client, rc == -ONCE_ERR_TIMEOUT);
+    pool_return(c->gw->core.pool, client, rc == -ONCE_ERR_TIMEOUT);
     broker_answered(rc);
     if (rc < 0) {
         broker_problem(c, rc, &err);
         goto out;
     }
-    rc = adapter_verify_record(c->gw->dir, r, pk, dir_digest, &err);
+    rc = adapter_verify_record(c->gw->core.dir, r, pk, dir_digest, &err);
     if (rc < 0) {
         /* Nothing of r is handed over: 502, or 503 without a directory. */
         if (rc == -ONCE_ERR_UNAVAILABLE) {
@@ -412,7 +412,7 @@ static void request_route(http_call *c, const record_path *rp)
     }
     if (want_proof && receipt.has_proof &&
         c->gw->cfg.base.log_origin[0] != '\0') {
-        rc = once_receipt_verify(&receipt, c->gw->broker_pk,
+        rc = once_receipt_verify(&receipt, c->gw->core.broker_pk,
                                  c->gw->cfg.base.log_origin, &err);
         if (rc < 0) {
             http_problem(c, 502, once_error_name(rc), "the receipt's proof "
@@ -450,7 +450,7 @@ static void catalogue_route(http_call *c)
     once_error err;
     size_t i, k;
 
-    dir = dircache_get(c->gw->dir, false, &err);
+    dir = dircache_get(c->gw->core.dir, false, &err);
     if (dir == NULL) {
         json_decref(publish);
         json_decref(request);
@@ -491,7 +491,7 @@ static void catalogue_route(http_call *c)
                     "issued_at",
                     (json_int_t)once_directory_issued_at(dir), "publish",
                     publish, "request", request);
-    dircache_release(c->gw->dir);
+    dircache_release(c->gw->core.dir);
     http_json(c, 200, doc);
 }
 
@@ -511,19 +511,19 @@ static void health_route(http_call *c)
         json_array_append_new(problems, json_sprintf("key unreadable: %s",
                                                      err.message));
     once_keypair_wipe(&kp);
-    client = pool_borrow(c->gw->pool);
+    client = pool_borrow(c->gw->core.pool);
     rc = once_client_ping(client, &err);
-    pool_return(c->gw->pool, client, rc == -ONCE_ERR_TIMEOUT);
+    pool_return(c->gw->core.pool, client, rc == -ONCE_ERR_TIMEOUT);
     broker_answered(rc);
     if (rc < 0)
         json_array_append_new(problems, json_sprintf(
             "broker %s: %s", rc == -ONCE_ERR_TIMEOUT ? "unreachable"
                                                      : "refuses this gateway",
             err.message));
-    dir = dircache_get(c->gw->dir, false, &err);
+    dir = dircache_get(c->gw->core.dir, false, &err);
     if (dir != NULL)
-        dircache_release(c->gw->dir);
-    age = dircache_age_ms(c->gw->dir);
+        dircache_release(c->gw->core.dir);
+    age = dircache_age_ms(c->gw->core.dir);
     if (age > ONCE_DIRECTORY_MAX_SKEW_MS)
         json_array_append_new(problems, json_string(
             age == UINT64_MAX ? "directory stale: none received from the "

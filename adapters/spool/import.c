@@ -70,10 +70,7 @@ static const char import_usage[] =
 
 typedef struct import_run {
     spool_config cfg;
-    once_keypair key;
-    uint8_t broker_pk[ONCE_PUBLIC_KEY_BYTES];
-    idem_state *state;
-    pool *pool;
+    adapter_core core;                /* no directory */
     const char *type;
     const char *column;               /* the subject column's name */
     uint64_t version;
@@ -155,14 +152,14 @@ static int prepare_row(import_run *im, uint64_t n, const csv_row *row,
             rc = once_record_add_text(r, im->header.field[i], row->field[i],
                                       &why);
     if (rc == 0)
-        rc = once_record_sign(r, &im->key, &why);
+        rc = once_record_sign(r, &im->core.key, &why);
     if (rc < 0)
         goto refused;
     e->version = im->version;
-    c = pool_borrow(im->pool);
+    c = pool_borrow(im->core.pool);
     rc = once_client_prepare_write(c, r, 0, &e->envelope, &e->envelope_len,
                                    err);
-    pool_return(im->pool, c, false);
+    pool_return(im->core.pool, c, false);
     once_record_free(r);
     return rc;
 refused:
@@ -186,7 +183,7 @@ static int import_row(import_run *im, uint64_t n, const csv_row *row,
     int rc, delay = 500;
 
     row_key(im, n, key);
-    rc = state_get(im->state, "import", key, &e, err);
+    rc = state_get(im->core.state, "import", key, &e, err);
     if (rc == 0 && e.status != 0) {
         im->before++;
         im->refused += e.status >= 300;
@@ -200,15 +197,15 @@ static int import_row(import_run *im, uint64_t n, const csv_row *row,
             goto out;
         /* Durable before the first attempt, as for an outbox file. */
         if (e.status == 0 &&
-            (rc = state_put(im->state, "import", key, &e, err)) < 0)
+            (rc = state_put(im->core.state, "import", key, &e, err)) < 0)
             goto out;
     }
     while (e.status == 0) {
-        once_client *c = pool_borrow(im->pool);
+        once_client *c = pool_borrow(im->core.pool);
 
         rc = once_client_send_prepared(c, e.envelope, e.envelope_len, NULL,
                                        &why);
-        pool_return(im->pool, c, rc == -ONCE_ERR_TIMEOUT);
+        pool_return(im->core.pool, c, rc == -ONCE_ERR_TIMEOUT);
         if (adapter_answer_is_final(rc)) {
             free(e.answer);
             e.answer = strdup(rc == 0 ? "published" : once_error_name(rc));
@@ -236,7 +233,7 @@ static int import_row(import_run *im, uint64_t n, const csv_row *row,
         delay = delay * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : delay * 2;
     }
     im->refused += e.status >= 300;
-    rc = state_put(im->state, "import", key, &e, err);
+    rc = state_put(im->core.state, "import", key, &e, err);
 out:
     idem_entry_clear(&e);
     return rc;
@@ -399,17 +396,12 @@ int import_main(int argc, char **argv)
     if (map_file(file, &im, &data, &len) < 0 ||
         check_file(&im, data, len, &first_row) < 0)
         goto out;
-    if (once_keypair_load(&im.key, im.cfg.base.key_path, &err) < 0 ||
-        once_public_key_load(im.broker_pk, im.cfg.base.broker_key_path,
-                             &err) < 0 ||
-        state_open(&im.state, im.cfg.base.state_dir, &err) < 0) {
+    if (adapter_open_local(&im.core, &im.cfg.base, &err) < 0) {
         fprintf(stderr, "once-spool import: %s\n", err.message);
         goto out;
     }
     status = EXIT_RUNTIME;
-    if (pool_open(&im.pool, im.cfg.base.broker_endpoint,
-                  im.cfg.base.department, 1, im.cfg.base.timeout_ms, &im.key,
-                  im.broker_pk, &err) < 0) {
+    if (adapter_connect(&im.core, &im.cfg.base, 1, false, &err) < 0) {
         fprintf(stderr, "once-spool import: %s\n", err.message);
         goto out;
     }
@@ -431,9 +423,7 @@ int import_main(int argc, char **argv)
     else
         status = im.refused > 0 ? EXIT_REFUSED : EXIT_SUCCESS;
 out:
-    pool_close(im.pool);
-    state_close(im.state);
-    once_keypair_wipe(&im.key);
+    adapter_close(&im.core);
     csv_row_clear(&im.header);
     if (data != NULL)
         munmap((void *)data, len);

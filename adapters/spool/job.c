@@ -112,7 +112,7 @@ static int proof_checked(spool *s, once_receipt *receipt)
     once_error ignored;
 
     return receipt->has_proof && s->cfg.base.log_origin[0] != '\0' &&
-           once_receipt_verify(receipt, s->broker_pk, s->cfg.base.log_origin,
+           once_receipt_verify(receipt, s->core.broker_pk, s->cfg.base.log_origin,
                                &ignored) == 0;
 }
 
@@ -140,28 +140,28 @@ static int publish(spool *s, const char *key, const char *data, size_t len,
     }
 sign:
     if (e->envelope == NULL) {
-        if ((rc = once_record_sign(r, &s->key, &why)) < 0) {
+        if ((rc = once_record_sign(r, &s->core.key, &why)) < 0) {
             once_record_free(r);
             set_problem(e, rc, why.message);
             return 0;
         }
         e->version = once_record_version(r);
-        c = pool_borrow(s->pool);
+        c = pool_borrow(s->core.pool);
         rc = once_client_prepare_write(c, r, 1, &e->envelope,
                                        &e->envelope_len, err);
-        pool_return(s->pool, c, false);
+        pool_return(s->core.pool, c, false);
         /* Durable before the first attempt: a restart must find these
          * bytes, or the record would get a second version. */
-        if (rc < 0 || (rc = state_put(s->state, state_caller[QUEUE_OUTBOX],
+        if (rc < 0 || (rc = state_put(s->core.state, state_caller[QUEUE_OUTBOX],
                                       key, e, err)) < 0) {
             once_record_free(r);
             return rc;
         }
     }
-    c = pool_borrow(s->pool);
+    c = pool_borrow(s->core.pool);
     rc = once_client_send_prepared(c, e->envelope, e->envelope_len, &receipt,
                                    &why);
-    pool_return(s->pool, c, rc == -ONCE_ERR_TIMEOUT);
+    pool_return(s->core.pool, c, rc == -ONCE_ERR_TIMEOUT);
     if (rc == -ONCE_ERR_CLOCK_SKEW && !resigned) {
         /* The kept envelope is older than the broker's skew window (the
          * broker was unreachable that long), so the broker no longer
@@ -224,15 +224,15 @@ static int request(spool *s, const char *data, size_t len, idem_entry *e)
         set_problem(e, rc, detail);
         return 0;
     }
-    c = pool_borrow(s->pool);
+    c = pool_borrow(s->core.pool);
     rc = once_client_request_ex(c, q.type, q.subject, q.purpose, q.case_id,
                                 q.version, q.want_proof, &r, &receipt, &why);
-    pool_return(s->pool, c, rc == -ONCE_ERR_TIMEOUT);
+    pool_return(s->core.pool, c, rc == -ONCE_ERR_TIMEOUT);
     if (rc == 0)
-        rc = adapter_verify_record(s->dir, r, pk, dir_digest, &why);
+        rc = adapter_verify_record(s->core.dir, r, pk, dir_digest, &why);
     if (rc == 0 && q.want_proof && receipt.has_proof &&
         s->cfg.base.log_origin[0] != '\0') {
-        rc = once_receipt_verify(&receipt, s->broker_pk,
+        rc = once_receipt_verify(&receipt, s->core.broker_pk,
                                  s->cfg.base.log_origin, &why);
         proof_ok = rc == 0;
     }
@@ -291,7 +291,7 @@ int job_run(spool *s, enum spool_queue q, const char *name,
     if (rc < 0)
         return rc;
     file_key(q, name, data, len, key, digest);
-    rc = state_get(s->state, state_caller[q], key, &e, err);
+    rc = state_get(s->core.state, state_caller[q], key, &e, err);
     if (rc < 0 && rc != -ONCE_ERR_NOT_FOUND)
         goto out;
     if (rc == -ONCE_ERR_NOT_FOUND)
@@ -312,7 +312,7 @@ int job_run(spool *s, enum spool_queue q, const char *name,
         }
         /* The answer for good, kept before the file moves: a restart in
          * between finishes the file with it, without the broker. */
-        if ((rc = state_put(s->state, state_caller[q], key, &e, err)) < 0)
+        if ((rc = state_put(s->core.state, state_caller[q], key, &e, err)) < 0)
             goto out;
     }
 finish:

@@ -1,8 +1,9 @@
 /*
  * main.c - once-spool: start-up, configuration, signals, the main loop.
  *
- * The configuration is one INI file, [spool] section, read like the
- * gateway's (the keys both have by adapters/common/config.c): unknown keys
+ * The configuration is one INI file, [spool] section, read by
+ * adapters/common/startup.c like the gateway's (the keys both have by
+ * adapters/common/config.c, the spool's own by own_entry): unknown keys
  * are errors, relative paths are relative to the file. Start-up refuses,
  * with exit status 2 and one line saying why, what cannot work: a key file
  * others can read, spool directories others can open or on more than one
@@ -22,7 +23,6 @@
  * what the idempotency state is for (job.c).
  */
 #include <errno.h>
-#include <getopt.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -31,8 +31,6 @@
 #include <sys/inotify.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
-
-#include <ini.h>
 
 #include "spool.h"
 
@@ -91,100 +89,43 @@ static const char usage_text[] =
     "Exit status: 0 after SIGTERM or SIGINT, 1 on a runtime failure, 2 on a\n"
     "usage or configuration error.\n";
 
-typedef struct parse_state {
-    spool_config *cfg;
-    adapter_ini ini;
-} parse_state;
-
-static int ini_entry(void *user, const char *section, const char *name,
+/* The spool's own keys (adapter_program.own_entry). */
+static int own_entry(void *user, adapter_ini *ini, const char *name,
                      const char *value)
 {
-    parse_state *st = user;
+    spool_config *cfg = user;
     unsigned long n;
-    int rc;
 
-    if (strcmp(section, "spool") != 0) {
-        snprintf(st->ini.problem, sizeof(st->ini.problem),
-                 "unknown section [%s]", section);
-        return 0;
-    }
-    if ((rc = adapter_config_entry(&st->ini, &st->cfg->base, name,
-                                   value)) >= 0)
-        return rc;
     if (strcmp(name, "spool_directory") == 0)
-        return adapter_ini_path(&st->ini, st->cfg->spool_dir, value);
+        return adapter_ini_path(ini, cfg->spool_dir, value);
     if (strcmp(name, "max_file_bytes") == 0) {
-        if (!adapter_ini_number(&st->ini, name, value, 1024,
-                                ONCE_MAX_MESSAGE, &n))
+        if (!adapter_ini_number(ini, name, value, 1024, ONCE_MAX_MESSAGE,
+                                &n))
             return 0;
-        st->cfg->max_file = n;
+        cfg->max_file = n;
         return 1;
     }
-    snprintf(st->ini.problem, sizeof(st->ini.problem), "unknown key %s",
-             name);
-    return 0;
+    return -1;
 }
+
+static const adapter_program program = {
+    .name = "once-spool",
+    .section = "spool",
+    .default_config = DEFAULT_CONFIG,
+    .usage = usage_text,
+    .version = ONCE_VERSION,
+    .own_entry = own_entry,
+};
 
 int spool_load_config(spool_config *cfg, const char *path)
 {
-    parse_state st;
-    int rc;
-
     memset(cfg, 0, sizeof(*cfg));
     cfg->base.timeout_ms = SPOOL_DEFAULT_TIMEOUT_MS;
     cfg->max_file = SPOOL_DEFAULT_MAX_FILE;
-    adapter_ini_init(&st.ini, path);
-    st.cfg = cfg;
-    rc = ini_parse(path, ini_entry, &st);
-    if (rc < 0) {
-        fprintf(stderr, "once-spool: cannot read %s: %s\n", path,
-                rc == -1 ? strerror(errno) : "out of memory");
+    if (adapter_read_config(&program, path, &cfg->base, cfg) < 0)
         return -1;
-    }
-    if (rc > 0) {
-        fprintf(stderr, "once-spool: %s line %d: %s\n", path, rc,
-                st.ini.problem[0] != '\0' ? st.ini.problem : "syntax error");
-        return -1;
-    }
-    if (adapter_config_check(&st.ini, &cfg->base) < 0 ||
-        cfg->spool_dir[0] == '\0') {
-        fprintf(stderr, "once-spool: %s needs department, key, broker, "
-                "broker_key, spool_directory and state_directory\n", path);
-        return -1;
-    }
-    return 0;
-}
-
-/* 0 to run, 1 to exit 0, -1 for a usage error. */
-static int parse_args(int argc, char **argv, const char **config)
-{
-    static const struct option options[] = {
-        { "config", required_argument, NULL, 'c' },
-        { "help", no_argument, NULL, 'h' },
-        { "version", no_argument, NULL, 'V' },
-        { NULL, 0, NULL, 0 },
-    };
-    int opt;
-
-    *config = DEFAULT_CONFIG;
-    while ((opt = getopt_long(argc, argv, "c:h", options, NULL)) != -1) {
-        switch (opt) {
-        case 'c':
-            *config = optarg;
-            break;
-        case 'h':
-            fputs(usage_text, stdout);
-            return 1;
-        case 'V':
-            printf("once-spool %s\n", ONCE_VERSION);
-            return 1;
-        default:
-            fputs(usage_text, stderr);
-            return -1;
-        }
-    }
-    if (optind != argc) {
-        fprintf(stderr, "once-spool: unexpected argument %s\n", argv[optind]);
+    if (cfg->spool_dir[0] == '\0') {
+        fprintf(stderr, "once-spool: %s needs spool_directory\n", path);
         return -1;
     }
     return 0;
@@ -315,7 +256,7 @@ int main(int argc, char **argv)
 
     if (argc > 1 && strcmp(argv[1], "import") == 0)
         return import_main(argc - 1, argv + 1);
-    switch (parse_args(argc, argv, &config)) {
+    switch (adapter_parse_args(argc, argv, &program, &config)) {
     case 1:
         return EXIT_SUCCESS;
     case -1:
@@ -333,29 +274,19 @@ int main(int argc, char **argv)
         fprintf(stderr, "once-spool: cannot initialise libsodium\n");
         return EXIT_RUNTIME;
     }
-    sigemptyset(&signals);
-    sigaddset(&signals, SIGTERM);
-    sigaddset(&signals, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &signals, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    adapter_block_signals(&signals);
     sigfd = signalfd(-1, &signals, SFD_NONBLOCK | SFD_CLOEXEC);
     if (sigfd < 0) {
         fprintf(stderr, "once-spool: signalfd: %s\n", strerror(errno));
         return EXIT_RUNTIME;
     }
-    if (once_keypair_load(&s.key, s.cfg.base.key_path, &err) < 0 ||
-        once_public_key_load(s.broker_pk, s.cfg.base.broker_key_path,
-                             &err) < 0 ||
-        dirs_open(&s.dirs, s.cfg.spool_dir, &err) < 0 ||
-        state_open(&s.state, s.cfg.base.state_dir, &err) < 0) {
+    if (adapter_open_local(&s.core, &s.cfg.base, &err) < 0 ||
+        dirs_open(&s.dirs, s.cfg.spool_dir, &err) < 0) {
         fprintf(stderr, "once-spool: %s\n", err.message);
         goto out;
     }
     status = EXIT_RUNTIME;
-    if (pool_open(&s.pool, s.cfg.base.broker_endpoint, s.cfg.base.department,
-                  SPOOL_POOL, s.cfg.base.timeout_ms, &s.key, s.broker_pk,
-                  &err) < 0 ||
-        dircache_open(&s.dir, s.pool, &err) < 0) {
+    if (adapter_connect(&s.core, &s.cfg.base, SPOOL_POOL, true, &err) < 0) {
         adapter_log("error", "%s", err.message);
         goto out;
     }
@@ -369,11 +300,8 @@ int main(int argc, char **argv)
     adapter_log("info", "stopped");
     status = EXIT_SUCCESS;
 out:
-    dircache_close(s.dir);
-    pool_close(s.pool);
-    state_close(s.state);
+    adapter_close(&s.core);
     dirs_close(&s.dirs);
-    once_keypair_wipe(&s.key);
     close(sigfd);
     return status;
 }

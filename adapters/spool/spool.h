@@ -125,12 +125,8 @@ void csv_row_clear(csv_row *row);
 
 typedef struct spool {
     spool_config cfg;
-    once_keypair key;             /* wiped at exit */
-    uint8_t broker_pk[ONCE_PUBLIC_KEY_BYTES];
+    adapter_core core;            /* key, broker key, state, pool, directory */
     spool_dirs dirs;
-    pool *pool;
-    dircache *dir;
-    idem_state *state;
     uint64_t last_version;        /* default versions only grow */
 } spool;
 
