@@ -86,16 +86,22 @@ typedef struct pool pool;
 typedef struct dircache dircache;
 typedef struct idem_state idem_state;
 
+#define ADAPTER_EXIT_RUNTIME 1
+#define ADAPTER_EXIT_USAGE 2
+
 /* What an adapter is, for its start-up. */
 typedef struct adapter_program {
     const char *name;             /* "once-gateway" */
-    const char *section;          /* its INI section, "gateway" */
+    const char *section;          /* its INI section and log name */
     const char *default_config;
     const char *usage;            /* --help */
     const char *version;
     /* Its own keys: 1 taken, 0 refused (ini->problem set), -1 unknown. */
     int (*own_entry)(void *user, adapter_ini *ini, const char *name,
                      const char *value);
+    /* Its own keys read, do they work together: 0, or -1 after a line on
+     * stderr. */
+    int (*check)(void *user, const char *path);
 } adapter_program;
 
 /* What every adapter holds once started. */
@@ -112,11 +118,16 @@ typedef struct adapter_core {
 int adapter_parse_args(int argc, char **argv, const adapter_program *p,
                        const char **config);
 /* Reads the configuration at path into base (the shared keys) and,
- * through p->own_entry, user: 0, or -1 after a line on stderr. */
+ * through p->own_entry, user, then p->check: 0, or -1 after a line on
+ * stderr. */
 int adapter_read_config(const adapter_program *p, const char *path,
                         adapter_config *base, void *user);
-/* Blocks SIGTERM and SIGINT (into signals) and ignores SIGPIPE. */
-void adapter_block_signals(sigset_t *signals);
+/* The start every adapter makes: the command line, the log's name, the
+ * configuration (base and user hold the defaults), libsodium, SIGTERM
+ * and SIGINT blocked (into signals), SIGPIPE ignored. -1 to go on, or the
+ * exit status to return with. */
+int adapter_begin(int argc, char **argv, const adapter_program *p,
+                  adapter_config *base, void *user, sigset_t *signals);
 /* The key, the broker's key, the state: 0 or -code. */
 int adapter_open_local(adapter_core *a, const adapter_config *cfg,
                        once_error *err);

@@ -16,6 +16,7 @@
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <ini.h>
@@ -110,16 +111,35 @@ int adapter_read_config(const adapter_program *p, const char *path,
             fprintf(stderr, "%s: %s: %s\n", p->name, path, st.ini.problem);
         return -1;
     }
-    return 0;
+    return p->check(user, path);
 }
 
-void adapter_block_signals(sigset_t *signals)
+int adapter_begin(int argc, char **argv, const adapter_program *p,
+                  adapter_config *base, void *user, sigset_t *signals)
 {
+    const char *config;
+
+    switch (adapter_parse_args(argc, argv, p, &config)) {
+    case 1:
+        return EXIT_SUCCESS;
+    case -1:
+        return ADAPTER_EXIT_USAGE;
+    default:
+        break;
+    }
+    adapter_log_init(p->section);
+    if (adapter_read_config(p, config, base, user) < 0)
+        return ADAPTER_EXIT_USAGE;
+    if (once_init() < 0) {
+        fprintf(stderr, "%s: cannot initialise libsodium\n", p->name);
+        return ADAPTER_EXIT_RUNTIME;
+    }
     sigemptyset(signals);
     sigaddset(signals, SIGTERM);
     sigaddset(signals, SIGINT);
     pthread_sigmask(SIG_BLOCK, signals, NULL);
     signal(SIGPIPE, SIG_IGN);
+    return -1;
 }
 
 int adapter_open_local(adapter_core *a, const adapter_config *cfg,

@@ -40,7 +40,6 @@
 #define GATEWAY_DEFAULT_MAX_BODY (2 * 1024 * 1024)
 
 typedef struct gateway_config {
-    char config_path[PATH_MAX];
     adapter_config base;         /* department, key, broker, state */
     char listen_host[64];
     unsigned listen_port;

@@ -31,8 +31,6 @@
 
 #define DEFAULT_CONFIG "/etc/once/gateway.conf"
 #define SHUTDOWN_GRACE_MS 30000
-#define EXIT_USAGE 2
-#define EXIT_RUNTIME 1
 
 static const char usage_text[] =
     "Usage: once-gateway [--config FILE]\n"
@@ -139,26 +137,11 @@ static int own_entry(void *user, adapter_ini *ini, const char *name,
     return -1;
 }
 
-static const adapter_program program = {
-    .name = "once-gateway",
-    .section = "gateway",
-    .default_config = DEFAULT_CONFIG,
-    .usage = usage_text,
-    .version = ONCE_VERSION,
-    .own_entry = own_entry,
-};
-
-static int load_config(gateway_config *cfg, const char *path)
+/* The gateway's own keys work together (adapter_program.check). */
+static int check(void *user, const char *path)
 {
-    memset(cfg, 0, sizeof(*cfg));
-    cfg->pool_size = GATEWAY_DEFAULT_POOL;
-    cfg->base.timeout_ms = GATEWAY_DEFAULT_TIMEOUT_MS;
-    cfg->max_body = GATEWAY_DEFAULT_MAX_BODY;
-    snprintf(cfg->listen_host, sizeof(cfg->listen_host), "127.0.0.1");
-    cfg->listen_port = 8080;
-    snprintf(cfg->config_path, sizeof(cfg->config_path), "%s", path);
-    if (adapter_read_config(&program, path, &cfg->base, cfg) < 0)
-        return -1;
+    gateway_config *cfg = user;
+
     if (cfg->tokens_path[0] == '\0') {
         fprintf(stderr, "once-gateway: %s needs tokens\n", path);
         return -1;
@@ -170,6 +153,11 @@ static int load_config(gateway_config *cfg, const char *path)
     }
     return 0;
 }
+
+static const adapter_program program = {
+    "once-gateway", "gateway", DEFAULT_CONFIG, usage_text, ONCE_VERSION,
+    own_entry, check
+};
 
 /* Everything that does not need the network: keys, tokens, state. */
 static int open_local(gateway *gw, once_error *err)
@@ -191,32 +179,24 @@ static void close_all(gateway *gw)
 int main(int argc, char **argv)
 {
     static gateway gw;
-    const char *config;
     sigset_t signals;
     once_error err;
-    int sig, status = EXIT_RUNTIME;
+    int sig, status = ADAPTER_EXIT_RUNTIME;
 
-    switch (adapter_parse_args(argc, argv, &program, &config)) {
-    case 1:
-        return EXIT_SUCCESS;
-    case -1:
-        return EXIT_USAGE;
-    default:
-        break;
-    }
-    adapter_log_init("gateway");
-    if (load_config(&gw.cfg, config) < 0)
-        return EXIT_USAGE;
-    if (once_init() < 0) {
-        fprintf(stderr, "once-gateway: cannot initialise libsodium\n");
-        return EXIT_RUNTIME;
-    }
-    adapter_block_signals(&signals);
+    gw.cfg.pool_size = GATEWAY_DEFAULT_POOL;
+    gw.cfg.base.timeout_ms = GATEWAY_DEFAULT_TIMEOUT_MS;
+    gw.cfg.max_body = GATEWAY_DEFAULT_MAX_BODY;
+    snprintf(gw.cfg.listen_host, sizeof(gw.cfg.listen_host), "127.0.0.1");
+    gw.cfg.listen_port = 8080;
+    if ((status = adapter_begin(argc, argv, &program, &gw.cfg.base, &gw.cfg,
+                                &signals)) >= 0)
+        return status;
+    status = ADAPTER_EXIT_RUNTIME;
 
     if (open_local(&gw, &err) < 0) {
         fprintf(stderr, "once-gateway: %s\n", err.message);
         close_all(&gw);
-        return EXIT_USAGE;
+        return ADAPTER_EXIT_USAGE;
     }
     if (adapter_connect(&gw.core, &gw.cfg.base, gw.cfg.pool_size, true,
                         &err) < 0) {
@@ -225,8 +205,8 @@ int main(int argc, char **argv)
     }
     if (http_start(&gw, &err) < 0) {
         fprintf(stderr, "once-gateway: %s\n", err.message);
-        status = err.code == ONCE_ERR_INVALID_ARGUMENT ? EXIT_USAGE
-                                                       : EXIT_RUNTIME;
+        status = err.code == ONCE_ERR_INVALID_ARGUMENT ? ADAPTER_EXIT_USAGE
+                                                       : ADAPTER_EXIT_RUNTIME;
         goto out;
     }
     adapter_log("info", "department %s listening on %s port %u (%s), %u "

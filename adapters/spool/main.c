@@ -39,8 +39,6 @@
 #endif
 
 #define DEFAULT_CONFIG "/etc/once/spool.conf"
-#define EXIT_USAGE 2
-#define EXIT_RUNTIME 1
 #define RETRY_MIN_MS 500
 #define RETRY_MAX_MS 30000
 /* Connections: the worker's and the directory refresh's. */
@@ -108,27 +106,33 @@ static int own_entry(void *user, adapter_ini *ini, const char *name,
     return -1;
 }
 
+/* The spool's own keys work together (adapter_program.check). */
+static int check(void *user, const char *path)
+{
+    spool_config *cfg = user;
+
+    if (cfg->spool_dir[0] != '\0')
+        return 0;
+    fprintf(stderr, "once-spool: %s needs spool_directory\n", path);
+    return -1;
+}
+
 static const adapter_program program = {
-    .name = "once-spool",
-    .section = "spool",
-    .default_config = DEFAULT_CONFIG,
-    .usage = usage_text,
-    .version = ONCE_VERSION,
-    .own_entry = own_entry,
+    "once-spool", "spool", DEFAULT_CONFIG, usage_text, ONCE_VERSION,
+    own_entry, check
 };
 
-int spool_load_config(spool_config *cfg, const char *path)
+static void defaults(spool_config *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
     cfg->base.timeout_ms = SPOOL_DEFAULT_TIMEOUT_MS;
     cfg->max_file = SPOOL_DEFAULT_MAX_FILE;
-    if (adapter_read_config(&program, path, &cfg->base, cfg) < 0)
-        return -1;
-    if (cfg->spool_dir[0] == '\0') {
-        fprintf(stderr, "once-spool: %s needs spool_directory\n", path);
-        return -1;
-    }
-    return 0;
+}
+
+int spool_load_config(spool_config *cfg, const char *path)
+{
+    defaults(cfg);
+    return adapter_read_config(&program, path, &cfg->base, cfg);
 }
 
 /* Whether SIGTERM or SIGINT is pending (read from the signalfd). */
@@ -249,43 +253,31 @@ static int run(spool *s, int sigfd, once_error *err)
 int main(int argc, char **argv)
 {
     static spool s;
-    const char *config;
     sigset_t signals;
     once_error err;
-    int sigfd, status = EXIT_USAGE;
+    int sigfd, status;
 
     if (argc > 1 && strcmp(argv[1], "import") == 0)
         return import_main(argc - 1, argv + 1);
-    switch (adapter_parse_args(argc, argv, &program, &config)) {
-    case 1:
-        return EXIT_SUCCESS;
-    case -1:
-        return EXIT_USAGE;
-    default:
-        break;
-    }
-    adapter_log_init("spool");
     s.dirs = (spool_dirs){ .root = -1, .in = { -1, -1 },
                            .work = { -1, -1 }, .sent = -1, .answers = -1,
                            .failed = -1 };
-    if (spool_load_config(&s.cfg, config) < 0)
-        return EXIT_USAGE;
-    if (once_init() < 0) {
-        fprintf(stderr, "once-spool: cannot initialise libsodium\n");
-        return EXIT_RUNTIME;
-    }
-    adapter_block_signals(&signals);
+    defaults(&s.cfg);
+    if ((status = adapter_begin(argc, argv, &program, &s.cfg.base, &s.cfg,
+                                &signals)) >= 0)
+        return status;
+    status = ADAPTER_EXIT_USAGE;
     sigfd = signalfd(-1, &signals, SFD_NONBLOCK | SFD_CLOEXEC);
     if (sigfd < 0) {
         fprintf(stderr, "once-spool: signalfd: %s\n", strerror(errno));
-        return EXIT_RUNTIME;
+        return ADAPTER_EXIT_RUNTIME;
     }
     if (adapter_open_local(&s.core, &s.cfg.base, &err) < 0 ||
         dirs_open(&s.dirs, s.cfg.spool_dir, &err) < 0) {
         fprintf(stderr, "once-spool: %s\n", err.message);
         goto out;
     }
-    status = EXIT_RUNTIME;
+    status = ADAPTER_EXIT_RUNTIME;
     if (adapter_connect(&s.core, &s.cfg.base, SPOOL_POOL, true, &err) < 0) {
         adapter_log("error", "%s", err.message);
         goto out;
