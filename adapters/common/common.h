@@ -69,10 +69,12 @@ typedef struct adapter_ini {
 void adapter_ini_init(adapter_ini *ini, const char *config_path);
 /* out = value, made absolute; 1, or 0 when too long. */
 int adapter_ini_path(adapter_ini *ini, char *out, const char *value);
-/* A decimal number in [min, max]: 1, or 0 with problem set. */
-int adapter_ini_number(adapter_ini *ini, const char *name, const char *value,
-                       unsigned long min, unsigned long max,
-                       unsigned long *out);
+/* A decimal number in [min, max] into *out: 1, or 0 with problem set. */
+int adapter_ini_unsigned(adapter_ini *ini, const char *name,
+                         const char *value, unsigned min, unsigned max,
+                         unsigned *out);
+int adapter_ini_size(adapter_ini *ini, const char *name, const char *value,
+                     size_t min, size_t max, size_t *out);
 /* One of the adapter_config keys: 1 taken, 0 refused (problem set), -1
  * not one of them. */
 int adapter_config_entry(adapter_ini *ini, adapter_config *cfg,
@@ -88,6 +90,22 @@ typedef struct idem_state idem_state;
 
 #define ADAPTER_EXIT_RUNTIME 1
 #define ADAPTER_EXIT_USAGE 2
+
+/* --help's lines for the options and the keys every adapter has. */
+#define ADAPTER_USAGE_OPTIONS(default_config) \
+    "Options:\n" \
+    "  --config FILE   the configuration (default " default_config ")\n" \
+    "  --help          this text\n" \
+    "  --version       the version\n"
+#define ADAPTER_USAGE_KEYS \
+    "  department        this department's id at the broker (required)\n" \
+    "  key               its secret key file, 0600 (required)\n" \
+    "  broker            the broker's endpoint: tcp://HOST:PORT, ipc://PATH\n" \
+    "  broker_key        the broker's public key file (broker.pub)\n" \
+    "  log_origin        the broker's log origin; when set, receipt proofs\n" \
+    "                    are verified (optional)\n" \
+    "  state_directory   the idempotency state, created 0700 (required)\n" \
+    "  timeout_ms        per broker call (default 5000)\n"
 
 /* What an adapter is, for its start-up. */
 typedef struct adapter_program {

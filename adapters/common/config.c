@@ -42,9 +42,9 @@ int adapter_ini_path(adapter_ini *ini, char *out, const char *value)
     return 0;
 }
 
-int adapter_ini_number(adapter_ini *ini, const char *name, const char *value,
-                       unsigned long min, unsigned long max,
-                       unsigned long *out)
+static int ini_number(adapter_ini *ini, const char *name, const char *value,
+                      unsigned long min, unsigned long max,
+                      unsigned long *out)
 {
     char *end;
 
@@ -59,20 +59,47 @@ int adapter_ini_number(adapter_ini *ini, const char *name, const char *value,
     return 1;
 }
 
-int adapter_config_entry(adapter_ini *ini, adapter_config *cfg,
-                         const char *name, const char *value)
+int adapter_ini_unsigned(adapter_ini *ini, const char *name,
+                         const char *value, unsigned min, unsigned max,
+                         unsigned *out)
 {
     unsigned long n;
 
-    if (strcmp(name, "department") == 0) {
-        if (strlen(value) == 0 || strlen(value) > ONCE_MAX_NAME) {
-            snprintf(ini->problem, sizeof(ini->problem), "department must "
-                     "be 1 to %d characters", ONCE_MAX_NAME);
-            return 0;
-        }
-        snprintf(cfg->department, sizeof(cfg->department), "%s", value);
+    if (!ini_number(ini, name, value, min, max, &n))
+        return 0;
+    *out = (unsigned)n;
+    return 1;
+}
+
+int adapter_ini_size(adapter_ini *ini, const char *name, const char *value,
+                     size_t min, size_t max, size_t *out)
+{
+    unsigned long n;
+
+    if (!ini_number(ini, name, value, min, max, &n))
+        return 0;
+    *out = n;
+    return 1;
+}
+
+static int set_text(adapter_ini *ini, const char *name, const char *value,
+                    char *out, size_t cap)
+{
+    if (value[0] != '\0' && strlen(value) < cap) {
+        memcpy(out, value, strlen(value) + 1);
         return 1;
     }
+    snprintf(ini->problem, sizeof(ini->problem), "%s must be 1 to %zu "
+             "characters", name, cap - 1);
+    return 0;
+}
+
+int adapter_config_entry(adapter_ini *ini, adapter_config *cfg,
+                         const char *name, const char *value)
+{
+    if (strcmp(name, "department") == 0)
+        return set_text(ini, name, value, cfg->department,
+                        sizeof(cfg->department));
     if (strcmp(name, "key") == 0)
         return adapter_ini_path(ini, cfg->key_path, value);
     if (strcmp(name, "broker") == 0) {
@@ -89,23 +116,14 @@ int adapter_config_entry(adapter_ini *ini, adapter_config *cfg,
     }
     if (strcmp(name, "broker_key") == 0)
         return adapter_ini_path(ini, cfg->broker_key_path, value);
-    if (strcmp(name, "log_origin") == 0) {
-        if (strlen(value) >= sizeof(cfg->log_origin)) {
-            snprintf(ini->problem, sizeof(ini->problem), "log_origin is "
-                     "over %d characters", ADAPTER_MAX_ORIGIN);
-            return 0;
-        }
-        snprintf(cfg->log_origin, sizeof(cfg->log_origin), "%s", value);
-        return 1;
-    }
+    if (strcmp(name, "log_origin") == 0)
+        return set_text(ini, name, value, cfg->log_origin,
+                        sizeof(cfg->log_origin));
     if (strcmp(name, "state_directory") == 0)
         return adapter_ini_path(ini, cfg->state_dir, value);
-    if (strcmp(name, "timeout_ms") == 0) {
-        if (!adapter_ini_number(ini, name, value, 100, 600000, &n))
-            return 0;
-        cfg->timeout_ms = (unsigned)n;
-        return 1;
-    }
+    if (strcmp(name, "timeout_ms") == 0)
+        return adapter_ini_unsigned(ini, name, value, 100, 600000,
+                                    &cfg->timeout_ms);
     return -1;
 }
 

@@ -43,18 +43,10 @@ static const char usage_text[] =
     "record it hands over has had its issuer's signature and every disclosed\n"
     "field checked. docs/ADAPTERS.md is the guide.\n"
     "\n"
-    "Options:\n"
-    "  --config FILE   the configuration (default " DEFAULT_CONFIG ")\n"
-    "  --help          this text\n"
-    "  --version       the version\n"
+    ADAPTER_USAGE_OPTIONS(DEFAULT_CONFIG)
     "\n"
     "Configuration ([gateway] section; paths relative to the file):\n"
-    "  department        this department's id at the broker (required)\n"
-    "  key               its secret key file, 0600 (required)\n"
-    "  broker            the broker's endpoint: tcp://HOST:PORT, ipc://PATH\n"
-    "  broker_key        the broker's public key file (broker.pub)\n"
-    "  log_origin        the broker's log origin; when set, receipt proofs\n"
-    "                    are verified (optional)\n"
+    ADAPTER_USAGE_KEYS
     "  listen            numeric address and port, e.g. 127.0.0.1:8080 or\n"
     "                    [::1]:8080 (port 0: any free port); a non-loopback\n"
     "                    address needs TLS\n"
@@ -62,9 +54,7 @@ static const char usage_text[] =
     "  tls_certificate   PEM certificate, with tls_key: serve HTTPS\n"
     "  tls_key           PEM private key\n"
     "  pool_size         broker connections (default 4, at most 256)\n"
-    "  timeout_ms        per broker call (default 5000)\n"
     "  max_body_bytes    largest request body (default 2097152)\n"
-    "  state_directory   Idempotency-Key state, created 0700 (required)\n"
     "\n"
     "Exit status: 0 after SIGTERM or SIGINT, 1 on a runtime failure, 2 on a\n"
     "usage or configuration error.\n";
@@ -75,7 +65,6 @@ static int set_listen(gateway_config *cfg, adapter_ini *ini,
 {
     const char *colon, *host = value;
     size_t host_len;
-    unsigned long port;
 
     if (value[0] == '[') {
         const char *close = strchr(value, ']');
@@ -95,11 +84,8 @@ static int set_listen(gateway_config *cfg, adapter_ini *ini,
         goto bad;
     memcpy(cfg->listen_host, host, host_len);
     cfg->listen_host[host_len] = '\0';
-    if (!adapter_ini_number(ini, "the listen port", colon + 1, 0, 65535,
-                            &port))
-        return 0;
-    cfg->listen_port = (unsigned)port;
-    return 1;
+    return adapter_ini_unsigned(ini, "the listen port", colon + 1, 0, 65535,
+                                &cfg->listen_port);
 bad:
     snprintf(ini->problem, sizeof(ini->problem), "listen must be "
              "HOST:PORT or [IPV6]:PORT");
@@ -111,7 +97,6 @@ static int own_entry(void *user, adapter_ini *ini, const char *name,
                      const char *value)
 {
     gateway_config *cfg = user;
-    unsigned long n;
 
     if (strcmp(name, "listen") == 0)
         return set_listen(cfg, ini, value);
@@ -121,19 +106,12 @@ static int own_entry(void *user, adapter_ini *ini, const char *name,
         return adapter_ini_path(ini, cfg->tls_cert_path, value);
     if (strcmp(name, "tls_key") == 0)
         return adapter_ini_path(ini, cfg->tls_key_path, value);
-    if (strcmp(name, "pool_size") == 0) {
-        if (!adapter_ini_number(ini, name, value, 1, GATEWAY_MAX_POOL, &n))
-            return 0;
-        cfg->pool_size = (unsigned)n;
-        return 1;
-    }
-    if (strcmp(name, "max_body_bytes") == 0) {
-        if (!adapter_ini_number(ini, name, value, 1024, 64ul * 1024 * 1024,
-                                &n))
-            return 0;
-        cfg->max_body = n;
-        return 1;
-    }
+    if (strcmp(name, "pool_size") == 0)
+        return adapter_ini_unsigned(ini, name, value, 1, GATEWAY_MAX_POOL,
+                                    &cfg->pool_size);
+    if (strcmp(name, "max_body_bytes") == 0)
+        return adapter_ini_size(ini, name, value, 1024, 64ul * 1024 * 1024,
+                                &cfg->max_body);
     return -1;
 }
 

@@ -62,22 +62,12 @@ static const char usage_text[] =
     "NAME.tmp, then rename it. Names starting with '.' or ending in .tmp\n"
     "are never taken.\n"
     "\n"
-    "Options:\n"
-    "  --config FILE   the configuration (default " DEFAULT_CONFIG ")\n"
-    "  --help          this text\n"
-    "  --version       the version\n"
+    ADAPTER_USAGE_OPTIONS(DEFAULT_CONFIG)
     "\n"
     "Configuration ([spool] section; paths relative to the file):\n"
-    "  department        this department's id at the broker (required)\n"
-    "  key               its secret key file, 0600 (required)\n"
-    "  broker            the broker's endpoint: tcp://HOST:PORT, ipc://PATH\n"
-    "  broker_key        the broker's public key file (broker.pub)\n"
-    "  log_origin        the broker's log origin; when set, receipt proofs\n"
-    "                    are verified (optional)\n"
+    ADAPTER_USAGE_KEYS
     "  spool_directory   outbox/, requests/, work/, sent/, answers/,\n"
     "                    failed/ under it, created 0700 (required)\n"
-    "  state_directory   the idempotency state, created 0700 (required)\n"
-    "  timeout_ms        per broker call (default 5000)\n"
     "  max_file_bytes    largest file taken (default 1048576)\n"
     "\n"
     "once-spool import publishes one record for every row of a CSV file\n"
@@ -92,17 +82,12 @@ static int own_entry(void *user, adapter_ini *ini, const char *name,
                      const char *value)
 {
     spool_config *cfg = user;
-    unsigned long n;
 
     if (strcmp(name, "spool_directory") == 0)
         return adapter_ini_path(ini, cfg->spool_dir, value);
-    if (strcmp(name, "max_file_bytes") == 0) {
-        if (!adapter_ini_number(ini, name, value, 1024, ONCE_MAX_MESSAGE,
-                                &n))
-            return 0;
-        cfg->max_file = n;
-        return 1;
-    }
+    if (strcmp(name, "max_file_bytes") == 0)
+        return adapter_ini_size(ini, name, value, 1024, ONCE_MAX_MESSAGE,
+                                &cfg->max_file);
     return -1;
 }
 
