@@ -31,41 +31,49 @@ static void check_record(once_record *r)
     fuzz_sign_check(r);
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+/* An outbox file. */
+static void fuzz_record(const char *text, size_t len)
 {
     once_record *r = NULL;
-    spool_request q;
-    char where[96];
-    once_error err;
-    int rc;
+    char where[96] = "";
+    once_error err = { 0 };
 
-    if (size == 0)
-        return 0;
-    once_init();
-    memset(&err, 0, sizeof(err));
-    if (data[0] % 2 == 0) {
-        rc = spool_parse_record((const char *)data + 1, size - 1, ISSUER, 1,
-                                &r, where, sizeof(where), &err);
-        if (rc < 0) {
-            if (r != NULL || err.message[0] == '\0' || where[0] == '\0')
-                abort();
-            return 0;
-        }
-        if (r == NULL)
+    if (spool_parse_record(text, len, ISSUER, 1, &r, where, sizeof(where),
+                           &err) < 0) {
+        if (r != NULL || err.message[0] == '\0' || where[0] == '\0')
             abort();
-        check_record(r);
-        once_record_free(r);
-        return 0;
+        return;
     }
-    rc = spool_parse_request((const char *)data + 1, size - 1, &q, where,
-                             sizeof(where), &err);
-    if (rc < 0) {
+    if (r == NULL)
+        abort();
+    check_record(r);
+    once_record_free(r);
+}
+
+/* A requests/ file. */
+static void fuzz_request(const char *text, size_t len)
+{
+    spool_request q;
+    char where[96] = "";
+    once_error err = { 0 };
+
+    if (spool_parse_request(text, len, &q, where, sizeof(where), &err) < 0) {
         if (err.message[0] == '\0' || where[0] == '\0')
             abort();
-        return 0;
+        return;
     }
     if (q.type[0] == '\0' || q.subject[0] == '\0' || q.purpose[0] == '\0' ||
         q.case_id[0] == '\0' || (q.want_proof != 0 && q.want_proof != 1))
         abort();
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size > 0 && once_init() == 0) {
+        if (data[0] % 2 == 0)
+            fuzz_record((const char *)data + 1, size - 1);
+        else
+            fuzz_request((const char *)data + 1, size - 1);
+    }
     return 0;
 }

@@ -29,98 +29,43 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import unittest
 
+sys.path.insert(0, os.path.join(os.environ["ONCE_SOURCE_ROOT"],
+                                "adapters/common/tests"))
+import adapter_e2e  # noqa: E402
+from adapter_e2e import LICENCE, read, wait_for  # noqa: E402
+
 try:
-    import jsonschema
     import requests
     import yaml
 except ImportError as e:  # pragma: no cover
     print("skipped: %s; run deploy/install-test-deps.sh" % e)
     sys.exit(77)
 
-ONCED = os.environ["ONCED"]
-ONCECTL = os.environ["ONCECTL"]
 GATEWAY = os.environ["ONCE_GATEWAY"]
-SOURCE = os.environ["ONCE_SOURCE_ROOT"]
-OPENAPI_PATH = os.path.join(SOURCE, "adapters/gateway/openapi.yaml")
 
-LICENCE = "business-licence"
 MARKET_TOKEN = "market-token-0123456789"
 READER_TOKEN = "market-reader-0123456789"
 TAX_TOKEN = "tax-token-0123456789abc"
 TIMEOUT_MS = 1000
-
-ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
-WEIGHTS = [1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28]
 SUBJECTS = []
 
 
 def uscc(n):
-    """A valid Unified Social Credit Code made from n (GB 32100)."""
-    body = "91110108MA%07d" % n
-    s = sum(ALPHABET.index(ch) * WEIGHTS[i] for i, ch in enumerate(body))
-    code = body + ALPHABET[(31 - s % 31) % 31]
+    """A valid subject, remembered: no log may hold it."""
+    code = adapter_e2e.uscc(n)
     SUBJECTS.append(code)
     return code
 
 
-def read(path):
-    with open(path) as f:
-        return f.read()
-
-
-def wait_for(predicate, what, seconds=20):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for " + what)
-
-
-class Env:
+class Env(adapter_e2e.Broker):
     """The broker home, the broker and the gateways of one run."""
 
     def __init__(self):
-        self.dir = tempfile.mkdtemp(prefix="gw-", dir="/tmp")
-        self.home = os.path.join(self.dir, "home")
-        self.sock = "ipc://%s/b.sock" % self.dir
-        self.onced = None
+        super().__init__("gw-")
         self.gateways = {}
-        with open(OPENAPI_PATH) as f:
-            self.openapi_text = f.read()
-        self.openapi = yaml.safe_load(self.openapi_text)
-        self.resolver = jsonschema.RefResolver.from_schema(self.openapi)
-
-    def ctl(self, *args):
-        subprocess.run([ONCECTL, "--home", self.home] + list(args),
-                       check=True, stdout=subprocess.DEVNULL)
-
-    def setup_broker(self):
-        subprocess.run([ONCECTL, "init", self.home, "--listen", self.sock],
-                       check=True, stdout=subprocess.DEVNULL)
-        for dept in ("market-supervision", "tax"):
-            key = os.path.join(self.dir, dept + ".key")
-            subprocess.run([ONCECTL, "keygen", key], check=True,
-                           stdout=subprocess.DEVNULL)
-            self.ctl("dept", "add", dept, "--key", key + ".pub")
-        self.ctl("type", "add", LICENCE, "--issuer", "market-supervision",
-                 "--subject", "enterprise", "--fields",
-                 "name,legal_representative,address")
-        self.ctl("grant", "add", "--requester", "tax", "--type", LICENCE,
-                 "--purpose", "tax-registration", "--fields", "name,address")
-        self.start_broker()
-
-    def start_broker(self):
-        with open(os.path.join(self.dir, "onced.log"), "a") as log:
-            self.onced = subprocess.Popen([ONCED, "--home", self.home],
-                                          stderr=log, stdout=log)
-        wait_for(lambda: os.path.exists(self.sock[len("ipc://"):]),
-                 "the broker's socket")
 
     def write_config(self, name, dept, tokens, extra="", listen="127.0.0.1:0",
                      tokens_mode=0o600):
@@ -130,9 +75,7 @@ class Env:
             for line in tokens:
                 f.write(line + "\n")
         os.chmod(tokens_path, tokens_mode)
-        origin = re.search(r"^log_origin = (.*)$",
-                           read(os.path.join(self.home, "once.conf")),
-                           re.M).group(1)
+        origin = self.origin()
         conf = os.path.join(self.dir, name + ".conf")
         with open(conf, "w") as f:
             f.write("[gateway]\n"
@@ -165,24 +108,12 @@ class Env:
         self.gateways[name] = (proc, url, log_path)
         return url
 
-    def validate(self, doc, schema):
-        jsonschema.Draft202012Validator(
-            {"$ref": "#/components/schemas/" + schema},
-            resolver=self.resolver).validate(doc)
-
     def close(self):
         for proc, _, _ in self.gateways.values():
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-        if self.onced is not None and self.onced.poll() is None:
-            self.onced.send_signal(signal.SIGCONT)
-            self.onced.kill()
-            self.onced.wait()
-        if os.environ.get("GATEWAY_TEST_KEEP"):
-            print("kept " + self.dir)
-        else:
-            shutil.rmtree(self.dir, ignore_errors=True)
+        self.close_broker("GATEWAY_TEST_KEEP")
 
 
 ENV = None

@@ -25,54 +25,19 @@ SPOOL_TEST_KEEP=1 keeps the temp directory and prints its path.
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import unittest
 
-try:
-    import jsonschema
-    import yaml
-except ImportError as e:  # pragma: no cover
-    print("skipped: %s; run deploy/install-test-deps.sh" % e)
-    sys.exit(77)
+sys.path.insert(0, os.path.join(os.environ["ONCE_SOURCE_ROOT"],
+                                "adapters/common/tests"))
+from adapter_e2e import Broker, LICENCE, read, uscc, wait_for  # noqa: E402
 
-ONCED = os.environ["ONCED"]
-ONCECTL = os.environ["ONCECTL"]
 SPOOL = os.environ["ONCE_SPOOL"]
-SOURCE = os.environ["ONCE_SOURCE_ROOT"]
-OPENAPI_PATH = os.path.join(SOURCE, "adapters/gateway/openapi.yaml")
-
-LICENCE = "business-licence"
-ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
-WEIGHTS = [1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28]
 FIELDS = {"name": "Acme Ltd", "legal_representative": "Zhang San",
           "address": "1 Chang'an Avenue"}
-
-
-def uscc(n):
-    """A valid Unified Social Credit Code made from n (GB 32100)."""
-    body = "91110108MA%07d" % n
-    s = sum(ALPHABET.index(ch) * WEIGHTS[i] for i, ch in enumerate(body))
-    return body + ALPHABET[(31 - s % 31) % 31]
-
-
-def read(path):
-    with open(path) as f:
-        return f.read()
-
-
-def wait_for(predicate, what, seconds=60):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for " + what)
 
 
 def drop(directory, name, doc):
@@ -83,55 +48,15 @@ def drop(directory, name, doc):
     os.rename(tmp, os.path.join(directory, name))
 
 
-class Env:
+class Env(Broker):
     """The broker home, the broker and the spools of one run."""
 
     def __init__(self):
-        self.dir = tempfile.mkdtemp(prefix="spool-", dir="/tmp")
-        self.home = os.path.join(self.dir, "home")
-        self.sock = "ipc://%s/b.sock" % self.dir
-        self.onced = None
+        super().__init__("spool-")
         self.spools = {}
-        self.openapi = yaml.safe_load(read(OPENAPI_PATH))
-        self.resolver = jsonschema.RefResolver.from_schema(self.openapi)
-
-    def ctl(self, *args):
-        return subprocess.run([ONCECTL, "--home", self.home] + list(args),
-                              check=True, stdout=subprocess.PIPE,
-                              text=True).stdout
-
-    def setup_broker(self, skew_seconds=300):
-        subprocess.run([ONCECTL, "init", self.home, "--listen", self.sock],
-                       check=True, stdout=subprocess.DEVNULL)
-        conf = os.path.join(self.home, "once.conf")
-        text = read(conf).replace("skew_seconds = 300",
-                                  "skew_seconds = %d" % skew_seconds)
-        with open(conf, "w") as f:
-            f.write(text)
-        for dept in ("market-supervision", "tax"):
-            key = os.path.join(self.dir, dept + ".key")
-            subprocess.run([ONCECTL, "keygen", key], check=True,
-                           stdout=subprocess.DEVNULL)
-            self.ctl("dept", "add", dept, "--key", key + ".pub")
-        self.ctl("type", "add", LICENCE, "--issuer", "market-supervision",
-                 "--subject", "enterprise", "--fields",
-                 "name,legal_representative,address")
-        self.ctl("grant", "add", "--requester", "tax", "--type", LICENCE,
-                 "--purpose", "tax-registration", "--fields", "name,address")
-        with open(os.path.join(self.dir, "onced.log"), "a") as log:
-            self.onced = subprocess.Popen([ONCED, "--home", self.home],
-                                          stderr=log, stdout=log)
-        wait_for(lambda: os.path.exists(self.sock[len("ipc://"):]),
-                 "the broker's socket")
-
-    def log_size(self):
-        out = self.ctl("log", "status")
-        return int(re.search(r"log size\s+(\d+) leaves", out).group(1))
 
     def write_config(self, name, dept, extra="", timeout_ms=2000):
-        origin = re.search(r"^log_origin = (.*)$",
-                           read(os.path.join(self.home, "once.conf")),
-                           re.M).group(1)
+        origin = self.origin()
         conf = os.path.join(self.dir, name + ".conf")
         with open(conf, "w") as f:
             f.write("[spool]\n"
@@ -162,28 +87,17 @@ class Env:
                 raise AssertionError("spool %s exited: %s"
                                      % (name, read(log_path)))
             return read(log_path).count("spooling") > starts
-        wait_for(started, name + " to start")
+        wait_for(started, name + " to start", 60)
         return root
-
-    def validate(self, doc, schema):
-        jsonschema.Draft202012Validator(
-            {"$ref": "#/components/schemas/" + schema},
-            resolver=self.resolver).validate(doc)
 
     def close(self):
         for proc in self.spools.values():
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-        if self.onced is not None and self.onced.poll() is None:
-            self.onced.kill()
-            self.onced.wait()
         logs = "".join(read(os.path.join(self.dir, f))
                        for f in os.listdir(self.dir) if f.endswith(".log"))
-        if os.environ.get("SPOOL_TEST_KEEP"):
-            print("kept " + self.dir)
-        else:
-            shutil.rmtree(self.dir, ignore_errors=True)
+        self.close_broker("SPOOL_TEST_KEEP")
         return logs
 
 
@@ -219,7 +133,7 @@ def record(subject, **extra):
 class Spool(unittest.TestCase):
 
     def wait_file(self, p):
-        wait_for(lambda: os.path.exists(p), p)
+        wait_for(lambda: os.path.exists(p), p, 60)
         # Written under a .tmp name and renamed: complete when it exists.
         return p
 
@@ -355,7 +269,6 @@ class Spool(unittest.TestCase):
             # or logged as refusals, never as a second version.
             self.assertGreaterEqual(env.log_size() - size, 1)
         finally:
-            env.onced.send_signal(signal.SIGCONT)
             env.close()
 
     def test_import_resumed_after_kill(self):
