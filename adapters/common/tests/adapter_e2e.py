@@ -111,6 +111,18 @@ class Broker:
                          read(os.path.join(self.home, "once.conf")),
                          re.M).group(1)
 
+    def write_config(self, section, name, dept, timeout_ms, own):
+        """NAME.conf for dept's adapter: the shared keys (the state in
+        NAME.state), then own, the adapter's own lines."""
+        conf = os.path.join(self.dir, name + ".conf")
+        with open(conf, "w") as f:
+            f.write("[%s]\ndepartment = %s\nkey = %s.key\nbroker = %s\n"
+                    "broker_key = home/broker.pub\nlog_origin = %s\n"
+                    "state_directory = %s.state\ntimeout_ms = %d\n%s"
+                    % (section, dept, dept, self.sock, self.origin(), name,
+                       timeout_ms, own))
+        return conf
+
     def log_size(self):
         out = self.ctl("log", "status")
         return int(re.search(r"log size\s+(\d+) leaves", out).group(1))

@@ -75,22 +75,9 @@ class Env(adapter_e2e.Broker):
             for line in tokens:
                 f.write(line + "\n")
         os.chmod(tokens_path, tokens_mode)
-        origin = self.origin()
-        conf = os.path.join(self.dir, name + ".conf")
-        with open(conf, "w") as f:
-            f.write("[gateway]\n"
-                    "department = %s\n"
-                    "key = %s.key\n"
-                    "broker = %s\n"
-                    "broker_key = home/broker.pub\n"
-                    "log_origin = %s\n"
-                    "listen = %s\n"
-                    "tokens = %s.tokens\n"
-                    "state_directory = %s.state\n"
-                    "timeout_ms = %d\n%s"
-                    % (dept, dept, self.sock, origin, listen, name, name,
-                       TIMEOUT_MS, extra))
-        return conf
+        return super().write_config(
+            "gateway", name, dept, TIMEOUT_MS,
+            "listen = %s\ntokens = %s.tokens\n%s" % (listen, name, extra))
 
     def start_gateway(self, name, conf, scheme="http"):
         log_path = os.path.join(self.dir, name + ".log")

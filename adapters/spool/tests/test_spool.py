@@ -55,22 +55,9 @@ class Env(Broker):
         super().__init__("spool-")
         self.spools = {}
 
-    def write_config(self, name, dept, extra="", timeout_ms=2000):
-        origin = self.origin()
-        conf = os.path.join(self.dir, name + ".conf")
-        with open(conf, "w") as f:
-            f.write("[spool]\n"
-                    "department = %s\n"
-                    "key = %s.key\n"
-                    "broker = %s\n"
-                    "broker_key = home/broker.pub\n"
-                    "log_origin = %s\n"
-                    "spool_directory = %s.spool\n"
-                    "state_directory = %s.state\n"
-                    "timeout_ms = %d\n%s"
-                    % (dept, dept, self.sock, origin, name, name, timeout_ms,
-                       extra))
-        return conf
+    def spool_config(self, name, dept, timeout_ms=2000):
+        return self.write_config("spool", name, dept, timeout_ms,
+                                 "spool_directory = %s.spool\n" % name)
 
     def start(self, name, conf):
         log_path = os.path.join(self.dir, name + ".log")
@@ -108,9 +95,9 @@ def setUpModule():
     global ENV
     ENV = Env()
     ENV.setup_broker()
-    ENV.market = ENV.start("market", ENV.write_config("market",
+    ENV.market = ENV.start("market", ENV.spool_config("market",
                                                       "market-supervision"))
-    ENV.tax = ENV.start("tax", ENV.write_config("tax", "tax"))
+    ENV.tax = ENV.start("tax", ENV.spool_config("tax", "tax"))
 
 
 def tearDownModule():
@@ -226,7 +213,7 @@ class Spool(unittest.TestCase):
                  "the second daily.json")
 
     def test_startup_refusals(self):
-        conf = ENV.write_config("loose", "market-supervision")
+        conf = ENV.spool_config("loose", "market-supervision")
         os.makedirs(path(ENV.dir, "loose.spool", "answers"))
         os.chmod(path(ENV.dir, "loose.spool", "answers"), 0o755)
         r = subprocess.run([SPOOL, "--config", conf], capture_output=True,
@@ -249,7 +236,7 @@ class Spool(unittest.TestCase):
         env = Env()
         try:
             env.setup_broker(skew_seconds=2)
-            root = env.start("old", env.write_config(
+            root = env.start("old", env.spool_config(
                 "old", "market-supervision", timeout_ms=500))
             size = env.log_size()
             env.onced.send_signal(signal.SIGSTOP)
