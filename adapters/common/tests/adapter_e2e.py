@@ -100,7 +100,10 @@ class Broker:
 
     def start_broker(self):
         with open(os.path.join(self.dir, "onced.log"), "a") as log:
-            self.onced = subprocess.Popen([ONCED, "--home", self.home],
+            # The console off: tests run in parallel, and every home
+            # that oncectl init makes names the same console port.
+            self.onced = subprocess.Popen([ONCED, "--home", self.home,
+                                           "--console-listen="],
                                           stderr=log, stdout=log)
         wait_for(lambda: os.path.exists(self.sock[len("ipc://"):]),
                  "the broker's socket")
