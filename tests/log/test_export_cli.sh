@@ -16,57 +16,7 @@ append_log=${1:?usage: test_export_cli.sh APPEND_TEST_LOG}
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/once-export-cli-XXXXXX") || exit 1
 trap 'rm -rf "$tmp"' EXIT
 export ONCE_HOME=$tmp/home
-failures=0
-checks=0
-
-fail() {
-    echo "FAIL: $*" >&2
-    failures=$((failures + 1))
-}
-
-# run EXPECTED_STATUS ARGS...: runs oncectl; stdout in $out, stderr in $err.
-run() {
-    local expected=$1 status
-    shift
-    checks=$((checks + 1))
-    "$ONCECTL" "$@" >"$tmp/stdout" 2>"$tmp/stderr"
-    status=$?
-    out=$(cat "$tmp/stdout")
-    err=$(cat "$tmp/stderr")
-    if grep -qE 'Sanitizer|runtime error:' "$tmp/stderr"; then
-        fail "oncectl $*: sanitizer report: $err"
-    elif [ "$status" -ne "$expected" ]; then
-        fail "oncectl $* exited $status, expected $expected" \
-             "(stdout: $out) (stderr: $err)"
-    fi
-}
-
-expect_out() {
-    checks=$((checks + 1))
-    grep -qE -- "$1" <<<"$out" || fail "stdout lacks /$1/: $out"
-}
-
-expect_err() {
-    checks=$((checks + 1))
-    grep -qE -- "$1" <<<"$err" || fail "stderr lacks /$1/: $err"
-}
-
-expect_file() {
-    checks=$((checks + 1))
-    [ -e "$1" ] || fail "$1 does not exist"
-}
-
-expect_no_file() {
-    checks=$((checks + 1))
-    [ ! -e "$1" ] && [ ! -L "$1" ] || fail "$1 exists"
-}
-
-expect_mode() {
-    local mode
-    checks=$((checks + 1))
-    mode=$(stat -c %a "$1")
-    [ "$mode" = "$2" ] || fail "$1 has mode $mode, expected $2"
-}
+. "$(dirname "${BASH_SOURCE[0]}")/../storage/oncectl_cli.sh"
 
 run 0 init
 "$append_log" "$ONCE_HOME" once.test/export-cli 1000 350 ||

@@ -18,75 +18,12 @@ once_audit=${2:?usage: test_oncectl.sh APPEND_TEST_LOG ONCE_AUDIT}
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/once-cli-XXXXXX") || exit 1
 trap 'rm -rf "$tmp"' EXIT
 home=$tmp/home
-failures=0
-checks=0
-
-fail() {
-    echo "FAIL: $*" >&2
-    failures=$((failures + 1))
-}
-
-# run EXPECTED_STATUS ARGS...: runs oncectl, keeps stdout in $out and
-# stderr in $err, and checks the exit status.
-run() {
-    local expected=$1 status
-    shift
-    checks=$((checks + 1))
-    "$ONCECTL" "$@" >"$tmp/stdout" 2>"$tmp/stderr"
-    status=$?
-    out=$(cat "$tmp/stdout")
-    err=$(cat "$tmp/stderr")
-    # Under -Db_sanitize a report may come with the expected status.
-    if grep -qE 'Sanitizer|runtime error:' "$tmp/stderr"; then
-        fail "oncectl $*: sanitizer report: $err"
-        return
-    fi
-    if [ "$status" -ne "$expected" ]; then
-        fail "oncectl $* exited $status, expected $expected" \
-             "(stdout: $out) (stderr: $err)"
-        return
-    fi
-    if [ "$expected" -ne 0 ] && [[ "$err" != oncectl:* ]]; then
-        fail "oncectl $*: stderr does not start with 'oncectl: ': $err"
-    fi
-}
-
-expect_out() {
-    checks=$((checks + 1))
-    grep -qE -- "$1" <<<"$out" || fail "stdout lacks /$1/: $out"
-}
-
-expect_no_out() {
-    checks=$((checks + 1))
-    ! grep -qE -- "$1" <<<"$out" || fail "stdout has /$1/: $out"
-}
-
-expect_err() {
-    checks=$((checks + 1))
-    grep -qE -- "$1" <<<"$err" || fail "stderr lacks /$1/: $err"
-}
-
-expect_file() {
-    checks=$((checks + 1))
-    [ -e "$1" ] || fail "$1 does not exist"
-}
-
-expect_no_file() {
-    checks=$((checks + 1))
-    [ ! -e "$1" ] || fail "$1 exists"
-}
+. "$(dirname "${BASH_SOURCE[0]}")/oncectl_cli.sh"
 
 # expect_conf HOME LINE: once.conf of HOME holds exactly that line.
 expect_conf() {
     checks=$((checks + 1))
     grep -qxF -- "$2" "$1/once.conf" || fail "$1/once.conf lacks '$2'"
-}
-
-expect_mode() {
-    local mode
-    checks=$((checks + 1))
-    mode=$(stat -c %a "$1")
-    [ "$mode" = "$2" ] || fail "$1 has mode $mode, expected $2"
 }
 
 # ---- help and usage errors ----
