@@ -618,8 +618,14 @@ static void end_flight(session_state *ss, flight *fl)
     }
 }
 
-void replay_finish(replay *r, const char *sender, uint64_t session,
-                   uint64_t seq, int kind, const uint8_t *body, size_t len)
+/* Ends the flight of seq and marks its slot: answered, keeping the
+ * answer's body for a retry when it fits the cache; or released, with
+ * nothing kept, so a retry of the same bytes is executed afresh. A slot
+ * holding a later seq keeps it: a retry of this one is looked up in the
+ * replies table (which has nothing for a released one: REPLAY). */
+static void settle(replay *r, const char *sender, uint64_t session,
+                   uint64_t seq, bool answered, int kind,
+                   const uint8_t *body, size_t len)
 {
     uint64_t hash = keyed_hash(r, sender, &session);
     stripe *st = stripe_of(r, hash);
@@ -632,16 +638,14 @@ void replay_finish(replay *r, const char *sender, uint64_t session,
     if (ss == NULL || (fl = find_flight(ss, seq)) == NULL)
         goto out; /* idle long enough to be forgotten */
     sl = &ss->slots[seq % REPLAY_SLOTS];
-    /* A slot holding a later seq keeps it: a retry of this one is
-     * answered from the replies table. */
     if (!(sl->answered && sl->seq > seq)) {
         slot_drop_body(r, sl);
         sl->seq = seq;
         memcpy(sl->digest, fl->digest, SLOT_DIGEST_BYTES);
-        sl->answered = true;
-        sl->released = false;
+        sl->answered = answered;
+        sl->released = !answered;
         sl->kind = (uint8_t)kind;
-        if (body != NULL && len <= MAX_CACHED_ANSWER &&
+        if (answered && body != NULL && len <= MAX_CACHED_ANSWER &&
             reserve_cache(r, len)) {
             sl->body = malloc(len > 0 ? len : 1);
             if (sl->body == NULL)
@@ -657,30 +661,14 @@ out:
     pthread_mutex_unlock(&st->lock);
 }
 
+void replay_finish(replay *r, const char *sender, uint64_t session,
+                   uint64_t seq, int kind, const uint8_t *body, size_t len)
+{
+    settle(r, sender, session, seq, true, kind, body, len);
+}
+
 void replay_release(replay *r, const char *sender, uint64_t session,
                     uint64_t seq)
 {
-    uint64_t hash = keyed_hash(r, sender, &session);
-    stripe *st = stripe_of(r, hash);
-    session_state *ss;
-    flight *fl;
-    slot *sl;
-
-    pthread_mutex_lock(&st->lock);
-    ss = find_session(st, hash, sender, session);
-    if (ss == NULL || (fl = find_flight(ss, seq)) == NULL)
-        goto out;
-    sl = &ss->slots[seq % REPLAY_SLOTS];
-    /* As in replay_finish; a retry that finds a later seq in the slot is
-     * looked up in the table, which has nothing: REPLAY. */
-    if (!(sl->answered && sl->seq > seq)) {
-        slot_drop_body(r, sl);
-        sl->seq = seq;
-        memcpy(sl->digest, fl->digest, SLOT_DIGEST_BYTES);
-        sl->answered = false;
-        sl->released = true;
-    }
-    end_flight(ss, fl);
-out:
-    pthread_mutex_unlock(&st->lock);
+    settle(r, sender, session, seq, false, 0, NULL, 0);
 }
