@@ -230,10 +230,6 @@ class Spool(unittest.TestCase):
         self.assertEqual(r.returncode, 0)
         self.assertIn("spool_directory", r.stdout)
 
-    @unittest.skip("since main's refusal budget (broker/server.c) the broker "
-                   "does not answer a stale envelope at all, so the spool "
-                   "never sees CLOCK_SKEW and retries on timeout: to be "
-                   "settled with the broker's owner (issue 9)")
     def test_envelope_too_old(self):
         """The broker away longer than its skew window: the kept envelope
         is signed anew with the same version, published once."""
