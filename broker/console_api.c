@@ -48,6 +48,7 @@
 #include "metrics.h"
 #include "once.pb-c.h"
 #include "policy.h"
+#include "worker.h"
 
 #ifndef ONCE_VERSION
 #define ONCE_VERSION "unknown"
@@ -86,16 +87,6 @@ static void answer_error(console_answer *out, int status, const char *what)
 static int refresh_kpi(console_state *st, MDB_txn *txn, once_error *err)
 {
     return kpi_update(&st->kpi, txn, st->log, KPI_LEAVES_PER_ANSWER, err);
-}
-
-static const char *kind_name(int kind)
-{
-    switch (kind) {
-    case ONCE__KIND__KIND_PUBLISH: return "publish";
-    case ONCE__KIND__KIND_REVOKE: return "revoke";
-    case ONCE__KIND__KIND_REQUEST: return "request";
-    default: return "other";
-    }
 }
 
 /* ---- status ---------------------------------------------------------- */
