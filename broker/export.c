@@ -61,10 +61,13 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <sodium.h>
 
 #include "checkpoint.h"
 #include "export_keys.h"
@@ -108,6 +111,8 @@ static int buffer_reserve(buffer *b, size_t more)
 
     if (more <= b->cap - b->len)
         return 0;
+    if (more > SIZE_MAX / 2 - b->len)
+        return -1;
     while (cap - b->len < more)
         cap *= 2;
     p = realloc(b->data, cap);
@@ -666,6 +671,10 @@ int export_log(const store *s, const auditlog *log, const char *dir,
         mdb_txn_abort(x.txn);
     }
     export_dir_close(&x.files);
+    /* The buffer last held an evidence bundle: subjects and field values
+     * in the clear, which the process's freed memory should not keep. */
+    if (x.buf.data != NULL)
+        sodium_memzero(x.buf.data, x.buf.cap);
     free(x.buf.data);
     free(x.sealed.data);
     return rc;
