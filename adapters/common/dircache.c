@@ -18,9 +18,9 @@
  */
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "common.h"
+#include "monotonic.h"
 
 struct dircache {
     pthread_rwlock_t lock;       /* guards current */
@@ -29,14 +29,6 @@ struct dircache {
     pool *pool;
     _Atomic uint64_t confirmed_at;   /* monotonic ms, 0 never */
 };
-
-static uint64_t monotonic_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 /* Fetches a new directory and swaps it in. */
 static int refresh(dircache *d, once_error *err)

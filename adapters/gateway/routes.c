@@ -39,6 +39,7 @@
 #include <sodium.h>
 
 #include "gateway.h"
+#include "monotonic.h"
 
 typedef struct record_path {
     char type[ONCE_MAX_NAME + 1];
@@ -51,14 +52,6 @@ static uint64_t wall_ms(void)
     struct timespec ts;
 
     clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static uint64_t monotonic_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
