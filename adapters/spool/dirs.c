@@ -267,6 +267,9 @@ static bool absent_or_same(int dirfd, const char *name, const char *text)
     return same;
 }
 
+/* Names tried for a finished file: NAME, NAME.KEY, NAME.KEY.2 .. .99. */
+#define DIRS_FINISH_ATTEMPTS 100
+
 int dirs_finish(spool_dirs *d, enum spool_queue q, const char *name,
                 const char *suffix, bool failed, const char *answer,
                 once_error *err)
@@ -275,23 +278,29 @@ int dirs_finish(spool_dirs *d, enum spool_queue q, const char *name,
     int answer_dir = failed || q == QUEUE_OUTBOX ? dest : d->answers;
     const char *ending = failed ? ".problem.json"
                                 : q == QUEUE_OUTBOX ? ".receipt.json" : "";
-    char final[SPOOL_MAX_NAME + 18], answer_name[SPOOL_MAX_NAME + 32];
+    char final[SPOOL_MAX_NAME + 24], answer_name[SPOOL_MAX_NAME + 40];
     struct stat st;
     int attempt, rc;
 
-    for (attempt = 0; attempt < 2; attempt++) {
+    /* The same bytes under the same name a third time (or two files over
+     * the limit, which share the suffix) must not stop the spool: a
+     * number follows the suffix. */
+    for (attempt = 0; attempt < DIRS_FINISH_ATTEMPTS; attempt++) {
         if (attempt == 0)
             snprintf(final, sizeof(final), "%s", name);
-        else
+        else if (attempt == 1)
             snprintf(final, sizeof(final), "%s.%.16s", name, suffix);
+        else
+            snprintf(final, sizeof(final), "%s.%.16s.%d", name, suffix,
+                     attempt);
         snprintf(answer_name, sizeof(answer_name), "%s%s", final, ending);
         if (fstatat(dest, final, &st, AT_SYMLINK_NOFOLLOW) < 0 &&
             errno == ENOENT && absent_or_same(answer_dir, answer_name, answer))
             break;
     }
-    if (attempt == 2)
-        return once_error_set(err, ONCE_ERR_EXISTS, "%s and %s.%.16s are "
-                              "both taken in %s/", name, name, suffix,
+    if (attempt == DIRS_FINISH_ATTEMPTS)
+        return once_error_set(err, ONCE_ERR_EXISTS, "%s and %s.%.16s[.N] "
+                              "are all taken in %s/", name, name, suffix,
                               failed ? "failed" : "sent");
     rc = file_write_atomic(answer_dir, answer_name, answer, strlen(answer),
                            0600, 1, failed ? "failed" : "answers", err);

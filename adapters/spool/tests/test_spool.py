@@ -211,6 +211,16 @@ class Spool(unittest.TestCase):
         wait_for(lambda: [n for n in os.listdir(path(ENV.market, "sent"))
                           if re.match(r"daily\.json\.[0-9a-f]{16}$", n)],
                  "the second daily.json")
+        # The same bytes under the same name twice more: each finished,
+        # the spool still running.
+        for n in (2, 3):
+            drop(outbox, "daily.json", record(uscc(9), version=2))
+            self.wait_file(path(ENV.market, "sent",
+                                "daily.json.%s.%d" % (
+                                    [m for m in os.listdir(path(
+                                        ENV.market, "sent"))
+                                     if re.match(r"daily\.json\.[0-9a-f]"
+                                                 r"{16}$", m)][0][11:], n)))
 
     def test_startup_refusals(self):
         conf = ENV.spool_config("loose", "market-supervision")
