@@ -18,7 +18,11 @@
  *   hand-off=N   the next N hand-offs of an exchange from a worker to the
  *                writer fail, as when the writer is gone;
  *   writer-dies  the writer thread dies on its next group without
- *                answering it, as after a failure of the thread itself.
+ *                answering it, as after a failure of the thread itself;
+ *   reply-interrupted=N
+ *                the next N passes of an answer to the I/O thread are
+ *                interrupted by a signal (EINTR), as when SIGHUP arrives
+ *                while the I/O thread's queue is full.
  *
  * Each fault that fires says so in the log ("injected fault: ...").
  */
@@ -30,6 +34,7 @@
 #define FAULT_COMMIT "commit"
 #define FAULT_HAND_OFF "hand-off"
 #define FAULT_WRITER_DIES "writer-dies"
+#define FAULT_REPLY_INTERRUPTED "reply-interrupted"
 
 #ifdef ONCED_FAULTS
 /* True, once per COUNT, when the fault `name` is to happen now; sets errno

@@ -17,12 +17,14 @@
  * to stop, which then drains what the threads still alive can answer.
  */
 
+#include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "envelope.h"
+#include "faults.h"
 #include "reply.h"
 
 static _Atomic int run_failed;
@@ -108,13 +110,31 @@ int reply_message(broker_identity *id, int kind, uint64_t reply_to,
     return 0;
 }
 
+/* Passes one frame, again when a signal interrupted the send: the
+ * inproc PUSH blocks while the I/O thread's queue is full, and SIGTERM,
+ * SIGHUP or SIGUSR1 arriving then must not lose the answer, which the
+ * client would only get again by a retry after its timeout, and which the
+ * I/O thread would go on counting as pending (pending.c). */
+static int send_frame(void *sock, zmq_msg_t *frame, int flags)
+{
+    for (;;) {
+        if (fault_take(FAULT_REPLY_INTERRUPTED)) {
+            errno = EINTR;
+        } else if (zmq_msg_send(frame, sock, flags) >= 0) {
+            return 0;
+        }
+        if (errno != EINTR)
+            return -1;
+    }
+}
+
 int send_reply(void *sock, zmq_msg_t *routing_id, zmq_msg_t *reply)
 {
-    if (zmq_msg_send(routing_id, sock, ZMQ_SNDMORE) < 0) {
+    if (send_frame(sock, routing_id, ZMQ_SNDMORE) < 0) {
         zmq_msg_close(reply);
         return -1;
     }
-    if (zmq_msg_send(reply, sock, 0) < 0) {
+    if (send_frame(sock, reply, 0) < 0) {
         zmq_msg_close(reply);
         return -1;
     }

@@ -11,6 +11,9 @@
  *   - a refusal that cannot be handed to the writer, to be logged, is
  *     answered UNAVAILABLE, never sent as if it had been logged; the retry
  *     gets the logged refusal with its receipt;
+ *   - an answer whose hand-over to the I/O thread a signal interrupts
+ *     is handed over again, not lost: the client gets it at once, not
+ *     only by a retry after its timeout;
  *   - a writer that dies leaves messages nobody will answer: the broker
  *     stops by itself and exits 1 instead of waiting for them forever.
  *     A broker that hangs fails this test by meson's timeout.
@@ -196,6 +199,30 @@ static void test_unlogged_refusal_is_unavailable(void **state)
     assert_int_equal(e2e_stop(&broker), 0);
 }
 
+static void test_interrupted_answer_is_delivered(void **state)
+{
+    Once__Envelope *reply;
+    char subject[19];
+    uint8_t *env;
+    size_t len;
+
+    (void)state;
+    /* The writer's hand-over of the answer is interrupted twice in a
+     * row: it is tried until it goes. */
+    start("reply-interrupted=2");
+    assert_int_equal(e2e_raw_open(&raw, &broker, &market.kp), 0);
+    e2e_uscc(subject, 5500004);
+    env = publish_envelope(&market, 1, subject, &len);
+    /* Sent once: a lost answer fails here by the timeout. */
+    reply = call(env, len, 1);
+    assert_int_equal(e2e_reply_code(reply), 0);
+    assert_true(has_receipt(reply));
+    once__envelope__free_unpacked(reply, NULL);
+    free(env);
+    assert_true(e2e_log_contains(&broker, "injected fault: reply-interrupted"));
+    assert_int_equal(e2e_stop(&broker), 0);
+}
+
 static void test_writer_death_stops_the_broker(void **state)
 {
     char subject[19];
@@ -227,6 +254,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_failed_commit_is_retried, teardown),
         cmocka_unit_test_teardown(test_unlogged_refusal_is_unavailable,
+                                  teardown),
+        cmocka_unit_test_teardown(test_interrupted_answer_is_delivered,
                                   teardown),
         cmocka_unit_test_teardown(test_writer_death_stops_the_broker,
                                   teardown),
