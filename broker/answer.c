@@ -45,6 +45,18 @@ bool is_logged_kind(int kind)
 
 /* Hands a prepared write job to the writer with everything the job knows
  * for its leaf; the writer answers once the leaf is durable. */
+/* Passes the job's pointer to the writer, again when a signal interrupted
+ * the send (the PUSH blocks while the writer's queue is full). */
+static int hand_to_writer(void *writes, write_job *wj)
+{
+    for (;;) {
+        if (zmq_send(writes, &wj, sizeof(wj), 0) == (int)sizeof(wj))
+            return 0;
+        if (errno != EINTR)
+            return -1;
+    }
+}
+
 void to_writer(job *j, write_job *wj, int answer_kind, int refusal)
 {
     worker *w = j->w;
@@ -74,8 +86,7 @@ void to_writer(job *j, write_job *wj, int answer_kind, int refusal)
                         error_is_failure(refusal));
     wj->received_ns = j->received_ns;
     zmq_msg_move(&wj->routing_id, j->routing_id);
-    if (fault_take(FAULT_HAND_OFF) ||
-        zmq_send(w->writes, &wj, sizeof(wj), 0) != (int)sizeof(wj)) {
+    if (fault_take(FAULT_HAND_OFF) || hand_to_writer(w->writes, wj) < 0) {
         /* The caller answers UNAVAILABLE, unlogged (refuse). */
         diag_error("worker", "cannot pass an exchange to the writer: %s",
                   zmq_strerror(errno));

@@ -143,7 +143,7 @@ int send_reply(void *sock, zmq_msg_t *routing_id, zmq_msg_t *reply)
 
 int send_token(void *sock, zmq_msg_t *routing_id)
 {
-    if (zmq_msg_send(routing_id, sock, 0) < 0) {
+    if (send_frame(sock, routing_id, 0) < 0) {
         zmq_msg_close(routing_id);
         return -1;
     }
