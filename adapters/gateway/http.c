@@ -45,6 +45,7 @@
 #include <unistd.h>
 
 #include <microhttpd.h>
+#include <sodium.h>
 
 #include "gateway.h"
 
@@ -490,6 +491,9 @@ int http_start(gateway *gw, once_error *err)
         /* Without TLS the list ends here and the rest is not read. */
         tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, tls_cert,
         MHD_OPTION_HTTPS_MEM_KEY, tls_key, MHD_OPTION_END);
+    /* GnuTLS has parsed the key into its own credentials while the daemon
+     * started: the PEM text of the secret is not needed again. */
+    sodium_memzero(tls_key, sizeof(tls_key));
     if (daemon_handle == NULL)
         return once_error_set(err, ONCE_ERR_IO, "cannot listen on %s port "
                               "%u (in use, or TLS files not usable)",
