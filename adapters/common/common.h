@@ -56,6 +56,7 @@ typedef struct adapter_config {
     char log_origin[ADAPTER_MAX_ORIGIN + 1];   /* "" : proofs not checked */
     char state_dir[PATH_MAX];
     unsigned timeout_ms;
+    unsigned idempotency_hours;                /* 0: 24 */
 } adapter_config;
 
 /* Where a value is read: paths are relative to dir (the configuration
@@ -105,7 +106,9 @@ typedef struct idem_state idem_state;
     "  log_origin        the broker's log origin; when set, receipt proofs\n" \
     "                    are verified (optional)\n" \
     "  state_directory   the idempotency state, created 0700 (required)\n" \
-    "  timeout_ms        per broker call (default 5000)\n"
+    "  timeout_ms        per broker call (default 5000)\n" \
+    "  idempotency_hours how long a key's envelope and answer are kept\n" \
+    "                    after their last use (default 24)\n"
 
 /* What an adapter is, for its start-up. */
 typedef struct adapter_program {
@@ -195,7 +198,10 @@ typedef struct idem_entry {
     uint64_t version;          /* the record version in the envelope */
 } idem_entry;
 
-int state_open(idem_state **out, const char *dir, once_error *err);
+/* Opens (creating) the state in dir; entries are kept keep_ms after their
+ * last write (0: 24 hours). */
+int state_open(idem_state **out, const char *dir, uint64_t keep_ms,
+               once_error *err);
 void state_close(idem_state *s);
 /* 0 with *e filled (free with idem_entry_clear), -ONCE_ERR_NOT_FOUND. */
 int state_get(idem_state *s, const char *caller, const char *key,

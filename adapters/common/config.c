@@ -124,6 +124,9 @@ int adapter_config_entry(adapter_ini *ini, adapter_config *cfg,
     if (strcmp(name, "timeout_ms") == 0)
         return adapter_ini_unsigned(ini, name, value, 100, 600000,
                                     &cfg->timeout_ms);
+    if (strcmp(name, "idempotency_hours") == 0)
+        return adapter_ini_unsigned(ini, name, value, 1, 24 * 366,
+                                    &cfg->idempotency_hours);
     return -1;
 }
 

@@ -150,7 +150,9 @@ int adapter_open_local(adapter_core *a, const adapter_config *cfg,
     if ((rc = once_keypair_load(&a->key, cfg->key_path, err)) < 0 ||
         (rc = once_public_key_load(a->broker_pk, cfg->broker_key_path,
                                    err)) < 0 ||
-        (rc = state_open(&a->state, cfg->state_dir, err)) < 0)
+        (rc = state_open(&a->state, cfg->state_dir,
+                         (uint64_t)cfg->idempotency_hours * 3600 * 1000,
+                         err)) < 0)
         return rc;
     return 0;
 }

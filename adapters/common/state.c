@@ -16,7 +16,13 @@
  *
  * The envelopes hold subjects and field values, personal data: the state
  * directory is created 0700 and LMDB's files 0600. Entries are kept for
- * STATE_KEEP_MS and removed at start after that.
+ * keep_ms (idempotency_hours, 24 by default) after their last write. A
+ * full pass at start removes the older ones, and every write then looks
+ * at the next STATE_SWEEP_STEP entries in key order, going round the table
+ * as a clock hand does: a gateway that runs for months removes what
+ * expired within the time it takes to write 1/STATE_SWEEP_STEP of a
+ * day's entries, so the table stays near one retention period's size
+ * instead of growing to its map's limit, and no write pays for a scan.
  *
  * Value layout (big-endian): u64 created_at, fingerprint[32], u64 version,
  * u32 status, u32 len(envelope), envelope, u32 len(answer), answer.
@@ -37,13 +43,19 @@
 #include "common.h"
 
 #define STATE_MAP_SIZE ((size_t)1 << 30)
-#define STATE_KEEP_MS (24ull * 3600 * 1000)
+#define STATE_DEFAULT_KEEP_MS (24ull * 3600 * 1000)
+#define STATE_SWEEP_STEP 8
 #define STATE_MAX_KEY 255
 #define STATE_MAX_CLAIMS 1024
 
 struct idem_state {
     MDB_env *env;
     MDB_dbi dbi;
+    uint64_t keep_ms;
+    /* Where the next write's sweep starts; empty: at the first key. Only
+     * touched inside write transactions, which LMDB serializes. */
+    uint8_t sweep_key[ONCE_MAX_NAME + 1 + STATE_MAX_KEY];
+    size_t sweep_len;
     pthread_mutex_t claims_lock;
     uint8_t claims[STATE_MAX_CLAIMS][32];
     size_t claim_count;
@@ -90,10 +102,16 @@ static int lmdb_error(once_error *err, int rc, const char *what)
                           mdb_strerror(rc));
 }
 
-/* Removes entries older than STATE_KEEP_MS. */
+/* Whether an entry was last written before limit (or is unreadable). */
+static bool expired(const MDB_val *v, uint64_t limit)
+{
+    return v->mv_size < 8 || get_u64(v->mv_data) < limit;
+}
+
+/* Removes every entry older than keep_ms. */
 static int purge(idem_state *s, once_error *err)
 {
-    uint64_t limit = now_ms() - STATE_KEEP_MS;
+    uint64_t limit = now_ms() - s->keep_ms;
     MDB_cursor *cur;
     MDB_txn *txn;
     MDB_val k, v;
@@ -108,7 +126,7 @@ static int purge(idem_state *s, once_error *err)
     }
     for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
          rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        if (v.mv_size < 8 || get_u64(v.mv_data) < limit) {
+        if (expired(&v, limit)) {
             if ((rc = mdb_cursor_del(cur, 0)) != 0)
                 break;
             removed++;
@@ -122,12 +140,14 @@ static int purge(idem_state *s, once_error *err)
     if ((rc = mdb_txn_commit(txn)) != 0)
         return lmdb_error(err, rc, "commit");
     if (removed > 0)
-        adapter_log("info", "removed %zu idempotency entries older than 24 h",
-                    removed);
+        adapter_log("info", "removed %zu idempotency entries older than "
+                    "%llu h", removed,
+                    (unsigned long long)(s->keep_ms / 3600000));
     return 0;
 }
 
-int state_open(idem_state **out, const char *dir, once_error *err)
+int state_open(idem_state **out, const char *dir, uint64_t keep_ms,
+               once_error *err)
 {
     idem_state *s;
     struct stat sb;
@@ -146,6 +166,7 @@ int state_open(idem_state **out, const char *dir, once_error *err)
     s = calloc(1, sizeof(*s));
     if (s == NULL)
         return once_error_set(err, ONCE_ERR_NO_MEMORY, "out of memory");
+    s->keep_ms = keep_ms != 0 ? keep_ms : STATE_DEFAULT_KEEP_MS;
     pthread_mutex_init(&s->claims_lock, NULL);
     if ((rc = mdb_env_create(&s->env)) != 0 ||
         (rc = mdb_env_set_mapsize(s->env, STATE_MAP_SIZE)) != 0 ||
@@ -262,6 +283,36 @@ corrupt:
                           "stored corrupt");
 }
 
+/* Looks at the next STATE_SWEEP_STEP entries after the last sweep's end
+ * and removes the expired ones, inside the caller's write transaction. A
+ * failure only leaves them for a later sweep. */
+static void sweep(idem_state *s, MDB_txn *txn)
+{
+    uint64_t limit = now_ms() - s->keep_ms;
+    MDB_cursor *cur;
+    MDB_val k, v;
+    int rc, step;
+
+    if (mdb_cursor_open(txn, s->dbi, &cur) != 0)
+        return;
+    k.mv_data = s->sweep_key;
+    k.mv_size = s->sweep_len;
+    rc = s->sweep_len > 0 ? mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE)
+                          : mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    for (step = 0; rc == 0 && step < STATE_SWEEP_STEP; step++) {
+        if (expired(&v, limit) && mdb_cursor_del(cur, 0) != 0)
+            rc = -1;
+        else /* after a delete, LMDB's next is the entry that followed */
+            rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    s->sweep_len = 0;
+    if (rc == 0 && k.mv_size <= sizeof(s->sweep_key)) {
+        memcpy(s->sweep_key, k.mv_data, k.mv_size);
+        s->sweep_len = k.mv_size;
+    }
+    mdb_cursor_close(cur);
+}
+
 int state_put(idem_state *s, const char *caller, const char *key,
               const idem_entry *e, once_error *err)
 {
@@ -294,6 +345,7 @@ int state_put(idem_state *s, const char *caller, const char *key,
     put_u32(p + 56 + e->envelope_len, (uint32_t)ans_len);
     if (ans_len > 0)
         memcpy(p + 60 + e->envelope_len, e->answer, ans_len);
+    sweep(s, txn);
     if ((rc = mdb_txn_commit(txn)) != 0)
         return lmdb_error(err, rc, "commit");
     return 0;
