@@ -25,6 +25,15 @@
  * caller gets UNKNOWN_SENDER with a readable message instead.
  *
  * The socket is used by one thread at a time, as ZeroMQ requires.
+ *
+ * This file is the connection and the session: opening and closing the
+ * socket, sealing an envelope with the next seq, and the one loop that sends
+ * it and waits for the answer whose reply_to is that seq (client_exchange,
+ * wait_answer). Everything that receives from the socket is here, so a
+ * message the broker sends unasked has one place to be handled. The public
+ * calls that build the bodies (publish, revoke, request, ping, prepared
+ * envelopes) are in client_calls.c, receipts in receipt.c; they reach this
+ * file only through client_internal.h.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -34,13 +43,10 @@
 #include <sodium.h>
 #include <zmq.h>
 
-#include "checkpoint.h"
 #include "client_internal.h"
 #include "digest.h"
 #include "envelope.h"
-#include "merkle.h"
 #include "once/once.h"
-#include "record_internal.h"
 #include "socket_monitor.h"
 #include "text_check.h"
 
@@ -126,7 +132,7 @@ static int open_monitor(once_client *c, once_error *err)
 
 /* The broker refuses text that is not clean (PROTOCOL.md 9.4); a C caller
  * gets the same code here, before anything is signed or sent. */
-static int clean_text(const char *what, const char *value, once_error *err)
+int client_clean_text(const char *what, const char *value, once_error *err)
 {
     if (!text_is_clean_utf8((const uint8_t *)value, strlen(value)))
         return once_error_set(err, ONCE_ERR_INVALID_TEXT,
@@ -153,7 +159,7 @@ int once_client_open(once_client **out, const char *endpoint,
         return once_error_set(err, ONCE_ERR_INVALID_ARGUMENT,
                               "department id must be 1..%d characters",
                               ONCE_MAX_NAME);
-    if ((rc = clean_text("department id", department_id, err)) < 0)
+    if ((rc = client_clean_text("department id", department_id, err)) < 0)
         return rc;
     c = calloc(1, sizeof(*c));
     if (c == NULL)
@@ -314,99 +320,7 @@ static int wait_answer(once_client *c, uint64_t seq, int *reply_kind,
     }
 }
 
-void once_receipt_clear(once_receipt *receipt)
-{
-    if (receipt == NULL)
-        return;
-    free(receipt->checkpoint);
-    free(receipt->proof);
-    free(receipt->leaf);
-    memset(receipt, 0, sizeof(*receipt));
-}
 
-/* Copies a Receipt off the wire into out (already cleared). */
-static int receipt_copy(once_receipt *out, const Once__Receipt *in,
-                        once_error *err)
-{
-    size_t i;
-
-    if (out == NULL || in == NULL)
-        return 0;
-    out->logged = 1;
-    out->leaf_index = in->leaf_index;
-    if (in->checkpoint.len == 0)
-        return 0;
-    if (in->n_proof > 64 || in->leaf.len == 0)
-        return once_error_set(err, ONCE_ERR_MALFORMED,
-                              "the broker sent a receipt with a checkpoint "
-                              "but no usable proof or leaf");
-    out->checkpoint = malloc(in->checkpoint.len + 1);
-    out->proof = malloc(in->n_proof > 0 ? in->n_proof * 32 : 1);
-    out->leaf = malloc(in->leaf.len);
-    if (out->checkpoint == NULL || out->proof == NULL || out->leaf == NULL)
-        return once_error_set(err, ONCE_ERR_NO_MEMORY, "out of memory");
-    memcpy(out->checkpoint, in->checkpoint.data, in->checkpoint.len);
-    out->checkpoint[in->checkpoint.len] = '\0';
-    out->checkpoint_len = in->checkpoint.len;
-    for (i = 0; i < in->n_proof; i++) {
-        if (in->proof[i].len != 32)
-            return once_error_set(err, ONCE_ERR_MALFORMED,
-                                  "the broker sent a proof hash of %zu "
-                                  "bytes", in->proof[i].len);
-        memcpy(out->proof[i], in->proof[i].data, 32);
-    }
-    out->proof_len = in->n_proof;
-    memcpy(out->leaf, in->leaf.data, in->leaf.len);
-    out->leaf_len = in->leaf.len;
-    out->has_proof = 1;
-    return 0;
-}
-
-int once_receipt_verify(const once_receipt *receipt,
-                        const uint8_t broker_pk[ONCE_PUBLIC_KEY_BYTES],
-                        const char *origin, once_error *err)
-{
-    Once__LogLeaf *leaf;
-    merkle_hash leaf_hash;
-    once_error why;
-    checkpoint cp;
-    int rc;
-
-    if (receipt == NULL || broker_pk == NULL || origin == NULL)
-        return once_error_set(err, ONCE_ERR_INVALID_ARGUMENT,
-                              "receipt, broker key and origin are required");
-    if (!receipt->has_proof)
-        return once_error_set(err, ONCE_ERR_INVALID_ARGUMENT,
-                              "the receipt carries no proof; ask for one "
-                              "with want_proof");
-    rc = checkpoint_verify(receipt->checkpoint, receipt->checkpoint_len,
-                           origin, broker_pk, &cp, &why);
-    if (rc < 0)
-        return once_error_set(err, ONCE_ERR_BAD_SIGNATURE,
-                              "the receipt's checkpoint: %s", why.message);
-    leaf = once__log_leaf__unpack(NULL, receipt->leaf_len, receipt->leaf);
-    if (leaf == NULL)
-        return once_error_set(err, ONCE_ERR_INVALID_RECORD,
-                              "the receipt's leaf does not decode");
-    rc = leaf->envelope_digest.len == 32 &&
-         sodium_memcmp(leaf->envelope_digest.data, receipt->envelope_digest,
-                       32) == 0;
-    once__log_leaf__free_unpacked(leaf, NULL);
-    if (!rc)
-        return once_error_set(err, ONCE_ERR_INVALID_RECORD,
-                              "the receipt's leaf is about another envelope "
-                              "than the one this client sent");
-    merkle_leaf_hash(receipt->leaf, receipt->leaf_len, leaf_hash);
-    if (merkle_verify_inclusion(receipt->leaf_index, cp.size, leaf_hash,
-                                (const merkle_hash *)receipt->proof,
-                                receipt->proof_len, cp.root) < 0)
-        return once_error_set(err, ONCE_ERR_INVALID_RECORD,
-                              "the inclusion proof of leaf %llu does not "
-                              "lead to the checkpoint's root (size %llu)",
-                              (unsigned long long)receipt->leaf_index,
-                              (unsigned long long)cp.size);
-    return 0;
-}
 
 /* Turns an Error body into -code with the broker's message, and its
  * receipt into *receipt. */
@@ -419,7 +333,7 @@ static int answer_error(const uint8_t *body, size_t len,
     if (e == NULL)
         return once_error_set(err, ONCE_ERR_MALFORMED,
                               "the broker sent an undecodable error");
-    if (receipt_copy(receipt, e->receipt, NULL) < 0)
+    if (client_receipt_copy(receipt, e->receipt, NULL) < 0)
         once_receipt_clear(receipt); /* the refusal matters more */
     if ((int)e->code <= 0 || (int)e->code >= (int)ONCE_ERR_INVALID_ARGUMENT)
         rc = once_error_set(err, ONCE_ERR_MALFORMED,
@@ -435,7 +349,7 @@ static int answer_error(const uint8_t *body, size_t len,
 
 /* Signs an envelope of `kind` carrying body with the next seq of c's
  * session; *packed is malloc'd. */
-static int client_seal(once_client *c, Once__Kind kind, const uint8_t *body,
+int client_seal(once_client *c, int kind, const uint8_t *body,
                        size_t body_len, uint8_t **packed, size_t *packed_len,
                        uint64_t *seq, once_error *err)
 {
@@ -448,7 +362,7 @@ static int client_seal(once_client *c, Once__Kind kind, const uint8_t *body,
     e.session = c->session;
     e.seq = c->next_seq++;
     e.sent_at = once_now_ms();
-    e.kind = kind;
+    e.kind = (Once__Kind)kind;
     e.body.data = (uint8_t *)body;
     e.body.len = body_len;
     if ((rc = envelope_sign(&e, &c->keypair, signature)) < 0)
@@ -463,7 +377,7 @@ static int client_seal(once_client *c, Once__Kind kind, const uint8_t *body,
  * same bytes after each timeout) and returns the answer's body in *answer
  * (caller frees) when it is of answer_kind. An Error answer becomes
  * -code. */
-static int client_exchange(once_client *c, const uint8_t *packed,
+int client_exchange(once_client *c, const uint8_t *packed,
                            size_t packed_len, uint64_t seq, int answer_kind,
                            uint8_t **answer, size_t *answer_len,
                            once_receipt *receipt, once_error *err)
@@ -513,7 +427,7 @@ int client_call(once_client *c, int kind, const uint8_t *body,
     uint64_t seq;
     int rc;
 
-    if ((rc = client_seal(c, (Once__Kind)kind, body, body_len, &packed,
+    if ((rc = client_seal(c, kind, body, body_len, &packed,
                           &packed_len, &seq, err)) < 0)
         return rc;
     rc = client_exchange(c, packed, packed_len, seq, answer_kind, answer,
@@ -530,342 +444,4 @@ const char *client_department(const once_client *c)
 const uint8_t *client_broker_key(const once_client *c)
 {
     return c->broker_pk;
-}
-
-/* Decodes a Response body into *out and its receipt into *receipt. Takes
- * answer. */
-static int decode_response(uint8_t *answer, size_t answer_len,
-                           Once__Response **out, once_receipt *receipt,
-                           once_error *err)
-{
-    int rc;
-
-    *out = once__response__unpack(NULL, answer_len, answer);
-    free(answer);
-    if (*out == NULL)
-        return once_error_set(err, ONCE_ERR_MALFORMED,
-                              "the broker sent an undecodable response");
-    if ((rc = receipt_copy(receipt, (*out)->receipt, err)) < 0) {
-        once__response__free_unpacked(*out, NULL);
-        *out = NULL;
-        return rc;
-    }
-    return 0;
-}
-
-/* Calls and expects a Response; decodes it into *out (caller frees). */
-static int call_for_response(once_client *c, Once__Kind kind,
-                             const uint8_t *body, size_t body_len,
-                             Once__Response **out, once_receipt *receipt,
-                             once_error *err)
-{
-    uint8_t *answer = NULL;
-    size_t answer_len = 0;
-    int rc;
-
-    once_receipt_clear(receipt);
-    rc = client_call(c, kind, body, body_len, ONCE__KIND__KIND_RESPONSE,
-                     &answer, &answer_len, receipt, err);
-    if (rc < 0)
-        return rc;
-    return decode_response(answer, answer_len, out, receipt, err);
-}
-
-int once_client_publish(once_client *c, const once_record *r, once_error *err)
-{
-    return once_client_publish_ex(c, r, 0, NULL, err);
-}
-
-/* Sets Publish.want_proof (field 3) on a serialized Publish: a varint
- * field appended to a message is that message with the field. */
-static int append_want_proof(uint8_t **body, size_t *len, unsigned field,
-                             once_error *err)
-{
-    uint8_t *grown = realloc(*body, *len + 2);
-
-    if (grown == NULL)
-        return once_error_set(err, ONCE_ERR_NO_MEMORY, "out of memory");
-    grown[*len] = (uint8_t)(field << 3);
-    grown[*len + 1] = 1;
-    *body = grown;
-    *len += 2;
-    return 0;
-}
-
-/* The body of the envelope that writes r: a Publish for a VALID record, a
- * Revoke for a revocation. *body is malloc'd. */
-static int write_body(const once_record *r, int want_proof, Once__Kind *kind,
-                      uint8_t **body, size_t *body_len, once_error *err)
-{
-    Once__Revoke revoke = ONCE__REVOKE__INIT;
-    record_publish_view view;
-    int rc;
-
-    if (once_record_status_of(r) == ONCE_STATUS_VALID) {
-        *kind = ONCE__KIND__KIND_PUBLISH;
-        if ((rc = once_record_serialize(r, body, body_len, err)) < 0)
-            return rc;
-        if (want_proof &&
-            (rc = append_want_proof(body, body_len, 3, err)) < 0) {
-            free(*body);
-            *body = NULL;
-        }
-        return rc;
-    }
-    *kind = ONCE__KIND__KIND_REVOKE;
-    if ((rc = record_publish_view_init(&view, r, err)) < 0)
-        return rc;
-    revoke.record = &view.record;
-    revoke.want_proof = want_proof != 0;
-    *body_len = once__revoke__get_packed_size(&revoke);
-    *body = malloc(*body_len > 0 ? *body_len : 1);
-    if (*body == NULL)
-        return once_error_set(err, ONCE_ERR_NO_MEMORY, "out of memory");
-    once__revoke__pack(&revoke, *body);
-    return 0;
-}
-
-/* Publishes or revokes r, which must have the status wanted. */
-static int write_record(once_client *c, const once_record *r,
-                        once_record_status wanted, int want_proof,
-                        once_receipt *receipt, once_error *err)
-{
-    Once__Response *response = NULL;
-    Once__Kind kind;
-    uint8_t *body;
-    size_t body_len;
-    int rc;
-
-    once_receipt_clear(receipt);
-    if (c == NULL || r == NULL)
-        return once_error_set(err, ONCE_ERR_INVALID_ARGUMENT,
-                              "client and record are required");
-    if (once_record_status_of(r) != wanted)
-        return once_error_set(err, ONCE_ERR_INVALID_ARGUMENT,
-                              wanted == ONCE_STATUS_VALID
-                                  ? "publish takes a valid record; use "
-                                    "once_client_revoke for a revocation"
-                                  : "revoke takes a record made by "
-                                    "once_record_new_revocation");
-    if ((rc = write_body(r, want_proof, &kind, &body, &body_len, err)) < 0)
-        return rc;
-    rc = call_for_response(c, kind, body, body_len, &response, receipt, err);
-    free(body);
-    if (rc < 0)
-        return rc;
-    if (wanted == ONCE_STATUS_VALID &&
-        response->version != once_record_version(r))
-        rc = once_error_set(err, ONCE_ERR_MALFORMED,
-                            "the broker acknowledged version %llu, not %llu",
-                            (unsigned long long)response->version,
-                            (unsigned long long)once_record_version(r));
-    once__response__free_unpacked(response, NULL);
-    return rc;
-}
-
-int once_client_publish_ex(once_client *c, const once_record *r,
-                           int want_proof, once_receipt *receipt,
-                           once_error *err)
-{
-    return write_record(c, r, ONCE_STATUS_VALID, want_proof, receipt, err);
-}
-
-int once_client_revoke(once_client *c, const once_record *revocation,
-                       once_error *err)
-{
-    return once_client_revoke_ex(c, revocation, 0, NULL, err);
-}
-
-int once_client_revoke_ex(once_client *c, const once_record *revocation,
-                          int want_proof, once_receipt *receipt,
-                          once_error *err)
-{
-    return write_record(c, revocation, ONCE_STATUS_REVOKED, want_proof,
-                        receipt, err);
-}
-
-int once_client_prepare_write(once_client *c, const once_record *r,
-                              int want_proof, uint8_t **envelope,
-                              size_t *envelope_len, once_error *err)
-{
-    Once__Kind kind;
-    uint8_t *body;
-    size_t body_len;
-    uint64_t seq;
-    int rc;
-
-    if (c == NULL || r == NULL || envelope == NULL || envelope_len == NULL)
-        return once_error_set(err, ONCE_ERR_INVALID_ARGUMENT,
-                              "client, record and output are required");
-    *envelope = NULL;
-    if ((rc = write_body(r, want_proof, &kind, &body, &body_len, err)) < 0)
-        return rc;
-    rc = client_seal(c, kind, body, body_len, envelope, envelope_len, &seq,
-                     err);
-    free(body);
-    return rc;
-}
-
-int once_client_send_prepared(once_client *c, const uint8_t *envelope,
-                              size_t envelope_len, once_receipt *receipt,
-                              once_error *err)
-{
-    Once__Response *response = NULL;
-    Once__Envelope *e;
-    uint8_t *answer = NULL;
-    size_t answer_len = 0;
-    uint64_t seq;
-    int rc;
-
-    once_receipt_clear(receipt);
-    if (c == NULL || envelope == NULL)
-        return once_error_set(err, ONCE_ERR_INVALID_ARGUMENT,
-                              "client and envelope are required");
-    e = envelope_unpack(envelope, envelope_len);
-    if (e == NULL)
-        return once_error_set(err, ONCE_ERR_INVALID_ARGUMENT,
-                              "not a decodable envelope");
-    rc = strcmp(e->sender, c->department_id) == 0 &&
-         (e->kind == ONCE__KIND__KIND_PUBLISH ||
-          e->kind == ONCE__KIND__KIND_REVOKE);
-    seq = e->seq;
-    once__envelope__free_unpacked(e, NULL);
-    if (!rc)
-        return once_error_set(err, ONCE_ERR_INVALID_ARGUMENT,
-                              "the envelope is not a publish or revoke of "
-                              "department %s", c->department_id);
-    rc = client_exchange(c, envelope, envelope_len, seq,
-                         ONCE__KIND__KIND_RESPONSE, &answer, &answer_len,
-                         receipt, err);
-    if (rc < 0)
-        return rc;
-    if ((rc = decode_response(answer, answer_len, &response, receipt,
-                              err)) < 0)
-        return rc;
-    once__response__free_unpacked(response, NULL);
-    return 0;
-}
-
-static int check_text(const char *what, const char *value, size_t max,
-                      once_error *err)
-{
-    if (value == NULL || value[0] == '\0')
-        return once_error_set(err, ONCE_ERR_INVALID_ARGUMENT,
-                              "%s is required", what);
-    if (strlen(value) > max)
-        return once_error_set(err, ONCE_ERR_TOO_LARGE,
-                              "%s is longer than %zu bytes", what, max);
-    return clean_text(what, value, err);
-}
-
-int once_client_request(once_client *c, const char *type, const char *subject,
-                        const char *purpose, const char *case_id,
-                        uint64_t version, once_record **out, once_error *err)
-{
-    return once_client_request_ex(c, type, subject, purpose, case_id,
-                                  version, 0, out, NULL, err);
-}
-
-int once_client_request_ex(once_client *c, const char *type,
-                           const char *subject, const char *purpose,
-                           const char *case_id, uint64_t version,
-                           int want_proof, once_record **out,
-                           once_receipt *receipt, once_error *err)
-{
-    Once__Request request = ONCE__REQUEST__INIT;
-    Once__Response *response = NULL;
-    uint8_t *body;
-    size_t body_len;
-    int rc;
-
-    /* A refusal before anything is sent must not leave an earlier
-     * receipt looking like this call's. */
-    once_receipt_clear(receipt);
-    if (out == NULL || c == NULL)
-        return once_error_set(err, ONCE_ERR_INVALID_ARGUMENT,
-                              "client and output are required");
-    *out = NULL;
-    if ((rc = check_text("type", type, ONCE_MAX_NAME, err)) < 0 ||
-        (rc = check_text("subject", subject, ONCE_MAX_SUBJECT, err)) < 0)
-        return rc;
-    /* A missing purpose or case id is checked by the broker, which logs
-     * the refusal; the client bounds their size and their text. */
-    if ((purpose && strlen(purpose) > ONCE_MAX_PURPOSE) ||
-        (case_id && strlen(case_id) > ONCE_MAX_CASE_ID))
-        return once_error_set(err, ONCE_ERR_TOO_LARGE,
-                              "purpose or case id over its size limit");
-    if ((purpose && (rc = clean_text("purpose", purpose, err)) < 0) ||
-        (case_id && (rc = clean_text("case id", case_id, err)) < 0))
-        return rc;
-    request.type = (char *)type;
-    request.subject = (char *)subject;
-    request.purpose = (char *)(purpose ? purpose : "");
-    request.case_id = (char *)(case_id ? case_id : "");
-    request.version = version;
-    request.want_proof = want_proof != 0;
-    body_len = once__request__get_packed_size(&request);
-    body = malloc(body_len > 0 ? body_len : 1);
-    if (body == NULL)
-        return once_error_set(err, ONCE_ERR_NO_MEMORY, "out of memory");
-    once__request__pack(&request, body);
-    rc = call_for_response(c, ONCE__KIND__KIND_REQUEST, body, body_len,
-                           &response, receipt, err);
-    free(body);
-    if (rc < 0)
-        return rc;
-    if (response->record == NULL) {
-        rc = once_error_set(err, ONCE_ERR_MALFORMED,
-                            "the broker's answer holds no record");
-    } else {
-        rc = record_from_parts(out, response->record, response->disclosures,
-                               response->n_disclosures, err);
-        if (rc == 0 && (strcmp(once_record_type(*out), type) != 0 ||
-                        strcmp(once_record_subject(*out), subject) != 0)) {
-            once_record_free(*out);
-            *out = NULL;
-            rc = once_error_set(err, ONCE_ERR_INVALID_RECORD,
-                                "the broker answered with another record "
-                                "than the one requested");
-        }
-    }
-    once__response__free_unpacked(response, NULL);
-    return rc;
-}
-
-int once_client_ping(once_client *c, once_error *err)
-{
-    return once_client_ping_ex(c, NULL, err);
-}
-
-_Static_assert(ONCE_MAX_LOG_ORIGIN == CHECKPOINT_MAX_ORIGIN,
-               "once_log_info holds any origin a checkpoint may have");
-
-int once_client_ping_ex(once_client *c, once_log_info *info,
-                        once_error *err)
-{
-    Once__Response *response = NULL;
-    int rc;
-
-    if (c == NULL)
-        return once_error_set(err, ONCE_ERR_INVALID_ARGUMENT,
-                              "client is required");
-    rc = call_for_response(c, ONCE__KIND__KIND_PING, NULL, 0, &response,
-                           NULL, err);
-    if (rc < 0)
-        return rc;
-    if (info != NULL) {
-        if (!checkpoint_origin_is_valid(response->log_origin) ||
-            response->log_public_key.len != ONCE_PUBLIC_KEY_BYTES) {
-            rc = once_error_set(err, ONCE_ERR_MALFORMED,
-                                "the broker's ping answer does not name its "
-                                "log");
-        } else {
-            snprintf(info->origin, sizeof(info->origin), "%s",
-                     response->log_origin);
-            memcpy(info->public_key, response->log_public_key.data,
-                   ONCE_PUBLIC_KEY_BYTES);
-        }
-    }
-    once__response__free_unpacked(response, NULL);
-    return rc;
 }

@@ -1,7 +1,9 @@
 /*
- * client_internal.h - what lib/directory.c needs of the client: a call
- * that expects another answer kind than KIND_RESPONSE, and the identity
- * the client was opened with. Internal to libonce. See client.c.
+ * client_internal.h - the one interface between the parts of the client:
+ * the core (client.c: the connection, the session, the loop that sends an
+ * envelope and waits for the answer to its seq), the public calls
+ * (client_calls.c), receipts (receipt.c) and the directory calls
+ * (directory.c). Internal to libonce: libonce.map hides all of it.
  */
 #ifndef ONCE_CLIENT_INTERNAL_H
 #define ONCE_CLIENT_INTERNAL_H
@@ -10,6 +12,7 @@
 #include <stdint.h>
 
 #include "once/once.h"
+#include "once.pb-c.h"
 
 /* Signs an envelope of kind carrying body, sends it, waits for its answer
  * (re-sending the same bytes after each timeout) and returns the body of
@@ -19,8 +22,34 @@ int client_call(once_client *c, int kind, const uint8_t *body,
                 size_t body_len, int answer_kind, uint8_t **answer,
                 size_t *answer_len, once_receipt *receipt, once_error *err);
 
+/* The two halves of client_call, for a caller that keeps the envelope
+ * (prepared writes). client_seal signs an envelope of kind carrying body
+ * with the next seq of c's session: *packed (malloc'd) and its *seq.
+ * client_exchange sends packed, an envelope of seq, and waits for its
+ * answer as client_call does; with a receipt, it records the digest of
+ * packed in receipt->envelope_digest first. */
+int client_seal(once_client *c, int kind, const uint8_t *body,
+                size_t body_len, uint8_t **packed, size_t *packed_len,
+                uint64_t *seq, once_error *err);
+int client_exchange(once_client *c, const uint8_t *packed, size_t packed_len,
+                    uint64_t seq, int answer_kind, uint8_t **answer,
+                    size_t *answer_len, once_receipt *receipt,
+                    once_error *err);
+
 /* The department id and the broker key c was opened with. */
 const char *client_department(const once_client *c);
 const uint8_t *client_broker_key(const once_client *c);
+
+/* 0 when value is clean text (PROTOCOL.md 9.4), else -ONCE_ERR_INVALID_TEXT
+ * naming what: the broker refuses such text, and a C caller gets the same
+ * code before anything is signed or sent. */
+int client_clean_text(const char *what, const char *value, once_error *err);
+
+/* Copies a Receipt off the wire into out (already cleared; NULL: nothing
+ * to do). Returns 0, -ONCE_ERR_MALFORMED for a checkpoint without a usable
+ * proof or leaf, or -ONCE_ERR_NO_MEMORY; out may then hold a part, which
+ * once_receipt_clear frees. */
+int client_receipt_copy(once_receipt *out, const Once__Receipt *in,
+                        once_error *err);
 
 #endif
