@@ -11,7 +11,10 @@
 # wrk keeps CONNECTIONS HTTP connections requesting it through the tax
 # gateway (pool_size = CONNECTIONS). Every request is a logged exchange at
 # the broker in both runs. Prints both rates, the ratio, and wrk's latency
-# percentiles. Needs wrk (Debian package wrk). Broker, gateway and drivers
+# percentiles; then gateway-bench-rate sends the same GET on a fixed
+# schedule at half the rate wrk reached and prints p50/p99 counted from
+# each call's due time (open loop: a latency under load, not at
+# saturation). Needs wrk (Debian package wrk). Broker, gateway and drivers
 # share the machine's cores: on a small machine read the ratio, not the
 # rates.
 set -euo pipefail
@@ -85,3 +88,8 @@ p99=$(awk '$1 == "99%" {print $2}' <<<"$wrk_out")
 echo "gateway: ${rate%.*} requests/s, p50 $p50, p99 $p99, ${non2xx:-0} non-2xx"
 d=$(awk '{print $2}' <<<"$direct")
 awk -v g="$rate" -v d="$d" 'BEGIN { printf "ratio gateway/direct: %.2f\n", g / d }'
+half=$(awk -v g="$rate" 'BEGIN { printf "%d", g / 2 }')
+echo "gateway at half its maximum rate ($half requests/s, open loop):"
+"$build/adapters/gateway/gateway-bench-rate" \
+  "http://127.0.0.1:$port/v1/records/business-licence/$subject?purpose=bench&case_id=BENCH-2" \
+  tax-bench-token-00001 "$half" "$seconds" "$conns"
