@@ -18,7 +18,8 @@
  *                            index: ?before=N (exclusive, default the tree
  *                            size) &limit=M (1..100, default 20); time,
  *                            department, kind, type, purpose, case id,
- *                            decision, error, version. Never the subject
+ *                            acting user ("" when none), decision, error,
+ *                            version. Never the subject
  *                            hash: the console is no lookup service.
  *   GET /api/v1/kpis         copies avoided (total, per type, per
  *                            requesting department, per day), sharing
@@ -239,11 +240,13 @@ static json_t *leaf_json(uint64_t index, const Once__LogLeaf *l)
 {
     bool granted = l->decision == ONCE__DECISION__DECISION_GRANTED;
 
-    return json_pack("{s:I, s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I}",
+    return json_pack("{s:I, s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, "
+                     "s:I}",
                      "index", (json_int_t)index, "time_ms",
                      (json_int_t)l->time, "department", l->department,
                      "kind", kind_name(l->kind), "type", l->record_type,
                      "purpose", l->purpose, "case_id", l->case_id,
+                     "user", l->user,
                      "decision", granted ? "granted" : "refused",
                      "error", granted ? "" : once_error_name((int)l->error),
                      "version", (json_int_t)l->record_version);

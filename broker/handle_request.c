@@ -84,6 +84,7 @@ void handle_request(job *j)
              q->type);
     snprintf(j->leaf.purpose, sizeof(j->leaf.purpose), "%s", q->purpose);
     snprintf(j->leaf.case_id, sizeof(j->leaf.case_id), "%s", q->case_id);
+    snprintf(j->leaf.user, sizeof(j->leaf.user), "%s", q->user);
     audit_subject_hash(w->srv->audit_key, q->type, q->subject,
                        j->leaf.subject_hash);
     j->leaf.has_subject_hash = true;

@@ -121,6 +121,9 @@ int wire_check_request(const uint8_t *body, size_t len,
                               "%d, %d bytes)", ONCE_MAX_PURPOSE,
                               ONCE_MAX_CASE_ID, ONCE_MAX_NAME,
                               ONCE_MAX_SUBJECT);
+    if (strlen(q->user) > ONCE_MAX_USER)
+        return once_error_set(err, ONCE_ERR_TOO_LARGE, "the acting user is "
+                              "over %d bytes", ONCE_MAX_USER);
     return 0;
 }
 

@@ -214,6 +214,9 @@ static int append_leaf(writer *w, MDB_txn *txn, write_job *job,
     }
     leaf.purpose = (char *)f->purpose;
     leaf.case_id = (char *)f->case_id;
+    /* "" is left out of the encoding (proto3), so a leaf without an
+     * acting user is byte for byte the leaf of before the field. */
+    leaf.user = (char *)f->user;
     leaf.decision = refused ? ONCE__DECISION__DECISION_REFUSED
                             : ONCE__DECISION__DECISION_GRANTED;
     leaf.error = refused ? (Once__ErrorCode)job->refusal

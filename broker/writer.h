@@ -31,6 +31,7 @@ typedef struct leaf_facts {
     uint8_t subject_hash[AUDIT_SUBJECT_HASH_BYTES];
     char purpose[ONCE_MAX_PURPOSE + 1];
     char case_id[ONCE_MAX_CASE_ID + 1];
+    char user[ONCE_MAX_USER + 1];  /* a request's acting official, or "" */
     uint64_t record_version;
     bool has_record_digest;
     uint8_t record_digest[32];

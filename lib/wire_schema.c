@@ -68,6 +68,7 @@ static const wire_field request_fields[] = {
     {4, "case_id", WIRE_TEXT, 1, NULL},
     {5, "version", WIRE_VARINT, 1, NULL},
     {6, "want_proof", WIRE_VARINT, 1, NULL},
+    {7, "user", WIRE_TEXT, 1, NULL},
 };
 const wire_message wire_request = {
     "Request", WIRE_FIELDS(request_fields), &once__request__descriptor};

@@ -181,6 +181,7 @@ typedef enum once_record_status {
 #define ONCE_MAX_SUBJECT 64
 #define ONCE_MAX_PURPOSE 256
 #define ONCE_MAX_CASE_ID 128
+#define ONCE_MAX_USER 128         /* a request's acting official */
 #define ONCE_MAX_FIELDS 64
 #define ONCE_MAX_FIELD_VALUE 65536
 #define ONCE_MAX_MESSAGE (1024 * 1024)

@@ -99,12 +99,16 @@ static void test_wire_shapes(void **state)
 {
     /* type "t", purpose "p", version 1 */
     static const uint8_t ok[] = {0x0a, 1, 't', 0x1a, 1, 'p', 0x28, 1};
-    static const uint8_t unknown[] = {0x0a, 1, 't', 0x38, 1};
+    static const uint8_t unknown[] = {0x0a, 1, 't', 0x40, 1};
+    /* user (7) is text like purpose: a name passes, a newline does not */
+    static const uint8_t user[] = {0x0a, 1, 't', 0x3a, 2, 'u', '1'};
+    static const uint8_t dirty_user[] = {0x0a, 1, 't', 0x3a, 2, 'u', '\n'};
+    static const uint8_t user_varint[] = {0x38, 1};
     static const uint8_t twice[] = {0x0a, 1, 't', 0x0a, 1, 'u'};
     static const uint8_t wrong_type[] = {0x08, 1};
     static const uint8_t cut[] = {0x0a, 5, 't'};
     static const uint8_t dirty[] = {0x0a, 1, 't', 0x22, 1, '\n'};
-    static const uint8_t dirty_then_unknown[] = {0x22, 1, '\n', 0x38, 1};
+    static const uint8_t dirty_then_unknown[] = {0x22, 1, '\n', 0x40, 1};
     static const uint8_t group[] = {0x0b, 0x0c};
     uint8_t publish[2 + 2 * 65];
     once_error err;
@@ -114,6 +118,11 @@ static void test_wire_shapes(void **state)
     assert_int_equal(check_request(ok, sizeof(ok)), 0);
     assert_int_equal(check_request(NULL, 0), 0);
     assert_int_equal(check_request(unknown, sizeof(unknown)),
+                     -ONCE_ERR_MALFORMED);
+    assert_int_equal(check_request(user, sizeof(user)), 0);
+    assert_int_equal(check_request(dirty_user, sizeof(dirty_user)),
+                     -ONCE_ERR_INVALID_TEXT);
+    assert_int_equal(check_request(user_varint, sizeof(user_varint)),
                      -ONCE_ERR_MALFORMED);
     assert_int_equal(check_request(twice, sizeof(twice)),
                      -ONCE_ERR_MALFORMED);

@@ -125,12 +125,44 @@ static void test_each_difference_is_caught(void **state)
                     &once__signed_record__descriptor, "not once.proto's");
 }
 
+/* The table as it was before Request.user (7) was added: a walker left
+ * at that would refuse every request naming an official as MALFORMED, and
+ * the check says so. */
+static void test_tables_without_the_added_fields_are_caught(void **state)
+{
+    static const wire_field request_before_user[] = {
+        {1, "type", WIRE_TEXT, 1, NULL},
+        {2, "subject", WIRE_TEXT, 1, NULL},
+        {3, "purpose", WIRE_TEXT, 1, NULL},
+        {4, "case_id", WIRE_TEXT, 1, NULL},
+        {5, "version", WIRE_VARINT, 1, NULL},
+        {6, "want_proof", WIRE_VARINT, 1, NULL},
+    };
+    static const wire_field user_as_bytes[] = {
+        {1, "type", WIRE_TEXT, 1, NULL},
+        {2, "subject", WIRE_TEXT, 1, NULL},
+        {3, "purpose", WIRE_TEXT, 1, NULL},
+        {4, "case_id", WIRE_TEXT, 1, NULL},
+        {5, "version", WIRE_VARINT, 1, NULL},
+        {6, "want_proof", WIRE_VARINT, 1, NULL},
+        {7, "user", WIRE_BYTES, 1, NULL},
+    };
+    (void)state;
+    expect_mismatch(FIELDS(request_before_user), "Request",
+                    &once__request__descriptor, "has 6 fields");
+    /* user is text: a control character in it must be refused on the
+     * wire, which a bytes entry would let through. */
+    expect_mismatch(FIELDS(user_as_bytes), "Request",
+                    &once__request__descriptor, "Request.user");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_built_tables_match_once_proto),
         cmocka_unit_test(test_a_correct_table_passes),
         cmocka_unit_test(test_each_difference_is_caught),
+        cmocka_unit_test(test_tables_without_the_added_fields_are_caught),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -419,7 +419,7 @@ static void test_hostile_text(void)
             rows++;
             for (i = 0; i < n; i++)
                 tabs += p[i] == '\t';
-            CHECK(tabs == 7, "a row of 8 columns, not %d", tabs + 1);
+            CHECK(tabs == 8, "a row of 9 columns, not %d", tabs + 1);
         }
         p += n + (nl != NULL);
     }

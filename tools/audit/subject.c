@@ -7,9 +7,13 @@
  * so that the log can be published and nobody without the deployment's
  * audit key can tell whose exchanges a leaf records; with the key, this
  * command computes the hash for one subject and lists every leaf that
- * carries it, one tab-separated row each. Every field from the log is
- * printed escaped (escape.c): a case id holding a tab and a newline must
- * not add a forged row to a citizen's report.
+ * carries it, one tab-separated row each. The last column is the acting
+ * official a request named (Once-User at the gateway, PROTOCOL.md 4.3),
+ * empty when it named none: the department answers for the request, the
+ * official is who in it asked; it is last so that the columns before it
+ * keep their places for scripts written before it. Every field from the
+ * log is printed escaped (escape.c): a case id holding a tab and a newline
+ * must not add a forged row to a citizen's report.
  *
  * It only reads the entries; run `once-audit verify` on the export first
  * to know they are the logged ones.
@@ -40,7 +44,8 @@ static void usage_subject(FILE *f)
             "Lists every exchange in the export about one subject (a person's\n"
             "resident ID or an enterprise's credit code) under one record\n"
             "type: when, which department, what it did, for which purpose\n"
-            "and case, and whether it was granted. Leaves name subjects only\n"
+            "and case, whether it was granted, and the official who asked\n"
+            "when the request named one. Leaves name subjects only\n"
             "by HMAC-SHA-256(audit key, type || 0x00 || subject), so the\n"
             "deployment's audit key file (64 hex digits, mode 0600) is\n"
             "needed. Run once-audit verify on DIR first: this command only\n"
@@ -95,7 +100,7 @@ int cmd_subject(int argc, char **argv)
     printf("# exchanges about one %s subject in %s (tree size %" PRIu64 ")\n",
            type, x.path, cp.size);
     printf("# leaf\ttime (UTC)\tdepartment\tkind\tversion\tpurpose\tcase id\t"
-           "decision\n");
+           "decision\tofficial\n");
     count = tlog_tile_count(cp.size, 0);
     for (b = 0; b < count; b++) {
         unsigned width = tlog_tile_width(cp.size, 0, b), j;
@@ -135,6 +140,8 @@ int cmd_subject(int argc, char **argv)
                 audit_put_escaped(stdout, leaf->case_id);
                 fputc('\t', stdout);
                 put_decision(stdout, leaf);
+                fputc('\t', stdout);
+                audit_put_escaped(stdout, leaf->user);
                 fputc('\n', stdout);
                 found++;
             }

@@ -176,6 +176,9 @@ static void check_body(verifier *v, report *p, uint64_t index,
         if (!field_ok(leaf->case_id, q->case_id, refused))
             report_add(p, "leaf %" PRIu64 ": case id differs from the "
                        "request's", index);
+        if (!field_ok(leaf->user, q->user, refused))
+            report_add(p, "leaf %" PRIu64 ": acting user differs from the "
+                       "request's", index);
         check_subject(v, p, index, leaf, q->type, q->subject, refused);
         once__request__free_unpacked(q, NULL);
     } else {
