@@ -262,11 +262,13 @@ int once_client_request(once_client *c, const char *type, const char *subject,
                                   version, 0, out, NULL, err);
 }
 
-int once_client_request_ex(once_client *c, const char *type,
-                           const char *subject, const char *purpose,
-                           const char *case_id, uint64_t version,
-                           int want_proof, once_record **out,
-                           once_receipt *receipt, once_error *err)
+/* A request, naming the acting official when user is not NULL (the
+ * callers have checked it is not empty). */
+static int request_call(once_client *c, const char *user, const char *type,
+                        const char *subject, const char *purpose,
+                        const char *case_id, uint64_t version,
+                        int want_proof, once_record **out,
+                        once_receipt *receipt, once_error *err)
 {
     Once__Request request = ONCE__REQUEST__INIT;
     Once__Response *response = NULL;
@@ -293,6 +295,12 @@ int once_client_request_ex(once_client *c, const char *type,
     if ((purpose && (rc = client_clean_text("purpose", purpose, err)) < 0) ||
         (case_id && (rc = client_clean_text("case id", case_id, err)) < 0))
         return rc;
+    if (user != NULL &&
+        (rc = check_text("the acting user", user, ONCE_MAX_USER, err)) < 0)
+        return rc;
+    /* "" (no user) is left out of the encoding: the body, and so the
+     * broker's leaf, is the request of before the field. */
+    request.user = (char *)(user ? user : "");
     request.type = (char *)type;
     request.subject = (char *)subject;
     request.purpose = (char *)(purpose ? purpose : "");
@@ -326,6 +334,38 @@ int once_client_request_ex(once_client *c, const char *type,
     }
     once__response__free_unpacked(response, NULL);
     return rc;
+}
+
+int once_client_request_ex(once_client *c, const char *type,
+                           const char *subject, const char *purpose,
+                           const char *case_id, uint64_t version,
+                           int want_proof, once_record **out,
+                           once_receipt *receipt, once_error *err)
+{
+    return request_call(c, NULL, type, subject, purpose, case_id, version,
+                        want_proof, out, receipt, err);
+}
+
+int once_client_request_as(once_client *c, const char *user,
+                           const char *type, const char *subject,
+                           const char *purpose, const char *case_id,
+                           uint64_t version, int want_proof,
+                           once_record **out, once_receipt *receipt,
+                           once_error *err)
+{
+    /* Asking "as" nobody is a caller's bug (an unset variable, an empty
+     * header passed on): refused, rather than logged as a request that
+     * names no official. */
+    if (user == NULL || user[0] == '\0') {
+        once_receipt_clear(receipt);
+        if (out != NULL)
+            *out = NULL;
+        return once_error_set(err, ONCE_ERR_INVALID_ARGUMENT,
+                              "the acting user is required (without one, "
+                              "use once_client_request_ex)");
+    }
+    return request_call(c, user, type, subject, purpose, case_id, version,
+                        want_proof, out, receipt, err);
 }
 
 int once_client_ping(once_client *c, once_error *err)

@@ -34,6 +34,7 @@ static int copy_signed_header(const once_record *r, once_record **out)
     memcpy(c->type, r->type, sizeof(c->type));
     memcpy(c->subject, r->subject, sizeof(c->subject));
     memcpy(c->issuer, r->issuer, sizeof(c->issuer));
+    memcpy(c->reason, r->reason, sizeof(c->reason));
     c->version = r->version;
     c->issued_at = r->issued_at;
     c->valid_from = r->valid_from;

@@ -28,7 +28,8 @@ int record_from_parts(once_record **out, const Once__SignedRecord *rec,
  * are names ([a-z0-9._-], 1..ONCE_MAX_NAME), subject is 1..ONCE_MAX_SUBJECT
  * visible ASCII characters, no string holds a NUL byte, version >= 1,
  * valid_until is 0 or not before valid_from, status is VALID or REVOKED, a
- * revocation has no fields, at most ONCE_MAX_FIELDS fields with unique
+ * revocation has no fields, only a revocation has a reason (clean text of
+ * at most ONCE_MAX_REASON bytes), at most ONCE_MAX_FIELDS fields with unique
  * valid names and 32-byte digests. Returns 0 and *out (free it with
  * once__record_header__free_unpacked(*out, NULL)), -ONCE_ERR_MALFORMED when
  * the bytes do not decode, -ONCE_ERR_TOO_LARGE over ONCE_MAX_MESSAGE, or

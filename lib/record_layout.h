@@ -36,6 +36,9 @@ struct once_record {
     uint64_t valid_from;
     uint64_t valid_until;
     once_record_status status;
+    /* A revocation's reason, "" when none (PROTOCOL.md 4.2): clean text
+     * of at most ONCE_MAX_REASON bytes, signed with the header. */
+    char reason[ONCE_MAX_REASON + 1];
 
     /* The header's fields. While a record is built, fields[i] and
      * disclosures[i] describe the same field; the digests are filled in by

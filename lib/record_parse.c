@@ -56,6 +56,17 @@ static int check_header(const Once__RecordHeader *h, once_error *err)
         h->status != ONCE__RECORD_STATUS__STATUS_REVOKED)
         return once_error_set(err, ONCE_ERR_INVALID_RECORD,
                               "record status must be VALID or REVOKED");
+    /* A reason is the issuer's word on why a record was revoked; on a
+     * valid record it would be signed text no reader looks for. Its text
+     * was walked as clean already (wire_record_header). */
+    if (h->reason[0] != '\0' &&
+        h->status != ONCE__RECORD_STATUS__STATUS_REVOKED)
+        return once_error_set(err, ONCE_ERR_INVALID_RECORD,
+                              "only a revocation has a reason");
+    if (strlen(h->reason) > ONCE_MAX_REASON)
+        return once_error_set(err, ONCE_ERR_INVALID_RECORD,
+                              "the revocation's reason is over %d bytes",
+                              ONCE_MAX_REASON);
     if (h->status == ONCE__RECORD_STATUS__STATUS_REVOKED && h->n_fields > 0)
         return once_error_set(err, ONCE_ERR_INVALID_RECORD,
                               "a revocation has no fields");
@@ -125,6 +136,7 @@ static void take_header(once_record *r, const Once__RecordHeader *h)
     strcpy(r->type, h->type);
     strcpy(r->subject, h->subject);
     strcpy(r->issuer, h->issuer);
+    strcpy(r->reason, h->reason);
     r->version = h->version;
     r->issued_at = h->issued_at;
     r->valid_from = h->valid_from;

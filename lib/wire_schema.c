@@ -125,6 +125,7 @@ static const wire_field record_header_fields[] = {
     {7, "valid_until", WIRE_VARINT, 1, NULL},
     {8, "status", WIRE_VARINT, 1, NULL},
     {9, "fields", WIRE_MESSAGE, ONCE_MAX_FIELDS, &wire_field_digest},
+    {10, "reason", WIRE_TEXT, 1, NULL},
 };
 const wire_message wire_record_header = {
     "RecordHeader", WIRE_FIELDS(record_header_fields),

@@ -201,6 +201,9 @@ json_t *adapter_record_json(const once_record *r,
                     (json_int_t)once_record_valid_until(r), "verified",
                     verified, "receipt",
                     adapter_receipt_json(receipt, proof_verified));
+    /* The issuer's reason, from the revocation's signed header. */
+    if (doc != NULL && once_record_reason(r)[0] != '\0')
+        json_object_set_new(doc, "reason", json_string(once_record_reason(r)));
     if (doc != NULL)
         fields_json(doc, r);
     return doc;
@@ -221,6 +224,7 @@ int adapter_http_status(int code)
     switch (code < 0 ? -code : code) {
     case ONCE_ERR_MISSING_PURPOSE:
     case ONCE_ERR_INVALID_SUBJECT:
+    case ONCE_ERR_INVALID_TEXT:
     case ONCE_ERR_INVALID_ARGUMENT:
         return 400;
     case ONCE_ERR_NOT_ISSUER:

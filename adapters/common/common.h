@@ -217,8 +217,6 @@ void state_unclaim(idem_state *s, const char *caller, const char *key);
 
 /* ---- JSON bodies (json_record.c) -------------------------------------- */
 
-#define ADAPTER_MAX_REASON 256
-
 /* Parses a publish body {"fields": {...}, "version", "valid_from",
  * "valid_until"} into a new unsigned record of type and subject issued by
  * issuer; version 0 in the body's absence is replaced by default_version.
@@ -233,7 +231,9 @@ int json_publish_object(json_t *doc, const char *type, const char *subject,
                         once_record **out, char *where, size_t where_cap,
                         once_error *err);
 /* Parses a revocation body {"reason", "version"} into a new unsigned
- * revocation; *reason gets a copy of the reason (free it). */
+ * revocation with the reason in its header (once_record_new_revocation_
+ * reason: it is signed with it and reaches every requester); *reason gets
+ * a copy of the reason (free it). */
 int json_revocation_record(const char *body, size_t len, const char *type,
                            const char *subject, const char *issuer,
                            uint64_t default_version, once_record **out,

@@ -4,7 +4,8 @@
  * PUT /v1/records/{type}/{subject} carries
  *     {"fields": {"name": "value", ...}, "version": 3,
  *      "valid_from": "2026-01-01", "valid_until": "2030-12-31T00:00:00Z"}
- * and POST .../revocations carries {"reason": "...", "version": 4}; a file
+ * and POST .../revocations carries {"reason": "...", "version": 4}, the
+ * reason signed into the revocation's header (PROTOCOL.md 4.2); a file
  * in once-spool's outbox/ is the publish body with "type" and "subject"
  * added (the spool takes those two out and hands over the rest,
  * json_publish_object). The bytes come from the department's own
@@ -251,7 +252,6 @@ int json_revocation_record(const char *body, size_t len, const char *type,
     uint64_t version;
     const char *text;
     json_t *doc, *r;
-    size_t i, n;
     int rc;
 
     *out = NULL;
@@ -265,19 +265,25 @@ int json_revocation_record(const char *body, size_t len, const char *type,
         goto out;
     r = json_object_get(doc, "reason");
     text = json_string_value(r);
-    n = text != NULL ? strlen(text) : 0;
-    for (i = 0; i < n && (unsigned char)text[i] >= 0x20 && text[i] != 0x7f;
-         i++)
-        ;
-    if (!json_is_string(r) || n == 0 || n > ADAPTER_MAX_REASON || i != n ||
-        json_string_length(r) != n) {
+    /* A NUL inside the JSON string would cut the C string short; the
+     * text rules and the size are libonce's (the broker's). */
+    if (text == NULL || text[0] == '\0' ||
+        json_string_length(r) != strlen(text)) {
         rc = refuse(err, where, where_cap, "reason",
                     ONCE_ERR_INVALID_ARGUMENT,
                     "%s must be 1 to 256 bytes of text without control "
                     "characters");
         goto out;
     }
-    rc = once_record_new_revocation(out, type, subject, version, issuer, err);
+    rc = once_record_new_revocation_reason(out, type, subject, version,
+                                           issuer, text, err);
+    if (rc == -ONCE_ERR_INVALID_TEXT || rc == -ONCE_ERR_TOO_LARGE) {
+        rc = refuse(err, where, where_cap, "reason",
+                    ONCE_ERR_INVALID_ARGUMENT,
+                    "%s must be 1 to 256 bytes of text without control "
+                    "characters");
+        goto out;
+    }
     if (rc < 0) {
         snprintf(where, where_cap, "path");
         goto out;

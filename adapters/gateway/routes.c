@@ -18,7 +18,10 @@
  * refuses a version that is not above the latest: STALE_VERSION, 409).
  *
  * Request: the broker answers with the issuer-signed record and the
- * disclosures the department's grant allows. Before a field is handed
+ * disclosures the department's grant allows; an Once-User header names
+ * the official who asks, signed into the request and written into its log
+ * leaf (PROTOCOL.md 4.3). A revoked record comes with the issuer's reason
+ * from the signed revocation. Before a field is handed
  * over, the gateway checks it against the broker's signed directory
  * (adapter_verify_record, adapters/common/answer.c: the issuer known and
  * listed for the type, its signature and every disclosure's digest). A receipt
@@ -355,6 +358,7 @@ static void request_route(http_call *c, const record_path *rp)
     const char *purpose = http_query(c, "purpose");
     const char *case_id = http_query(c, "case_id");
     const char *version_text = http_query(c, "version");
+    const char *user = http_header(c, "Once-User");
     uint8_t pk[ONCE_PUBLIC_KEY_BYTES], dir_digest[ONCE_DIGEST_BYTES];
     once_receipt receipt = { 0 };
     once_record *r = NULL;
@@ -380,12 +384,19 @@ static void request_route(http_call *c, const record_path *rp)
         return;
     }
     /* Purpose and case id go to the broker even when empty: it refuses
-     * the request (MISSING_PURPOSE) and logs the refusal. */
+     * the request (MISSING_PURPOSE) and logs the refusal. The official
+     * of Once-User is signed into the request and logged with it; a
+     * header sent empty is refused (400) rather than read as none. */
     client = pool_borrow(c->gw->core.pool);
-    rc = once_client_request_ex(client, rp->type, rp->subject,
-                                purpose != NULL ? purpose : "",
-                                case_id != NULL ? case_id : "", version,
-                                want_proof, &r, &receipt, &err);
+    rc = user != NULL
+        ? once_client_request_as(client, user, rp->type, rp->subject,
+                                 purpose != NULL ? purpose : "",
+                                 case_id != NULL ? case_id : "", version,
+                                 want_proof, &r, &receipt, &err)
+        : once_client_request_ex(client, rp->type, rp->subject,
+                                 purpose != NULL ? purpose : "",
+                                 case_id != NULL ? case_id : "", version,
+                                 want_proof, &r, &receipt, &err);
     pool_return(c->gw->core.pool, client, rc == -ONCE_ERR_TIMEOUT);
     broker_answered(rc);
     if (rc < 0) {

@@ -225,8 +225,12 @@ static int request(spool *s, const char *data, size_t len, idem_entry *e)
         return 0;
     }
     c = pool_borrow(s->core.pool);
-    rc = once_client_request_ex(c, q.type, q.subject, q.purpose, q.case_id,
-                                q.version, q.want_proof, &r, &receipt, &why);
+    rc = q.user[0] != '\0'
+        ? once_client_request_as(c, q.user, q.type, q.subject, q.purpose,
+                                 q.case_id, q.version, q.want_proof, &r,
+                                 &receipt, &why)
+        : once_client_request_ex(c, q.type, q.subject, q.purpose, q.case_id,
+                                 q.version, q.want_proof, &r, &receipt, &why);
     pool_return(s->core.pool, c, rc == -ONCE_ERR_TIMEOUT);
     if (rc == 0)
         rc = adapter_verify_record(s->core.dir, r, pk, dir_digest, &why);

@@ -86,6 +86,7 @@ typedef struct spool_request {
     char subject[ONCE_MAX_SUBJECT + 1];
     char purpose[ONCE_MAX_PURPOSE + 1];
     char case_id[ONCE_MAX_CASE_ID + 1];
+    char user[ONCE_MAX_USER + 1]; /* the acting official, "" for none */
     uint64_t version;             /* 0: the latest */
     int want_proof;
 } spool_request;
@@ -96,8 +97,8 @@ typedef struct spool_request {
 int spool_parse_record(const char *data, size_t len, const char *issuer,
                        uint64_t default_version, once_record **out,
                        char *where, size_t where_cap, once_error *err);
-/* A requests/ file {"type", "subject", "purpose", "case_id", "version",
- * "proof"}. */
+/* A requests/ file {"type", "subject", "purpose", "case_id", "user",
+ * "version", "proof"}. */
 int spool_parse_request(const char *data, size_t len, spool_request *out,
                         char *where, size_t where_cap, once_error *err);
 

@@ -14,8 +14,10 @@
  * A requests/ file names what to ask the broker:
  *     {"type": "business-licence", "subject": "91110108MA0000001D",
  *      "purpose": "tax-registration", "case_id": "TAX-2026-000123",
- *      "version": 2, "proof": true}
- * version (default: the latest) and proof (default false) are optional.
+ *      "user": "zhang.wei", "version": 2, "proof": true}
+ * user (the official who asks, as the gateway's Once-User header: signed
+ * into the request and logged with it), version (default: the latest) and
+ * proof (default false) are optional.
  *
  * One JSON object a file; JSON Lines are not taken (jansson refuses
  * anything after the object): one file is one record or one request, so
@@ -106,8 +108,8 @@ int spool_parse_request(const char *data, size_t len, spool_request *out,
                         char *where, size_t where_cap, once_error *err)
 {
     static const char *const allowed[] = { "type", "subject", "purpose",
-                                           "case_id", "version", "proof",
-                                           NULL };
+                                           "case_id", "user", "version",
+                                           "proof", NULL };
     const char *name;
     json_t *doc, *value;
     size_t i;
@@ -134,7 +136,10 @@ int spool_parse_request(const char *data, size_t len, spool_request *out,
         (rc = text_member(doc, "purpose", ONCE_MAX_PURPOSE, out->purpose,
                           where, where_cap, err)) < 0 ||
         (rc = text_member(doc, "case_id", ONCE_MAX_CASE_ID, out->case_id,
-                          where, where_cap, err)) < 0)
+                          where, where_cap, err)) < 0 ||
+        (json_object_get(doc, "user") != NULL &&
+         (rc = text_member(doc, "user", ONCE_MAX_USER, out->user, where,
+                           where_cap, err)) < 0))
         goto out;
     value = json_object_get(doc, "version");
     if (value != NULL) {

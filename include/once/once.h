@@ -182,6 +182,7 @@ typedef enum once_record_status {
 #define ONCE_MAX_PURPOSE 256
 #define ONCE_MAX_CASE_ID 128
 #define ONCE_MAX_USER 128         /* a request's acting official */
+#define ONCE_MAX_REASON 256       /* a revocation's reason */
 #define ONCE_MAX_FIELDS 64
 #define ONCE_MAX_FIELD_VALUE 65536
 #define ONCE_MAX_MESSAGE (1024 * 1024)
@@ -198,6 +199,15 @@ int once_record_new(once_record **out, const char *type, const char *subject,
 int once_record_new_revocation(once_record **out, const char *type,
                                const char *subject, uint64_t version,
                                const char *issuer, once_error *err);
+/* The same, with the issuer's reason signed into the header (PROTOCOL.md
+ * 4.2): every requester of the record gets it with the revocation. reason
+ * is required (-ONCE_ERR_INVALID_ARGUMENT when NULL or empty: for none,
+ * call once_record_new_revocation), clean text (-ONCE_ERR_INVALID_TEXT) of
+ * at most ONCE_MAX_REASON bytes (-ONCE_ERR_TOO_LARGE). */
+int once_record_new_revocation_reason(once_record **out, const char *type,
+                                      const char *subject, uint64_t version,
+                                      const char *issuer, const char *reason,
+                                      once_error *err);
 int once_record_add_field(once_record *r, const char *name,
                           const uint8_t *value, size_t value_len,
                           once_error *err);
@@ -224,6 +234,9 @@ const char *once_record_subject(const once_record *r);
 const char *once_record_issuer(const once_record *r);
 uint64_t once_record_version(const once_record *r);
 once_record_status once_record_status_of(const once_record *r);
+/* A revocation's reason as its signed header gives it; "" when it gives
+ * none (and for every valid record). Lives as long as r. */
+const char *once_record_reason(const once_record *r);
 uint64_t once_record_issued_at(const once_record *r);
 uint64_t once_record_valid_from(const once_record *r);
 uint64_t once_record_valid_until(const once_record *r);
@@ -352,6 +365,22 @@ int once_client_request_ex(once_client *c, const char *type,
                            const char *case_id, uint64_t version,
                            int want_proof, once_record **out,
                            once_receipt *receipt, once_error *err);
+/* once_client_request_ex on behalf of an official of the department
+ * (PROTOCOL.md 4.3): user, 1 to ONCE_MAX_USER bytes of clean text (a staff
+ * number, a login name), is signed into the request and written into its
+ * log leaf, so that an access report names the official. NULL or "" is
+ * -ONCE_ERR_INVALID_ARGUMENT (to name no one, call once_client_request_ex);
+ * not clean text -ONCE_ERR_INVALID_TEXT, too long -ONCE_ERR_TOO_LARGE,
+ * and nothing is sent. The user is an argument of the call, not a setting
+ * of the client: a client shared by the calls of many officials (a
+ * gateway's pool) cannot carry one official's name into another's
+ * request. */
+int once_client_request_as(once_client *c, const char *user,
+                           const char *type, const char *subject,
+                           const char *purpose, const char *case_id,
+                           uint64_t version, int want_proof,
+                           once_record **out, once_receipt *receipt,
+                           once_error *err);
 
 /* Checks a receipt with a proof: the checkpoint is signed by broker_pk
  * under origin (the log's name, the first line of its checkpoints; both

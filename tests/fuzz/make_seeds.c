@@ -146,7 +146,8 @@ static void write_envelope(const char *name, Once__Kind kind, uint64_t seq,
 }
 
 /* Seeds of fuzz_wire_check at the edges of its checks: dirty text, a
- * field once.proto does not define, one disclosure too many. */
+ * field once.proto does not define, one disclosure too many, and the
+ * optional user of a request. */
 static void write_wire_check_seeds(void)
 {
     Once__Request request = ONCE__REQUEST__INIT;
@@ -160,10 +161,15 @@ static void write_wire_check_seeds(void)
     len = once__request__pack(&request, body);
     write_envelope("request-dirty-text.bin", ONCE__KIND__KIND_REQUEST, 6,
                    body, len, true);
-    body[len++] = 0x38; /* field 7, not in once.proto */
+    body[len++] = 0x40; /* field 8, not in once.proto */
     body[len++] = 0x01;
     write_envelope("request-unknown-field.bin", ONCE__KIND__KIND_REQUEST, 7,
                    body, len, true);
+    request.case_id = "2024-TAX-000124";
+    request.user = "zhang.wei \xe5\xbc\xa0\xe4\xbc\x9f"; /* the official */
+    len = once__request__pack(&request, body);
+    write_envelope("request-user.bin", ONCE__KIND__KIND_REQUEST, 9, body,
+                   len, true);
     for (len = 0, i = 0; i <= ONCE_MAX_FIELDS; i++) {
         body[len++] = 0x12; /* an empty disclosure */
         body[len++] = 0x00;
@@ -467,6 +473,14 @@ int main(int argc, char **argv)
     write_record("licence.bin", lic);
     write_record("person.bin", per);
     write_record("revocation.bin", rev);
+    if (once_record_new_revocation_reason(&copy, "business-licence",
+                                          "91350100M000100Y43", 3,
+                                          "market-supervision",
+                                          "business deregistered", NULL) < 0 ||
+        once_record_sign(copy, &key, NULL) < 0)
+        die("cannot build a revocation with a reason");
+    write_record("revocation-reason.bin", copy);
+    once_record_free(copy);
     if (once_record_disclose(lic, one, 1, &copy, NULL) < 0)
         die("cannot disclose");
     write_record("licence-one-field.bin", copy);

@@ -689,6 +689,85 @@ static int parse_header_struct(const Once__RecordHeader *h, once_error *err)
     return rc;
 }
 
+/* A revocation's reason is signed into its header, reaches a receiver
+ * with it, and is refused where the broker would refuse the header. */
+static void revocation_reason(void **state)
+{
+    static const char reason[] = "\xe5\x90\x8a\xe9\x94\x80: business "
+                                 "deregistered 2026-03-01";
+    Once__RecordHeader h = ONCE__RECORD_HEADER__INIT;
+    once_record *r = NULL, *received = NULL, *plain = NULL;
+    char long_reason[ONCE_MAX_REASON + 2];
+    once_error err;
+    uint8_t *buf;
+    size_t len;
+
+    (void)state;
+    assert_int_equal(once_record_new_revocation_reason(
+                         &r, LICENCE, CODE, 2, ISSUER, reason, &err), 0);
+    assert_string_equal(once_record_reason(r), reason);
+    assert_int_equal(once_record_sign(r, &issuer_key, &err), 0);
+    assert_int_equal(once_record_serialize(r, &buf, &len, &err), 0);
+    assert_int_equal(once_record_parse(&received, buf, len, &err), 0);
+    free(buf);
+    assert_int_equal(once_record_verify(received, issuer_key.public_key, &err),
+                     0);
+    assert_string_equal(once_record_reason(received), reason);
+    once_record_free(received);
+    once_record_free(r);
+
+    /* Without a reason the header has no field 10: the bytes of before. */
+    assert_int_equal(once_record_new_revocation(&plain, LICENCE, CODE, 2,
+                                                ISSUER, &err), 0);
+    assert_string_equal(once_record_reason(plain), "");
+    assert_int_equal(once_record_sign(plain, &issuer_key, &err), 0);
+    assert_int_equal(once_record_serialize(plain, &buf, &len, &err), 0);
+    assert_int_equal(once_record_parse(&received, buf, len, &err), 0);
+    free(buf);
+    assert_string_equal(once_record_reason(received), "");
+    once_record_free(received);
+    once_record_free(plain);
+
+    r = (once_record *)1;
+    assert_int_equal(once_record_new_revocation_reason(
+                         &r, LICENCE, CODE, 2, ISSUER, "", &err),
+                     -ONCE_ERR_INVALID_ARGUMENT);
+    assert_null(r);
+    assert_int_equal(once_record_new_revocation_reason(
+                         &r, LICENCE, CODE, 2, ISSUER, NULL, &err),
+                     -ONCE_ERR_INVALID_ARGUMENT);
+    assert_int_equal(once_record_new_revocation_reason(
+                         &r, LICENCE, CODE, 2, ISSUER, "forged\nGRANTED",
+                         &err), -ONCE_ERR_INVALID_TEXT);
+    memset(long_reason, 'x', ONCE_MAX_REASON);
+    long_reason[ONCE_MAX_REASON] = '\0';
+    assert_int_equal(once_record_new_revocation_reason(
+                         &r, LICENCE, CODE, 2, ISSUER, long_reason, &err), 0);
+    once_record_free(r);
+    long_reason[ONCE_MAX_REASON] = 'x';
+    long_reason[ONCE_MAX_REASON + 1] = '\0';
+    assert_int_equal(once_record_new_revocation_reason(
+                         &r, LICENCE, CODE, 2, ISSUER, long_reason, &err),
+                     -ONCE_ERR_TOO_LARGE);
+
+    /* Headers another implementation could sign: refused on receipt. */
+    h.type = LICENCE;
+    h.subject = CODE;
+    h.version = 2;
+    h.issuer = ISSUER;
+    h.status = ONCE__RECORD_STATUS__STATUS_REVOKED;
+    h.reason = (char *)reason;
+    assert_int_equal(parse_header_struct(&h, &err), 0);
+    h.reason = long_reason;
+    assert_int_equal(parse_header_struct(&h, &err), -ONCE_ERR_INVALID_RECORD);
+    h.reason = "tab\there";
+    assert_int_equal(parse_header_struct(&h, &err), -ONCE_ERR_INVALID_RECORD);
+    h.reason = (char *)reason;
+    h.status = ONCE__RECORD_STATUS__STATUS_VALID;
+    assert_int_equal(parse_header_struct(&h, &err), -ONCE_ERR_INVALID_RECORD);
+    assert_non_null(strstr(err.message, "only a revocation"));
+}
+
 static void signed_but_inconsistent_headers_are_refused(void **state)
 {
     Once__RecordHeader h = ONCE__RECORD_HEADER__INIT;
@@ -845,6 +924,7 @@ int main(void)
         cmocka_unit_test(serialize_parse_round_trip),
         cmocka_unit_test(publish_view_fills_a_revoke_body),
         cmocka_unit_test(revocation_record),
+        cmocka_unit_test(revocation_reason),
         cmocka_unit_test(signed_but_inconsistent_headers_are_refused),
         cmocka_unit_test(header_string_with_nul_is_refused),
         cmocka_unit_test(garbage_is_refused_cleanly),

@@ -125,9 +125,9 @@ static void test_each_difference_is_caught(void **state)
                     &once__signed_record__descriptor, "not once.proto's");
 }
 
-/* The table as it was before Request.user (7) was added: a walker left
- * at that would refuse every request naming an official as MALFORMED, and
- * the check says so. */
+/* The tables as they were before Request.user (7) and
+ * RecordHeader.reason (10) were added: a walker left at that would refuse
+ * every request naming an official as MALFORMED, and the check says so. */
 static void test_tables_without_the_added_fields_are_caught(void **state)
 {
     static const wire_field request_before_user[] = {
@@ -147,6 +147,18 @@ static void test_tables_without_the_added_fields_are_caught(void **state)
         {6, "want_proof", WIRE_VARINT, 1, NULL},
         {7, "user", WIRE_BYTES, 1, NULL},
     };
+    static const wire_field header_before_reason[] = {
+        {1, "type", WIRE_TEXT, 1, NULL},
+        {2, "subject", WIRE_TEXT, 1, NULL},
+        {3, "version", WIRE_VARINT, 1, NULL},
+        {4, "issuer", WIRE_TEXT, 1, NULL},
+        {5, "issued_at", WIRE_VARINT, 1, NULL},
+        {6, "valid_from", WIRE_VARINT, 1, NULL},
+        {7, "valid_until", WIRE_VARINT, 1, NULL},
+        {8, "status", WIRE_VARINT, 1, NULL},
+        {9, "fields", WIRE_MESSAGE, ONCE_MAX_FIELDS, NULL},
+    };
+
     (void)state;
     expect_mismatch(FIELDS(request_before_user), "Request",
                     &once__request__descriptor, "has 6 fields");
@@ -154,6 +166,8 @@ static void test_tables_without_the_added_fields_are_caught(void **state)
      * wire, which a bytes entry would let through. */
     expect_mismatch(FIELDS(user_as_bytes), "Request",
                     &once__request__descriptor, "Request.user");
+    expect_mismatch(FIELDS(header_before_reason), "RecordHeader",
+                    &once__record_header__descriptor, "has 9 fields");
 }
 
 int main(void)

@@ -143,14 +143,28 @@ def publish(subject, body, token=MARKET_TOKEN, key=None, url=None,
 
 
 def request(subject, purpose="tax-registration", case_id="TAX-1", url=None,
-            token=TAX_TOKEN, record_type=LICENCE, **params):
+            token=TAX_TOKEN, record_type=LICENCE, user=None, **params):
     query = {"purpose": purpose, "case_id": case_id}
     query.update(params)
+    headers = auth(token)
+    if user is not None:
+        # Bytes: the official's name is UTF-8, sent as it is.
+        headers["Once-User"] = user.encode()
     return requests.get("%s/v1/records/%s/%s" % (url or ENV.tax, record_type,
                                                  subject),
                         params={k: v for k, v in query.items()
                                 if v is not None},
-                        headers=auth(token), timeout=30)
+                        headers=headers, timeout=30)
+
+
+OFFICIAL = "zhang.wei \u5f20\u4f1f"
+
+
+def leaf_user_suffix(user):
+    """The end of a LogLeaf naming user: field 13 (key 0x6a), its length,
+    its UTF-8 bytes, after every other field (fields in number order)."""
+    raw = user.encode()
+    return (bytes([0x6a, len(raw)]) + raw).hex()
 
 
 FIELDS = {"name": "Acme Ltd", "legal_representative": "Zhang San",
@@ -196,9 +210,13 @@ class Gateway(unittest.TestCase):
         self.assertIn("version=%d" % doc["version"], r.headers["Location"])
         version = doc["version"]
 
-        r = request(subject, proof="true")
+        r = request(subject, proof="true", user=OFFICIAL)
         self.assertEqual(r.status_code, 200, r.text)
         rec = r.json()
+        # The official of Once-User is in the request's leaf, which the
+        # gateway checked against the signed checkpoint.
+        self.assertTrue(rec["receipt"]["leaf"].endswith(
+            leaf_user_suffix(OFFICIAL)), rec["receipt"]["leaf"])
         ENV.validate(rec, "RecordAnswer")
         # Only the granted fields, each checked against its digest.
         self.assertEqual(rec["fields"], {"name": "Acme Ltd",
@@ -209,6 +227,11 @@ class Gateway(unittest.TestCase):
         self.assertEqual(rec["valid_from"], 1767225600000)
         self.assertTrue(rec["receipt"]["proof_verified"])
         self.assertRegex(rec["receipt"]["checkpoint"], r"^\S+\n\d+\n")
+        # Without Once-User the leaf names no official.
+        r = request(subject, proof="true")
+        self.assertEqual(r.status_code, 200, r.text)
+        self.assertNotIn(leaf_user_suffix(OFFICIAL),
+                         r.json()["receipt"]["leaf"])
 
         r = requests.post("%s/v1/records/%s/%s/revocations"
                           % (ENV.market, LICENCE, subject),
@@ -224,6 +247,8 @@ class Gateway(unittest.TestCase):
         ENV.validate(r.json(), "RecordAnswer")
         self.assertEqual(r.json()["status"], "revoked")
         self.assertEqual(r.json()["fields"], {})
+        # The reason reached the requester, signed into the revocation.
+        self.assertEqual(r.json()["reason"], "the company was dissolved")
 
     def test_03_catalogue(self):
         r = requests.get(ENV.tax + "/v1/catalogue", headers=auth(TAX_TOKEN),
@@ -299,6 +324,13 @@ class Gateway(unittest.TestCase):
                                                      subject), timeout=30)
         self.problem(r, 405, "METHOD_NOT_ALLOWED")
         self.problem(request(subject, version="x"), 400, "INVALID_ARGUMENT")
+        # A reason the broker would refuse in the signed header.
+        r = requests.post("%s/v1/records/%s/%s/revocations"
+                          % (ENV.market, LICENCE, subject),
+                          json={"reason": "gone \u202e"},
+                          headers=auth(MARKET_TOKEN), timeout=30)
+        doc = self.problem(r, 400, "INVALID_ARGUMENT")
+        self.assertIn("reason", doc["detail"])
 
     def test_07_broker_refusals(self):
         subject = uscc(5)
@@ -307,6 +339,13 @@ class Gateway(unittest.TestCase):
         self.problem(publish(subject, {"fields": FIELDS, "version": 3}), 409,
                      "STALE_VERSION")
         self.problem(request(subject, purpose="curiosity"), 403, "NO_GRANT")
+        # Once-User under the text rules and the size limit of the
+        # protocol; refused before anything is sent.
+        self.problem(request(subject, user="zhang\twei"), 400,
+                     "INVALID_TEXT")
+        self.problem(request(subject, user="u" * 129), 413, "TOO_LARGE")
+        self.problem(request(subject, user=""), 400, "INVALID_ARGUMENT")
+        self.assertEqual(request(subject, user="u" * 128).status_code, 200)
         self.problem(request(subject, case_id=None), 400, "MISSING_PURPOSE")
         self.problem(request("91110108MA0000000X"), 400, "INVALID_SUBJECT")
         self.problem(request(subject, record_type="no-such-type"), 404,

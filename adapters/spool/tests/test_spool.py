@@ -149,7 +149,7 @@ class Spool(unittest.TestCase):
         drop(path(ENV.tax, "requests"), "ask-1.json",
              {"type": LICENCE, "subject": subject,
               "purpose": "tax-registration", "case_id": "TAX-1",
-              "proof": True})
+              "user": "li.na", "proof": True})
         answer_path = self.wait_file(path(ENV.tax, "answers", "ask-1.json"))
         answer = json.loads(read(answer_path))
         ENV.validate(answer, "RecordAnswer")
@@ -159,6 +159,10 @@ class Spool(unittest.TestCase):
         self.assertTrue(answer["verified"]["issuer_signature"])
         self.assertEqual(answer["verified"]["disclosures"], 2)
         self.assertTrue(answer["receipt"]["proof_verified"])
+        # The file's user is the official of the request's leaf: field 13,
+        # the leaf's last (0x6a, length 5, "li.na").
+        self.assertTrue(answer["receipt"]["leaf"].endswith(
+            (bytes([0x6a, 5]) + b"li.na").hex()), answer["receipt"])
         self.assertEqual(os.stat(answer_path).st_mode & 0o777, 0o600)
         self.assertEqual(os.stat(path(ENV.tax, "answers")).st_mode & 0o777,
                          0o700)
@@ -186,6 +190,11 @@ class Spool(unittest.TestCase):
              {"type": LICENCE, "subject": uscc(1), "purpose": "curiosity",
               "case_id": "X"})
         self.problem(ENV.tax, "nosy.json", "NO_GRANT")
+        drop(path(ENV.tax, "requests"), "bad-user.json",
+             {"type": LICENCE, "subject": uscc(1),
+              "purpose": "tax-registration", "case_id": "X",
+              "user": "li\nna"})
+        self.problem(ENV.tax, "bad-user.json", "INVALID_TEXT")
         self.assertEqual(os.listdir(path(ENV.tax, "answers")).count(
             "nosy.json"), 0)
 
