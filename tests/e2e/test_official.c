@@ -372,6 +372,7 @@ static void test_access_report_names_the_official(void **state)
 {
     char dir[PATH_MAX], *out = NULL;
     const char *audit = getenv("ONCE_AUDIT");
+    char proof[PATH_MAX + 32], index[24] = "";
     const char *p;
     int rc, rows = 0, named = 0;
 
@@ -402,14 +403,24 @@ static void test_access_report_names_the_official(void **state)
         for (tab = end; tab > p && *tab != '\t'; tab--)
             ;
         if ((size_t)(end - tab - 1) == strlen(OFFICIAL) &&
-            strncmp(tab + 1, OFFICIAL, strlen(OFFICIAL)) == 0)
-            named++;
+            strncmp(tab + 1, OFFICIAL, strlen(OFFICIAL)) == 0 &&
+            named++ == 0)
+            sscanf(p + 1, "%23[0-9]", index);
     }
     assert_true(rows >= 4);
     /* tax_request(OFFICIAL) ran twice (test_user_lands_in_the_leaf,
      * test_user_refused_before_sending). */
     if (named != 2)
         fail_msg("%d rows name " OFFICIAL ":\n%s", named, out);
+    free(out);
+
+    /* A proof of that exchange for someone else names the official too. */
+    snprintf(proof, sizeof(proof), "%s/official.tlog-proof", broker.dir);
+    rc = e2e_run(&out, "'%s' prove '%s' %s -o '%s' && '%s' check-proof "
+                 "'%s' --key '%s/broker.pub'", audit, dir, index, proof,
+                 audit, proof, broker.home);
+    if (rc != 0 || strstr(out, "official \"" OFFICIAL "\" GRANTED") == NULL)
+        fail_msg("prove, check-proof: %s", out);
     free(out);
 }
 

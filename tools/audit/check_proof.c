@@ -59,6 +59,12 @@ static void print_leaf_summary(const uint8_t *data, size_t len)
     fputs("\" case \"", stdout);
     audit_put_escaped(stdout, leaf->case_id);
     fputs("\" ", stdout);
+    /* Only when the request named one: other leaves print as before. */
+    if (leaf->user[0] != '\0') {
+        fputs("official \"", stdout);
+        audit_put_escaped(stdout, leaf->user);
+        fputs("\" ", stdout);
+    }
     put_decision(stdout, leaf);
     fputc('\n', stdout);
     once__log_leaf__free_unpacked(leaf, NULL);
