@@ -10,7 +10,9 @@
  * department and a logged kind and the evidence will bear the leaf out;
  * a department's logged refusals are within its budget
  * (refusal_budget.c), over which they are answered QUOTA_EXCEEDED,
- * unlogged and unkept. A failure of the broker's own (INTERNAL,
+ * unlogged and unkept. Every refusal answered without a leaf is counted
+ * by why (metrics_unlogged), and every answer sent here by its latency
+ * (metrics_answered). A failure of the broker's own (INTERNAL,
  * STORAGE_FULL, UNAVAILABLE) is never kept for a retry, which may then
  * succeed.
  */
@@ -143,6 +145,8 @@ void answer(job *j, int kind, const uint8_t *body, size_t len)
     if (send_reply(w->replies, j->routing_id, &reply) < 0)
         diag_error("worker", "cannot pass an answer to the I/O thread: %s",
                   zmq_strerror(errno));
+    else
+        metrics_answered(j->received_ns);
 }
 
 /* Refusals that suggest a broken or hostile client, rather than a policy
@@ -207,6 +211,7 @@ static void refuse_over_budget(job *j, int code, uint64_t wait_ms)
              refusal_budget_window_seconds(w->srv->refusals),
              once_error_name(code), (unsigned)((wait_ms + 999) / 1000));
     j->failure = true;
+    metrics_unlogged(UNLOGGED_REFUSAL_BUDGET);
     if (error_body(&w->answer, ONCE_ERR_QUOTA_EXCEEDED, message) < 0) {
         diag_error("worker", "out of memory for an error answer");
         return;
@@ -247,10 +252,13 @@ void refuse(job *j, int code, const char *fmt, ...)
         diag_error("worker", "out of memory for an error answer");
         return;
     }
-    if (logged) {
+    if (!logged) {
+        metrics_unlogged(UNLOGGED_UNATTRIBUTED);
+    } else {
         if (answer_logged(j, ONCE__KIND__KIND_ERROR, code, w->answer.data,
                           w->answer.len))
             return;
+        metrics_unlogged(UNLOGGED_LOG_UNAVAILABLE);
         /* A refusal that must be logged leaves only with its leaf; without
          * one the broker did nothing it can answer for. */
         j->failure = true;

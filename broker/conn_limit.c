@@ -42,7 +42,9 @@
  * that could explain it.
  *
  * One mutex guards the table: the ZAP thread reads the monitor and admits,
- * the I/O thread marks messages seen (one lock and a compare per message).
+ * the I/O thread marks messages seen (one lock and a compare per message),
+ * and the console counts who is connected (once a scrape, a pass over
+ * the departments without allocating or logging).
  */
 #include <netdb.h>
 #include <pthread.h>
@@ -419,4 +421,30 @@ void conn_limit_seen(conn_limit *cl, int fd, const char *dept)
         cl->depts[d].seen++;
     }
     pthread_mutex_unlock(&cl->lock);
+}
+
+unsigned conn_limit_open(conn_limit *cl, const char *dept)
+{
+    unsigned n = 0;
+    long d;
+
+    pthread_mutex_lock(&cl->lock);
+    d = find_dept(cl, dept, false);
+    if (d >= 0)
+        n = open_count(cl, (size_t)d);
+    pthread_mutex_unlock(&cl->lock);
+    return n;
+}
+
+unsigned conn_limit_departments_connected(conn_limit *cl)
+{
+    unsigned n = 0;
+    size_t d;
+
+    pthread_mutex_lock(&cl->lock);
+    for (d = 0; d < cl->dept_count; d++)
+        if (open_count(cl, d) > 0)
+            n++;
+    pthread_mutex_unlock(&cl->lock);
+    return n;
 }

@@ -42,6 +42,12 @@ void conn_limit_seen(conn_limit *cl, int fd, const char *dept);
 /* The cap. */
 unsigned conn_limit_cap(const conn_limit *cl);
 
+/* For the console, under the table's lock (held for one pass over the
+ * departments): the connections department dept holds open now, and the
+ * number of departments that hold at least one. */
+unsigned conn_limit_open(conn_limit *cl, const char *dept);
+unsigned conn_limit_departments_connected(conn_limit *cl);
+
 /* The peer address of fd in the form libzmq gives the ZAP handler (the
  * numeric host for tcp://, "localhost:UID:GID:PID" for ipc://), "" when
  * it has none. */

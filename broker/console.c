@@ -255,6 +255,7 @@ int console_start(console **out, const console_options *opt, once_error *err)
     c->st.cfg = opt->cfg;
     c->st.db = opt->db;
     c->st.log = opt->log;
+    c->st.connections = opt->connections;
     c->st.started_ms = once_now_ms();
     if ((rc = kpi_init(&c->st.kpi, err)) < 0) {
         free(c);

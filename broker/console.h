@@ -13,6 +13,7 @@
 
 #include "auditlog.h"
 #include "config.h"
+#include "conn_limit.h"
 #include "console_input.h"
 #include "kpi.h"
 #include "store.h"
@@ -25,6 +26,7 @@ typedef struct console_options {
     const broker_config *cfg;  /* console_listen, home, names, intervals */
     const store *db;
     const auditlog *log;
+    conn_limit *connections;   /* who is connected now (conn_limit.c) */
 } console_options;
 
 /* Reads HOME/console.token, binds cfg->console_listen and starts the
@@ -41,6 +43,7 @@ typedef struct console_state {
     const broker_config *cfg;
     const store *db;
     const auditlog *log;
+    conn_limit *connections;
     kpi kpi;
     uint64_t started_ms;       /* Unix ms */
 } console_state;

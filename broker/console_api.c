@@ -9,9 +9,13 @@
  *
  *   GET /api/v1/status       version, names, log origin, uptime, log head
  *                            (tree size, newest checkpoint), map use,
- *                            exchanges since start and latency buckets
- *   GET /api/v1/departments  each registered department: status, last
- *                            seen, publishes, requests and refusals (log)
+ *                            exchanges since start and latency buckets,
+ *                            departments connected now, queue depths
+ *   GET /api/v1/departments  each registered department: status, its
+ *                            CURVE connections open now (the connection
+ *                            table, conn_limit.c) and so whether it is
+ *                            connected, last seen, publishes, requests
+ *                            and refusals (log)
  *   GET /api/v1/types        the catalogue, with counts from the log
  *   GET /api/v1/grants       who may read what, for which purpose
  *   GET /api/v1/exchanges    recent leaves, newest first, paged by leaf
@@ -97,6 +101,7 @@ static json_t *status_json(console_state *st, MDB_txn *txn, once_error *err)
     const broker_config *cfg = st->cfg;
     metrics_live live;
     metrics_log head;
+    metrics_queues q;
     uint64_t used, size;
     json_t *root, *buckets;
     size_t i;
@@ -131,6 +136,12 @@ static json_t *status_json(console_state *st, MDB_txn *txn, once_error *err)
         "checkpoint_interval_ms", (json_int_t)cfg->checkpoint_interval_ms,
         "since_start", "granted", (json_int_t)live.granted,
         "refused", (json_int_t)live.refused, "latency_buckets", buckets);
+    metrics_queues_get(&q);
+    json_object_set_new(root, "connected_departments", json_integer(
+        conn_limit_departments_connected(st->connections)));
+    json_object_set_new(root, "queues", json_pack(
+        "{s:I, s:I, s:I}", "workers", (json_int_t)q.workers,
+        "writer", (json_int_t)q.writer, "answers", (json_int_t)q.answers));
     return root;
 }
 
@@ -171,11 +182,14 @@ static int department_json(const department *d, void *arg)
 {
     walk *w = arg;
     const kpi *k = &w->st->kpi;
+    unsigned open = conn_limit_open(w->st->connections, d->id);
     json_t *o = counts_json(counts_of(k->departments, k->n_departments,
                                       d->id));
 
     json_object_set_new(o, "id", json_string(d->id));
     json_object_set_new(o, "name", json_string(d->name));
+    json_object_set_new(o, "connections", json_integer(open));
+    json_object_set_new(o, "connected", json_boolean(open > 0));
     json_object_set_new(o, "status", json_string(
         d->status == DEPARTMENT_ACTIVE ? "active" : "suspended"));
     json_array_append_new(w->list, o);
@@ -528,6 +542,11 @@ void console_metrics(console_state *st, console_answer *out)
         mdb_txn_abort(txn);
     }
     kpi_write_metrics(&st->kpi, f);
+    fprintf(f, "# HELP once_connected_departments Departments with at "
+            "least one CURVE connection open now.\n"
+            "# TYPE once_connected_departments gauge\n"
+            "once_connected_departments %u\n",
+            conn_limit_departments_connected(st->connections));
     fprintf(f, "# HELP once_console_database_up 1 when the console could "
             "read the database for this scrape.\n"
             "# TYPE once_console_database_up gauge\n"

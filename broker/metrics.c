@@ -12,15 +12,37 @@
  * Where the events come from. The one place that sees every logged
  * exchange is the writer, after it committed the group (or failed to): it
  * makes a single call, metrics_committed, with the whole group. From each
- * job it counts the exchange by kind, decision and error code, and the
- * latency from the moment a worker took the envelope off its queue
- * (received_ns, set in server.c) to the commit that releases the answer;
- * from the group its size and the duration of its transaction. Workers call
- * metrics_to_writer when they hand a job over, so the writer's queue depth
- * is the difference of two counters. Exchanges answered without a leaf
- * (pings, refusals before the sender is known, answers replayed to a
- * retry) are not counted here; the log-derived series (kpi.c) and the
- * exchange counters count the same logged exchanges.
+ * job it counts the exchange by kind, decision and error code and the
+ * record it created, if any, under its type; from the group its size and
+ * the duration of its transaction. The log-derived series (kpi.c) and the
+ * exchange counters count the same logged exchanges; refusals answered
+ * without a leaf are counted apart, by reason (metrics_unlogged), where
+ * they are decided.
+ *
+ * Request latency is measured from the moment the I/O thread read the
+ * message off the ROUTER (received_ns: it stamps the job, server.c, and
+ * the stamp travels with it to the worker and the writer) to the moment
+ * its answer is handed back to the I/O thread for sending: by the worker
+ * for what it answers itself, by the writer after the commit for logged
+ * exchanges (metrics_answered). Every answered message counts, pings and
+ * refusals included; the I/O thread's own QUOTA_EXCEEDED refusals count
+ * when sent.
+ *
+ * Queue depths are differences of two counters, one bumped by each side:
+ * the workers' queue (jobs the I/O thread passed on, less those a worker
+ * took), the writer's (handed to it, less committed) and the answers'
+ * (answers and tokens handed back, less those the I/O thread took off).
+ * The I/O thread adds its counts once per batch, on a cache line of its
+ * own, so it pays one uncontended add per batch and never waits.
+ *
+ * Records per type are a table the writer appends to and the console
+ * reads without a lock: seeded at start from the `latest` table
+ * (metrics_records_seed, before the writer runs), then bumped by the
+ * writer for each record a committed publish created. A new row's name is
+ * written before the row count that makes it visible is released, and
+ * names never change, so the console reads a consistent prefix. Types are
+ * catalogue names; past TYPE_SLOTS of them, the rest share one
+ * "(other)" row.
  *
  * Labels are bounded: kinds are the three logged ones, decisions two, and
  * codes the protocol's (below CODE_SLOTS; anything else counts as
@@ -38,6 +60,7 @@
  * /proc/self at scrape time.
  */
 #include <dirent.h>
+#include <stdalign.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <string.h>
@@ -45,6 +68,7 @@
 #include <unistd.h>
 
 #include "envelope.h"
+#include "kpi.h"
 #include "metrics.h"
 #include "registry.h"
 #include "writer.h"
@@ -52,6 +76,9 @@
 #define KIND_SLOTS 3         /* publish, revoke, request */
 #define DECISION_SLOTS 2     /* granted, refused */
 #define CODE_SLOTS 128       /* wire codes (< 100) and local ones */
+
+#define TYPE_SLOTS 1024
+#define OTHER_TYPE "(other)"
 
 typedef _Atomic uint64_t counter;
 
@@ -72,11 +99,31 @@ typedef struct histogram {
     counter count;
 } histogram;
 
+/* What the I/O thread bumps, apart from what the other threads do. */
 static struct {
-    counter exchanges[KIND_SLOTS][DECISION_SLOTS][CODE_SLOTS];
+    alignas(64) counter dispatched;
+    counter forwarded;
+} io;
+
+typedef struct type_records {
+    char name[ONCE_MAX_NAME + 1];
+    counter records;
+} type_records;
+
+/* Appended to by the writer only (and seeded before it runs). */
+static struct {
+    type_records rows[TYPE_SLOTS]; /* the last is "(other)" once full */
+    _Atomic size_t count;
+} types;
+
+static struct {
+    alignas(64) counter exchanges[KIND_SLOTS][DECISION_SLOTS][CODE_SLOTS];
+    counter unlogged[UNLOGGED_REASONS];
     histogram latency;
     histogram group_size;
     histogram commit_duration;
+    counter taken;
+    counter handed_back;
     counter to_writer;
     counter committed_jobs;
     counter commits;
@@ -96,6 +143,9 @@ static const char *const kind_labels[KIND_SLOTS] = {
     "publish", "revoke", "request"};
 static const char *const decision_labels[DECISION_SLOTS] = {
     "granted", "refused"};
+static const char *const unlogged_labels[UNLOGGED_REASONS] = {
+    "refusal_budget", "pending_share", "unattributed", "log_unavailable",
+    "not_committed"};
 
 static void add(counter *c, uint64_t v)
 {
@@ -120,9 +170,37 @@ void metrics_init(void)
     m.start_time_ms = once_now_ms();
 }
 
+void metrics_dispatched(uint64_t n)
+{
+    if (n != 0)
+        add(&io.dispatched, n);
+}
+
+void metrics_forwarded(uint64_t n)
+{
+    if (n != 0)
+        add(&io.forwarded, n);
+}
+
+void metrics_job_taken(void)
+{
+    add(&m.taken, 1);
+}
+
 void metrics_to_writer(void)
 {
     add(&m.to_writer, 1);
+}
+
+void metrics_handed_back(void)
+{
+    add(&m.handed_back, 1);
+}
+
+void metrics_unlogged(metrics_unlogged_reason why)
+{
+    if ((unsigned)why < UNLOGGED_REASONS)
+        add(&m.unlogged[why], 1);
 }
 
 /* value in the histogram's unit: seconds for durations (given in ns and
@@ -136,6 +214,58 @@ static void observe(histogram *h, uint64_t value, double scale)
     add(&h->buckets[i], 1);
     add(&h->sum, value);
     add(&h->count, 1);
+}
+
+void metrics_answered(uint64_t received_ns)
+{
+    uint64_t now;
+
+    if (received_ns == 0)
+        return;
+    now = metrics_now_ns();
+    if (received_ns <= now)
+        observe(&m.latency, now - received_ns, 1e-9);
+}
+
+/* The writer's (or, before it runs, the seed's): adds n records of type. */
+static void records_add(const char *type, uint64_t n)
+{
+    size_t count = atomic_load_explicit(&types.count, memory_order_relaxed);
+    size_t i;
+
+    for (i = 0; i < count; i++)
+        if (strcmp(types.rows[i].name, type) == 0) {
+            add(&types.rows[i].records, n);
+            return;
+        }
+    if (count == TYPE_SLOTS) {
+        add(&types.rows[TYPE_SLOTS - 1].records, n);
+        return;
+    }
+    snprintf(types.rows[count].name, sizeof(types.rows[count].name), "%s",
+             count == TYPE_SLOTS - 1 ? OTHER_TYPE : type);
+    atomic_store_explicit(&types.rows[count].records, n,
+                          memory_order_relaxed);
+    atomic_store_explicit(&types.count, count + 1, memory_order_release);
+}
+
+static int seed_type(const char *type, uint64_t records, void *arg)
+{
+    (void)arg;
+    records_add(type, records);
+    return 0;
+}
+
+int metrics_records_seed(const store *db, once_error *err)
+{
+    MDB_txn *txn;
+    int rc;
+
+    if ((rc = store_begin(db, 1, &txn, err)) < 0)
+        return rc;
+    rc = registry_count_types(txn, db, seed_type, NULL, err);
+    mdb_txn_abort(txn);
+    return rc;
 }
 
 static int kind_slot(int kind)
@@ -171,8 +301,10 @@ void metrics_committed(struct write_job *const *group, size_t n,
             code = ONCE_ERR_INTERNAL;
         if (kind >= 0)
             add(&m.exchanges[kind][decision][code], 1);
-        if (job->received_ns != 0 && job->received_ns <= now)
-            observe(&m.latency, now - job->received_ns, 1e-9);
+        if (job->result < 0)
+            metrics_unlogged(UNLOGGED_NOT_COMMITTED);
+        else if (job->created_record)
+            records_add(job->leaf.record_type, 1);
     }
     observe(&m.group_size, n, 1);
     observe(&m.commit_duration, now - started_ns, 1e-9);
@@ -208,13 +340,25 @@ void metrics_live_get(metrics_live *out)
     out->n_bounds = LATENCY_BUCKETS;
 }
 
+/* What came out first: a depth can then only be overstated by what went
+ * in meanwhile, never underflow. */
+static uint64_t depth(counter *in, counter *out)
+{
+    uint64_t done = get(out), taken = get(in);
+
+    return taken > done ? taken - done : 0;
+}
+
+void metrics_queues_get(metrics_queues *out)
+{
+    out->workers = depth(&io.dispatched, &m.taken);
+    out->writer = depth(&m.to_writer, &m.committed_jobs);
+    out->answers = depth(&m.handed_back, &io.forwarded);
+}
+
 void metrics_writer_state_get(metrics_writer_state *out)
 {
-    /* Committed first: the difference can then only overstate the queue
-     * by what arrived in between, never underflow. */
-    uint64_t done = get(&m.committed_jobs), handed = get(&m.to_writer);
-
-    out->queued = handed > done ? handed - done : 0;
+    out->queued = depth(&m.to_writer, &m.committed_jobs);
     out->last_commit_ns = get(&m.last_commit_ns);
     out->failed_groups = get(&m.failed_groups);
     out->last_failure_code =
@@ -248,7 +392,9 @@ static void write_histogram(FILE *out, const char *name, const char *help,
 void metrics_write_data_path(FILE *out)
 {
     metrics_writer_state ws;
-    int k, d, c;
+    metrics_queues q;
+    size_t i, n;
+    int k, d, c, r;
 
     fputs("# HELP once_exchanges_total Logged exchanges answered since "
           "start, by kind, decision and error code.\n"
@@ -267,9 +413,16 @@ void metrics_write_data_path(FILE *out)
                         c == 0 ? "NONE" : once_error_name(c),
                         (unsigned long long)v);
             }
+    fputs("# HELP once_exchanges_unlogged_total Refusals answered without "
+          "a leaf of the exchange log since start, by reason.\n"
+          "# TYPE once_exchanges_unlogged_total counter\n", out);
+    for (r = 0; r < UNLOGGED_REASONS; r++)
+        fprintf(out, "once_exchanges_unlogged_total{reason=\"%s\"} %llu\n",
+                unlogged_labels[r], (unsigned long long)get(&m.unlogged[r]));
     write_histogram(out, "once_request_duration_seconds",
-                    "From a worker taking an envelope to the commit that "
-                    "releases its answer.", &m.latency, 1e-9);
+                    "From the ROUTER delivering a message to its answer "
+                    "handed back for sending (after the commit, for logged "
+                    "exchanges).", &m.latency, 1e-9);
     write_histogram(out, "once_commit_group_size",
                     "Exchanges per group commit (one LMDB transaction).",
                     &m.group_size, 1);
@@ -277,17 +430,31 @@ void metrics_write_data_path(FILE *out)
                     "Duration of a group commit, fsync included.",
                     &m.commit_duration, 1e-9);
     metrics_writer_state_get(&ws);
+    metrics_queues_get(&q);
     fprintf(out,
-            "# HELP once_writer_queue_depth Exchanges handed to the writer "
-            "and not yet committed.\n"
-            "# TYPE once_writer_queue_depth gauge\n"
-            "once_writer_queue_depth %llu\n"
+            "# HELP once_queue_depth Messages waiting between onced's "
+            "threads: for a worker, for the writer, and answers for the "
+            "I/O thread.\n"
+            "# TYPE once_queue_depth gauge\n"
+            "once_queue_depth{queue=\"workers\"} %llu\n"
+            "once_queue_depth{queue=\"writer\"} %llu\n"
+            "once_queue_depth{queue=\"answers\"} %llu\n"
             "# HELP once_commit_failures_total Group commits the database "
             "refused (map full, I/O error).\n"
             "# TYPE once_commit_failures_total counter\n"
             "once_commit_failures_total %llu\n",
-            (unsigned long long)ws.queued,
+            (unsigned long long)q.workers, (unsigned long long)q.writer,
+            (unsigned long long)q.answers,
             (unsigned long long)ws.failed_groups);
+    n = atomic_load_explicit(&types.count, memory_order_acquire);
+    fputs("# HELP once_records Records (type and subject) stored, by "
+          "type.\n# TYPE once_records gauge\n", out);
+    for (i = 0; i < n; i++) {
+        fputs("once_records{type=\"", out);
+        kpi_write_label(out, types.rows[i].name);
+        fprintf(out, "\"} %llu\n",
+                (unsigned long long)get(&types.rows[i].records));
+    }
 }
 
 /* Open file descriptors: the entries of /proc/self/fd, less the one
@@ -420,7 +587,7 @@ int metrics_write_store(FILE *out, MDB_txn *txn, const store *db,
                         once_error *err)
 {
     uint64_t used, size;
-    size_t records = 0, versions = 0;
+    size_t versions = 0;
     MDB_envinfo info;
     metrics_log ls;
     int rc;
@@ -429,7 +596,7 @@ int metrics_write_store(FILE *out, MDB_txn *txn, const store *db,
     if (mdb_env_info(db->env, &info) != MDB_SUCCESS)
         memset(&info, 0, sizeof(info));
     if ((rc = metrics_log_state(txn, log, &ls, err)) < 0 ||
-        (rc = registry_count(txn, db, &records, &versions, err)) < 0)
+        (rc = registry_count(txn, db, NULL, &versions, err)) < 0)
         return rc;
     fprintf(out,
             "# HELP once_lmdb_map_size_bytes The LMDB map size.\n"
@@ -449,9 +616,6 @@ int metrics_write_store(FILE *out, MDB_txn *txn, const store *db,
             "# HELP once_lmdb_readers_max LMDB reader slots.\n"
             "# TYPE once_lmdb_readers_max gauge\n"
             "once_lmdb_readers_max %u\n"
-            "# HELP once_records Records (type and subject) stored.\n"
-            "# TYPE once_records gauge\n"
-            "once_records %zu\n"
             "# HELP once_record_versions Record versions stored.\n"
             "# TYPE once_record_versions gauge\n"
             "once_record_versions %zu\n"
@@ -470,7 +634,7 @@ int metrics_write_store(FILE *out, MDB_txn *txn, const store *db,
             (unsigned long long)(high_water_percent < 100
                                      ? size / 100 * high_water_percent
                                      : size),
-            readers_used(db), info.me_maxreaders, records, versions,
+            readers_used(db), info.me_maxreaders, versions,
             (unsigned long long)ls.tree_size,
             (unsigned long long)ls.signed_size,
             (double)ls.unsigned_age_ms / 1000.0);

@@ -20,16 +20,58 @@ uint64_t metrics_now_ns(void);
 /* Once, before any thread starts: the process start time. */
 void metrics_init(void);
 
+/* The queues between the threads (server.c), each depth the difference
+ * of what went in and what came out. I/O thread: n jobs passed to the
+ * workers; n answers (or tokens) taken off the answer queue. */
+void metrics_dispatched(uint64_t n);
+void metrics_forwarded(uint64_t n);
+/* Worker: one job taken off its queue. */
+void metrics_job_taken(void);
 /* Worker: one exchange handed to the writer. */
 void metrics_to_writer(void);
+/* Worker or writer: one answer (or token) handed back to the I/O thread
+ * (reply.c). */
+void metrics_handed_back(void);
+
+/* An answer handed back (or, in the I/O thread, sent) for a message the
+ * ROUTER delivered at received_ns (0: not measured): the request
+ * latency. */
+void metrics_answered(uint64_t received_ns);
+
+/* Why a refusal was answered without a leaf of the exchange log. */
+typedef enum metrics_unlogged_reason {
+    UNLOGGED_REFUSAL_BUDGET,   /* over the department's logged refusals */
+    UNLOGGED_PENDING_SHARE,    /* over its share of unanswered bytes */
+    UNLOGGED_UNATTRIBUTED,     /* not attributable to a department's
+                                  publish, revoke or request */
+    UNLOGGED_LOG_UNAVAILABLE,  /* could not be handed to the writer */
+    UNLOGGED_NOT_COMMITTED,    /* the writer did not commit it (a failed
+                                  transaction, the high-water mark) */
+    UNLOGGED_REASONS
+} metrics_unlogged_reason;
+
+void metrics_unlogged(metrics_unlogged_reason why);
 
 /* Writer: a group of n jobs whose transaction began at started_ns has
  * been committed, or failed (each job's result says which). Counts every
- * exchange by kind, decision and code, its latency from receipt
- * (job->received_ns, when set) to now, the group's size and the commit's
- * duration. */
+ * exchange by kind, decision and code, the records it created per type,
+ * the group's size and the commit's duration. */
 void metrics_committed(struct write_job *const *group, size_t n,
                        uint64_t started_ns);
+
+/* Once at start, before the writer runs: the records stored per type,
+ * which the writer then keeps up to date (one walk of the `latest`
+ * table). */
+int metrics_records_seed(const store *db, once_error *err);
+
+/* The depths of the queues between the threads. */
+typedef struct metrics_queues {
+    uint64_t workers;  /* jobs passed to the workers, not yet taken */
+    uint64_t writer;   /* exchanges handed to the writer, not committed */
+    uint64_t answers;  /* answers handed back, not yet sent on */
+} metrics_queues;
+
+void metrics_queues_get(metrics_queues *out);
 
 /* What /healthz and /readyz judge the writer by. */
 typedef struct metrics_writer_state {

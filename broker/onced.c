@@ -300,6 +300,12 @@ int main(int argc, char **argv)
         diag_error("onced", "%s", err.message);
         goto out;
     }
+    /* The records per type the writer keeps counting (metrics.c). */
+    if (metrics_records_seed(&db, &err) < 0) {
+        diag_error("onced", "cannot count the stored records: %s",
+                  err.message);
+        goto out;
+    }
     /* Sessions are kept for twice the skew window: see replay.c. */
     limits.keep_ms = (uint64_t)cfg.skew_seconds * 2000u + 1000u;
     limits.max_sessions = CONFIG_MAX_SESSIONS;
@@ -365,7 +371,8 @@ int main(int argc, char **argv)
              cfg.high_water_percent, cfg.skew_seconds, cfg.group_commit_max,
              cfg.checkpoint_interval_ms);
     {
-        console_options copt = { .cfg = &cfg, .db = &db, .log = &alog };
+        console_options copt = { .cfg = &cfg, .db = &db, .log = &alog,
+                                 .connections = zap_connections(zh) };
 
         if (console_start(&con, &copt, &err) < 0) {
             diag_error("onced", "%s", err.message);

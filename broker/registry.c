@@ -96,13 +96,13 @@ static int read_latest(MDB_txn *txn, const store *s, const record_key *k,
 int registry_put_record(MDB_txn *txn, const store *s, const char *type,
                         const char *subject, uint64_t version,
                         const uint8_t *stored, size_t stored_len,
-                        once_error *err)
+                        bool *created, once_error *err)
 {
     record_key k;
     uint8_t version_be[8];
     uint64_t latest;
     MDB_val key, val;
-    int rc;
+    int rc, latest_rc;
 
     rc = make_key(&k, type, subject, err);
     if (rc < 0)
@@ -113,7 +113,7 @@ int registry_put_record(MDB_txn *txn, const store *s, const char *type,
     if (stored == NULL && stored_len != 0)
         return once_error_set(err, ONCE_ERR_INVALID_ARGUMENT,
                               "no stored record bytes");
-    rc = read_latest(txn, s, &k, &latest, err);
+    latest_rc = rc = read_latest(txn, s, &k, &latest, err);
     if (rc < 0)
         return rc;
     if (rc == 0 && version <= latest)
@@ -144,6 +144,8 @@ int registry_put_record(MDB_txn *txn, const store *s, const char *type,
     rc = mdb_put(txn, s->latest, &key, &val, 0);
     if (rc != MDB_SUCCESS)
         return store_error(rc, "cannot store a record's latest version", err);
+    if (created != NULL)
+        *created = latest_rc == LATEST_NONE;
     return 0;
 }
 
@@ -266,4 +268,47 @@ int registry_count(MDB_txn *txn, const store *s, size_t *records,
     if (versions != NULL)
         *versions = st.ms_entries;
     return 0;
+}
+
+int registry_count_types(MDB_txn *txn, const store *s,
+                         int (*fn)(const char *type, uint64_t records,
+                                   void *arg),
+                         void *arg, once_error *err)
+{
+    char type[ONCE_MAX_NAME + 1] = "";
+    uint64_t records = 0;
+    MDB_cursor *cur;
+    MDB_val key, val;
+    int rc, ret = 0;
+
+    rc = mdb_cursor_open(txn, s->latest, &cur);
+    if (rc != MDB_SUCCESS)
+        return store_error(rc, "cannot count records", err);
+    /* Keys start with u8 len(type) || type, so a type's records are
+     * adjacent. */
+    for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); rc == MDB_SUCCESS;
+         rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+        const uint8_t *b = key.mv_data;
+        size_t lt = key.mv_size > 0 ? b[0] : 0;
+
+        if (lt == 0 || lt > ONCE_MAX_NAME || key.mv_size < 1 + lt) {
+            mdb_cursor_close(cur);
+            return once_error_set(err, ONCE_ERR_INTERNAL, "a latest-version "
+                                  "key of the registry is corrupt");
+        }
+        if (records > 0 && (strlen(type) != lt || memcmp(type, b + 1, lt))) {
+            if ((ret = fn(type, records, arg)) != 0)
+                break;
+            records = 0;
+        }
+        memcpy(type, b + 1, lt);
+        type[lt] = '\0';
+        records++;
+    }
+    mdb_cursor_close(cur);
+    if (ret != 0)
+        return ret;
+    if (rc != MDB_NOTFOUND)
+        return store_error(rc, "cannot count records", err);
+    return records > 0 ? fn(type, records, arg) : 0;
 }

@@ -9,6 +9,7 @@
 #ifndef ONCE_REGISTRY_H
 #define ONCE_REGISTRY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -18,11 +19,13 @@
 #include "store.h"
 
 /* Stores version `version` of (type, subject) and makes it the latest.
- * Refuses with -ONCE_ERR_STALE_VERSION unless version is above the latest. */
+ * Refuses with -ONCE_ERR_STALE_VERSION unless version is above the latest.
+ * *created (when not NULL) says whether the record is new: no version of
+ * it was stored before. */
 int registry_put_record(MDB_txn *txn, const store *s, const char *type,
                         const char *subject, uint64_t version,
                         const uint8_t *stored, size_t stored_len,
-                        once_error *err);
+                        bool *created, once_error *err);
 
 /* Latest version of (type, subject), or -ONCE_ERR_NOT_FOUND. */
 int registry_latest_version(MDB_txn *txn, const store *s, const char *type,
@@ -46,5 +49,13 @@ int registry_history(MDB_txn *txn, const store *s, const char *type,
 /* Number of (type, subject) records and of stored versions. */
 int registry_count(MDB_txn *txn, const store *s, size_t *records,
                    size_t *versions, once_error *err);
+
+/* Calls fn once per record type with its number of (type, subject)
+ * records, in key order: one walk of the `latest` table. fn's non-zero
+ * return stops the walk and is returned. */
+int registry_count_types(MDB_txn *txn, const store *s,
+                         int (*fn)(const char *type, uint64_t records,
+                                   void *arg),
+                         void *arg, once_error *err);
 
 #endif

@@ -9,8 +9,10 @@
  * ERROR, whose reply_to is the seq it answers. It goes to the I/O thread
  * over the inproc PUSH socket each thread keeps, as [routing id][reply];
  * a job with nothing to send goes back as its routing id alone (a token),
- * which still accounts for it (pending.c). Error bodies carry only wire
- * codes: libonce's local codes (from 100) go out as INTERNAL.
+ * which still accounts for it (pending.c). Each one handed back is
+ * counted for the depth of the answer queue (metrics.c). Error bodies
+ * carry only wire codes: libonce's local codes (from 100) go out as
+ * INTERNAL.
  *
  * broker_fail is for failures no single message caused (a socket that
  * stopped working): it marks the run as failed and asks the main thread
@@ -25,6 +27,7 @@
 
 #include "envelope.h"
 #include "faults.h"
+#include "metrics.h"
 #include "reply.h"
 
 static _Atomic int run_failed;
@@ -138,6 +141,7 @@ int send_reply(void *sock, zmq_msg_t *routing_id, zmq_msg_t *reply)
         zmq_msg_close(reply);
         return -1;
     }
+    metrics_handed_back();
     return 0;
 }
 
@@ -147,5 +151,6 @@ int send_token(void *sock, zmq_msg_t *routing_id)
         zmq_msg_close(routing_id);
         return -1;
     }
+    metrics_handed_back();
     return 0;
 }

@@ -41,6 +41,13 @@
  * the whole budget, the I/O thread stops reading, as when the workers are
  * busy.
  *
+ * Metrics. The I/O thread stamps each message with the monotonic time it
+ * read it off the ROUTER; the stamp travels in the job frame to the
+ * worker and on to the writer, and the request latency runs from it to
+ * the answer handed back (metrics.c). It adds what it passed to the
+ * workers and took off the answer queue once per batch, for the queue
+ * depths; nothing it does waits for the console.
+ *
  * Accounting. Every job handed to a worker comes back to the I/O thread as
  * exactly one message: the answer, or a token when there is nothing to
  * send (a duplicate of an envelope whose answer is on its way): the job's
@@ -63,6 +70,7 @@
 
 #include <sodium.h>
 
+#include "metrics.h"
 #include "server.h"
 #include "worker.h"
 #include "wire_schema.h"
@@ -147,7 +155,7 @@ static uint64_t refused_seq(const zmq_msg_t *payload)
 /* Refuses a message of department d that would take it over its share
  * of unanswered bytes, answering its seq, and frees it at once. */
 static void refuse_over_share(server *srv, zmq_msg_t *rid, zmq_msg_t *payload,
-                              pending_dept *d)
+                              pending_dept *d, uint64_t received_ns)
 {
     char message[ONCE_ERROR_MESSAGE_MAX];
     uint64_t seq = refused_seq(payload), now = monotonic_ms();
@@ -173,9 +181,12 @@ static void refuse_over_share(server *srv, zmq_msg_t *rid, zmq_msg_t *payload,
         diag_error("server", "out of memory for a refusal");
         return;
     }
+    metrics_unlogged(UNLOGGED_PENDING_SHARE);
     if (zmq_msg_send(rid, srv->router, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
         zmq_msg_send(&reply, srv->router, ZMQ_DONTWAIT) < 0)
         zmq_msg_close(&reply);
+    else
+        metrics_answered(received_ns);
 }
 
 /* Reads one message off the ROUTER into held. Returns 1 when held is
@@ -187,7 +198,8 @@ static int read_message(server *srv, held_job *held, io_stats *stats)
     zmq_msg_t *payload = &held->parts[2], extra;
     const char *user_id;
     pending_dept *dept;
-    uint8_t flags = 0;
+    uint8_t flags = 0, *frame;
+    uint64_t received_ns;
     size_t id_len;
     int rc;
 
@@ -200,6 +212,8 @@ static int read_message(server *srv, held_job *held, io_stats *stats)
         }
         return 0;
     }
+    /* The start of the request latency (metrics.c). */
+    received_ns = metrics_now_ns();
     zmq_msg_init(payload);
     if (!zmq_msg_more(rid) || zmq_msg_recv(payload, srv->router, 0) < 0) {
         zmq_msg_close(rid);
@@ -242,7 +256,7 @@ static int read_message(server *srv, held_job *held, io_stats *stats)
                         &dept);
     if (rc < 0) {
         if (rc == -ONCE_ERR_QUOTA_EXCEEDED)
-            refuse_over_share(srv, rid, payload, dept);
+            refuse_over_share(srv, rid, payload, dept, received_ns);
         else
             diag_error("server", "out of memory; dropped a message");
         zmq_msg_close(rid);
@@ -250,7 +264,7 @@ static int read_message(server *srv, held_job *held, io_stats *stats)
         stats->dropped++;
         return 2;
     }
-    if (zmq_msg_init_size(meta, 1 + id_len) != 0) {
+    if (zmq_msg_init_size(meta, JOB_ID_OFFSET + id_len) != 0) {
         diag_error("server", "out of memory; dropped a message");
         pending_release(&srv->pending, rid);
         zmq_msg_close(rid);
@@ -258,8 +272,10 @@ static int read_message(server *srv, held_job *held, io_stats *stats)
         stats->dropped++;
         return 2;
     }
-    ((uint8_t *)zmq_msg_data(meta))[0] = flags;
-    memcpy((uint8_t *)zmq_msg_data(meta) + 1, user_id, id_len);
+    frame = zmq_msg_data(meta);
+    frame[0] = flags;
+    memcpy(frame + JOB_STAMP_OFFSET, &received_ns, sizeof(received_ns));
+    memcpy(frame + JOB_ID_OFFSET, user_id, id_len);
     held->full = true;
     return 1;
 }
@@ -360,7 +376,7 @@ static void *io_main(void *arg)
     server *srv = arg;
     held_job held = { .full = false };
     io_stats stats = { 0, 0, 0 };
-    uint64_t in_flight = 0;
+    uint64_t in_flight = 0, done, dispatched;
     bool stopping = false;
 
     for (;;) {
@@ -400,12 +416,16 @@ static void *io_main(void *arg)
             diag_info("server", "no longer reading new messages; %llu in "
                      "flight", (unsigned long long)(in_flight + held.full));
         }
-        if (items[1].revents & ZMQ_POLLIN)
-            in_flight -= forward_answers(srv, &stats);
+        if (items[1].revents & ZMQ_POLLIN) {
+            done = forward_answers(srv, &stats);
+            in_flight -= done;
+            metrics_forwarded(done);
+        }
         if (n < 3 || items[2].revents == 0)
             continue;
+        dispatched = 0;
         if (held.full && dispatch(srv, &held) == 0)
-            in_flight++;
+            dispatched++;
         for (i = 0; i < IO_BATCH && !held.full && !stopping &&
                     !pending_full(&srv->pending);
              i++) {
@@ -413,8 +433,10 @@ static void *io_main(void *arg)
             if (rc == 0)
                 break;
             if (rc == 1 && dispatch(srv, &held) == 0)
-                in_flight++;
+                dispatched++;
         }
+        in_flight += dispatched;
+        metrics_dispatched(dispatched);
     }
     if (held.full) {
         zmq_msg_close(&held.parts[0]);

@@ -324,7 +324,8 @@ static void handle(job *j)
     }
 }
 
-/* Receives one job: [routing id][flags, department id][envelope]. */
+/* Receives one job: [routing id][flags, received_ns, department id]
+ * [envelope] (worker.h). */
 static int receive_job(worker *w, zmq_msg_t parts[3])
 {
     int i;
@@ -355,14 +356,18 @@ void *worker_main(void *arg)
         job j;
         int rc;
 
+        metrics_job_taken();
         memset(&j, 0, sizeof(j));
         j.w = w;
-        j.received_ns = metrics_now_ns();
         j.routing_id = &parts[0];
         j.bytes = zmq_msg_data(&parts[2]);
         j.len = zmq_msg_size(&parts[2]);
-        if (meta_len >= 2 && meta_len <= 1 + ONCE_MAX_NAME)
-            memcpy(j.user_id, meta + 1, meta_len - 1);
+        if (meta_len > JOB_ID_OFFSET &&
+            meta_len <= JOB_ID_OFFSET + ONCE_MAX_NAME) {
+            memcpy(&j.received_ns, meta + JOB_STAMP_OFFSET,
+                   sizeof(j.received_ns));
+            memcpy(j.user_id, meta + JOB_ID_OFFSET, meta_len - JOB_ID_OFFSET);
+        }
         rc = mdb_txn_renew(w->txn);
         if (rc != MDB_SUCCESS) {
             refuse(&j, ONCE_ERR_INTERNAL, "cannot read the database: %s",

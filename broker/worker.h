@@ -32,8 +32,12 @@
 
 typedef struct server server;
 
-/* First byte of the job frame that carries the department id. */
-#define JOB_MULTIPART 0x01
+/* The job frame between the envelope's routing id and its bytes:
+ * [flags][received_ns][department id], received_ns in host order (the
+ * frame never leaves the process). */
+#define JOB_MULTIPART 0x01   /* flags: the message had more frames */
+#define JOB_STAMP_OFFSET 1
+#define JOB_ID_OFFSET (1 + sizeof(uint64_t))
 
 /* A bump allocator for protobuf-c (worker.c). */
 typedef struct overflow_block {
@@ -111,7 +115,7 @@ typedef struct job {
     leaf_facts leaf;
     department dept;
     char tag[DIAG_SUBJECT_TAG_CHARS]; /* subject tag, "" when none */
-    uint64_t received_ns; /* for the latency metric (metrics.c) */
+    uint64_t received_ns; /* when the ROUTER delivered it (metrics.c) */
 } job;
 
 /* worker.c: gives w its arena and read transaction (its sockets are the

@@ -167,7 +167,7 @@ static int put_record(writer *w, MDB_txn *txn, write_job *job,
         return 0;
     rc = registry_put_record(txn, w->db, job->leaf.record_type, job->subject,
                              job->leaf.record_version, job->stored,
-                             job->stored_len, &refusal);
+                             job->stored_len, &job->created_record, &refusal);
     if (rc == -ONCE_ERR_STORAGE_FULL || rc == -ONCE_ERR_IO ||
         rc == -ONCE_ERR_NO_MEMORY) {
         *err = refusal;
@@ -569,6 +569,8 @@ static void answer_job(writer *w, write_job *job)
     if (send_reply(w->replies, &job->routing_id, &reply) < 0)
         diag_error("writer", "cannot pass an answer to the I/O thread: %s",
                   zmq_strerror(errno));
+    else
+        metrics_answered(job->received_ns);
 }
 
 /* Receives one job pointer; flags 0 blocks. */

@@ -62,12 +62,13 @@ typedef struct write_job {
     bool want_proof;               /* the receipt carries a proof */
     bool replay_admitted;          /* its answer is kept for retries */
     bool store_reply;              /* ... and in the replies table */
-    uint64_t received_ns;          /* metrics_now_ns() when a worker took
-                                      the envelope; 0: not measured */
+    uint64_t received_ns;          /* metrics_now_ns() when the ROUTER
+                                      delivered it; 0: not measured */
     /* Filled by the writer. */
     int result;                    /* 0 or -code: the database failed */
     once_error error;
     uint8_t *own_answer;           /* malloc'd refusal the writer made */
+    bool created_record;           /* its publish stored a new record */
     uint64_t leaf_index;
     uint8_t *leaf_bytes;           /* malloc'd LogLeaf as appended */
     size_t leaf_len;

@@ -12,6 +12,8 @@
 #               (401) without a token and with a wrong one; POST refused;
 #               console.token made 0600 by oncectl init
 #   metrics     exact counter values, and `promtool check metrics` clean
+#               (test_console_live.c holds a client open, publishes chosen
+#               subjects and floods refusals for the rest)
 #   JSON API    status, departments, types, grants, exchanges (paged by
 #               leaf index, no subject), kpis; bad arguments are 400
 #   oncectl     status and top print the same numbers
@@ -248,6 +250,10 @@ def test_startup(b):
 
 
 def test_metrics(b):
+    # The demo closed its connections; libzmq reports that to the ZAP
+    # thread as it happens.
+    wait_for("the demo's connections to close", lambda: metric(
+        b.get("/metrics")[1], "once_connected_departments") == 0)
     status, text = b.get("/metrics")
     check(status == 200, "/metrics with the token: 200")
     ex = 'once_exchanges_total'
@@ -256,10 +262,11 @@ def test_metrics(b):
         (ex, 'kind="request",decision="granted",code="NONE"', 10),
         (ex, 'kind="request",decision="refused",code="NO_GRANT"', 1),
         (ex, 'kind="revoke",decision="granted",code="NONE"', 1),
-        ("once_request_duration_seconds_count", "", 15),
+        # Every answer: the 15 logged exchanges and the 4 clients' pings.
+        ("once_request_duration_seconds_count", "", 19),
         ("once_commit_group_size_sum", "", 15),
         ("once_log_tree_size", "", 15),
-        ("once_records", "", 3),
+        ("once_records", 'type="business-licence"', 3),
         ("once_record_versions", "", 4),
         ("once_copies_avoided_total", "", 10),
         ("once_log_refusals_total", 'code="NO_GRANT"', 1),
@@ -272,7 +279,13 @@ def test_metrics(b):
         ("once_type_exchanges_total",
          'type="business-licence",kind="publish",decision="granted"', 3),
         ("once_publish_freshness_seconds_count", "", 3),
-        ("once_writer_queue_depth", "", 0),
+        ("once_queue_depth", 'queue="workers"', 0),
+        ("once_queue_depth", 'queue="writer"', 0),
+        ("once_queue_depth", 'queue="answers"', 0),
+        ("once_exchanges_unlogged_total", 'reason="refusal_budget"', 0),
+        ("once_exchanges_unlogged_total", 'reason="unattributed"', 0),
+        # The demo's clients are gone (awaited above).
+        ("once_connected_departments", "", 0),
         ("once_commit_failures_total", "", 0),
         ("once_console_database_up", "", 1),
     ]
@@ -324,6 +337,11 @@ def test_api(b):
           "departments: requests per department")
     check(all(d["status"] == "active" and d["last_seen_ms"] > 0
               for d in depts.values()), "departments: active, seen")
+    check(all(d["connected"] is False and d["connections"] == 0
+              for d in depts.values()), "departments: none connected now")
+    check(st["connected_departments"] == 0 and
+          st["queues"] == {"workers": 0, "writer": 0, "answers": 0},
+          "status: nobody connected, the queues empty")
     types = b.json("types")["types"]
     check(len(types) == 1 and types[0]["name"] == "business-licence" and
           types[0]["requests_granted"] == 10 and

@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -34,7 +35,8 @@ static int put(store *s, const char *type, const char *subject,
     if (rc < 0)
         return rc;
     rc = registry_put_record(txn, s, type, subject, version,
-                             (const uint8_t *)value, strlen(value), err);
+                             (const uint8_t *)value, strlen(value), NULL,
+                             err);
     if (rc < 0) {
         mdb_txn_abort(txn);
         return rc;
@@ -81,6 +83,7 @@ static void test_versions(void **state)
 static void test_stale_versions(void **state)
 {
     fixture *f = *state;
+    bool created;
     once_error err;
     MDB_txn *txn;
     MDB_val v;
@@ -98,16 +101,28 @@ static void test_stale_versions(void **state)
     assert_int_equal(put(&f->s, LICENCE, SUBJECT, 0, "zero", &err),
                      -ONCE_ERR_INVALID_RECORD);
 
-    /* Within one transaction, as the writer's group commit does it. */
+    /* Within one transaction, as the writer's group commit does it; a
+     * new version of a stored record creates no record. */
     assert_int_equal(store_begin(&f->s, 0, &txn, &err), 0);
+    created = true;
     assert_int_equal(registry_put_record(txn, &f->s, LICENCE, SUBJECT, 5,
-                                         (const uint8_t *)"5", 1, &err), 0);
+                                         (const uint8_t *)"5", 1, &created,
+                                         &err), 0);
+    assert_false(created);
     assert_int_equal(registry_put_record(txn, &f->s, LICENCE, SUBJECT, 5,
-                                         (const uint8_t *)"5", 1, &err),
+                                         (const uint8_t *)"5", 1, NULL,
+                                         &err),
                      -ONCE_ERR_STALE_VERSION);
     assert_int_equal(registry_put_record(txn, &f->s, LICENCE, SUBJECT, 4,
-                                         (const uint8_t *)"4", 1, &err),
+                                         (const uint8_t *)"4", 1, NULL,
+                                         &err),
                      -ONCE_ERR_STALE_VERSION);
+    /* The first version of another subject creates its record. */
+    assert_int_equal(registry_put_record(txn, &f->s, LICENCE,
+                                         "91350100M000100Y51", 3,
+                                         (const uint8_t *)"3", 1, &created,
+                                         &err), 0);
+    assert_true(created);
     assert_int_equal(store_commit(txn, &err), 0);
 
     /* The refused writes left version 2 as it was. */
@@ -227,9 +242,27 @@ static void test_not_found_and_bad_keys(void **state)
     mdb_txn_abort(txn);
 }
 
+typedef struct type_counts {
+    char name[4][ONCE_MAX_NAME + 1];
+    uint64_t records[4];
+    size_t n;
+} type_counts;
+
+static int count_type(const char *type, uint64_t records, void *arg)
+{
+    type_counts *t = arg;
+
+    if (t->n == 4)
+        return -1;
+    snprintf(t->name[t->n], sizeof(t->name[0]), "%s", type);
+    t->records[t->n++] = records;
+    return 0;
+}
+
 static void test_count(void **state)
 {
     fixture *f = *state;
+    type_counts types;
     size_t records = 99, versions = 99;
     once_error err;
     MDB_txn *txn;
@@ -238,6 +271,10 @@ static void test_count(void **state)
     assert_int_equal(registry_count(txn, &f->s, &records, &versions, &err), 0);
     assert_int_equal(records, 0);
     assert_int_equal(versions, 0);
+    types.n = 0;
+    assert_int_equal(registry_count_types(txn, &f->s, count_type, &types,
+                                          &err), 0);
+    assert_int_equal(types.n, 0);
     mdb_txn_abort(txn);
 
     assert_int_equal(put(&f->s, LICENCE, SUBJECT, 1, "a", &err), 0);
@@ -246,10 +283,22 @@ static void test_count(void **state)
     assert_int_equal(put(&f->s, "id-card", "110101199003074477", 1, "d",
                          &err), 0);
 
+    assert_int_equal(put(&f->s, "id-card", "110101199003074485", 1, "e",
+                         &err), 0);
+
     assert_int_equal(store_begin(&f->s, 1, &txn, &err), 0);
     assert_int_equal(registry_count(txn, &f->s, &records, &versions, &err), 0);
-    assert_int_equal(records, 2);
-    assert_int_equal(versions, 4);
+    assert_int_equal(records, 3);
+    assert_int_equal(versions, 5);
+    /* Per type, in key order (the type's length first). */
+    types.n = 0;
+    assert_int_equal(registry_count_types(txn, &f->s, count_type, &types,
+                                          &err), 0);
+    assert_int_equal(types.n, 2);
+    assert_string_equal(types.name[0], "id-card");
+    assert_int_equal(types.records[0], 2);
+    assert_string_equal(types.name[1], LICENCE);
+    assert_int_equal(types.records[1], 1);
     mdb_txn_abort(txn);
 }
 
