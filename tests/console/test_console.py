@@ -467,6 +467,9 @@ def test_chromium(b):
     check(text("tree-size") == "15", "chromium: tree size 15")
     check(text("participation") == "1 / 3 / 0", "chromium: participation")
     check(text("health") == "ready", "chromium: ready")
+    check(text("connected") == "0" and text("queue-workers") == "0" and
+          text("queue-writer") == "0" and text("queue-answers") == "0",
+          "chromium: nobody connected, the queues empty")
     check(dom.count("<tr><td>market-supervision</td>") == 1 and
           ">NO_GRANT<" in dom, "chromium: departments and refusals drawn")
     check(b.token not in dom, "chromium: the token is not in the page")
