@@ -53,6 +53,12 @@ run 2 keygen
 expect_err 'missing OUT'
 run 2 keygen "$tmp/a.key" "$tmp/b.key"
 expect_err "unexpected argument"
+# --iterations is a plain decimal number (lib/text_fields.c): no sign, no
+# blank, no leading zero, nothing after it. Refused before any home is read.
+for bad in -1 ' 1' '+1' 01 1x '' 1000001 18446744073709551616; do
+    run 2 top --iterations "$bad"
+    expect_err '--iterations takes 0 to 1000000'
+done
 
 # ---- commands on a home that does not exist ----
 run 1 --home "$tmp/nowhere" dept list

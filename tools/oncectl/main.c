@@ -36,6 +36,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +45,7 @@
 #include "config.h"
 #include "home.h"
 #include "oncectl_console.h"
+#include "text_fields.h"
 
 /* ---- the console (../oncectl_console.c) ---------------------------------- */
 
@@ -72,8 +74,7 @@ static int cmd_top(const command *cmd, int argc, char **argv)
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
-    unsigned long long n = 0;
-    char *end;
+    uint64_t n = 0;
     int c, rc;
 
     optind = 0;
@@ -82,10 +83,7 @@ static int cmd_top(const command *cmd, int argc, char **argv)
             return EXIT_SUCCESS;
         if (c == OPT_BAD)
             return EXIT_USAGE;
-        errno = 0;
-        n = strtoull(optarg, &end, 10);
-        if (optarg[0] < '0' || optarg[0] > '9' || *end != '\0' ||
-            errno != 0 || n > 1000000)
+        if (text_parse_u64(optarg, strlen(optarg), &n) < 0 || n > 1000000)
             return usage_error(cmd, "--iterations takes 0 to 1000000");
     }
     if ((rc = expect_args(cmd, argc, argv, 0, 0, "")) != 0)
