@@ -67,8 +67,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <sodium.h>
-
+#include "byte_buffer.h"
 #include "checkpoint.h"
 #include "export_keys.h"
 #include "evidence_seal.h"
@@ -84,11 +83,6 @@
 #define SEALED_DIR "evidence-sealed"
 #define SEALED_KEY_FILE SEALED_DIR "/auditor.pub"
 
-typedef struct buffer {
-    uint8_t *data;
-    size_t len, cap;
-} buffer;
-
 typedef struct exporter {
     const char *dir; /* for messages */
     export_dir files;
@@ -100,36 +94,17 @@ typedef struct exporter {
     uint64_t size;   /* exported tree size */
     char note[CHECKPOINT_MAX_NOTE];
     size_t note_len;
-    buffer buf, sealed;
+    /* buf builds each file; it holds evidence in the clear, so it is
+     * wiped (byte_buffer.c). sealed holds only ciphertext. */
+    byte_buffer buf, sealed;
     once_error *err;
 } exporter;
 
-static int buffer_reserve(buffer *b, size_t more)
-{
-    size_t cap = b->cap ? b->cap : 8192;
-    uint8_t *p;
-
-    if (more <= b->cap - b->len)
-        return 0;
-    if (more > SIZE_MAX / 2 - b->len)
-        return -1;
-    while (cap - b->len < more)
-        cap *= 2;
-    p = realloc(b->data, cap);
-    if (p == NULL)
-        return -1;
-    b->data = p;
-    b->cap = cap;
-    return 0;
-}
-
 static int buffer_append(exporter *x, const void *data, size_t len)
 {
-    if (buffer_reserve(&x->buf, len) < 0)
+    if (byte_buffer_append(&x->buf, data, len) < 0)
         return once_error_set(x->err, ONCE_ERR_NO_MEMORY,
                               "out of memory building an export file");
-    memcpy(x->buf.data + x->buf.len, data, len);
-    x->buf.len += len;
     return 0;
 }
 
@@ -195,7 +170,8 @@ static int put_sealed(exporter *x, uint64_t index, unsigned width)
             return rc < 0 ? rc : 0;
     }
     x->sealed.len = 0;
-    if (buffer_reserve(&x->sealed, x->buf.len + EVIDENCE_SEAL_OVERHEAD) < 0)
+    if (byte_buffer_reserve(&x->sealed,
+                            x->buf.len + EVIDENCE_SEAL_OVERHEAD) < 0)
         return once_error_set(x->err, ONCE_ERR_NO_MEMORY,
                               "out of memory sealing an evidence bundle");
     rc = evidence_seal(x->opt->seal_to, x->buf.data, x->buf.len,
@@ -661,6 +637,7 @@ int export_log(const store *s, const auditlog *log, const char *dir,
     x.log = log;
     x.opt = opt;
     x.err = err;
+    x.buf.wipe = true;
     rc = export_dir_open(&x.files, dir, err);
     if (rc < 0)
         return rc;
@@ -672,10 +649,9 @@ int export_log(const store *s, const auditlog *log, const char *dir,
     }
     export_dir_close(&x.files);
     /* The buffer last held an evidence bundle: subjects and field values
-     * in the clear, which the process's freed memory should not keep. */
-    if (x.buf.data != NULL)
-        sodium_memzero(x.buf.data, x.buf.cap);
-    free(x.buf.data);
-    free(x.sealed.data);
+     * in the clear, which the process's freed memory should not keep
+     * (x.buf.wipe). */
+    byte_buffer_free(&x.buf);
+    byte_buffer_free(&x.sealed);
     return rc;
 }

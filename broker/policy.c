@@ -25,10 +25,10 @@
  *
  * The getters run on the broker's hot path, several per request, and a
  * record type with 64 fields decodes into some seventy separate protobuf-c
- * allocations. So stored messages are decoded with an allocator that carves
- * from a buffer on the stack and falls back to malloc only for a value
+ * allocations. So stored messages are decoded into an arena (arena.c) that
+ * carves from a buffer on the stack and falls back to malloc only for a value
  * larger than any valid one; the decoded message is copied into the
- * caller's fixed-size struct and the buffer dropped. Every stored value is
+ * caller's fixed-size struct and the arena reset. Every stored value is
  * checked against the structs' bounds while copying: a corrupt or foreign
  * value is reported, never written past an array.
  *
@@ -42,6 +42,7 @@
 
 #include <sodium.h>
 
+#include "arena.h"
 #include "envelope.h"
 #include "once.pb-c.h"
 #include "policy.h"
@@ -51,41 +52,30 @@
 /* Larger than the decoded form of any valid stored value: a record type at
  * its limits is 80 strings of at most 65 bytes plus two pointer arrays. */
 #define DECODE_ARENA_BYTES 16384
-#define DECODE_ALIGN alignof(max_align_t)
 
 /* requester 0x00 type 0x00 purpose */
 #define GRANT_KEY_MAX (ONCE_MAX_NAME + 1 + ONCE_MAX_NAME + 1 + ONCE_MAX_PURPOSE)
 
+/* A decoding arena on the stack (arena.c): its block, and the allocator
+ * protobuf-c is given. decode_arena_end gives back, at once, all that the
+ * message decoded into it held, including what did not fit in the block. */
 typedef struct decode_arena {
-    alignas(max_align_t) uint8_t buf[DECODE_ARENA_BYTES];
-    size_t used;
+    alignas(max_align_t) uint8_t block[DECODE_ARENA_BYTES];
+    arena arena;
+    ProtobufCAllocator alloc;
 } decode_arena;
 
-static void *arena_alloc(void *data, size_t size)
+static ProtobufCAllocator *decode_arena_start(decode_arena *d)
 {
-    decode_arena *a = data;
-    size_t rounded = (size + DECODE_ALIGN - 1) & ~(DECODE_ALIGN - 1);
-    void *p;
-
-    if (rounded < size || rounded > sizeof(a->buf) - a->used)
-        return malloc(size);
-    p = a->buf + a->used;
-    a->used += rounded;
-    return p;
+    arena_init(&d->arena, d->block, sizeof(d->block));
+    d->alloc = arena_allocator(&d->arena);
+    return &d->alloc;
 }
 
-static void arena_free(void *data, void *p)
+static void decode_arena_end(decode_arena *d)
 {
-    decode_arena *a = data;
-    uintptr_t addr = (uintptr_t)p, base = (uintptr_t)a->buf;
-
-    if (addr >= base && addr < base + sizeof(a->buf))
-        return;
-    free(p);
+    arena_reset(&d->arena);
 }
-
-#define DECODE_ALLOCATOR(arena) \
-    { .alloc = arena_alloc, .free = arena_free, .allocator_data = &(arena) }
 
 bool policy_valid_name(const char *name)
 {
@@ -173,15 +163,16 @@ static int decode_department(const MDB_val *val, department *out,
                              once_error *err)
 {
     decode_arena arena;
-    ProtobufCAllocator alloc = DECODE_ALLOCATOR(arena);
+    ProtobufCAllocator *alloc = decode_arena_start(&arena);
     Once__Department *m;
     bool ok;
 
-    arena.used = 0;
-    m = once__department__unpack(&alloc, val->mv_size, val->mv_data);
-    if (m == NULL)
+    m = once__department__unpack(alloc, val->mv_size, val->mv_data);
+    if (m == NULL) {
+        decode_arena_end(&arena);
         return once_error_set(err, ONCE_ERR_INTERNAL,
                               "a stored department does not decode");
+    }
     ok = copy_bounded(out->id, sizeof(out->id), m->id) &&
          copy_bounded(out->name, sizeof(out->name), m->name) &&
          m->public_key.len == ONCE_PUBLIC_KEY_BYTES &&
@@ -196,7 +187,7 @@ static int decode_department(const MDB_val *val, department *out,
         out->created_at = m->created_at;
         out->changed_at = m->changed_at;
     }
-    once__department__free_unpacked(m, &alloc);
+    decode_arena_end(&arena);
     if (!ok)
         return once_error_set(err, ONCE_ERR_INTERNAL,
                               "a stored department is corrupt");
@@ -321,7 +312,7 @@ int policy_department_set_status(MDB_txn *txn, const store *s, const char *id,
                                  department_status status, once_error *err)
 {
     decode_arena arena;
-    ProtobufCAllocator alloc = DECODE_ALLOCATOR(arena);
+    ProtobufCAllocator *alloc = decode_arena_start(&arena);
     Once__Department *m;
     Once__DepartmentStatus wanted;
     MDB_val key, val;
@@ -345,11 +336,12 @@ int policy_department_set_status(MDB_txn *txn, const store *s, const char *id,
     if (rc != MDB_SUCCESS)
         return store_error(rc, "cannot read departments", err);
 
-    arena.used = 0;
-    m = once__department__unpack(&alloc, val.mv_size, val.mv_data);
-    if (m == NULL)
+    m = once__department__unpack(alloc, val.mv_size, val.mv_data);
+    if (m == NULL) {
+        decode_arena_end(&arena);
         return once_error_set(err, ONCE_ERR_INTERNAL,
                               "stored department %s does not decode", id);
+    }
     rc = MDB_SUCCESS;
     /* Setting the status it already has changes nothing, not even the
      * time of the last change. */
@@ -358,7 +350,7 @@ int policy_department_set_status(MDB_txn *txn, const store *s, const char *id,
         m->changed_at = once_now_ms();
         rc = put_message(txn, s->departments, &key, &m->base, 0);
     }
-    once__department__free_unpacked(m, &alloc);
+    decode_arena_end(&arena);
     if (rc != MDB_SUCCESS)
         return store_error(rc, "cannot store the department", err);
     return 0;
@@ -388,16 +380,17 @@ int policy_department_list(MDB_txn *txn, const store *s,
 static int decode_type(const MDB_val *val, record_type *out, once_error *err)
 {
     decode_arena arena;
-    ProtobufCAllocator alloc = DECODE_ALLOCATOR(arena);
+    ProtobufCAllocator *alloc = decode_arena_start(&arena);
     Once__RecordType *m;
     bool ok;
     size_t i;
 
-    arena.used = 0;
-    m = once__record_type__unpack(&alloc, val->mv_size, val->mv_data);
-    if (m == NULL)
+    m = once__record_type__unpack(alloc, val->mv_size, val->mv_data);
+    if (m == NULL) {
+        decode_arena_end(&arena);
         return once_error_set(err, ONCE_ERR_INTERNAL,
                               "a stored record type does not decode");
+    }
     ok = copy_bounded(out->name, sizeof(out->name), m->name) &&
          m->n_issuers <= POLICY_MAX_ISSUERS &&
          m->n_fields <= ONCE_MAX_FIELDS &&
@@ -418,7 +411,7 @@ static int decode_type(const MDB_val *val, record_type *out, once_error *err)
                 : ONCE_SUBJECT_PERSON;
         out->created_at = m->created_at;
     }
-    once__record_type__free_unpacked(m, &alloc);
+    decode_arena_end(&arena);
     if (!ok)
         return once_error_set(err, ONCE_ERR_INTERNAL,
                               "a stored record type is corrupt");
@@ -607,16 +600,17 @@ static bool make_grant_key(grant_key *k, const char *requester,
 static int decode_grant(const MDB_val *val, grant *out, once_error *err)
 {
     decode_arena arena;
-    ProtobufCAllocator alloc = DECODE_ALLOCATOR(arena);
+    ProtobufCAllocator *alloc = decode_arena_start(&arena);
     Once__Grant *m;
     bool ok;
     size_t i;
 
-    arena.used = 0;
-    m = once__grant__unpack(&alloc, val->mv_size, val->mv_data);
-    if (m == NULL)
+    m = once__grant__unpack(alloc, val->mv_size, val->mv_data);
+    if (m == NULL) {
+        decode_arena_end(&arena);
         return once_error_set(err, ONCE_ERR_INTERNAL,
                               "a stored grant does not decode");
+    }
     ok = copy_bounded(out->requester, sizeof(out->requester), m->requester) &&
          copy_bounded(out->type, sizeof(out->type), m->type) &&
          copy_bounded(out->purpose, sizeof(out->purpose), m->purpose) &&
@@ -628,7 +622,7 @@ static int decode_grant(const MDB_val *val, grant *out, once_error *err)
         out->field_count = m->n_fields;
         out->created_at = m->created_at;
     }
-    once__grant__free_unpacked(m, &alloc);
+    decode_arena_end(&arena);
     if (!ok)
         return once_error_set(err, ONCE_ERR_INTERNAL,
                               "a stored grant is corrupt");

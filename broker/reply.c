@@ -43,28 +43,6 @@ bool broker_failed(void)
     return atomic_load(&run_failed) != 0;
 }
 
-int byte_buffer_reserve(byte_buffer *b, size_t cap)
-{
-    uint8_t *grown;
-
-    if (cap <= b->cap)
-        return 0;
-    if (cap < 4096)
-        cap = 4096;
-    grown = realloc(b->data, cap);
-    if (grown == NULL)
-        return -1;
-    b->data = grown;
-    b->cap = cap;
-    return 0;
-}
-
-void byte_buffer_free(byte_buffer *b)
-{
-    free(b->data);
-    memset(b, 0, sizeof(*b));
-}
-
 int error_body(byte_buffer *b, int code, const char *message)
 {
     Once__Error e = ONCE__ERROR__INIT;

@@ -1,7 +1,7 @@
 /*
  * reply.h - what the workers and the writer share to answer departments:
  * the inproc endpoints between onced's threads, the broker's reply
- * identity, a reusable byte buffer, Error bodies, reply envelopes and
+ * identity, Error bodies, reply envelopes and
  * their hand-off to the I/O thread, and the run's failure flag. See
  * reply.c.
  */
@@ -15,6 +15,7 @@
 
 #include <zmq.h>
 
+#include "byte_buffer.h"
 #include "once/once.h"
 
 /* Replies from the workers and the writer to the I/O thread. */
@@ -32,17 +33,6 @@ typedef struct broker_identity {
     uint64_t session;
     _Atomic uint64_t next_seq;
 } broker_identity;
-
-/* A growable byte buffer kept by a thread across messages, so answers are
- * encoded without a malloc each. */
-typedef struct byte_buffer {
-    uint8_t *data;
-    size_t len;
-    size_t cap;
-} byte_buffer;
-
-int byte_buffer_reserve(byte_buffer *b, size_t cap);
-void byte_buffer_free(byte_buffer *b);
 
 /* Encodes an Error{code, message} into b. Codes that are not wire codes
  * (libonce's local ones, from 100) become INTERNAL. */

@@ -48,58 +48,15 @@
 
 #define WORKER_ARENA_BYTES (128 * 1024)
 
-static void *arena_alloc(void *data, size_t size)
-{
-    arena *a = data;
-    size_t rounded = (size + alignof(max_align_t) - 1) &
-                     ~(alignof(max_align_t) - 1);
-    overflow_block *o;
-
-    if (rounded >= size && rounded <= a->size - a->used) {
-        void *p = a->base + a->used;
-
-        a->used += rounded;
-        return p;
-    }
-    if (size > SIZE_MAX - sizeof(overflow_block))
-        return NULL;
-    o = malloc(sizeof(overflow_block) + size);
-    if (o == NULL)
-        return NULL;
-    o->next = a->overflow;
-    a->overflow = o;
-    return o->data;
-}
-
-/* Everything is released at once by arena_reset. */
-static void arena_free(void *data, void *p)
-{
-    (void)data;
-    (void)p;
-}
-
-static void arena_reset(arena *a)
-{
-    while (a->overflow != NULL) {
-        overflow_block *next = a->overflow->next;
-
-        free(a->overflow);
-        a->overflow = next;
-    }
-    a->used = 0;
-}
-
 int worker_prepare(worker *w, once_error *err)
 {
+    uint8_t *block = malloc(WORKER_ARENA_BYTES);
     int rc;
 
-    w->arena.base = malloc(WORKER_ARENA_BYTES);
-    if (w->arena.base == NULL)
+    if (block == NULL)
         return once_error_set(err, ONCE_ERR_NO_MEMORY, "out of memory");
-    w->arena.size = WORKER_ARENA_BYTES;
-    w->alloc.alloc = arena_alloc;
-    w->alloc.free = arena_free;
-    w->alloc.allocator_data = &w->arena;
+    arena_init(&w->arena, block, WORKER_ARENA_BYTES);
+    w->alloc = arena_allocator(&w->arena);
     if ((rc = store_begin(w->srv->db, 1, &w->txn, err)) < 0)
         return rc;
     mdb_txn_reset(w->txn);

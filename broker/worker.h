@@ -16,6 +16,7 @@
 
 #include <zmq.h>
 
+#include "arena.h"
 #include "audit_hash.h"
 #include "config.h"
 #include "conn_limit.h"
@@ -38,19 +39,6 @@ typedef struct server server;
 #define JOB_MULTIPART 0x01   /* flags: the message had more frames */
 #define JOB_STAMP_OFFSET 1
 #define JOB_ID_OFFSET (1 + sizeof(uint64_t))
-
-/* A bump allocator for protobuf-c (worker.c). */
-typedef struct overflow_block {
-    struct overflow_block *next;
-    max_align_t data[];
-} overflow_block;
-
-typedef struct arena {
-    uint8_t *base;
-    size_t size;
-    size_t used;
-    overflow_block *overflow; /* what did not fit, freed at reset */
-} arena;
 
 typedef struct worker {
     struct server *srv;
