@@ -30,13 +30,7 @@
 
 const char *kind_name(int kind)
 {
-    switch (kind) {
-    case ONCE__KIND__KIND_PUBLISH: return "publish";
-    case ONCE__KIND__KIND_REVOKE: return "revoke";
-    case ONCE__KIND__KIND_REQUEST: return "request";
-    case ONCE__KIND__KIND_PING: return "ping";
-    default: return "message";
-    }
+    return envelope_kind_name(kind, "message");
 }
 
 bool is_logged_kind(int kind)

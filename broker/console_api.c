@@ -51,6 +51,7 @@
 #include "console.h"
 #include "envelope.h"
 #include "metrics.h"
+#include "monotonic.h"
 #include "once.pb-c.h"
 #include "policy.h"
 #include "worker.h"
@@ -467,7 +468,7 @@ void console_health(console_state *st, bool ready, console_answer *out)
     char text[1024];
     size_t len = 0;
     metrics_writer_state ws;
-    uint64_t now = metrics_now_ns(), used, size, limit_ms;
+    uint64_t now = monotonic_ns(), used, size, limit_ms;
     metrics_log head;
     once_error err;
     MDB_txn *txn;

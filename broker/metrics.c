@@ -70,6 +70,7 @@
 #include "envelope.h"
 #include "kpi.h"
 #include "metrics.h"
+#include "monotonic.h"
 #include "registry.h"
 #include "writer.h"
 
@@ -157,14 +158,6 @@ static uint64_t get(counter *c)
     return atomic_load_explicit(c, memory_order_relaxed);
 }
 
-uint64_t metrics_now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 void metrics_init(void)
 {
     m.start_time_ms = once_now_ms();
@@ -222,7 +215,7 @@ void metrics_answered(uint64_t received_ns)
 
     if (received_ns == 0)
         return;
-    now = metrics_now_ns();
+    now = monotonic_ns();
     if (received_ns <= now)
         observe(&m.latency, now - received_ns, 1e-9);
 }
@@ -281,7 +274,7 @@ static int kind_slot(int kind)
 void metrics_committed(struct write_job *const *group, size_t n,
                        uint64_t started_ns)
 {
-    uint64_t now = metrics_now_ns();
+    uint64_t now = monotonic_ns();
     bool failed = false;
     size_t i;
 

@@ -14,9 +14,6 @@
 
 struct write_job;
 
-/* CLOCK_MONOTONIC in nanoseconds: what received_ns and the hooks take. */
-uint64_t metrics_now_ns(void);
-
 /* Once, before any thread starts: the process start time. */
 void metrics_init(void);
 

@@ -213,7 +213,7 @@ static int read_message(server *srv, held_job *held, io_stats *stats)
         return 0;
     }
     /* The start of the request latency (metrics.c). */
-    received_ns = metrics_now_ns();
+    received_ns = monotonic_ns();
     zmq_msg_init(payload);
     if (!zmq_msg_more(rid) || zmq_msg_recv(payload, srv->router, 0) < 0) {
         zmq_msg_close(rid);

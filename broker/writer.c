@@ -178,7 +178,7 @@ static int put_record(writer *w, MDB_txn *txn, write_job *job,
     (rc == -ONCE_ERR_STALE_VERSION ? diag_info : diag_warn)(
         "writer", "refused %s from %s (session %016llx seq %llu, subject "
         "#%s): %s: %s",
-        job->leaf.kind == ONCE__KIND__KIND_REVOKE ? "revoke" : "publish",
+        envelope_kind_name((int)job->leaf.kind, "publish"),
         job->sender, (unsigned long long)job->session,
         (unsigned long long)job->seq, job->subject_tag,
         once_error_name(-rc), refusal.message);
@@ -636,7 +636,7 @@ static void *writer_main(void *arg)
             broker_fail();
             return NULL;
         }
-        started = metrics_now_ns();
+        started = monotonic_ns();
         commit_group(w, w->group, n);
         metrics_committed(w->group, n, started);
         for (i = 0; i < n; i++) {

@@ -62,7 +62,7 @@ typedef struct write_job {
     bool want_proof;               /* the receipt carries a proof */
     bool replay_admitted;          /* its answer is kept for retries */
     bool store_reply;              /* ... and in the replies table */
-    uint64_t received_ns;          /* metrics_now_ns() when the ROUTER
+    uint64_t received_ns;          /* monotonic_ns() when the ROUTER
                                       delivered it; 0: not measured */
     /* Filled by the writer. */
     int result;                    /* 0 or -code: the database failed */

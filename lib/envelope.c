@@ -154,3 +154,14 @@ uint64_t once_now_ms(void)
     clock_gettime(CLOCK_REALTIME, &ts);
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
+
+const char *envelope_kind_name(int kind, const char *unknown)
+{
+    switch (kind) {
+    case ONCE__KIND__KIND_PUBLISH: return "publish";
+    case ONCE__KIND__KIND_REVOKE: return "revoke";
+    case ONCE__KIND__KIND_REQUEST: return "request";
+    case ONCE__KIND__KIND_PING: return "ping";
+    default: return unknown;
+    }
+}

@@ -50,6 +50,11 @@ Once__Envelope *envelope_unpack(const uint8_t *buf, size_t len);
  * envelope_unpack decodes the bytes, both read the same seq. */
 int envelope_peek_seq(const uint8_t *buf, size_t len, uint64_t *seq);
 
+/* The name of a message kind as log lines, the console and once-audit's
+ * reports spell it: publish, revoke, request, ping; unknown for any other
+ * value (each caller says what an unknown kind reads as). */
+const char *envelope_kind_name(int kind, const char *unknown);
+
 /* Wall clock, Unix milliseconds. */
 uint64_t once_now_ms(void);
 

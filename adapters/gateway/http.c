@@ -48,6 +48,7 @@
 #include <sodium.h>
 
 #include "gateway.h"
+#include "monotonic.h"
 
 #define HTTP_MAX_CONNECTIONS 512
 #define HTTP_IDLE_SECONDS 60
@@ -225,7 +226,7 @@ typedef struct connection_state {
     char *body;
     size_t len, cap;
     bool too_large;
-    struct timespec started;
+    uint64_t started_ns; /* monotonic_ns() when the request began */
 } connection_state;
 
 const char *http_query(http_call *c, const char *name)
@@ -316,15 +317,6 @@ static enum MHD_Result send_answer(struct MHD_Connection *conn, http_call *c)
     return ok;
 }
 
-static double seconds_since(const struct timespec *t0)
-{
-    struct timespec t1;
-
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    return (double)(t1.tv_sec - t0->tv_sec) +
-           (double)(t1.tv_nsec - t0->tv_nsec) / 1e9;
-}
-
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
                                   const char *url, const char *method,
                                   const char *version,
@@ -344,7 +336,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
         st = calloc(1, sizeof(*st));
         if (st == NULL)
             return MHD_NO;
-        clock_gettime(CLOCK_MONOTONIC, &st->started);
+        st->started_ns = monotonic_ns();
         atomic_fetch_add(&in_flight, 1);
         *con_cls = st;
         length = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
@@ -392,7 +384,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
     c.connection = conn;
     serve(&c, st);
     ok = send_answer(conn, &c);
-    seconds = seconds_since(&st->started);
+    seconds = (double)(monotonic_ns() - st->started_ns) / 1e9;
     metrics_observe(c.route, c.status, seconds);
     adapter_log("info", "access caller=%s method=%s route=%s status=%d "
                 "code=%s ms=%.1f", c.caller != NULL ? c.caller->caller : "-",

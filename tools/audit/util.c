@@ -16,6 +16,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "envelope.h"
 #include "monotonic.h"
 #include "once/once.h"
 #include "text_fields.h"
@@ -88,12 +89,7 @@ void format_time(uint64_t ms, char out[32])
 
 const char *kind_name(int kind)
 {
-    switch (kind) {
-    case ONCE__KIND__KIND_PUBLISH: return "publish";
-    case ONCE__KIND__KIND_REVOKE: return "revoke";
-    case ONCE__KIND__KIND_REQUEST: return "request";
-    default: return "other";
-    }
+    return envelope_kind_name(kind, "other");
 }
 
 int load_public_key(const char *path, uint8_t pk[32])

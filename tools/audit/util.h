@@ -40,7 +40,7 @@ int parse_u64(const char *s, uint64_t *out);
 /* ms since the epoch as 2024-05-01T12:00:00.000Z. */
 void format_time(uint64_t ms, char out[32]);
 
-/* "publish", "revoke", "request", or "other". */
+/* envelope_kind_name (lib/envelope.c), "other" for an unknown kind. */
 const char *kind_name(int kind);
 
 /* Loads the broker's public key file; -1 with a message on stderr. */

@@ -15,8 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "monotonic.h"
 #include "once/once.h"
 
 #define MAX_SAMPLES 1000000
@@ -32,10 +32,7 @@ static int failures;
 
 static double now(void)
 {
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    return (double)monotonic_ns() / 1e9;
 }
 
 static void *run(void *arg)
