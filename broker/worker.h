@@ -8,7 +8,6 @@
 #define ONCE_WORKER_H
 
 #include <pthread.h>
-#include <stdalign.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
