@@ -21,24 +21,22 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <curl/curl.h>
+
+#include "monotonic.h"
 
 #define MAX_CALLS 2000000
 
 typedef struct call {
     CURL *easy;
-    double due;          /* seconds, CLOCK_MONOTONIC */
+    double due;          /* seconds, monotonic_ns() / 1e9 */
     int busy;
 } call;
 
 static double now(void)
 {
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    return (double)monotonic_ns() / 1e9;
 }
 
 static size_t discard(char *data, size_t size, size_t n, void *user)
