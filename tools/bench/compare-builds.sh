@@ -71,11 +71,4 @@ for i in $(seq "$rounds"); do
   new_rates+=("$r")
   echo "round $i: old ${old_rates[-1]} requests/s, new ${new_rates[-1]}"
 done
-/usr/bin/python3 - "${old_rates[*]}" "${new_rates[*]}" <<'PY'
-import statistics, sys
-old = [float(x) for x in sys.argv[1].split()]
-new = [float(x) for x in sys.argv[2].split()]
-print("median old %.1f, new %.1f requests/s: ratio new/old %.3f"
-      % (statistics.median(old), statistics.median(new),
-         statistics.median(new) / statistics.median(old)))
-PY
+/usr/bin/python3 "$(dirname "$0")/median-ratio.py" old "${old_rates[*]}" new "${new_rates[*]}"

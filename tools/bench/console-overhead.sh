@@ -36,11 +36,4 @@ for i in $(seq "$rounds"); do
   on+=("$(rate --console)")
   echo "round $i: console off ${off[-1]} requests/s, on and scraped ${on[-1]}"
 done
-/usr/bin/python3 - "${off[*]}" "${on[*]}" <<'PY'
-import statistics, sys
-off = [float(x) for x in sys.argv[1].split()]
-on = [float(x) for x in sys.argv[2].split()]
-print("median off %.1f, on %.1f requests/s: ratio %.3f"
-      % (statistics.median(off), statistics.median(on),
-         statistics.median(on) / statistics.median(off)))
-PY
+/usr/bin/python3 "$root/tools/bench/median-ratio.py" off "${off[*]}" on "${on[*]}"
