@@ -177,13 +177,19 @@ void pool_close(pool *p);
 int dircache_open(dircache **out, pool *p, once_error *err);
 void dircache_close(dircache *d);
 /* The current directory, refreshed first when older than the refresh
- * interval or when force is set; released with dircache_release. NULL
- * with err when none could be had. */
+ * interval or when force is set, unless a failed refresh's back-off runs;
+ * released with dircache_release. NULL with err when none could be had,
+ * or when the last refresh failed and the kept one is stale. */
 const once_directory *dircache_get(dircache *d, bool force, once_error *err);
 void dircache_release(dircache *d);
 /* Milliseconds since the directory was last confirmed by the broker;
  * UINT64_MAX when never. */
 uint64_t dircache_age_ms(dircache *d);
+/* Milliseconds until a refresh may be tried again after a failed one; 0
+ * when not backing off (the last refresh succeeded, or the wait is over). */
+uint64_t dircache_backoff_ms(dircache *d);
+/* Refreshes tried and failed since the start, for /metrics. */
+void dircache_counts(dircache *d, uint64_t *attempts, uint64_t *failures);
 
 /* ---- idempotency state (state.c) -------------------------------------- */
 

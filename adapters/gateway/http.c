@@ -25,7 +25,10 @@
  * UNSUPPORTED_MEDIA_TYPE, IDEMPOTENCY_CONFLICT).
  *
  * Metrics. Counters per route and status and a latency histogram per
- * route, atomics written by the connection threads, read by /metrics.
+ * route, atomics written by the connection threads, read by /metrics;
+ * beside them the directory's age and its refreshes tried and failed
+ * (dircache.c counts them: the back-off after a failure shows as attempts
+ * that stop growing while requests go on).
  *
  * Shutdown. http_stop stops accepting connections, waits until the calls
  * in flight have been answered and only then stops the daemon.
@@ -107,6 +110,7 @@ char *metrics_render(size_t *len)
     size_t cap = 64 * 1024, used = 0, r, b;
     uint64_t age = the_gateway != NULL ? dircache_age_ms(the_gateway->core.dir)
                                        : UINT64_MAX;
+    uint64_t attempts = 0, failures = 0;
     char *out = malloc(cap);
     int s, n;
 
@@ -169,6 +173,15 @@ char *metrics_render(size_t *len)
              "# TYPE once_gateway_directory_age_seconds gauge\n"
              "once_gateway_directory_age_seconds %.3f\n",
              (double)age / 1000.0);
+    if (the_gateway != NULL)
+        dircache_counts(the_gateway->core.dir, &attempts, &failures);
+    EMIT("# HELP once_gateway_directory_refreshes_total Directory refreshes "
+         "tried, by result.\n"
+         "# TYPE once_gateway_directory_refreshes_total counter\n"
+         "once_gateway_directory_refreshes_total{result=\"ok\"} %llu\n"
+         "once_gateway_directory_refreshes_total{result=\"failed\"} %llu\n",
+         (unsigned long long)(attempts - failures),
+         (unsigned long long)failures);
 #undef EMIT
     *len = used;
     return out;

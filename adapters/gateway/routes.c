@@ -506,7 +506,7 @@ static void health_route(http_call *c)
     once_keypair kp;
     once_error err;
     const once_directory *dir;
-    uint64_t age;
+    uint64_t age, backoff;
     char detail[512];
     size_t i;
     int rc;
@@ -515,15 +515,25 @@ static void health_route(http_call *c)
         json_array_append_new(problems, json_sprintf("key unreadable: %s",
                                                      err.message));
     once_keypair_wipe(&kp);
-    client = pool_borrow(c->gw->core.pool);
-    rc = once_client_ping(client, &err);
-    pool_return(c->gw->core.pool, client, rc == -ONCE_ERR_TIMEOUT);
-    broker_answered(rc);
-    if (rc < 0)
+    /* A directory refresh failed moments ago: the broker is unreachable
+     * until the back-off ends, and a ping would wait a timeout to say so. */
+    backoff = dircache_backoff_ms(c->gw->core.dir);
+    if (backoff > 0) {
         json_array_append_new(problems, json_sprintf(
-            "broker %s: %s", rc == -ONCE_ERR_TIMEOUT ? "unreachable"
-                                                     : "refuses this gateway",
-            err.message));
+            "broker unreachable: the last directory refresh failed, next "
+            "attempt in %.1f s", (double)backoff / 1000.0));
+    } else {
+        client = pool_borrow(c->gw->core.pool);
+        rc = once_client_ping(client, &err);
+        pool_return(c->gw->core.pool, client, rc == -ONCE_ERR_TIMEOUT);
+        broker_answered(rc);
+        if (rc < 0)
+            json_array_append_new(problems, json_sprintf(
+                "broker %s: %s", rc == -ONCE_ERR_TIMEOUT
+                                     ? "unreachable"
+                                     : "refuses this gateway",
+                err.message));
+    }
     dir = dircache_get(c->gw->core.dir, false, &err);
     if (dir != NULL)
         dircache_release(c->gw->core.dir);

@@ -5,13 +5,16 @@ do), onced listening on an ipc:// socket in it, two departments
 (market-supervision issues business licences, tax may request their name
 and address for tax registration), valid subjects, and the schemas of
 adapters/gateway/openapi.yaml (the spool writes the gateway's documents).
-Used by adapters/gateway/tests/test_gateway.py and
-adapters/spool/tests/test_spool.py, which import it from
-ONCE_SOURCE_ROOT/adapters/common/tests.
+Used by adapters/gateway/tests/test_gateway.py,
+adapters/spool/tests/test_spool.py and
+adapters/examples/tests/test_examples.py, which import it from
+ONCE_SOURCE_ROOT/adapters/common/tests. Gateways (below the broker) start
+with a tokens file and port 0, their bound port read from their log.
 
 Needs Debian's python3-jsonschema and python3-yaml (deploy/
 install-test-deps.sh); without them the importing test is skipped (77).
-Environment: ONCED, ONCECTL, ONCE_SOURCE_ROOT.
+Environment: ONCED, ONCECTL, ONCE_SOURCE_ROOT; ONCE_GATEWAY for the
+gateways.
 """
 import os
 import re
@@ -146,3 +149,50 @@ class Broker:
             print("kept " + self.dir)
         else:
             shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class GatewayBroker(Broker):
+    """A broker and once-gateways beside it, each with its tokens file and
+    its log in the broker's temp directory."""
+
+    def __init__(self, prefix, timeout_ms):
+        super().__init__(prefix)
+        self.timeout_ms = timeout_ms
+        self.gateways = {}
+
+    def write_config(self, name, dept, tokens, extra="", listen="127.0.0.1:0",
+                     tokens_mode=0o600):
+        """NAME.conf and NAME.tokens (lines "TOKEN CALLER OPS")."""
+        tokens_path = os.path.join(self.dir, name + ".tokens")
+        with open(tokens_path, "w") as f:
+            f.write("# token caller operations\n")
+            for line in tokens:
+                f.write(line + "\n")
+        os.chmod(tokens_path, tokens_mode)
+        return super().write_config(
+            "gateway", name, dept, self.timeout_ms,
+            "listen = %s\ntokens = %s.tokens\n%s" % (listen, name, extra))
+
+    def start_gateway(self, name, conf, scheme="http"):
+        """Starts os.environ["ONCE_GATEWAY"] on conf; its URL."""
+        log_path = os.path.join(self.dir, name + ".log")
+        with open(log_path, "w") as log:
+            proc = subprocess.Popen([os.environ["ONCE_GATEWAY"], "--config",
+                                     conf], stderr=log, stdout=log)
+
+        def port():
+            m = re.search(r"port (\d+)", read(log_path))
+            if proc.poll() is not None:
+                raise AssertionError("gateway %s exited: %s"
+                                     % (name, read(log_path)))
+            return m and int(m.group(1))
+        url = "%s://127.0.0.1:%d" % (scheme, wait_for(port, name + "'s port"))
+        self.gateways[name] = (proc, url, log_path)
+        return url
+
+    def close(self, keep_variable):
+        for proc, _, _ in self.gateways.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        self.close_broker(keep_variable)
