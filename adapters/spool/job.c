@@ -86,14 +86,16 @@ static uint64_t next_version(spool *s)
     return s->last_version;
 }
 
-/* e's answer: the problem for rc and message. */
-static void set_problem(idem_entry *e, int rc, const char *detail)
+/* e's answer: the problem for rc and message; *code its code (a static
+ * string), so the log line need not parse the problem back. */
+static void set_problem(idem_entry *e, const char **code, int rc,
+                        const char *detail)
 {
-    const char *code = once_error_name(rc);
     json_t *doc;
 
+    *code = once_error_name(rc);
     e->status = adapter_http_status(rc);
-    doc = adapter_problem_json(e->status, code, detail);
+    doc = adapter_problem_json(e->status, *code, detail);
     free(e->answer);
     e->answer = doc != NULL ? json_dumps(doc, JSON_COMPACT) : NULL;
     json_decref(doc);
@@ -116,16 +118,17 @@ static int proof_checked(spool *s, once_receipt *receipt)
                                &ignored) == 0;
 }
 
-/* Publishes the outbox file data: 0 with e's answer set, or JOB_RETRY. */
+/* Publishes the outbox file data: 0 with e's answer set (and *code when
+ * it is a problem), or JOB_RETRY. */
 static int publish(spool *s, const char *key, const char *data, size_t len,
-                   idem_entry *e, once_error *err)
+                   idem_entry *e, const char **code, once_error *err)
 {
     once_receipt receipt = { 0 };
     once_record *r = NULL;
     once_client *c;
     char where[96], detail[ONCE_ERROR_MESSAGE_MAX + 100];
     once_error why;
-    bool resigned = false;
+    bool resigned = false, record_signed = false;
     int rc;
 
     /* A record signed before keeps its version (the envelope has it). */
@@ -135,16 +138,18 @@ static int publish(spool *s, const char *key, const char *data, size_t len,
                             &r, where, sizeof(where), &why);
     if (rc < 0) {
         snprintf(detail, sizeof(detail), "%s: %s", where, why.message);
-        set_problem(e, rc, detail);
+        set_problem(e, code, rc, detail);
         return 0;
     }
-sign:
+prepare:
     if (e->envelope == NULL) {
-        if ((rc = once_record_sign(r, &s->core.key, &why)) < 0) {
+        if (!record_signed &&
+            (rc = once_record_sign(r, &s->core.key, &why)) < 0) {
             once_record_free(r);
-            set_problem(e, rc, why.message);
+            set_problem(e, code, rc, why.message);
             return 0;
         }
+        record_signed = true;
         e->version = once_record_version(r);
         c = pool_borrow(s->core.pool);
         rc = once_client_prepare_write(c, r, 1, &e->envelope,
@@ -167,33 +172,29 @@ sign:
          * broker was unreachable that long), so the broker no longer
          * recognises it. A new envelope of the record with the same
          * version is stored only if the first never was: else it is
-         * refused STALE_VERSION, never a second version. */
+         * refused STALE_VERSION, never a second version. The record in
+         * hand is the file's with that version (parsed with it above, or
+         * the one just signed): it is signed, if it is not yet, and put in
+         * a new envelope, without reading the file again. */
         adapter_log("warn", "the kept envelope is too old for the broker "
                     "(CLOCK_SKEW): signing it anew with the same version");
-        once_record_free(r);
-        r = NULL;
-        rc = spool_parse_record(data, len, s->cfg.base.department,
-                                e->version, &r, where, sizeof(where), &why);
-        if (rc < 0)
-            return once_error_set(err, ONCE_ERR_INTERNAL, "a file parsed "
-                                  "once no longer parses");
         free(e->envelope);
         e->envelope = NULL;
         e->envelope_len = 0;
         resigned = true;
-        goto sign;
+        goto prepare;
     }
     if (!adapter_answer_is_final(rc)) {
         adapter_log("warn", "broker: %s (%s); will retry",
                     once_error_name(rc), why.message);
         rc = JOB_RETRY;
     } else if (rc == -ONCE_ERR_STALE_VERSION && resigned) {
-        set_problem(e, rc, "this version is already at the broker: this "
-                    "file was published before its answer was lost, or a "
-                    "newer version was published since");
+        set_problem(e, code, rc, "this version is already at the broker: "
+                    "this file was published before its answer was lost, or "
+                    "a newer version was published since");
         rc = 0;
     } else if (rc < 0) {
-        set_problem(e, rc, why.message);
+        set_problem(e, code, rc, why.message);
         rc = 0;
     } else {
         set_answer(e, 201, adapter_write_json(
@@ -206,8 +207,10 @@ sign:
     return rc;
 }
 
-/* Makes the request of file data: 0 with e's answer set, or JOB_RETRY. */
-static int request(spool *s, const char *data, size_t len, idem_entry *e)
+/* Makes the request of file data: 0 with e's answer set (and *code when
+ * it is a problem), or JOB_RETRY. */
+static int request(spool *s, const char *data, size_t len, idem_entry *e,
+                   const char **code)
 {
     uint8_t pk[ONCE_PUBLIC_KEY_BYTES], dir_digest[ONCE_DIGEST_BYTES];
     once_receipt receipt = { 0 };
@@ -221,7 +224,7 @@ static int request(spool *s, const char *data, size_t len, idem_entry *e)
     rc = spool_parse_request(data, len, &q, where, sizeof(where), &why);
     if (rc < 0) {
         snprintf(detail, sizeof(detail), "%s: %s", where, why.message);
-        set_problem(e, rc, detail);
+        set_problem(e, code, rc, detail);
         return 0;
     }
     c = pool_borrow(s->core.pool);
@@ -245,7 +248,7 @@ static int request(spool *s, const char *data, size_t len, idem_entry *e)
                     once_error_name(rc), why.message);
         rc = JOB_RETRY;
     } else if (rc < 0) {
-        set_problem(e, rc, why.message);
+        set_problem(e, code, rc, why.message);
         rc = 0;
     } else {
         set_answer(e, 200, adapter_record_json(r, pk, dir_digest, &receipt,
@@ -256,17 +259,20 @@ static int request(spool *s, const char *data, size_t len, idem_entry *e)
     return rc;
 }
 
-/* "failed CODE" with the problem's code: the detail may name values. */
+/* "failed CODE" with the problem's code (the detail may name values):
+ * code when this run made the problem, else read from the problem kept in
+ * the state before a restart. */
 static void log_failure(enum spool_queue q, const char *shown,
-                        const char *problem)
+                        const char *code, const char *problem)
 {
-    json_t *doc = json_loads(problem, 0, NULL);
+    json_t *doc = code == NULL ? json_loads(problem, 0, NULL) : NULL;
 
+    if (code == NULL)
+        code = doc != NULL && json_is_string(json_object_get(doc, "code"))
+                   ? json_string_value(json_object_get(doc, "code"))
+                   : "?";
     adapter_log("info", "%s/%s: failed %s, see failed/", state_caller[q],
-                shown, doc != NULL && json_is_string(json_object_get(
-                                          doc, "code"))
-                           ? json_string_value(json_object_get(doc, "code"))
-                           : "?");
+                shown, code);
     json_decref(doc);
 }
 
@@ -274,6 +280,7 @@ int job_run(spool *s, enum spool_queue q, const char *name,
             enum job_result *result, once_error *err)
 {
     char key[65], shown[SPOOL_MAX_NAME + 1], *data = NULL;
+    const char *code = NULL;
     idem_entry e = { 0 };
     uint8_t digest[32];
     size_t len = 0;
@@ -288,7 +295,7 @@ int job_run(spool *s, enum spool_queue q, const char *name,
     }
     if (rc == -ONCE_ERR_TOO_LARGE || rc == -ONCE_ERR_EXISTS) {
         /* Over the limit, or not a regular file: refused as it is. */
-        set_problem(&e, rc, err->message);
+        set_problem(&e, &code, rc, err->message);
         snprintf(key, sizeof(key), "%s", "0000000000000000");
         goto finish;
     }
@@ -301,8 +308,8 @@ int job_run(spool *s, enum spool_queue q, const char *name,
     if (rc == -ONCE_ERR_NOT_FOUND)
         memcpy(e.fingerprint, digest, sizeof(digest));
     if (e.status == 0) {
-        rc = q == QUEUE_OUTBOX ? publish(s, key, data, len, &e, err)
-                               : request(s, data, len, &e);
+        rc = q == QUEUE_OUTBOX ? publish(s, key, data, len, &e, &code, err)
+                               : request(s, data, len, &e, &code);
         if (rc == JOB_RETRY) {
             *result = JOB_RETRY;
             rc = 0;
@@ -322,7 +329,7 @@ int job_run(spool *s, enum spool_queue q, const char *name,
 finish:
     rc = dirs_finish(&s->dirs, q, name, key, e.status >= 300, e.answer, err);
     if (rc == 0 && e.status >= 300)
-        log_failure(q, shown, e.answer);
+        log_failure(q, shown, code, e.answer);
     else if (rc == 0)
         adapter_log("info", "%s/%s: %s", state_caller[q], shown,
                     q == QUEUE_OUTBOX ? "published" : "answered");
