@@ -10,7 +10,8 @@ answer is checked against the schemas of adapters/gateway/openapi.yaml.
 Covers every endpoint's happy path, the error mappings (HTTP's own: 401,
 403, 404, 405, 413, 415, 400 naming the field; the broker's: NO_GRANT,
 MISSING_PURPOSE, INVALID_SUBJECT, UNKNOWN_TYPE, NOT_FOUND, NOT_ISSUER,
-STALE_VERSION; broker slow 504 and unreachable 503 with Retry-After), an
+STALE_VERSION; broker slow 504 and unreachable 503 with Retry-After; the
+directory's back-off after a failed refresh, counted in /metrics), an
 idempotent retry (same key and body: same answer, one version; another
 body: 409), refused tokens, start-up refusals (tokens file others can
 read, non-loopback without TLS), HTTPS, and SIGTERM finishing a call in
@@ -60,47 +61,14 @@ def uscc(n):
     return code
 
 
-class Env(adapter_e2e.Broker):
+class Env(adapter_e2e.GatewayBroker):
     """The broker home, the broker and the gateways of one run."""
 
     def __init__(self):
-        super().__init__("gw-")
-        self.gateways = {}
-
-    def write_config(self, name, dept, tokens, extra="", listen="127.0.0.1:0",
-                     tokens_mode=0o600):
-        tokens_path = os.path.join(self.dir, name + ".tokens")
-        with open(tokens_path, "w") as f:
-            f.write("# token caller operations\n")
-            for line in tokens:
-                f.write(line + "\n")
-        os.chmod(tokens_path, tokens_mode)
-        return super().write_config(
-            "gateway", name, dept, TIMEOUT_MS,
-            "listen = %s\ntokens = %s.tokens\n%s" % (listen, name, extra))
-
-    def start_gateway(self, name, conf, scheme="http"):
-        log_path = os.path.join(self.dir, name + ".log")
-        with open(log_path, "w") as log:
-            proc = subprocess.Popen([GATEWAY, "--config", conf], stderr=log,
-                                    stdout=log)
-
-        def port():
-            m = re.search(r"port (\d+)", read(log_path))
-            if proc.poll() is not None:
-                raise AssertionError("gateway %s exited: %s"
-                                     % (name, read(log_path)))
-            return m and int(m.group(1))
-        url = "%s://127.0.0.1:%d" % (scheme, wait_for(port, name + "'s port"))
-        self.gateways[name] = (proc, url, log_path)
-        return url
+        super().__init__("gw-", TIMEOUT_MS)
 
     def close(self):
-        for proc, _, _ in self.gateways.values():
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-        self.close_broker("GATEWAY_TEST_KEEP")
+        super().close("GATEWAY_TEST_KEEP")
 
 
 ENV = None
@@ -482,7 +450,52 @@ class Gateway(unittest.TestCase):
         self.assertEqual(len(answers), 1)
         self.assertIn(answers[0].status_code, (200, 504))
 
-    def test_15_no_sanitizer_reports(self):
+    def test_16_directory_backoff(self):
+        # A gateway that starts with the broker stopped has no directory,
+        # and its first refresh fails after a timeout. Calls in the
+        # back-off that follows are refused at once (503) instead of each
+        # waiting a timeout for another refresh: counted, not timed, by
+        # the refreshes /metrics reports (before the back-off: one more
+        # per call). /v1/health says the broker is unreachable meanwhile.
+        conf = ENV.write_config(
+            "backoff", "tax",
+            ["%s tax-app request,catalogue,metrics" % TAX_TOKEN])
+        calls = 10
+        ENV.onced.send_signal(signal.SIGSTOP)
+        try:
+            url = ENV.start_gateway("backoff", conf)
+            for _ in range(calls):
+                r = requests.get(url + "/v1/catalogue",
+                                 headers=auth(TAX_TOKEN), timeout=30)
+                self.problem(r, 503, "UNAVAILABLE")
+            metrics = requests.get(url + "/metrics", headers=auth(TAX_TOKEN),
+                                   timeout=30).text
+            failed = int(re.search(
+                r'^once_gateway_directory_refreshes_total\{result="failed"\}'
+                r' (\d+)$', metrics, re.M).group(1))
+            # One at start, then at most one per back-off interval (1 s,
+            # 2 s, 4 s, ... between failures of a second each).
+            self.assertGreaterEqual(failed, 1)
+            self.assertLessEqual(failed, 3, metrics)
+            r = requests.get(url + "/v1/health", timeout=30)
+            doc = self.problem(r, 503, "UNAVAILABLE")
+            self.assertTrue(any(p.startswith("broker unreachable")
+                                for p in doc["problems"]), doc)
+        finally:
+            ENV.onced.send_signal(signal.SIGCONT)
+        # After the back-off the next call refreshes, and it all works.
+        wait_for(lambda: requests.get(url + "/v1/catalogue",
+                                      headers=auth(TAX_TOKEN),
+                                      timeout=30).status_code == 200,
+                 "the directory after the back-off")
+        self.assertEqual(requests.get(url + "/v1/health",
+                                      timeout=30).status_code, 200)
+        metrics = requests.get(url + "/metrics", headers=auth(TAX_TOKEN),
+                               timeout=30).text
+        self.assertRegex(metrics, r'(?m)^once_gateway_directory_refreshes_'
+                                  r'total\{result="ok"\} [1-9]')
+
+    def test_99_no_sanitizer_reports(self):
         # Under ASan+UBSan a report in a gateway's or the broker's log is
         # a failure, also when the process went on.
         logs = [path for _, _, path in ENV.gateways.values()]
