@@ -5,6 +5,7 @@ set -euo pipefail
 
 packages=(build-essential meson ninja-build pkg-config libzmq3-dev
   libsodium-dev nettle-dev libprotobuf-c-dev protobuf-c-compiler liblmdb-dev libinih-dev
-  libcmocka-dev libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev python3)
+  libcmocka-dev libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev python3
+  python3-requests)
 
 exec "$(dirname "${BASH_SOURCE[0]}")/apt-install-missing.sh" "${packages[@]}"

@@ -16,13 +16,22 @@
  * licence answered as revoked. It prints a summary whose last line is
  * `copies avoided: N`, N being the requests served from the registry.
  *
- * deploy/demo/enterprise-startup.sh sets up the broker (oncectl) and runs it.
+ * --requesters and --phase let other programs play some departments:
+ * deploy/demo/enterprise-startup.sh, which sets up the broker (oncectl),
+ * runs the tax bureau through once-gateway and the bank through
+ * once-spool, and this program for market supervision and public security
+ * in three phases (publish; the requests, beside the other two; revoke),
+ * so that every licence exists before anyone asks and is revoked only
+ * after everyone has asked.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
@@ -60,11 +69,23 @@ static const char *const licence_fields[] = {
     "name", "legal_representative", "registered_capital", "address",
     "business_scope", "established_on"};
 
+enum {
+    PHASE_PUBLISH = 1u << 0,
+    PHASE_REQUEST = 1u << 1,
+    PHASE_REVOKE = 1u << 2,
+    PHASE_ALL = PHASE_PUBLISH | PHASE_REQUEST | PHASE_REVOKE
+};
+
+#define REQUESTER_COUNT (sizeof(requesters) / sizeof(requesters[0]))
+
 typedef struct demo_options {
     const char *endpoint;
     const char *broker_key;
     const char *key_dir;
     unsigned count;
+    unsigned phases;                   /* PHASE_* */
+    const char *codes_path;            /* NULL, or where to list codes */
+    bool plays[REQUESTER_COUNT];       /* the requesters this program is */
 } demo_options;
 
 typedef struct demo_totals {
@@ -97,7 +118,28 @@ static void usage(FILE *out)
             "  --broker-key FILE  the broker's public key file (broker.pub)\n"
             "  --keys DIR         DIR/<department>.key and .key.pub for "
             "the four departments\n"
-            "  --count N          enterprises to generate (default 3000)\n");
+            "  --count N          enterprises to generate (default 3000)\n"
+            "  --requesters LIST  the requesters played, a comma list of "
+            "tax,\n"
+            "                     public-security, bank (default all "
+            "three)\n"
+            "  --phase PHASE      publish (the licences), request (every "
+            "licence by\n"
+            "                     each requester played, and the refusal "
+            "when\n"
+            "                     public-security is), revoke (licence 0; "
+            "the bank's\n"
+            "                     request of it when the bank is played) or "
+            "all\n"
+            "                     (the default: the three in turn; a "
+            "single phase\n"
+            "                     ends with one line of its counts, not "
+            "the summary)\n"
+            "  --codes FILE       with publish: also write the licences' "
+            "codes to\n"
+            "                     FILE (new, 0600), one \"SERIAL CODE\" a "
+            "line, for\n"
+            "                     the departments played elsewhere\n");
 }
 
 /* GB 11714 organization code: 8 characters and a check character, weights
@@ -123,6 +165,8 @@ static int make_credit_code(char out[19], unsigned serial)
 
     make_organization_code(org, serial);
     snprintf(out, 19, "91110108%s", org);
+    /* The check character goes where snprintf put the terminator. */
+    out[18] = '\0';
     return once_uscc_check_char(out, &out[17]) < 0 ? -1 : 0;
 }
 
@@ -269,7 +313,8 @@ static int show_refusal(once_client *police, const char *code,
 }
 
 /* Market supervision revokes one licence; the bank's next request gets the
- * signed revocation, not the old fields. */
+ * signed revocation, not the old fields (asked elsewhere when bank is
+ * NULL: the bank is not played here). */
 static int show_revocation(once_client *market, once_client *bank,
                            const once_keypair *issuer,
                            const uint8_t issuer_pk[32], const char *code,
@@ -286,6 +331,10 @@ static int show_revocation(once_client *market, once_client *bank,
     if (rc == 0)
         rc = once_client_revoke(market, revocation, &err);
     once_record_free(revocation);
+    if (rc == 0 && bank == NULL) {
+        printf("market-supervision revoked licence 0: version 2\n");
+        return 0;
+    }
     if (rc == 0)
         rc = once_client_request(bank, LICENCE_TYPE, code, "account-opening",
                                  "ACCT-2026-REVOKED", 0, &answer, &err);
@@ -308,6 +357,32 @@ static int show_revocation(once_client *market, once_client *bank,
     return 0;
 }
 
+/* "tax,bank" into plays[]; -1 for a name that is not a requester's or an
+ * empty list. */
+static int parse_requesters(const char *list, bool plays[REQUESTER_COUNT])
+{
+    const char *p = list;
+    size_t r, n, named = 0;
+
+    for (r = 0; r < REQUESTER_COUNT; r++)
+        plays[r] = false;
+    while (*p != '\0') {
+        n = strcspn(p, ",");
+        for (r = 0; r < REQUESTER_COUNT; r++)
+            if (strlen(requesters[r].id) == n &&
+                strncmp(p, requesters[r].id, n) == 0)
+                break;
+        if (r == REQUESTER_COUNT)
+            return -1;
+        plays[r] = true;
+        named++;
+        p += n;
+        if (*p == ',')
+            p++;
+    }
+    return named > 0 ? 0 : -1;
+}
+
 static int parse_options(int argc, char **argv, demo_options *opt)
 {
     static const struct option long_options[] = {
@@ -315,13 +390,20 @@ static int parse_options(int argc, char **argv, demo_options *opt)
         {"broker-key", required_argument, NULL, 'b'},
         {"keys", required_argument, NULL, 'k'},
         {"count", required_argument, NULL, 'n'},
+        {"requesters", required_argument, NULL, 'r'},
+        {"phase", required_argument, NULL, 'p'},
+        {"codes", required_argument, NULL, 'c'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     int c;
     char *end;
     unsigned long count;
+    size_t r;
 
     opt->count = 3000;
+    opt->phases = PHASE_ALL;
+    for (r = 0; r < REQUESTER_COUNT; r++)
+        opt->plays[r] = true;
     while ((c = getopt_long(argc, argv, "h", long_options, NULL)) != -1) {
         switch (c) {
         case 'e': opt->endpoint = optarg; break;
@@ -335,6 +417,26 @@ static int parse_options(int argc, char **argv, demo_options *opt)
             }
             opt->count = (unsigned)count;
             break;
+        case 'r':
+            if (parse_requesters(optarg, opt->plays) < 0) {
+                fprintf(stderr, "demo: --requesters takes a comma list of "
+                        "tax, public-security, bank\n");
+                return 2;
+            }
+            break;
+        case 'p':
+            opt->phases = strcmp(optarg, "publish") == 0 ? PHASE_PUBLISH
+                          : strcmp(optarg, "request") == 0 ? PHASE_REQUEST
+                          : strcmp(optarg, "revoke") == 0  ? PHASE_REVOKE
+                          : strcmp(optarg, "all") == 0     ? PHASE_ALL
+                                                           : 0;
+            if (opt->phases == 0) {
+                fprintf(stderr, "demo: --phase takes publish, request, "
+                        "revoke or all\n");
+                return 2;
+            }
+            break;
+        case 'c': opt->codes_path = optarg; break;
         case 'h': usage(stdout); return 1;
         default: usage(stderr); return 2;
         }
@@ -346,6 +448,21 @@ static int parse_options(int argc, char **argv, demo_options *opt)
     return 0;
 }
 
+/* A new file, 0600, never through a planted name or link. */
+static FILE *open_codes(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                  0600);
+    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+
+    if (f == NULL) {
+        fprintf(stderr, "demo: %s: %s\n", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+    }
+    return f;
+}
+
 static int run_demo(const demo_options *opt, once_client *clients[DEPT_COUNT],
                     const once_keypair *issuer, demo_totals *totals)
 {
@@ -353,29 +470,59 @@ static int run_demo(const demo_options *opt, once_client *clients[DEPT_COUNT],
     unsigned i;
     size_t r;
 
-    printf("market-supervision publishes %u business licences\n", opt->count);
-    for (i = 0; i < opt->count; i++) {
-        if (make_credit_code(code, i) < 0 ||
-            publish_licence(clients[DEPT_MARKET], issuer, code, i, 1) < 0)
+    if (opt->phases & PHASE_PUBLISH) {
+        FILE *codes = NULL;
+
+        if (opt->codes_path != NULL && (codes = open_codes(opt->codes_path))
+                                           == NULL)
             return -1;
-        totals->published++;
-    }
-    /* Named so the script can print this enterprise's access report. */
-    make_credit_code(code, 0);
-    printf("example enterprise (licence 0): %s\n", code);
-    printf("tax, public-security and bank request every licence\n");
-    for (i = 0; i < opt->count; i++) {
-        make_credit_code(code, i);
-        for (r = 0; r < sizeof(requesters) / sizeof(requesters[0]); r++)
-            if (request_licence(clients[DEPT_TAX + r], &requesters[r], code,
-                                i, issuer->public_key, totals) < 0)
+        printf("market-supervision publishes %u business licences\n",
+               opt->count);
+        for (i = 0; i < opt->count; i++) {
+            if (make_credit_code(code, i) < 0 ||
+                publish_licence(clients[DEPT_MARKET], issuer, code, i, 1) < 0) {
+                if (codes != NULL)
+                    fclose(codes);
                 return -1;
+            }
+            totals->published++;
+            if (codes != NULL)
+                fprintf(codes, "%u %s\n", i, code);
+        }
+        if (codes != NULL && fclose(codes) != 0) {
+            fprintf(stderr, "demo: %s: %s\n", opt->codes_path,
+                    strerror(errno));
+            return -1;
+        }
+        /* Named so the script can print this enterprise's access report. */
+        make_credit_code(code, 0);
+        printf("example enterprise (licence 0): %s\n", code);
     }
-    make_credit_code(code, 0);
-    if (show_refusal(clients[DEPT_POLICE], code, totals) < 0)
-        return -1;
-    return show_revocation(clients[DEPT_MARKET], clients[DEPT_BANK], issuer,
-                           issuer->public_key, code, totals);
+    if (opt->phases & PHASE_REQUEST) {
+        for (r = 0; r < REQUESTER_COUNT; r++)
+            if (opt->plays[r])
+                printf("%s requests every licence\n", requesters[r].id);
+        for (i = 0; i < opt->count; i++) {
+            make_credit_code(code, i);
+            for (r = 0; r < REQUESTER_COUNT; r++)
+                if (opt->plays[r] &&
+                    request_licence(clients[DEPT_TAX + r], &requesters[r],
+                                    code, i, issuer->public_key, totals) < 0)
+                    return -1;
+        }
+        make_credit_code(code, 0);
+        if (opt->plays[DEPT_POLICE - DEPT_TAX] &&
+            show_refusal(clients[DEPT_POLICE], code, totals) < 0)
+            return -1;
+    }
+    if (opt->phases & PHASE_REVOKE) {
+        make_credit_code(code, 0);
+        return show_revocation(clients[DEPT_MARKET],
+                               opt->plays[DEPT_BANK - DEPT_TAX]
+                                   ? clients[DEPT_BANK] : NULL,
+                               issuer, issuer->public_key, code, totals);
+    }
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -406,13 +553,26 @@ int main(int argc, char **argv)
     }
     rc = 0;
     for (i = 0; i < DEPT_COUNT && rc == 0; i++)
-        rc = open_department(&clients[i], &opt, department_ids[i], broker_pk);
+        if (i == DEPT_MARKET || opt.plays[i - DEPT_TAX])
+            rc = open_department(&clients[i], &opt, department_ids[i],
+                                 broker_pk);
     if (rc == 0)
         rc = run_demo(&opt, clients, &issuer, &totals);
     once_keypair_wipe(&issuer);
     for (i = 0; i < DEPT_COUNT; i++)
         once_client_close(clients[i]);
 
+    if (opt.phases != PHASE_ALL) {
+        /* One phase of several: the caller sums up. */
+        printf("%s: %u published, %u served, %u verified, %u refused as "
+               "expected, %u answered revoked\n",
+               opt.phases == PHASE_PUBLISH   ? "publish phase"
+               : opt.phases == PHASE_REQUEST ? "request phase"
+                                             : "revoke phase",
+               totals.published, totals.served, totals.verified,
+               totals.refused_as_expected, totals.revoked_answers);
+        return rc == 0 ? 0 : 1;
+    }
     printf("\nsummary\n");
     printf("licences published:            %u\n", totals.published);
     printf("requests served:               %u\n", totals.served);
