@@ -215,6 +215,11 @@ int state_get(idem_state *s, const char *caller, const char *key,
 /* Writes e under (caller, key) durably. */
 int state_put(idem_state *s, const char *caller, const char *key,
               const idem_entry *e, once_error *err);
+/* Writes entries[i] under (caller, keys[i]), all n in one durable commit
+ * (one fsync): all of them or, on an error, none. */
+int state_put_many(idem_state *s, const char *caller,
+                   const char *const *keys, const idem_entry *const *entries,
+                   size_t n, once_error *err);
 void idem_entry_clear(idem_entry *e);
 /* Marks (caller, key) in use by a request of this process: false when
  * another request holds it. */

@@ -313,12 +313,12 @@ static void sweep(idem_state *s, MDB_txn *txn)
     mdb_cursor_close(cur);
 }
 
-int state_put(idem_state *s, const char *caller, const char *key,
-              const idem_entry *e, once_error *err)
+/* Puts e under (caller, key) in txn. */
+static int put_entry(idem_state *s, MDB_txn *txn, const char *caller,
+                     const char *key, const idem_entry *e, once_error *err)
 {
     char kb[ONCE_MAX_NAME + 1 + STATE_MAX_KEY + 1];
     size_t ans_len = e->answer != NULL ? strlen(e->answer) : 0;
-    MDB_txn *txn;
     MDB_val k, v;
     uint8_t *p;
     int rc;
@@ -327,13 +327,9 @@ int state_put(idem_state *s, const char *caller, const char *key,
         return once_error_set(err, ONCE_ERR_INVALID_ARGUMENT,
                               "Idempotency-Key must be 1 to %d characters",
                               STATE_MAX_KEY);
-    if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
-        return lmdb_error(err, rc, "begin");
     v.mv_size = 60 + e->envelope_len + ans_len;
-    if ((rc = mdb_put(txn, s->dbi, &k, &v, MDB_RESERVE)) != 0) {
-        mdb_txn_abort(txn);
+    if ((rc = mdb_put(txn, s->dbi, &k, &v, MDB_RESERVE)) != 0)
         return lmdb_error(err, rc, "put");
-    }
     p = v.mv_data;
     put_u64(p, now_ms());
     memcpy(p + 8, e->fingerprint, 32);
@@ -345,7 +341,35 @@ int state_put(idem_state *s, const char *caller, const char *key,
     put_u32(p + 56 + e->envelope_len, (uint32_t)ans_len);
     if (ans_len > 0)
         memcpy(p + 60 + e->envelope_len, e->answer, ans_len);
-    sweep(s, txn);
+    return 0;
+}
+
+int state_put(idem_state *s, const char *caller, const char *key,
+              const idem_entry *e, once_error *err)
+{
+    return state_put_many(s, caller, &key, &e, 1, err);
+}
+
+int state_put_many(idem_state *s, const char *caller,
+                   const char *const *keys, const idem_entry *const *entries,
+                   size_t n, once_error *err)
+{
+    MDB_txn *txn;
+    size_t i;
+    int rc;
+
+    if (n == 0)
+        return 0;
+    if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
+        return lmdb_error(err, rc, "begin");
+    for (i = 0; i < n; i++) {
+        if ((rc = put_entry(s, txn, caller, keys[i], entries[i], err)) < 0) {
+            mdb_txn_abort(txn);
+            return rc;
+        }
+        /* The clock hand moves as far per entry written as for one put. */
+        sweep(s, txn);
+    }
     if ((rc = mdb_txn_commit(txn)) != 0)
         return lmdb_error(err, rc, "commit");
     return 0;
