@@ -23,6 +23,9 @@
  * expired within the time it takes to write 1/STATE_SWEEP_STEP of a
  * day's entries, so the table stays near one retention period's size
  * instead of growing to its map's limit, and no write pays for a scan.
+ * state_put_many writes many entries in one transaction, one fsync for
+ * all (once-spool import's batches), and moves the hand as far as as
+ * many single writes would.
  *
  * Value layout (big-endian): u64 created_at, fingerprint[32], u64 version,
  * u32 status, u32 len(envelope), envelope, u32 len(answer), answer.
