@@ -16,7 +16,8 @@ registration). Then:
     leaf index); and each refusal maps to its documented exit status: a
     licence never published (4), a revoked one (4), an invalid subject
     (2), a wrong token (3), the broker stopped (5, after its retries);
-    --batch over several cases.
+    --batch over several cases;
+  - no sanitizer report in the gateways' or the broker's log.
 
 Run by meson (test examples-e2e) with /usr/bin/python3 (Debian's
 python3-requests). Environment: ONCED, ONCECTL, ONCE_GATEWAY,
@@ -170,6 +171,16 @@ class Examples(unittest.TestCase):
         self.assertEqual(r.returncode, 5, r.stderr)
         self.assertRegex(r.stderr, r"(UNAVAILABLE \(HTTP 503\)|TIMEOUT "
                                    r"\(HTTP 504\))")
+
+    def test_9_no_sanitizer_reports(self):
+        # Under ASan+UBSan a report in a gateway's or the broker's log is
+        # a failure, also when the process went on.
+        logs = [log for _, _, log in ENV.gateways.values()]
+        logs.append(os.path.join(ENV.dir, "onced.log"))
+        for log in logs:
+            text = adapter_e2e.read(log)
+            self.assertNotIn("runtime error", text, log)
+            self.assertNotIn("Sanitizer", text, log)
 
 
 if __name__ == "__main__":
