@@ -3,7 +3,8 @@
  * writer once the exchange's leaf is durable (answer_logged, to_writer),
  * or with a refusal (refuse).
  *
- * Every publish, revoke and request, granted or refused, is a leaf of the
+ * Every publish, revoke, request, subscribe and unsubscribe, granted or
+ * refused, is a leaf of the
  * exchange log, and no answer may leave before its leaf is on disk, so a
  * logged answer goes to the writer (writer.c) with the leaf's facts and
  * the envelope as evidence. A refusal is logged when the envelope names a
@@ -36,7 +37,9 @@ const char *kind_name(int kind)
 bool is_logged_kind(int kind)
 {
     return kind == ONCE__KIND__KIND_PUBLISH ||
-           kind == ONCE__KIND__KIND_REVOKE || kind == ONCE__KIND__KIND_REQUEST;
+           kind == ONCE__KIND__KIND_REVOKE || kind == ONCE__KIND__KIND_REQUEST ||
+           kind == ONCE__KIND__KIND_SUBSCRIBE ||
+           kind == ONCE__KIND__KIND_UNSUBSCRIBE;
 }
 
 /* Hands a prepared write job to the writer with everything the job knows

@@ -14,7 +14,8 @@
  *      to spare;
  *   4. the ZAP handler (zap.c), bound BEFORE the ROUTER exists: libzmq
  *      admits every CURVE key on a context with no handler;
- *   5. the writer (writer.c), then the workers and the I/O thread
+ *   5. the notice fan-out (notices.c) and the writer (writer.c), then the
+ *      workers and the I/O thread
  *      (server.c), which binds the endpoint last;
  *   6. the operator's console (console.c), when console_listen is set:
  *      its own thread, read-only, started once the broker serves so
@@ -59,9 +60,11 @@
 #include "console.h"
 #include "diag.h"
 #include "metrics.h"
+#include "notices.h"
 #include "replay.h"
 #include "server.h"
 #include "store.h"
+#include "subscriptions.h"
 #include "wire_schema.h"
 #include "writer.h"
 #include "zap.h"
@@ -227,6 +230,8 @@ int main(int argc, char **argv)
     once_keypair key;
     uint8_t audit_key[AUDIT_KEY_BYTES];
     auditlog alog;
+    subscriptions subs;
+    notices *fanout = NULL;
     once_error err;
     sigset_t signals;
     replay_limits limits;
@@ -296,7 +301,8 @@ int main(int argc, char **argv)
     }
     if (check_readers(&db, cfg.workers) < 0)
         goto out;
-    if (open_log(&alog, &db, &cfg, &key, &err) < 0) {
+    if (open_log(&alog, &db, &cfg, &key, &err) < 0 ||
+        subscriptions_open(&subs, &db, &err) < 0) {
         diag_error("onced", "%s", err.message);
         goto out;
     }
@@ -338,10 +344,14 @@ int main(int argc, char **argv)
             .checkpoint_interval_ms = cfg.checkpoint_interval_ms,
             .skew_seconds = cfg.skew_seconds,
             .high_water_percent = cfg.high_water_percent,
+            .subs = &subs,
         };
 
+        /* The fan-out binds the endpoints the writer and the I/O
+         * thread connect to. */
         if (zap_start(&zh, ctx, &db, cfg.max_connections_per_department,
                       &err) < 0 ||
+            notices_start(&fanout, ctx, &db, &subs, &identity, &err) < 0 ||
             writer_start(&wr, &wopt, &err) < 0) {
             diag_error("onced", "%s", err.message);
             goto out;
@@ -349,7 +359,8 @@ int main(int argc, char **argv)
     }
     {
         server_options opt = {
-            .cfg = &cfg, .db = &db, .replay = rp, .identity = &identity,
+            .cfg = &cfg, .db = &db, .subs = &subs, .replay = rp,
+            .identity = &identity,
             .broker_key = &key, .audit_key = audit_key, .zmq_ctx = ctx,
             .connections = zap_connections(zh),
         };
@@ -393,6 +404,7 @@ out:
         zmq_ctx_shutdown(ctx);
     server_free(srv);
     writer_join(wr);
+    notices_join(fanout);
     zap_join(zh);
     if (ctx != NULL)
         zmq_ctx_term(ctx);

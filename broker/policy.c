@@ -717,6 +717,42 @@ int policy_grant_get(MDB_txn *txn, const store *s, const char *requester,
     return out != NULL ? decode_grant(&val, out, err) : 0;
 }
 
+int policy_grant_covers_type(MDB_txn *txn, const store *s,
+                             const char *requester, const char *type,
+                             once_error *err)
+{
+    uint8_t prefix[2 * ONCE_MAX_NAME + 2];
+    size_t lr, lt;
+    MDB_cursor *cur;
+    MDB_val key, val;
+    int rc;
+
+    if (!policy_valid_name(requester) || !policy_valid_name(type))
+        return once_error_set(err, ONCE_ERR_NO_GRANT, "no grant for this "
+                              "requester and record type");
+    lr = strlen(requester);
+    lt = strlen(type);
+    memcpy(prefix, requester, lr);
+    prefix[lr] = 0;
+    memcpy(prefix + lr + 1, type, lt);
+    prefix[lr + 1 + lt] = 0;
+    rc = mdb_cursor_open(txn, s->grants, &cur);
+    if (rc != MDB_SUCCESS)
+        return store_error(rc, "cannot read grants", err);
+    key.mv_size = lr + lt + 2;
+    key.mv_data = prefix;
+    rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+    mdb_cursor_close(cur);
+    if (rc == MDB_NOTFOUND ||
+        (rc == MDB_SUCCESS && (key.mv_size < lr + lt + 2 ||
+                               memcmp(key.mv_data, prefix, lr + lt + 2) != 0)))
+        return once_error_set(err, ONCE_ERR_NO_GRANT, "%s has no grant on %s",
+                              requester, type);
+    if (rc != MDB_SUCCESS)
+        return store_error(rc, "cannot read grants", err);
+    return 0;
+}
+
 int policy_grant_revoke(MDB_txn *txn, const store *s, const char *requester,
                         const char *type, const char *purpose,
                         once_error *err)

@@ -97,6 +97,12 @@ int policy_grant_add(MDB_txn *txn, const store *s, const grant *g,
 int policy_grant_get(MDB_txn *txn, const store *s, const char *requester,
                      const char *type, const char *purpose, grant *out,
                      once_error *err);
+/* 0 when requester holds a grant on type for some purpose, else
+ * -ONCE_ERR_NO_GRANT: what notices of type may reach it (PROTOCOL.md
+ * 4.9). */
+int policy_grant_covers_type(MDB_txn *txn, const store *s,
+                             const char *requester, const char *type,
+                             once_error *err);
 int policy_grant_revoke(MDB_txn *txn, const store *s, const char *requester,
                         const char *type, const char *purpose,
                         once_error *err);

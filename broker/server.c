@@ -71,6 +71,7 @@
 #include <sodium.h>
 
 #include "metrics.h"
+#include "notices.h"
 #include "server.h"
 #include "worker.h"
 #include "wire_schema.h"
@@ -352,6 +353,41 @@ static uint64_t forward_answers(server *srv, io_stats *stats)
     return done;
 }
 
+/* Sends the notices the fan-out pushes (notices.c) out on the ROUTER,
+ * never blocking. A push that cannot go out (the connection is gone, or
+ * its queue is full because it does not read) is dropped, and its
+ * routing id goes back to the fan-out, which forgets the connection: the
+ * subscriber resumes from its cursor when it registers again. Pushes are
+ * no jobs: they carry no charge and no part in the drain's count. */
+static void forward_notices(server *srv)
+{
+    int i;
+
+    for (i = 0; i < IO_BATCH; i++) {
+        zmq_msg_t rid, push;
+
+        zmq_msg_init(&rid);
+        if (zmq_msg_recv(&rid, srv->notices, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&rid);
+            return;
+        }
+        zmq_msg_init(&push);
+        if (!zmq_msg_more(&rid) ||
+            zmq_msg_recv(&push, srv->notices, 0) < 0) {
+            zmq_msg_close(&push);
+            zmq_msg_close(&rid);
+            continue;
+        }
+        if (zmq_send(srv->router, zmq_msg_data(&rid), zmq_msg_size(&rid),
+                     ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+            zmq_msg_send(&push, srv->router, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&push);
+            zmq_msg_send(&rid, srv->notices, ZMQ_DONTWAIT);
+        }
+        zmq_msg_close(&rid);
+    }
+}
+
 /* True when the messages read and not answered reached pending_kb: then
  * nothing more is read until answers free bytes. Says so in the log, at
  * most every QUOTA_LOG_INTERVAL_MS. */
@@ -380,13 +416,14 @@ static void *io_main(void *arg)
     bool stopping = false;
 
     for (;;) {
-        zmq_pollitem_t items[3];
+        zmq_pollitem_t items[4];
         int n = 0, i, rc;
 
         if (stopping && !held.full && in_flight == 0)
             break;
         items[n++] = (zmq_pollitem_t){ srv->control, 0, ZMQ_POLLIN, 0 };
         items[n++] = (zmq_pollitem_t){ srv->replies_in, 0, ZMQ_POLLIN, 0 };
+        items[n++] = (zmq_pollitem_t){ srv->notices, 0, ZMQ_POLLIN, 0 };
         if (held.full)
             items[n++] = (zmq_pollitem_t){ srv->jobs_out, 0, ZMQ_POLLOUT, 0 };
         else if (!stopping && !io_budget_reached(srv))
@@ -421,7 +458,9 @@ static void *io_main(void *arg)
             in_flight -= done;
             metrics_forwarded(done);
         }
-        if (n < 3 || items[2].revents == 0)
+        if (items[2].revents & ZMQ_POLLIN)
+            forward_notices(srv);
+        if (n < 4 || items[3].revents == 0)
             continue;
         dispatched = 0;
         if (held.full && dispatch(srv, &held) == 0)
@@ -581,6 +620,7 @@ int server_start(server **out, const server_options *opt, char *bound,
     *out = srv;
     srv->cfg = opt->cfg;
     srv->db = opt->db;
+    srv->subs = opt->subs;
     srv->replay = opt->replay;
     if ((rc = refusal_budget_create(
              &srv->refusals, opt->cfg->max_logged_refusals_per_department,
@@ -605,6 +645,10 @@ int server_start(server **out, const server_options *opt, char *bound,
                                 true, ZMQ_SNDHWM, JOB_QUEUE_PER_WORKER, err,
                                 &rc);
     if (srv->jobs_out == NULL)
+        return rc;
+    srv->notices = make_socket(opt->zmq_ctx, ZMQ_PAIR, NOTICES_IO_ENDPOINT,
+                               false, 0, 0, err, &rc);
+    if (srv->notices == NULL)
         return rc;
     srv->control = make_socket(opt->zmq_ctx, ZMQ_PAIR, CONTROL_ENDPOINT, true,
                                0, 0, err, &rc);
@@ -700,6 +744,7 @@ void server_free(server *srv)
     close_socket(&srv->router);
     close_socket(&srv->jobs_out);
     close_socket(&srv->replies_in);
+    close_socket(&srv->notices);
     close_socket(&srv->control);
     close_socket(&srv->control_main);
     pending_free(&srv->pending);

@@ -23,6 +23,7 @@ typedef struct server server;
 typedef struct server_options {
     const broker_config *cfg;
     store *db;
+    const struct subscriptions *subs; /* subscriptions.c's tables */
     replay *replay;
     broker_identity *identity;
     const once_keypair *broker_key;

@@ -78,7 +78,12 @@ int wire_check_envelope(const uint8_t *bytes, size_t len,
         e->kind != ONCE__KIND__KIND_REVOKE &&
         e->kind != ONCE__KIND__KIND_REQUEST &&
         e->kind != ONCE__KIND__KIND_PING &&
-        e->kind != ONCE__KIND__KIND_DIRECTORY_REQUEST)
+        e->kind != ONCE__KIND__KIND_DIRECTORY_REQUEST &&
+        e->kind != ONCE__KIND__KIND_SUBSCRIBE &&
+        e->kind != ONCE__KIND__KIND_UNSUBSCRIBE &&
+        e->kind != ONCE__KIND__KIND_SUBSCRIPTIONS_LIST &&
+        e->kind != ONCE__KIND__KIND_NOTICE_ACK &&
+        e->kind != ONCE__KIND__KIND_NOTICES_PULL)
         return once_error_set(err, ONCE_ERR_UNSUPPORTED, "a department may "
                               "not send kind %d", (int)e->kind);
     if (e->session == 0)
@@ -165,4 +170,73 @@ int wire_check_revoke(const uint8_t *body, size_t len,
         return once_error_set(err, ONCE_ERR_MALFORMED, "the revoke carries "
                               "no record");
     return 0;
+}
+
+int wire_check_subscribe(const uint8_t *body, size_t len,
+                         ProtobufCAllocator *alloc, Once__Subscribe **out,
+                         once_error *err)
+{
+    ProtobufCMessage *decoded;
+    Once__Subscribe *s;
+    int rc;
+
+    rc = walk_and_decode(body, len, &wire_subscribe,
+                         &once__subscribe__descriptor, alloc,
+                         "the subscription does not decode", &decoded, err);
+    *out = s = (Once__Subscribe *)decoded;
+    if (rc < 0)
+        return rc;
+    if (strlen(s->type) > ONCE_MAX_NAME || strlen(s->subject) > ONCE_MAX_SUBJECT)
+        return once_error_set(err, ONCE_ERR_TOO_LARGE, "type or subject is "
+                              "over its limit (%d, %d bytes)", ONCE_MAX_NAME,
+                              ONCE_MAX_SUBJECT);
+    switch (s->scope) {
+    case ONCE__SUBSCRIPTION_SCOPE__SCOPE_TYPE:
+        if (s->type[0] == '\0' || s->subject[0] != '\0')
+            return once_error_set(err, ONCE_ERR_MALFORMED, "a subscription "
+                                  "to a type names the type and no subject");
+        return 0;
+    case ONCE__SUBSCRIPTION_SCOPE__SCOPE_SUBJECT:
+        if (s->type[0] == '\0' || s->subject[0] == '\0')
+            return once_error_set(err, ONCE_ERR_MALFORMED, "a subscription "
+                                  "to a subject names its type and subject");
+        return 0;
+    case ONCE__SUBSCRIPTION_SCOPE__SCOPE_HELD:
+        if (s->subject[0] != '\0')
+            return once_error_set(err, ONCE_ERR_MALFORMED, "a subscription "
+                                  "to the records held names no subject");
+        return 0;
+    default:
+        return once_error_set(err, ONCE_ERR_MALFORMED, "unknown subscription "
+                              "scope %d", (int)s->scope);
+    }
+}
+
+int wire_check_notice_ack(const uint8_t *body, size_t len,
+                          ProtobufCAllocator *alloc, Once__NoticeAck **out,
+                          once_error *err)
+{
+    ProtobufCMessage *decoded;
+    int rc;
+
+    rc = walk_and_decode(body, len, &wire_notice_ack,
+                         &once__notice_ack__descriptor, alloc,
+                         "the acknowledgement does not decode", &decoded,
+                         err);
+    *out = (Once__NoticeAck *)decoded;
+    return rc;
+}
+
+int wire_check_notices_pull(const uint8_t *body, size_t len,
+                            ProtobufCAllocator *alloc,
+                            Once__NoticesPull **out, once_error *err)
+{
+    ProtobufCMessage *decoded;
+    int rc;
+
+    rc = walk_and_decode(body, len, &wire_notices_pull,
+                         &once__notices_pull__descriptor, alloc,
+                         "the pull does not decode", &decoded, err);
+    *out = (Once__NoticesPull *)decoded;
+    return rc;
 }

@@ -50,4 +50,21 @@ int wire_check_revoke(const uint8_t *body, size_t len,
                       ProtobufCAllocator *alloc, Once__Revoke **out,
                       once_error *err);
 
+/* A Subscribe body, of KIND_SUBSCRIBE and KIND_UNSUBSCRIBE (4.9): only
+ * its fields (MALFORMED), clean text (INVALID_TEXT), type and subject
+ * within their limits (TOO_LARGE), a known scope with the names it takes
+ * and no other (MALFORMED). */
+int wire_check_subscribe(const uint8_t *body, size_t len,
+                         ProtobufCAllocator *alloc, Once__Subscribe **out,
+                         once_error *err);
+
+/* A NoticeAck and a NoticesPull body (4.9): only their fields
+ * (MALFORMED); every value of their numbers is allowed here. */
+int wire_check_notice_ack(const uint8_t *body, size_t len,
+                          ProtobufCAllocator *alloc, Once__NoticeAck **out,
+                          once_error *err);
+int wire_check_notices_pull(const uint8_t *body, size_t len,
+                            ProtobufCAllocator *alloc,
+                            Once__NoticesPull **out, once_error *err);
+
 #endif

@@ -275,6 +275,19 @@ static void handle(job *j)
         free(d);
         break;
     }
+    case ONCE__KIND__KIND_SUBSCRIBE:
+    case ONCE__KIND__KIND_UNSUBSCRIBE:
+        handle_subscription(j);
+        break;
+    case ONCE__KIND__KIND_SUBSCRIPTIONS_LIST:
+        handle_subscriptions_list(j);
+        break;
+    case ONCE__KIND__KIND_NOTICES_PULL:
+        handle_notices_pull(j);
+        break;
+    case ONCE__KIND__KIND_NOTICE_ACK:
+        handle_notice_ack(j);
+        break;
     default:
         handle_write(j);
         break;

@@ -28,6 +28,7 @@
 #include "replay.h"
 #include "reply.h"
 #include "store.h"
+#include "subscriptions.h"
 #include "writer.h"
 
 typedef struct server server;
@@ -57,12 +58,14 @@ typedef struct worker {
 struct server {
     const broker_config *cfg;
     store *db;
+    const subscriptions *subs; /* subscriptions.c's tables */
     replay *replay;
     refusal_budget *refusals; /* logged refusals per department */
     broker_identity *identity;
     void *router;
     void *jobs_out;     /* PUSH to the workers */
     void *replies_in;   /* PULL from the workers and the writer */
+    void *notices;      /* PAIR: pushes from the fan-out (notices.c) */
     void *control;      /* PAIR: STOP from server_drain */
     void *control_main; /* the main thread's end */
     pthread_t io_thread;
@@ -115,6 +118,11 @@ void worker_release(worker *w);
  * after worker.c's checks of the envelope. */
 void handle_request(job *j);
 void handle_write(job *j);
+/* handle_subscribe.c: subscriptions and notices (PROTOCOL.md 4.9). */
+void handle_subscription(job *j);
+void handle_subscriptions_list(job *j);
+void handle_notices_pull(job *j);
+void handle_notice_ack(job *j);
 
 /* answer.c: the answering of a job. */
 const char *kind_name(int kind);

@@ -63,6 +63,12 @@
  * seen as of the last commit, so a group may go over the mark by its own
  * size. If the map fills anyway, every write fails as below.
  *
+ * Notices. In the same transaction, notices.c puts what subscriptions
+ * need beside each leaf (the event of a publish or revoke, the record a
+ * request granted, a subscription, an acknowledgement's cursor: an
+ * acknowledgement is the one job stored without a leaf), and after the
+ * commit it tells the fan-out thread, without blocking, what is new.
+ *
  * Failures. A job that cannot be stored for its own reason (its version is
  * no longer above the latest, because another publish of the same record
  * got in first) gets its Error, which is stored as its answer too, and the
@@ -88,6 +94,7 @@
 #include "faults.h"
 #include "metrics.h"
 #include "monotonic.h"
+#include "notices.h"
 #include "registry.h"
 #include "writer.h"
 
@@ -99,7 +106,9 @@ struct writer {
     pthread_t thread;
     void *jobs;      /* PULL: write_job pointers from the workers */
     void *replies;   /* PUSH: answers to the I/O thread */
+    void *notices;   /* PUSH: committed events to the fan-out */
     store *db;
+    const subscriptions *subs;
     const auditlog *log;
     replay *rp;
     broker_identity *id;
@@ -261,6 +270,15 @@ static int make_reply(writer *w, MDB_txn *txn, write_job *job,
     uint8_t *p;
     int rc;
 
+    if (job->no_leaf) { /* an acknowledgement: no leaf, no receipt */
+        job->reply = malloc(job->answer_len > 0 ? job->answer_len : 1);
+        if (job->reply == NULL)
+            return once_error_set(err, ONCE_ERR_NO_MEMORY, "out of memory");
+        memcpy(job->reply, job->answer, job->answer_len);
+        job->reply_len = job->answer_len;
+        job->reply_kind = job->answer_kind;
+        return 0;
+    }
     receipt.leaf_index = job->leaf_index;
     if (job->want_proof) {
         rc = auditlog_inclusion_proof(txn, w->log, job->leaf_index,
@@ -449,8 +467,10 @@ static void commit_group(writer *w, write_job **group, size_t n)
         if (group[i]->result < 0)
             continue;
         rc = put_record(w, txn, group[i], &err);
-        if (rc >= 0)
+        if (rc >= 0 && !group[i]->no_leaf)
             rc = append_leaf(w, txn, group[i], &err);
+        if (rc >= 0)
+            rc = notices_commit_job(txn, w->subs, group[i], &err);
     }
     if (rc >= 0)
         rc = auditlog_size(txn, w->log, &w->tree_size, &err);
@@ -639,6 +659,7 @@ static void *writer_main(void *arg)
         started = monotonic_ns();
         commit_group(w, w->group, n);
         metrics_committed(w->group, n, started);
+        notices_committed(w->notices, w->group, n);
         for (i = 0; i < n; i++) {
             answer_job(w, w->group[i]);
             write_job_free(w->group[i]);
@@ -664,6 +685,7 @@ int writer_start(writer **out, const writer_options *opt, once_error *err)
     if (w == NULL)
         return once_error_set(err, ONCE_ERR_NO_MEMORY, "out of memory");
     w->db = opt->db;
+    w->subs = opt->subs;
     w->log = opt->log;
     w->rp = opt->rp;
     w->id = opt->id;
@@ -678,7 +700,11 @@ int writer_start(writer **out, const writer_options *opt, once_error *err)
     w->group = calloc(w->group_max, sizeof(*w->group));
     w->jobs = zmq_socket(opt->zmq_ctx, ZMQ_PULL);
     w->replies = zmq_socket(opt->zmq_ctx, ZMQ_PUSH);
+    w->notices = zmq_socket(opt->zmq_ctx, ZMQ_PUSH);
     if (w->group == NULL || w->jobs == NULL || w->replies == NULL ||
+        w->notices == NULL ||
+        zmq_setsockopt(w->notices, ZMQ_LINGER, &linger, sizeof(linger)) != 0 ||
+        zmq_connect(w->notices, NOTICES_IN_ENDPOINT) != 0 ||
         zmq_setsockopt(w->jobs, ZMQ_LINGER, &linger, sizeof(linger)) != 0 ||
         zmq_setsockopt(w->replies, ZMQ_LINGER, &linger, sizeof(linger)) != 0 ||
         zmq_bind(w->jobs, SERVER_WRITES_ENDPOINT) != 0 ||
@@ -700,6 +726,8 @@ fail:
         zmq_close(w->jobs);
     if (w->replies != NULL)
         zmq_close(w->replies);
+    if (w->notices != NULL)
+        zmq_close(w->notices);
     free(w->group);
     once_keypair_wipe(&w->log_key);
     free(w);
@@ -713,6 +741,7 @@ void writer_join(writer *w)
     pthread_join(w->thread, NULL);
     zmq_close(w->jobs);
     zmq_close(w->replies);
+    zmq_close(w->notices);
     byte_buffer_free(&w->error);
     free(w->group);
     once_keypair_wipe(&w->log_key);

@@ -60,6 +60,12 @@ typedef struct write_job {
     uint8_t *evidence;             /* the envelope bytes as received */
     size_t evidence_len;
     bool want_proof;               /* the receipt carries a proof */
+    bool no_leaf;                  /* a notice acknowledgement: stored,
+                                      not logged, answered without a
+                                      receipt (notices.c) */
+    int scope;                     /* of a subscribe or unsubscribe */
+    uint64_t acked;                /* of an acknowledgement: its cursor */
+    uint32_t credit;               /* ... and the credit it grants */
     bool replay_admitted;          /* its answer is kept for retries */
     bool store_reply;              /* ... and in the replies table */
     uint64_t received_ns;          /* monotonic_ns() when the ROUTER
@@ -98,6 +104,7 @@ typedef struct writer_options {
     unsigned skew_seconds;         /* the clock window, which bounds how
                                       long answers are kept (replay.c) */
     unsigned high_water_percent;   /* of the map: publishes stop above */
+    const struct subscriptions *subs; /* notices' tables (subscriptions.c) */
 } writer_options;
 
 /* Binds SERVER_WRITES_ENDPOINT and starts the thread. */

@@ -162,6 +162,11 @@ const char *envelope_kind_name(int kind, const char *unknown)
     case ONCE__KIND__KIND_REVOKE: return "revoke";
     case ONCE__KIND__KIND_REQUEST: return "request";
     case ONCE__KIND__KIND_PING: return "ping";
+    case ONCE__KIND__KIND_SUBSCRIBE: return "subscribe";
+    case ONCE__KIND__KIND_UNSUBSCRIBE: return "unsubscribe";
+    case ONCE__KIND__KIND_SUBSCRIPTIONS_LIST: return "subscriptions list";
+    case ONCE__KIND__KIND_NOTICE_ACK: return "notice ack";
+    case ONCE__KIND__KIND_NOTICES_PULL: return "notices pull";
     default: return unknown;
     }
 }

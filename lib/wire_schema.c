@@ -138,6 +138,30 @@ const wire_message wire_directory_request = {
     "DirectoryRequest", WIRE_FIELDS(directory_request_fields),
     &once__directory_request__descriptor};
 
+static const wire_field subscribe_fields[] = {
+    {1, "scope", WIRE_VARINT, 1, NULL},
+    {2, "type", WIRE_TEXT, 1, NULL},
+    {3, "subject", WIRE_TEXT, 1, NULL},
+};
+const wire_message wire_subscribe = {
+    "Subscribe", WIRE_FIELDS(subscribe_fields), &once__subscribe__descriptor};
+
+static const wire_field notice_ack_fields[] = {
+    {1, "acked", WIRE_VARINT, 1, NULL},
+    {2, "credit", WIRE_VARINT, 1, NULL},
+};
+const wire_message wire_notice_ack = {
+    "NoticeAck", WIRE_FIELDS(notice_ack_fields),
+    &once__notice_ack__descriptor};
+
+static const wire_field notices_pull_fields[] = {
+    {1, "after", WIRE_VARINT, 1, NULL},
+    {2, "limit", WIRE_VARINT, 1, NULL},
+};
+const wire_message wire_notices_pull = {
+    "NoticesPull", WIRE_FIELDS(notices_pull_fields),
+    &once__notices_pull__descriptor};
+
 static bool read_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
 {
     uint64_t value = 0;
@@ -349,7 +373,8 @@ int wire_schema_check_all(once_error *err)
 {
     static const wire_message *const all[] = {
         &wire_envelope, &wire_request, &wire_publish, &wire_revoke,
-        &wire_record_header, &wire_directory_request,
+        &wire_record_header, &wire_directory_request, &wire_subscribe,
+        &wire_notice_ack, &wire_notices_pull,
     };
     size_t i;
     int rc;

@@ -48,6 +48,9 @@ extern const wire_message wire_publish;
 extern const wire_message wire_revoke;
 extern const wire_message wire_record_header;
 extern const wire_message wire_directory_request;
+extern const wire_message wire_subscribe;
+extern const wire_message wire_notice_ack;
+extern const wire_message wire_notices_pull;
 
 /* Walks p[0..len) as the message m, without allocating. Returns 0 when
  * every field is one m defines, with its wire type, a singular field

@@ -5,8 +5,9 @@
  *
  * The input is tried as an envelope and, since a body is whatever bytes
  * the envelope carries, also as each body a department sends (Request,
- * Publish, Revoke), the way the worker would go on: a Publish or Revoke
- * that passes leads to record_header_parse of its header. Properties
+ * Publish, Revoke, Subscribe, NoticeAck, NoticesPull), the way the worker
+ * would go on: a Publish or Revoke that passes leads to
+ * record_header_parse of its header. Properties
  * checked besides not crashing or leaking:
  *   - a message is decoded exactly when the check passed or failed only
  *     on text, and a decoded message holds no field once.proto does not
@@ -14,7 +15,9 @@
  *   - an envelope that passes has version 1, a department's kind, session
  *     and seq not 0, reply_to 0, and a sender of at most ONCE_MAX_NAME
  *     bytes; a Publish holds at most ONCE_MAX_FIELDS disclosures; a
- *     Request that passes has a purpose and a case id within their limits.
+ *     Request that passes has a purpose and a case id within their
+ *     limits; a Subscribe that passes has a known scope with the names it
+ *     takes (PROTOCOL.md 4.9).
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -58,6 +61,36 @@ static void header_of(const Once__SignedRecord *rec)
     }
 }
 
+static void subscription_bodies(const uint8_t *data, size_t size)
+{
+    Once__Subscribe *s;
+    Once__NoticeAck *a;
+    Once__NoticesPull *p;
+    int rc;
+
+    rc = wire_check_subscribe(data, size, NULL, &s, NULL);
+    decoded_as_promised(rc, s != NULL ? &s->base : NULL);
+    if (rc == 0)
+        require(strlen(s->type) <= ONCE_MAX_NAME &&
+                strlen(s->subject) <= ONCE_MAX_SUBJECT &&
+                ((s->scope == ONCE__SUBSCRIPTION_SCOPE__SCOPE_TYPE &&
+                  s->type[0] != '\0' && s->subject[0] == '\0') ||
+                 (s->scope == ONCE__SUBSCRIPTION_SCOPE__SCOPE_SUBJECT &&
+                  s->type[0] != '\0' && s->subject[0] != '\0') ||
+                 (s->scope == ONCE__SUBSCRIPTION_SCOPE__SCOPE_HELD &&
+                  s->subject[0] == '\0')));
+    if (s != NULL)
+        once__subscribe__free_unpacked(s, NULL);
+    rc = wire_check_notice_ack(data, size, NULL, &a, NULL);
+    decoded_as_promised(rc, a != NULL ? &a->base : NULL);
+    if (a != NULL)
+        once__notice_ack__free_unpacked(a, NULL);
+    rc = wire_check_notices_pull(data, size, NULL, &p, NULL);
+    decoded_as_promised(rc, p != NULL ? &p->base : NULL);
+    if (p != NULL)
+        once__notices_pull__free_unpacked(p, NULL);
+}
+
 static void bodies(const uint8_t *data, size_t size)
 {
     Once__Request *q;
@@ -90,6 +123,7 @@ static void bodies(const uint8_t *data, size_t size)
             header_of(r->record);
         once__revoke__free_unpacked(r, NULL);
     }
+    subscription_bodies(data, size);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -110,7 +144,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 e->kind == ONCE__KIND__KIND_REVOKE ||
                 e->kind == ONCE__KIND__KIND_REQUEST ||
                 e->kind == ONCE__KIND__KIND_PING ||
-                e->kind == ONCE__KIND__KIND_DIRECTORY_REQUEST);
+                e->kind == ONCE__KIND__KIND_DIRECTORY_REQUEST ||
+                e->kind == ONCE__KIND__KIND_SUBSCRIBE ||
+                e->kind == ONCE__KIND__KIND_UNSUBSCRIBE ||
+                e->kind == ONCE__KIND__KIND_SUBSCRIPTIONS_LIST ||
+                e->kind == ONCE__KIND__KIND_NOTICE_ACK ||
+                e->kind == ONCE__KIND__KIND_NOTICES_PULL);
         if (e->body.len > 0)
             bodies(e->body.data, e->body.len);
     }

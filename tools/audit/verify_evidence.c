@@ -152,13 +152,38 @@ static void record_body_free(record_body *m)
         once__revoke__free_unpacked(m->revoke, NULL);
 }
 
+/* A subscribe or unsubscribe leaf names the body's type, and the keyed
+ * hash of its subject when it has one (AUDIT.md 1). */
+static void check_subscription(verifier *v, report *p, uint64_t index,
+                               const Once__LogLeaf *leaf,
+                               const ProtobufCBinaryData *body, int refused)
+{
+    Once__Subscribe *s = once__subscribe__unpack(NULL, body->len, body->data);
+
+    if (s == NULL) {
+        if (!refused)
+            report_add(p, "leaf %" PRIu64 ": the evidence's subscription "
+                       "does not decode", index);
+        return;
+    }
+    if (!field_ok(leaf->record_type, s->type, refused))
+        report_add(p, "leaf %" PRIu64 ": record type %s is not the "
+                   "subscription's %s", index, leaf->record_type, s->type);
+    if (s->subject[0] != '\0')
+        check_subject(v, p, index, leaf, s->type, s->subject, refused);
+    once__subscribe__free_unpacked(s, NULL);
+}
+
 static void check_body(verifier *v, report *p, uint64_t index,
                        const Once__LogLeaf *leaf, const Once__Envelope *env,
                        int refused)
 {
     const ProtobufCBinaryData *body = &env->body;
 
-    if (leaf->kind == ONCE__KIND__KIND_REQUEST) {
+    if (leaf->kind == ONCE__KIND__KIND_SUBSCRIBE ||
+        leaf->kind == ONCE__KIND__KIND_UNSUBSCRIBE) {
+        check_subscription(v, p, index, leaf, body, refused);
+    } else if (leaf->kind == ONCE__KIND__KIND_REQUEST) {
         Once__Request *q = once__request__unpack(NULL, body->len, body->data);
 
         if (q == NULL) {
@@ -300,9 +325,12 @@ static void check_leaf(verifier *v, evidence_bundle *r, uint64_t index,
     refused = leaf->decision == ONCE__DECISION__DECISION_REFUSED;
     if (leaf->kind != ONCE__KIND__KIND_PUBLISH &&
         leaf->kind != ONCE__KIND__KIND_REVOKE &&
-        leaf->kind != ONCE__KIND__KIND_REQUEST)
-        report_add(p, "leaf %" PRIu64 ": kind %d is not publish, revoke or "
-                   "request", index, (int)leaf->kind);
+        leaf->kind != ONCE__KIND__KIND_REQUEST &&
+        leaf->kind != ONCE__KIND__KIND_SUBSCRIBE &&
+        leaf->kind != ONCE__KIND__KIND_UNSUBSCRIBE)
+        report_add(p, "leaf %" PRIu64 ": kind %d is not publish, revoke, "
+                   "request, subscribe or unsubscribe", index,
+                   (int)leaf->kind);
     if (!(leaf->decision == ONCE__DECISION__DECISION_GRANTED &&
           leaf->error == ONCE__ERROR_CODE__ERROR_NONE) &&
         !(refused && leaf->error != ONCE__ERROR_CODE__ERROR_NONE))
@@ -347,7 +375,9 @@ static void check_leaf(verifier *v, evidence_bundle *r, uint64_t index,
     check_signature(v, r, index, leaf, env);
     if (leaf->kind == ONCE__KIND__KIND_PUBLISH ||
         leaf->kind == ONCE__KIND__KIND_REVOKE ||
-        leaf->kind == ONCE__KIND__KIND_REQUEST)
+        leaf->kind == ONCE__KIND__KIND_REQUEST ||
+        leaf->kind == ONCE__KIND__KIND_SUBSCRIBE ||
+        leaf->kind == ONCE__KIND__KIND_UNSUBSCRIBE)
         check_body(v, p, index, leaf, env, refused);
     once__envelope__free_unpacked(env, NULL);
     once__log_leaf__free_unpacked(leaf, NULL);

@@ -1,0 +1,510 @@
+/*
+ * subscriptions.c - the durable state of subscriptions (docs/PROTOCOL.md
+ * 4.9): who subscribed to what, the events notices are made of, which
+ * records each department holds, and how far each department has
+ * acknowledged.
+ *
+ * The log is the event stream and its leaf index the cursor. A notice is
+ * derived from a committed publish or revoke leaf; but a leaf keeps only
+ * the keyed hash of its subject (docs/AUDIT.md), and a notice names the
+ * subject, so the writer puts one small `events` entry beside each granted
+ * publish or revoke leaf, in the same transaction: leaf index -> the
+ * subject hash and a Notice. One put per change, whatever the number of
+ * subscribers: notices for a department are computed when they are read
+ * (subscriptions_scan), by walking the events after its cursor and keeping
+ * those its subscriptions match and its grants cover. So a department
+ * that is slow or away costs nothing but its cursor, and catches up from
+ * the table whenever it comes back; nothing is queued per department.
+ *
+ * "Everything this department holds a copy of" needs to know which
+ * records a department was granted: the writer puts (type, subject hash,
+ * department) into `held` for every granted request, in the transaction
+ * that logs it. That is one B-tree put of a ~100-byte key beside the
+ * leaf, evidence, node and stored-answer puts the request already costs;
+ * a repeated request rewrites the same key. Deriving it lazily from the
+ * log instead would mean walking every request leaf of the department at
+ * each notice. The hash is the log's own (audit_hash.c), so the table
+ * holds no subject in the clear.
+ *
+ * The grants check is made when a notice is read, not only at
+ * subscribe: a grant withdrawn later stops the notices of its type at
+ * once, and no department learns from a notice that a subject exists
+ * unless it could request it.
+ *
+ * Tables (one owner, this module):
+ *   subscriptions  dept 0x00 scope(1 byte) type 0x00 subject -> Subscription
+ *   notice_events  leaf index u64be -> subject hash[32] || Notice
+ *   notice_held    type 0x00 subject hash[32] dept -> (empty)
+ *   notice_cursors dept -> acknowledged leaf index u64be
+ */
+#include "subscriptions.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "policy.h"
+
+#define SUB_KEY_MAX (ONCE_MAX_NAME + 1 + 1 + ONCE_MAX_NAME + 1 + \
+                     ONCE_MAX_SUBJECT)
+#define HELD_KEY_MAX (ONCE_MAX_NAME + 1 + AUDIT_SUBJECT_HASH_BYTES + \
+                      ONCE_MAX_NAME)
+/* An event's Notice: two names and three numbers. */
+#define EVENT_MAX (AUDIT_SUBJECT_HASH_BYTES + 2 * (ONCE_MAX_NAME + 2) + 40)
+
+int subscriptions_open(subscriptions *t, const store *s, once_error *err)
+{
+    const struct {
+        const char *name;
+        MDB_dbi *dbi;
+    } tables[] = {
+        { "subscriptions", &t->subs },
+        { "notice_events", &t->events },
+        { "notice_held", &t->held },
+        { "notice_cursors", &t->cursors },
+    };
+    MDB_txn *txn;
+    size_t i;
+    int rc;
+
+    rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+    if (rc != MDB_SUCCESS)
+        return store_error(rc, "cannot open the subscription tables", err);
+    for (i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) {
+        rc = mdb_dbi_open(txn, tables[i].name, MDB_CREATE, tables[i].dbi);
+        if (rc != MDB_SUCCESS) {
+            mdb_txn_abort(txn);
+            return store_error(rc, tables[i].name, err);
+        }
+    }
+    return store_error(mdb_txn_commit(txn), "cannot create the subscription "
+                       "tables", err);
+}
+
+/* Builds dept 0 scope type 0 subject into k; false when a part is too
+ * long (nothing stored can match it). */
+static bool sub_key(uint8_t k[SUB_KEY_MAX], MDB_val *v, const char *dept,
+                    int scope, const char *type, const char *subject)
+{
+    size_t ld = strlen(dept), lt = strlen(type), ls = strlen(subject);
+
+    if (ld > ONCE_MAX_NAME || lt > ONCE_MAX_NAME || ls > ONCE_MAX_SUBJECT ||
+        scope < 1 || scope > 255)
+        return false;
+    memcpy(k, dept, ld);
+    k[ld] = 0;
+    k[ld + 1] = (uint8_t)scope;
+    memcpy(k + ld + 2, type, lt);
+    k[ld + 2 + lt] = 0;
+    memcpy(k + ld + 3 + lt, subject, ls);
+    v->mv_size = ld + 3 + lt + ls;
+    v->mv_data = k;
+    return true;
+}
+
+int subscriptions_put(MDB_txn *txn, const subscriptions *t, const char *dept,
+                      int scope, const char *type, const char *subject,
+                      uint64_t leaf_index, uint64_t created_at,
+                      once_error *err)
+{
+    Once__Subscription m = ONCE__SUBSCRIPTION__INIT;
+    uint8_t k[SUB_KEY_MAX], v[SUB_KEY_MAX + 40];
+    MDB_val key, val;
+
+    if (!sub_key(k, &key, dept, scope, type, subject))
+        return once_error_set(err, ONCE_ERR_TOO_LARGE, "a name of the "
+                              "subscription is over its limit");
+    m.scope = (Once__SubscriptionScope)scope;
+    m.type = (char *)type;
+    m.subject = (char *)subject;
+    m.leaf_index = leaf_index;
+    m.created_at = created_at;
+    val.mv_size = once__subscription__pack(&m, v);
+    val.mv_data = v;
+    return store_error(mdb_put(txn, t->subs, &key, &val, 0),
+                       "cannot store the subscription", err);
+}
+
+int subscriptions_del(MDB_txn *txn, const subscriptions *t, const char *dept,
+                      int scope, const char *type, const char *subject,
+                      once_error *err)
+{
+    uint8_t k[SUB_KEY_MAX];
+    MDB_val key;
+    int rc;
+
+    if (!sub_key(k, &key, dept, scope, type, subject))
+        return once_error_set(err, ONCE_ERR_NOT_FOUND, "no such "
+                              "subscription");
+    rc = mdb_del(txn, t->subs, &key, NULL);
+    if (rc == MDB_NOTFOUND)
+        return once_error_set(err, ONCE_ERR_NOT_FOUND, "no such "
+                              "subscription");
+    return store_error(rc, "cannot delete the subscription", err);
+}
+
+int subscriptions_exists(MDB_txn *txn, const subscriptions *t,
+                         const char *dept, int scope, const char *type,
+                         const char *subject, once_error *err)
+{
+    uint8_t k[SUB_KEY_MAX];
+    MDB_val key, val;
+    int rc;
+
+    if (!sub_key(k, &key, dept, scope, type, subject))
+        return -ONCE_ERR_NOT_FOUND;
+    rc = mdb_get(txn, t->subs, &key, &val);
+    if (rc == MDB_NOTFOUND)
+        return -ONCE_ERR_NOT_FOUND;
+    return store_error(rc, "cannot read subscriptions", err);
+}
+
+/* Walks the keys that start with prefix (all of them when plen is 0). */
+static int walk_subs(MDB_txn *txn, const subscriptions *t,
+                     const uint8_t *prefix, size_t plen,
+                     int (*fn)(const MDB_val *key, const MDB_val *val,
+                               void *arg),
+                     void *arg, once_error *err)
+{
+    MDB_cursor *cur;
+    MDB_val key, val;
+    int rc, stop = 0;
+
+    rc = mdb_cursor_open(txn, t->subs, &cur);
+    if (rc != MDB_SUCCESS)
+        return store_error(rc, "cannot read subscriptions", err);
+    key.mv_size = plen;
+    key.mv_data = (void *)prefix;
+    rc = mdb_cursor_get(cur, &key, &val, plen > 0 ? MDB_SET_RANGE : MDB_FIRST);
+    while (rc == MDB_SUCCESS && stop == 0) {
+        if (key.mv_size < plen || memcmp(key.mv_data, prefix, plen) != 0)
+            break;
+        stop = fn(&key, &val, arg);
+        rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
+    }
+    mdb_cursor_close(cur);
+    if (stop != 0)
+        return stop;
+    if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND)
+        return store_error(rc, "cannot read subscriptions", err);
+    return 0;
+}
+
+typedef struct count_arg {
+    size_t n, max;
+} count_arg;
+
+static int count_one(const MDB_val *key, const MDB_val *val, void *arg)
+{
+    count_arg *c = arg;
+
+    (void)key;
+    (void)val;
+    return ++c->n > c->max ? 1 : 0;
+}
+
+static size_t dept_prefix(uint8_t *p, const char *dept)
+{
+    size_t ld = strlen(dept);
+
+    if (ld > ONCE_MAX_NAME)
+        ld = ONCE_MAX_NAME;
+    memcpy(p, dept, ld);
+    p[ld] = 0;
+    return ld + 1;
+}
+
+int subscriptions_count(MDB_txn *txn, const subscriptions *t,
+                        const char *dept, size_t max, size_t *n,
+                        once_error *err)
+{
+    uint8_t prefix[ONCE_MAX_NAME + 1];
+    count_arg c = { 0, max };
+    int rc = walk_subs(txn, t, prefix, dept_prefix(prefix, dept), count_one,
+                       &c, err);
+
+    *n = c.n;
+    return rc < 0 ? rc : 0;
+}
+
+typedef struct list_arg {
+    int (*fn)(const char *dept, const Once__Subscription *s, void *arg);
+    void *arg;
+    int rc;
+    once_error *err;
+} list_arg;
+
+static int list_one(const MDB_val *key, const MDB_val *val, void *arg)
+{
+    list_arg *l = arg;
+    char dept[ONCE_MAX_NAME + 1];
+    const uint8_t *zero = memchr(key->mv_data, 0, key->mv_size);
+    Once__Subscription *s;
+    size_t ld;
+    int rc;
+
+    ld = zero != NULL ? (size_t)(zero - (const uint8_t *)key->mv_data) : 0;
+    if (zero == NULL || ld > ONCE_MAX_NAME) {
+        l->rc = once_error_set(l->err, ONCE_ERR_INTERNAL, "a stored "
+                               "subscription has a broken key");
+        return 1;
+    }
+    memcpy(dept, key->mv_data, ld);
+    dept[ld] = '\0';
+    s = once__subscription__unpack(NULL, val->mv_size, val->mv_data);
+    if (s == NULL) {
+        l->rc = once_error_set(l->err, ONCE_ERR_INTERNAL, "a stored "
+                               "subscription does not decode");
+        return 1;
+    }
+    rc = l->fn(dept, s, l->arg);
+    once__subscription__free_unpacked(s, NULL);
+    if (rc != 0)
+        l->rc = rc;
+    return rc;
+}
+
+int subscriptions_list(MDB_txn *txn, const subscriptions *t, const char *dept,
+                       int (*fn)(const char *dept,
+                                 const Once__Subscription *s, void *arg),
+                       void *arg, once_error *err)
+{
+    uint8_t prefix[ONCE_MAX_NAME + 1];
+    list_arg l = { fn, arg, 0, err };
+    int rc = walk_subs(txn, t, prefix,
+                       dept != NULL ? dept_prefix(prefix, dept) : 0,
+                       list_one, &l, err);
+
+    return l.rc != 0 ? l.rc : rc;
+}
+
+int subscriptions_event_put(MDB_txn *txn, const subscriptions *t,
+                            uint64_t leaf_index,
+                            const uint8_t hash[AUDIT_SUBJECT_HASH_BYTES],
+                            const char *type, const char *subject,
+                            uint64_t version, bool revoked, once_error *err)
+{
+    Once__Notice n = ONCE__NOTICE__INIT;
+    uint8_t k[8], v[EVENT_MAX];
+    MDB_val key, val;
+
+    if (strlen(type) > ONCE_MAX_NAME || strlen(subject) > ONCE_MAX_SUBJECT)
+        return once_error_set(err, ONCE_ERR_INTERNAL, "an event's names are "
+                              "over their limits");
+    n.leaf_index = leaf_index;
+    n.type = (char *)type;
+    n.subject = (char *)subject;
+    n.version = version;
+    n.event = revoked ? ONCE__NOTICE_EVENT__NOTICE_EVENT_REVOKED
+                      : ONCE__NOTICE_EVENT__NOTICE_EVENT_NEW_VERSION;
+    memcpy(v, hash, AUDIT_SUBJECT_HASH_BYTES);
+    store_put_u64be(k, leaf_index);
+    key.mv_size = sizeof(k);
+    key.mv_data = k;
+    val.mv_size = AUDIT_SUBJECT_HASH_BYTES +
+                  once__notice__pack(&n, v + AUDIT_SUBJECT_HASH_BYTES);
+    val.mv_data = v;
+    return store_error(mdb_put(txn, t->events, &key, &val, 0),
+                       "cannot store the notice event", err);
+}
+
+static bool held_key(uint8_t k[HELD_KEY_MAX], MDB_val *v, const char *type,
+                     const uint8_t hash[AUDIT_SUBJECT_HASH_BYTES],
+                     const char *dept)
+{
+    size_t lt = strlen(type), ld = strlen(dept);
+
+    if (lt > ONCE_MAX_NAME || ld > ONCE_MAX_NAME)
+        return false;
+    memcpy(k, type, lt);
+    k[lt] = 0;
+    memcpy(k + lt + 1, hash, AUDIT_SUBJECT_HASH_BYTES);
+    memcpy(k + lt + 1 + AUDIT_SUBJECT_HASH_BYTES, dept, ld);
+    v->mv_size = lt + 1 + AUDIT_SUBJECT_HASH_BYTES + ld;
+    v->mv_data = k;
+    return true;
+}
+
+int subscriptions_held_put(MDB_txn *txn, const subscriptions *t,
+                           const char *type,
+                           const uint8_t hash[AUDIT_SUBJECT_HASH_BYTES],
+                           const char *dept, once_error *err)
+{
+    uint8_t k[HELD_KEY_MAX];
+    MDB_val key, val = { 0, "" };
+
+    if (!held_key(k, &key, type, hash, dept))
+        return once_error_set(err, ONCE_ERR_INTERNAL, "a held record's "
+                              "names are over their limits");
+    return store_error(mdb_put(txn, t->held, &key, &val, 0),
+                       "cannot index the record held", err);
+}
+
+int subscriptions_last_event(MDB_txn *txn, const subscriptions *t,
+                             uint64_t *index, bool *any, once_error *err)
+{
+    MDB_cursor *cur;
+    MDB_val key, val;
+    int rc;
+
+    *any = false;
+    *index = 0;
+    rc = mdb_cursor_open(txn, t->events, &cur);
+    if (rc != MDB_SUCCESS)
+        return store_error(rc, "cannot read notice events", err);
+    rc = mdb_cursor_get(cur, &key, &val, MDB_LAST);
+    if (rc == MDB_SUCCESS && key.mv_size == 8) {
+        *index = store_get_u64be(key.mv_data);
+        *any = true;
+    }
+    mdb_cursor_close(cur);
+    if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND)
+        return store_error(rc, "cannot read notice events", err);
+    return 0;
+}
+
+int subscriptions_cursor_get(MDB_txn *txn, const subscriptions *t,
+                             const char *dept, uint64_t *acked,
+                             once_error *err)
+{
+    MDB_val key = { strlen(dept), (void *)dept }, val;
+    int rc = mdb_get(txn, t->cursors, &key, &val);
+
+    *acked = 0;
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    if (rc != MDB_SUCCESS)
+        return store_error(rc, "cannot read the acknowledgement cursor", err);
+    if (val.mv_size == 8)
+        *acked = store_get_u64be(val.mv_data);
+    return 0;
+}
+
+int subscriptions_cursor_put(MDB_txn *txn, const subscriptions *t,
+                             const char *dept, uint64_t acked,
+                             once_error *err)
+{
+    uint8_t v[8];
+    MDB_val key = { strlen(dept), (void *)dept }, val = { sizeof(v), v };
+    uint64_t old;
+    int rc;
+
+    if (key.mv_size == 0 || key.mv_size > ONCE_MAX_NAME)
+        return once_error_set(err, ONCE_ERR_INTERNAL, "no department to "
+                              "acknowledge for");
+    if ((rc = subscriptions_cursor_get(txn, t, dept, &old, err)) < 0)
+        return rc;
+    if (acked <= old)
+        return 0; /* a late or repeated acknowledgement changes nothing */
+    store_put_u64be(v, acked);
+    return store_error(mdb_put(txn, t->cursors, &key, &val, 0),
+                       "cannot store the acknowledgement cursor", err);
+}
+
+/* ---- matching ---------------------------------------------------------- */
+
+typedef struct match_state {
+    MDB_txn *txn;
+    const subscriptions *t;
+    const store *s;
+    const char *dept;
+    char type[ONCE_MAX_NAME + 1]; /* the type last looked up */
+    bool granted;                 /* dept's grants cover it */
+    bool held_all;                /* dept holds a HELD subscription of
+                                     every type */
+} match_state;
+
+static bool has_sub(match_state *m, int scope, const char *type,
+                    const char *subject, once_error *err)
+{
+    return subscriptions_exists(m->txn, m->t, m->dept, scope, type, subject,
+                                err) == 0;
+}
+
+/* True when the event reaches m->dept. */
+static bool matches(match_state *m, const Once__Notice *n,
+                    const uint8_t *hash, once_error *err)
+{
+    uint8_t k[HELD_KEY_MAX];
+    MDB_val key, val;
+
+    if (strcmp(m->type, n->type) != 0) {
+        snprintf(m->type, sizeof(m->type), "%s", n->type);
+        m->granted = policy_grant_covers_type(m->txn, m->s, m->dept, n->type,
+                                              err) == 0;
+    }
+    if (!m->granted)
+        return false;
+    if (has_sub(m, ONCE__SUBSCRIPTION_SCOPE__SCOPE_TYPE, n->type, "", err) ||
+        has_sub(m, ONCE__SUBSCRIPTION_SCOPE__SCOPE_SUBJECT, n->type,
+                n->subject, err))
+        return true;
+    if (!m->held_all &&
+        !has_sub(m, ONCE__SUBSCRIPTION_SCOPE__SCOPE_HELD, n->type, "", err))
+        return false;
+    return held_key(k, &key, n->type, hash, m->dept) &&
+           mdb_get(m->txn, m->t->held, &key, &val) == MDB_SUCCESS;
+}
+
+int subscriptions_scan(MDB_txn *txn, const subscriptions *t, const store *s,
+                       const char *dept, uint64_t after, size_t max_notices,
+                       size_t max_events,
+                       int (*fn)(const notice *n, void *arg), void *arg,
+                       uint64_t *scanned_to, once_error *err)
+{
+    match_state m = { txn, t, s, dept, "", false, false };
+    size_t found = 0, looked = 0;
+    uint8_t k[8];
+    MDB_cursor *cur;
+    MDB_val key, val;
+    int rc, stop = 0;
+
+    *scanned_to = after;
+    if (after == UINT64_MAX)
+        return 0;
+    m.held_all = has_sub(&m, ONCE__SUBSCRIPTION_SCOPE__SCOPE_HELD, "", "",
+                         err);
+    rc = mdb_cursor_open(txn, t->events, &cur);
+    if (rc != MDB_SUCCESS)
+        return store_error(rc, "cannot read notice events", err);
+    store_put_u64be(k, after + 1);
+    key.mv_size = sizeof(k);
+    key.mv_data = k;
+    rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+    while (rc == MDB_SUCCESS && found < max_notices && looked < max_events &&
+           stop == 0) {
+        Once__Notice *n;
+
+        if (key.mv_size != 8 || val.mv_size <= AUDIT_SUBJECT_HASH_BYTES) {
+            rc = -1;
+            break;
+        }
+        n = once__notice__unpack(NULL, val.mv_size - AUDIT_SUBJECT_HASH_BYTES,
+                                 (const uint8_t *)val.mv_data +
+                                     AUDIT_SUBJECT_HASH_BYTES);
+        if (n == NULL) {
+            rc = -1;
+            break;
+        }
+        looked++;
+        *scanned_to = store_get_u64be(key.mv_data);
+        if (matches(&m, n, val.mv_data, err)) {
+            notice out = { n->leaf_index, n->type, n->subject, n->version,
+                           (int)n->event };
+
+            found++;
+            stop = fn(&out, arg);
+        }
+        once__notice__free_unpacked(n, NULL);
+        rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
+    }
+    mdb_cursor_close(cur);
+    if (rc == -1)
+        return once_error_set(err, ONCE_ERR_INTERNAL, "a stored notice event "
+                              "does not decode");
+    if (stop < 0)
+        return stop;
+    if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND)
+        return store_error(rc, "cannot read notice events", err);
+    return 0;
+}
