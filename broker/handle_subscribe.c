@@ -57,8 +57,8 @@ static int check_subscribe(job *j, const Once__Subscribe *s)
             return rc;
         }
     }
-    if (subscriptions_exists(w->txn, w->srv->subs, j->env->sender, s->scope,
-                             s->type, s->subject, &err) == 0)
+    if (subscriptions_get(w->txn, w->srv->subs, j->env->sender, s->scope,
+                          s->type, s->subject, NULL, &err) == 0)
         return 0; /* subscribing again renews it */
     rc = subscriptions_count(w->txn, w->srv->subs, j->env->sender,
                              SUBSCRIPTIONS_MAX_PER_DEPARTMENT, &n, &err);
@@ -104,8 +104,8 @@ void handle_subscription(job *j)
     if (subscribe && check_subscribe(j, s) < 0)
         return;
     if (!subscribe &&
-        (rc = subscriptions_exists(w->txn, w->srv->subs, j->env->sender,
-                                   s->scope, s->type, s->subject, &err)) <
+        (rc = subscriptions_get(w->txn, w->srv->subs, j->env->sender,
+                                s->scope, s->type, s->subject, NULL, &err)) <
             0) {
         refuse(j, rc, rc == -ONCE_ERR_NOT_FOUND
                           ? "department %s has no such subscription"

@@ -57,6 +57,7 @@
 
 #include "diag.h"
 #include "monotonic.h"
+#include "pending.h"
 
 /* Registered connections, all departments together, and per department
  * (several processes of one department may subscribe). */
@@ -206,7 +207,8 @@ void notices_committed(void *sock, write_job *const *group, size_t n)
         if (job->leaf.kind != ONCE__KIND__KIND_NOTICE_ACK)
             continue;
         dl = strlen(job->sender);
-        rl = zmq_msg_size(&job->routing_id);
+        /* The frame carries its charge after the routing id (pending.c). */
+        rl = pending_routing_id_len(&job->routing_id);
         if (rl == 0 || rl > NOTICES_RID_MAX || dl > ONCE_MAX_NAME)
             continue;
         msg[0] = MSG_REGISTER;

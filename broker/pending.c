@@ -101,6 +101,13 @@ int pending_charge(pending *p, const char *dept, size_t len, zmq_msg_t *rid,
     return 0;
 }
 
+size_t pending_routing_id_len(const zmq_msg_t *rid)
+{
+    size_t len = zmq_msg_size((zmq_msg_t *)rid);
+
+    return len >= CHARGE_BYTES ? len - CHARGE_BYTES : 0;
+}
+
 int pending_release(pending *p, zmq_msg_t *rid)
 {
     size_t len = zmq_msg_size(rid);

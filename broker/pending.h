@@ -45,6 +45,11 @@ int pending_charge(pending *p, const char *dept, size_t len, zmq_msg_t *rid,
  * the ROUTER knows back into rid. -1 when rid carries no charge. */
 int pending_release(pending *p, zmq_msg_t *rid);
 
+/* The length of the routing id the ROUTER knows at the start of a
+ * charged frame rid (0 when it carries no charge): what the notice
+ * fan-out keeps to push to that connection later (notices.c). */
+size_t pending_routing_id_len(const zmq_msg_t *rid);
+
 /* True when all departments together hold limit bytes or more: the I/O
  * thread reads no more until answers go out. */
 bool pending_full(const pending *p);

@@ -26,7 +26,9 @@
  * each notice. The hash is the log's own (audit_hash.c), so the table
  * holds no subject in the clear.
  *
- * The grants check is made when a notice is read, not only at
+ * A subscription matches the events after its own subscribe leaf, not
+ * the history before it; subscribing again to the same target keeps the
+ * first leaf. The grants check is made when a notice is read, not only at
  * subscribe: a grant withdrawn later stops the notices of its type at
  * once, and no department learns from a notice that a subject exists
  * unless it could request it.
@@ -114,6 +116,8 @@ int subscriptions_put(MDB_txn *txn, const subscriptions *t, const char *dept,
     if (!sub_key(k, &key, dept, scope, type, subject))
         return once_error_set(err, ONCE_ERR_TOO_LARGE, "a name of the "
                               "subscription is over its limit");
+    if (subscriptions_get(txn, t, dept, scope, type, subject, NULL, err) == 0)
+        return 0; /* renewed: it keeps the events after its first leaf */
     m.scope = (Once__SubscriptionScope)scope;
     m.type = (char *)type;
     m.subject = (char *)subject;
@@ -143,11 +147,12 @@ int subscriptions_del(MDB_txn *txn, const subscriptions *t, const char *dept,
     return store_error(rc, "cannot delete the subscription", err);
 }
 
-int subscriptions_exists(MDB_txn *txn, const subscriptions *t,
-                         const char *dept, int scope, const char *type,
-                         const char *subject, once_error *err)
+int subscriptions_get(MDB_txn *txn, const subscriptions *t, const char *dept,
+                      int scope, const char *type, const char *subject,
+                      uint64_t *leaf_index, once_error *err)
 {
     uint8_t k[SUB_KEY_MAX];
+    Once__Subscription *m;
     MDB_val key, val;
     int rc;
 
@@ -156,7 +161,17 @@ int subscriptions_exists(MDB_txn *txn, const subscriptions *t,
     rc = mdb_get(txn, t->subs, &key, &val);
     if (rc == MDB_NOTFOUND)
         return -ONCE_ERR_NOT_FOUND;
-    return store_error(rc, "cannot read subscriptions", err);
+    if (rc != MDB_SUCCESS)
+        return store_error(rc, "cannot read subscriptions", err);
+    if (leaf_index == NULL)
+        return 0;
+    m = once__subscription__unpack(NULL, val.mv_size, val.mv_data);
+    if (m == NULL)
+        return once_error_set(err, ONCE_ERR_INTERNAL, "a stored "
+                              "subscription does not decode");
+    *leaf_index = m->leaf_index;
+    once__subscription__free_unpacked(m, NULL);
+    return 0;
 }
 
 /* Walks the keys that start with prefix (all of them when plen is 0). */
@@ -411,14 +426,21 @@ typedef struct match_state {
     char type[ONCE_MAX_NAME + 1]; /* the type last looked up */
     bool granted;                 /* dept's grants cover it */
     bool held_all;                /* dept holds a HELD subscription of
-                                     every type */
+                                     every type ... */
+    uint64_t held_all_since;      /* ... made at this leaf */
 } match_state;
 
+/* True when dept holds the subscription and it was made before the
+ * event at leaf: a subscription matches the events after its own leaf,
+ * not the history before it. */
 static bool has_sub(match_state *m, int scope, const char *type,
-                    const char *subject, once_error *err)
+                    const char *subject, uint64_t leaf, once_error *err)
 {
-    return subscriptions_exists(m->txn, m->t, m->dept, scope, type, subject,
-                                err) == 0;
+    uint64_t since;
+
+    return subscriptions_get(m->txn, m->t, m->dept, scope, type, subject,
+                             &since, err) == 0 &&
+           since < leaf;
 }
 
 /* True when the event reaches m->dept. */
@@ -435,12 +457,14 @@ static bool matches(match_state *m, const Once__Notice *n,
     }
     if (!m->granted)
         return false;
-    if (has_sub(m, ONCE__SUBSCRIPTION_SCOPE__SCOPE_TYPE, n->type, "", err) ||
+    if (has_sub(m, ONCE__SUBSCRIPTION_SCOPE__SCOPE_TYPE, n->type, "",
+                n->leaf_index, err) ||
         has_sub(m, ONCE__SUBSCRIPTION_SCOPE__SCOPE_SUBJECT, n->type,
-                n->subject, err))
+                n->subject, n->leaf_index, err))
         return true;
-    if (!m->held_all &&
-        !has_sub(m, ONCE__SUBSCRIPTION_SCOPE__SCOPE_HELD, n->type, "", err))
+    if (!(m->held_all && m->held_all_since < n->leaf_index) &&
+        !has_sub(m, ONCE__SUBSCRIPTION_SCOPE__SCOPE_HELD, n->type, "",
+                 n->leaf_index, err))
         return false;
     return held_key(k, &key, n->type, hash, m->dept) &&
            mdb_get(m->txn, m->t->held, &key, &val) == MDB_SUCCESS;
@@ -452,7 +476,7 @@ int subscriptions_scan(MDB_txn *txn, const subscriptions *t, const store *s,
                        int (*fn)(const notice *n, void *arg), void *arg,
                        uint64_t *scanned_to, once_error *err)
 {
-    match_state m = { txn, t, s, dept, "", false, false };
+    match_state m = { txn, t, s, dept, "", false, false, 0 };
     size_t found = 0, looked = 0;
     uint8_t k[8];
     MDB_cursor *cur;
@@ -462,8 +486,9 @@ int subscriptions_scan(MDB_txn *txn, const subscriptions *t, const store *s,
     *scanned_to = after;
     if (after == UINT64_MAX)
         return 0;
-    m.held_all = has_sub(&m, ONCE__SUBSCRIPTION_SCOPE__SCOPE_HELD, "", "",
-                         err);
+    m.held_all = subscriptions_get(txn, t, dept,
+                                   ONCE__SUBSCRIPTION_SCOPE__SCOPE_HELD, "",
+                                   "", &m.held_all_since, err) == 0;
     rc = mdb_cursor_open(txn, t->events, &cur);
     if (rc != MDB_SUCCESS)
         return store_error(rc, "cannot read notice events", err);

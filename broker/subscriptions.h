@@ -47,8 +47,8 @@ typedef struct notice {
 /* Opens (creating) the four tables in s's environment. */
 int subscriptions_open(subscriptions *t, const store *s, once_error *err);
 
-/* Stores or replaces department's subscription (scope, type, subject),
- * made by the subscribe leaf leaf_index. */
+/* Stores department's subscription (scope, type, subject), made by the
+ * subscribe leaf leaf_index; one that exists keeps its first leaf. */
 int subscriptions_put(MDB_txn *txn, const subscriptions *t, const char *dept,
                       int scope, const char *type, const char *subject,
                       uint64_t leaf_index, uint64_t created_at,
@@ -57,10 +57,11 @@ int subscriptions_put(MDB_txn *txn, const subscriptions *t, const char *dept,
 int subscriptions_del(MDB_txn *txn, const subscriptions *t, const char *dept,
                       int scope, const char *type, const char *subject,
                       once_error *err);
-/* 0 when it exists, -ONCE_ERR_NOT_FOUND when not. */
-int subscriptions_exists(MDB_txn *txn, const subscriptions *t,
-                         const char *dept, int scope, const char *type,
-                         const char *subject, once_error *err);
+/* 0 when it exists, with the leaf index of the subscribe leaf that made
+ * it in *leaf_index (may be NULL); -ONCE_ERR_NOT_FOUND when not. */
+int subscriptions_get(MDB_txn *txn, const subscriptions *t, const char *dept,
+                      int scope, const char *type, const char *subject,
+                      uint64_t *leaf_index, once_error *err);
 /* The number of department's subscriptions, counted up to max + 1. */
 int subscriptions_count(MDB_txn *txn, const subscriptions *t,
                         const char *dept, size_t max, size_t *n,

@@ -34,6 +34,15 @@
  * calls that build the bodies (publish, revoke, request, ping, prepared
  * envelopes) are in client_calls.c, receipts in receipt.c; they reach this
  * file only through client_internal.h.
+ *
+ * Pushes. A subscriber's connection also carries notices the broker sends
+ * unasked (KIND_NOTICES with reply_to 0, PROTOCOL.md 4.9). They can arrive
+ * while a call waits for its answer, so the one receiving loop hands them
+ * to the subscriber's queue (client_notices.c, bounded) instead of taking
+ * them for an answer or dropping them, and client_wait_push waits for
+ * them alone. The monitor also counts completed handshakes: a subscriber
+ * registers again for pushes on each new connection (a broker restart, a
+ * reconnect), since the broker's registration was of the old one.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -66,6 +75,8 @@ struct once_client {
     uint64_t next_seq;
     int timeout_ms;
     int retries;
+    uint64_t connections;            /* handshakes completed so far */
+    struct client_notices *notices;  /* client_notices.c; NULL until used */
 };
 
 static int set_socket_option(void *sock, int option, const void *value,
@@ -118,7 +129,8 @@ static int open_monitor(once_client *c, once_error *err)
     if (zmq_socket_monitor(c->socket, address,
                            ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
                                ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
-                               ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) != 0)
+                               ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
+                               ZMQ_EVENT_HANDSHAKE_SUCCEEDED) != 0)
         return once_error_set(err, ONCE_ERR_CONNECT,
                               "cannot monitor the broker connection: %s",
                               zmq_strerror(errno));
@@ -228,16 +240,19 @@ void once_client_close(once_client *c)
         zmq_close(c->monitor);
     if (c->context != NULL)
         zmq_ctx_term(c->context);
+    client_notices_free(c->notices);
     once_keypair_wipe(&c->keypair);
     sodium_memzero(c, sizeof(*c));
     free(c);
 }
 
 /* Decodes an answer envelope into *reply_kind and a copy of its body.
- * Returns 1 when it answers seq, 0 when it is stale (an earlier attempt's
- * answer), <0 on a malformed answer. */
-static int decode_answer(uint64_t seq, const uint8_t *data, size_t len,
-                         int *reply_kind, uint8_t **body, size_t *body_len, once_error *err)
+ * Returns 1 when it answers seq, 2 when it is a push of notices (queued),
+ * 0 when it is stale (an earlier attempt's answer), <0 on a malformed
+ * answer. */
+static int decode_answer(once_client *c, uint64_t seq, const uint8_t *data,
+                         size_t len, int *reply_kind, uint8_t **body,
+                         size_t *body_len, once_error *err)
 {
     Once__Envelope *e = envelope_unpack(data, len);
     int rc = 1;
@@ -245,6 +260,11 @@ static int decode_answer(uint64_t seq, const uint8_t *data, size_t len,
     if (e == NULL)
         return once_error_set(err, ONCE_ERR_MALFORMED,
                               "the broker sent an undecodable answer");
+    if (e->reply_to == 0 && e->kind == ONCE__KIND__KIND_NOTICES) {
+        client_notices_received(c, &c->notices, e->body.data, e->body.len);
+        rc = 2;
+        goto out;
+    }
     if (e->reply_to != seq) {
         rc = 0;
         goto out;
@@ -264,11 +284,13 @@ out:
 }
 
 /* Waits up to timeout_ms for the answer to seq. Returns 1 with the answer,
- * 0 on timeout, <0 on an error. */
-static int wait_answer(once_client *c, uint64_t seq, int *reply_kind,
-                       uint8_t **body, size_t *body_len, once_error *err)
+ * 0 on timeout, <0 on an error. With seq 0 (no envelope has it) it waits
+ * for a push instead, and returns 2 once one was queued. */
+static int wait_answer(once_client *c, uint64_t seq, int timeout_ms,
+                       int *reply_kind, uint8_t **body, size_t *body_len,
+                       once_error *err)
 {
-    uint64_t deadline = once_now_ms() + (uint64_t)c->timeout_ms;
+    uint64_t deadline = once_now_ms() + (uint64_t)timeout_ms;
 
     for (;;) {
         zmq_pollitem_t items[2] = {
@@ -290,6 +312,10 @@ static int wait_answer(once_client *c, uint64_t seq, int *reply_kind,
         if (items[1].revents & ZMQ_POLLIN) {
             int event = socket_monitor_event(c->monitor, ZMQ_DONTWAIT);
 
+            if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
+                c->connections++;
+                continue;
+            }
             if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
                 return once_error_set(err, ONCE_ERR_UNKNOWN_SENDER,
                                       "the broker refused this department's "
@@ -311,9 +337,11 @@ static int wait_answer(once_client *c, uint64_t seq, int *reply_kind,
                 return once_error_set(err, ONCE_ERR_IO, "receive failed: %s",
                                       zmq_strerror(errno));
             }
-            rc = decode_answer(seq, zmq_msg_data(&msg), zmq_msg_size(&msg),
+            rc = decode_answer(c, seq, zmq_msg_data(&msg), zmq_msg_size(&msg),
                                reply_kind, body, body_len, err);
             zmq_msg_close(&msg);
+            if (rc == 2 && seq != 0)
+                continue;
             if (rc != 0)
                 return rc;
         }
@@ -394,7 +422,8 @@ int client_exchange(once_client *c, const uint8_t *packed,
                                 zmq_strerror(errno));
             break;
         }
-        rc = wait_answer(c, seq, &reply_kind, &reply, &reply_len, err);
+        rc = wait_answer(c, seq, c->timeout_ms, &reply_kind, &reply,
+                         &reply_len, err);
     }
     if (rc == 0)
         return once_error_set(err, ONCE_ERR_TIMEOUT,
@@ -434,6 +463,27 @@ int client_call(once_client *c, int kind, const uint8_t *body,
                          answer_len, receipt, err);
     free(packed);
     return rc;
+}
+
+int client_wait_push(once_client *c, int timeout_ms, once_error *err)
+{
+    uint8_t *body = NULL;
+    size_t len = 0;
+    int kind = 0, rc;
+
+    rc = wait_answer(c, 0, timeout_ms, &kind, &body, &len, err);
+    free(body); /* nothing answers seq 0: never set */
+    return rc < 0 ? rc : rc == 2;
+}
+
+uint64_t client_connections(const once_client *c)
+{
+    return c->connections;
+}
+
+struct client_notices **client_notices_of(once_client *c)
+{
+    return &c->notices;
 }
 
 const char *client_department(const once_client *c)

@@ -52,4 +52,25 @@ int client_clean_text(const char *what, const char *value, once_error *err);
 int client_receipt_copy(once_receipt *out, const Once__Receipt *in,
                         once_error *err);
 
+/* Notices pushed by the broker (client_notices.c). The core hands every
+ * push it receives, while waiting for an answer or for pushes, to
+ * client_notices_received, which queues its notices (bounded) in *q
+ * (allocated on first use). client_wait_push waits up to timeout_ms for a
+ * push: 1 when one was queued, 0 on timeout, or -code.
+ * client_connections counts the handshakes completed with the broker, so
+ * a subscriber knows when it is on a new connection. */
+struct client_notices;
+void client_notices_received(once_client *c, struct client_notices **q,
+                             const uint8_t *body, size_t len);
+void client_notices_free(struct client_notices *q);
+int client_wait_push(once_client *c, int timeout_ms, once_error *err);
+uint64_t client_connections(const once_client *c);
+struct client_notices **client_notices_of(once_client *c);
+/* Checks a NoticeBatch from the broker against its schema and bounds
+ * (PROTOCOL.md 4.9) and decodes it into *out (free with
+ * once__notice_batch__free_unpacked): 0, -ONCE_ERR_MALFORMED,
+ * -ONCE_ERR_TOO_LARGE or -ONCE_ERR_INVALID_TEXT. err may be NULL. */
+int client_notice_batch_parse(const uint8_t *body, size_t len,
+                              Once__NoticeBatch **out, once_error *err);
+
 #endif

@@ -162,6 +162,27 @@ const wire_message wire_notices_pull = {
     "NoticesPull", WIRE_FIELDS(notices_pull_fields),
     &once__notices_pull__descriptor};
 
+/* What the broker sends a subscriber (PROTOCOL.md 4.9), checked by
+ * libonce before it decodes a push or an answer. */
+static const wire_field notice_fields[] = {
+    {1, "leaf_index", WIRE_VARINT, 1, NULL},
+    {2, "type", WIRE_TEXT, 1, NULL},
+    {3, "subject", WIRE_TEXT, 1, NULL},
+    {4, "version", WIRE_VARINT, 1, NULL},
+    {5, "event", WIRE_VARINT, 1, NULL},
+};
+static const wire_message wire_notice = {
+    "Notice", WIRE_FIELDS(notice_fields), &once__notice__descriptor};
+
+static const wire_field notice_batch_fields[] = {
+    {1, "notices", WIRE_MESSAGE, WIRE_MAX_NOTICES, &wire_notice},
+    {2, "scanned_to", WIRE_VARINT, 1, NULL},
+    {3, "acked", WIRE_VARINT, 1, NULL},
+};
+const wire_message wire_notice_batch = {
+    "NoticeBatch", WIRE_FIELDS(notice_batch_fields),
+    &once__notice_batch__descriptor};
+
 static bool read_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
 {
     uint64_t value = 0;
@@ -374,7 +395,7 @@ int wire_schema_check_all(once_error *err)
     static const wire_message *const all[] = {
         &wire_envelope, &wire_request, &wire_publish, &wire_revoke,
         &wire_record_header, &wire_directory_request, &wire_subscribe,
-        &wire_notice_ack, &wire_notices_pull,
+        &wire_notice_ack, &wire_notices_pull, &wire_notice_batch,
     };
     size_t i;
     int rc;

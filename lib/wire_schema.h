@@ -51,6 +51,10 @@ extern const wire_message wire_directory_request;
 extern const wire_message wire_subscribe;
 extern const wire_message wire_notice_ack;
 extern const wire_message wire_notices_pull;
+/* ... and one the broker sends a subscriber: at most WIRE_MAX_NOTICES
+ * notices (the broker sends at most 64 a batch). */
+#define WIRE_MAX_NOTICES 256
+extern const wire_message wire_notice_batch;
 
 /* Walks p[0..len) as the message m, without allocating. Returns 0 when
  * every field is one m defines, with its wire type, a singular field

@@ -502,6 +502,92 @@ int once_directory_grant_at(const once_directory *d, size_t i,
 int once_directory_find_department(const once_directory *d, const char *id,
                                    once_directory_department *out);
 
+/* ---------------------------------------------------------------------------
+ * Subscriptions and notices (docs/PROTOCOL.md 4.9)
+ *
+ * A department subscribes to a record type, to one subject of a type, or
+ * to every record it holds (was granted by a request), and then learns of
+ * each new version or revocation of a matching record whose type its
+ * grants cover: a notice names the record and the event, at the leaf
+ * index of the broker's log where it happened; the record itself is
+ * fetched with once_client_request. Subscribing and cancelling are logged
+ * like requests. Delivery is at least once: notices come again after a
+ * reconnect or a restart of either side until they are acknowledged, and
+ * a notice's leaf_index identifies it. A notice's subject is personal
+ * data: keep it out of logs.
+ * ------------------------------------------------------------------------- */
+
+typedef enum once_subscription_scope {
+    ONCE_SCOPE_TYPE = 1,     /* every record of a type */
+    ONCE_SCOPE_SUBJECT = 2,  /* one subject of a type */
+    ONCE_SCOPE_HELD = 3      /* the records held: of a type, or of every
+                                type when type is "" or NULL */
+} once_subscription_scope;
+
+typedef enum once_notice_event {
+    ONCE_NOTICE_NEW_VERSION = 1,
+    ONCE_NOTICE_REVOKED = 2
+} once_notice_event;
+
+typedef struct once_notice {
+    uint64_t leaf_index;                 /* identifies the notice */
+    char type[ONCE_MAX_NAME + 1];
+    char subject[ONCE_MAX_SUBJECT + 1];
+    uint64_t version;
+    once_notice_event event;
+} once_notice;
+
+typedef struct once_subscription {
+    once_subscription_scope scope;
+    char type[ONCE_MAX_NAME + 1];
+    char subject[ONCE_MAX_SUBJECT + 1];
+    uint64_t leaf_index;                 /* of the subscribe leaf */
+    uint64_t created_at;                 /* broker clock, Unix ms */
+} once_subscription;
+
+/* Subscribes c's department to (scope, type, subject); subject only for
+ * ONCE_SCOPE_SUBJECT (else NULL or ""). Subscribing again to the same
+ * target renews it. type and subject must be clean text within their
+ * limits (-ONCE_ERR_INVALID_TEXT, -ONCE_ERR_INVALID_ARGUMENT; nothing is
+ * sent). Refusals: -ONCE_ERR_UNKNOWN_TYPE, -ONCE_ERR_INVALID_SUBJECT,
+ * -ONCE_ERR_NO_GRANT (no grant on the type), -ONCE_ERR_TOO_LARGE (256
+ * subscriptions held). receipt (may be NULL) as for a request. */
+int once_client_subscribe(once_client *c, once_subscription_scope scope,
+                          const char *type, const char *subject,
+                          once_receipt *receipt, once_error *err);
+/* Cancels it: 0, or -ONCE_ERR_NOT_FOUND when the department holds none. */
+int once_client_unsubscribe(once_client *c, once_subscription_scope scope,
+                            const char *type, const char *subject,
+                            once_receipt *receipt, once_error *err);
+/* The department's subscriptions, *out malloc'd (free with free(); NULL
+ * when there are none) with *count entries, and its acknowledgement
+ * cursor in *acked (may be NULL). */
+int once_client_subscriptions(once_client *c, once_subscription **out,
+                              size_t *count, uint64_t *acked,
+                              once_error *err);
+
+/* The next notice, waiting up to timeout_ms for one: 0 with *out filled,
+ * or -ONCE_ERR_TIMEOUT when none came. The first call, and the first
+ * after the client reconnected, registers this connection with the
+ * broker (a round trip that may take up to the client's call timeout);
+ * notices then come after the department's last acknowledgement, pushed
+ * within a credit the client renews. A notice with a leaf index this
+ * client already returned is skipped. Notices that arrive during other
+ * calls wait in a bounded queue for this one. */
+int once_client_notice_next(once_client *c, int timeout_ms, once_notice *out,
+                            once_error *err);
+/* Acknowledges every notice up to leaf_index (the department's cursor;
+ * durable once this returns 0). -ONCE_ERR_NOT_FOUND for a leaf index
+ * beyond the newest notice. */
+int once_client_notice_ack(once_client *c, uint64_t leaf_index,
+                           once_error *err);
+/* Pulls up to cap (at most 64) notices of the leaves above after, without
+ * a registration: *count of them in out, and *scanned_to, the after of
+ * the next pull (equal to after when there is nothing more). */
+int once_client_notices_pull(once_client *c, uint64_t after, once_notice *out,
+                             size_t cap, size_t *count, uint64_t *scanned_to,
+                             once_error *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -4,6 +4,7 @@
  *     fuzz-make-seeds OUT_DIR
  *
  * writes OUT_DIR/fuzz_record_parse/, fuzz_envelope/, fuzz_wire_check/,
+ * fuzz_notice_batch/,
  * fuzz_bundle/, fuzz_keys_line/, fuzz_tlog_proof/ and fuzz_evidence_open/.
  * The seeds in tests/fuzz/corpus/ were made with it; rerun it when a
  * format changes. Records, checkpoints and proofs are signed with the
@@ -176,6 +177,67 @@ static void write_wire_check_seeds(void)
     }
     write_envelope("publish-65-disclosures.bin", ONCE__KIND__KIND_PUBLISH, 8,
                    body, len, true);
+}
+
+/* Seeds of the subscription kinds (PROTOCOL.md 4.9): what a subscriber
+ * sends, for fuzz_wire_check, and what the broker sends it, for
+ * fuzz_notice_batch. */
+static void write_subscription_seeds(void)
+{
+    Once__Subscribe sub = ONCE__SUBSCRIBE__INIT;
+    Once__NoticeAck ack = ONCE__NOTICE_ACK__INIT;
+    Once__NoticesPull pull = ONCE__NOTICES_PULL__INIT;
+    Once__NoticeBatch batch = ONCE__NOTICE_BATCH__INIT;
+    Once__Notice n1 = ONCE__NOTICE__INIT, n2 = ONCE__NOTICE__INIT;
+    Once__Notice *both[2] = { &n1, &n2 };
+    uint8_t body[512];
+    size_t len;
+
+    sub.scope = ONCE__SUBSCRIPTION_SCOPE__SCOPE_SUBJECT;
+    sub.type = "business-licence";
+    sub.subject = "91350100M000100Y43";
+    len = once__subscribe__pack(&sub, body);
+    write_envelope("subscribe-subject.bin", ONCE__KIND__KIND_SUBSCRIBE, 9,
+                   body, len, true);
+    write_envelope("unsubscribe-subject.bin", ONCE__KIND__KIND_UNSUBSCRIBE,
+                   10, body, len, true);
+    sub.scope = ONCE__SUBSCRIPTION_SCOPE__SCOPE_HELD;
+    sub.type = "";
+    sub.subject = "";
+    len = once__subscribe__pack(&sub, body);
+    write_envelope("subscribe-held.bin", ONCE__KIND__KIND_SUBSCRIBE, 11, body,
+                   len, true);
+    write_envelope("subscriptions-list.bin",
+                   ONCE__KIND__KIND_SUBSCRIPTIONS_LIST, 12, NULL, 0, true);
+    ack.acked = 4242;
+    ack.credit = 256;
+    len = once__notice_ack__pack(&ack, body);
+    write_envelope("notice-ack.bin", ONCE__KIND__KIND_NOTICE_ACK, 13, body,
+                   len, true);
+    pull.after = 4000;
+    pull.limit = 64;
+    len = once__notices_pull__pack(&pull, body);
+    write_envelope("notices-pull.bin", ONCE__KIND__KIND_NOTICES_PULL, 14,
+                   body, len, true);
+
+    n1.leaf_index = 4243;
+    n1.type = "business-licence";
+    n1.subject = "91350100M000100Y43";
+    n1.version = 2;
+    n1.event = ONCE__NOTICE_EVENT__NOTICE_EVENT_REVOKED;
+    n2 = n1;
+    n2.leaf_index = 4250;
+    n2.version = 3;
+    n2.event = ONCE__NOTICE_EVENT__NOTICE_EVENT_NEW_VERSION;
+    batch.notices = both;
+    batch.n_notices = 2;
+    batch.scanned_to = 4250;
+    len = once__notice_batch__pack(&batch, body);
+    write_seed("fuzz_notice_batch", "push-two.bin", body, len);
+    batch.n_notices = 0;
+    batch.acked = 4242;
+    len = once__notice_batch__pack(&batch, body);
+    write_seed("fuzz_notice_batch", "ack-answer.bin", body, len);
 }
 
 static void write_envelopes(once_record *lic, once_record *rev)
@@ -447,7 +509,7 @@ int main(int argc, char **argv)
     static const char *const corpora[] = {
         "fuzz_record_parse", "fuzz_envelope", "fuzz_wire_check",
         "fuzz_bundle", "fuzz_keys_line", "fuzz_tlog_proof",
-        "fuzz_evidence_open"};
+        "fuzz_evidence_open", "fuzz_notice_batch"};
     size_t i;
     static const char *const one[] = {"address"};
     once_record *lic, *per, *rev, *copy;
@@ -492,6 +554,7 @@ int main(int argc, char **argv)
 
     write_envelopes(lic, rev);
     write_wire_check_seeds();
+    write_subscription_seeds();
     write_bundles();
     write_keys();
     write_proofs();

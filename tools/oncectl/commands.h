@@ -29,6 +29,9 @@ int cmd_grant_add(const command *cmd, int argc, char **argv);
 int cmd_grant_revoke(const command *cmd, int argc, char **argv);
 int cmd_grant_list(const command *cmd, int argc, char **argv);
 
+/* subscriptions.c */
+int cmd_subscriptions(const command *cmd, int argc, char **argv);
+
 /* exchange_log.c */
 int cmd_log_status(const command *cmd, int argc, char **argv);
 int cmd_log_export(const command *cmd, int argc, char **argv);

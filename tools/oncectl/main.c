@@ -26,6 +26,7 @@
  *   dept.c          dept add, list, suspend, resume
  *   type.c          type add, list
  *   grant.c         grant add, list, revoke
+ *   subscriptions.c subscriptions
  *   exchange_log.c  log status, log export
  *   home.c          the broker home and its database
  *   cli.c           the option helpers, messages and exit codes
@@ -176,6 +177,15 @@ static const command commands[] = {
     { "grant", "list", "grant list", "list grants",
       "Lists grants by requester, type and purpose, with their fields.\n",
       cmd_grant_list },
+    { NULL, "subscriptions", "subscriptions",
+      "list the departments' subscriptions to notices",
+      "Lists every subscription (PROTOCOL.md 4.9) by department, scope and\n"
+      "type: the scope (type, subject or held), the type, \"(one subject)\"\n"
+      "for a subscription to one subject (the subject itself is personal\n"
+      "data and not printed), the leaf index of the subscribe that made it,\n"
+      "and the department's acknowledgement cursor: the leaf up to which it\n"
+      "has handled its notices.\n",
+      cmd_subscriptions },
     { "grant", "revoke", "grant revoke --requester D --type T --purpose P",
       "withdraw a grant",
       "Withdraws the grant of (D, T, P); the broker refuses D's next request\n"
