@@ -18,7 +18,9 @@
  * and forgets registrations when it restarts or the connection drops. So
  * notice_next registers (an acknowledgement of what the application last
  * acknowledged, with credit) on its first use, after every new handshake
- * the core counted, and when half the credit is spent. The broker then
+ * the core counted, when half the credit is spent, and after
+ * CLIENT_NOTICE_REFRESH_MS without a notice (a registration the broker
+ * dropped unseen: one envelope per 30 s of quiet). The broker then
  * pushes from the department's cursor: notices this client already
  * returned may come again, and are skipped by their leaf index (each
  * stream of pushes comes in ascending leaf order).
@@ -40,6 +42,10 @@
  * registration grants (PROTOCOL.md allows up to 1024). */
 #define CLIENT_NOTICE_QUEUE 1024
 #define CLIENT_NOTICE_CREDIT 256
+/* A registration the broker may have dropped without the client seeing
+ * it (a push it could not queue, more than 16 connections of the
+ * department) is renewed after this long without a notice. */
+#define CLIENT_NOTICE_REFRESH_MS 30000
 
 struct client_notices {
     once_notice ring[CLIENT_NOTICE_QUEUE];
@@ -50,6 +56,8 @@ struct client_notices {
     uint64_t acked;           /* the application's last acknowledgement */
     bool registered;
     uint64_t registered_on;   /* client_connections at the registration */
+    uint64_t registered_at;   /* once_now_ms() of the registration or the
+                                 last notice since */
     uint32_t credit_left;     /* as the client counts it */
 };
 
@@ -124,6 +132,8 @@ void client_notices_received(once_client *c, struct client_notices **qp,
     if (q == NULL || client_notice_batch_parse(body, len, &b, NULL) < 0)
         return; /* not a registration's pushes we can keep: the cursor
                    brings them back */
+    if (b->n_notices > 0)
+        q->registered_at = once_now_ms();
     for (i = 0; i < b->n_notices; i++) {
         if (q->credit_left > 0)
             q->credit_left--;
@@ -198,6 +208,7 @@ static int register_pushes(once_client *c, struct client_notices *q,
     /* Counted after the answer came: that connection is registered. */
     q->registered = true;
     q->registered_on = client_connections(c);
+    q->registered_at = once_now_ms();
     q->credit_left = CLIENT_NOTICE_CREDIT;
     return 0;
 }
@@ -217,12 +228,13 @@ int once_client_notice_next(once_client *c, int timeout_ms, once_notice *out,
         return once_error_set(err, ONCE_ERR_NO_MEMORY, "out of memory");
     deadline = once_now_ms() + (uint64_t)timeout_ms;
     for (;;) {
-        uint64_t now;
+        uint64_t now, wait;
 
         if (pop(q, out))
             return 0;
         if (!q->registered || q->registered_on != client_connections(c) ||
-            q->credit_left < CLIENT_NOTICE_CREDIT / 2) {
+            q->credit_left < CLIENT_NOTICE_CREDIT / 2 ||
+            once_now_ms() - q->registered_at >= CLIENT_NOTICE_REFRESH_MS) {
             if ((rc = register_pushes(c, q, err)) < 0)
                 return rc;
             if (pop(q, out))
@@ -232,7 +244,11 @@ int once_client_notice_next(once_client *c, int timeout_ms, once_notice *out,
         if (now >= deadline)
             return once_error_set(err, ONCE_ERR_TIMEOUT, "no notice within "
                                   "%d ms", timeout_ms);
-        rc = client_wait_push(c, (int)(deadline - now), err);
+        wait = deadline - now;
+        if (q->registered_at + CLIENT_NOTICE_REFRESH_MS > now &&
+            q->registered_at + CLIENT_NOTICE_REFRESH_MS - now < wait)
+            wait = q->registered_at + CLIENT_NOTICE_REFRESH_MS - now;
+        rc = client_wait_push(c, (int)wait, err);
         if (rc < 0)
             return rc;
     }
@@ -257,6 +273,7 @@ int once_client_notice_ack(once_client *c, uint64_t leaf_index,
         q->acked = leaf_index;
     q->registered = true;
     q->registered_on = client_connections(c);
+    q->registered_at = once_now_ms();
     q->credit_left = CLIENT_NOTICE_CREDIT;
     return 0;
 }
