@@ -37,7 +37,8 @@ const char *kind_name(int kind)
 bool is_logged_kind(int kind)
 {
     return kind == ONCE__KIND__KIND_PUBLISH ||
-           kind == ONCE__KIND__KIND_REVOKE || kind == ONCE__KIND__KIND_REQUEST ||
+           kind == ONCE__KIND__KIND_REVOKE ||
+           kind == ONCE__KIND__KIND_REQUEST ||
            kind == ONCE__KIND__KIND_SUBSCRIBE ||
            kind == ONCE__KIND__KIND_UNSUBSCRIBE;
 }

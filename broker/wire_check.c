@@ -186,7 +186,8 @@ int wire_check_subscribe(const uint8_t *body, size_t len,
     *out = s = (Once__Subscribe *)decoded;
     if (rc < 0)
         return rc;
-    if (strlen(s->type) > ONCE_MAX_NAME || strlen(s->subject) > ONCE_MAX_SUBJECT)
+    if (strlen(s->type) > ONCE_MAX_NAME ||
+        strlen(s->subject) > ONCE_MAX_SUBJECT)
         return once_error_set(err, ONCE_ERR_TOO_LARGE, "type or subject is "
                               "over its limit (%d, %d bytes)", ONCE_MAX_NAME,
                               ONCE_MAX_SUBJECT);
