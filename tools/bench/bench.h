@@ -48,6 +48,11 @@ typedef struct options {
     bool limits_only;
     bool keep;
     bool console;          /* the broker's console on, scraped every second */
+    double rate;           /* --rate: open loop at this many requests/s */
+    bool find_max_rate;
+    double p99_target_ms;
+    double phase_seconds;  /* --find-max-rate: each step */
+    double start_rate;     /* --find-max-rate: the first step, and warm-up */
 } options;
 
 /* The command line, parsed by main.c before anything else runs. */

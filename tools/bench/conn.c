@@ -47,6 +47,28 @@ int conn_reserve(conn *c, size_t n_env, size_t bytes)
     return 0;
 }
 
+int conn_renew(conn *c, size_t n_env, size_t bytes)
+{
+    c->seq_base += c->n_env;
+    free(c->blob);
+    free(c->offset);
+    free(c->length);
+    free(c->sent_ns);
+    free(c->latency_us);
+    c->blob = NULL;
+    c->offset = NULL;
+    c->length = NULL;
+    c->sent_ns = NULL;
+    c->latency_us = NULL;
+    c->blob_len = 0;
+    c->n_env = c->cap_env = 0;
+    c->n_latency = c->next = c->outstanding = 0;
+    c->late_sends = c->max_lag_ns = 0;
+    c->ok = c->ok_in_time = c->errors = 0;
+    memset(c->error_codes, 0, sizeof(c->error_codes));
+    return conn_reserve(c, n_env, bytes);
+}
+
 /* Signs an envelope of `kind` carrying body and appends it to c. */
 int conn_add_envelope(conn *c, Once__Kind kind, const uint8_t *body,
                              size_t body_len)
@@ -60,7 +82,7 @@ int conn_add_envelope(conn *c, Once__Kind kind, const uint8_t *body,
     e.version = ENVELOPE_VERSION;
     e.sender = c->dept;
     e.session = c->session;
-    e.seq = c->n_env + 1;
+    e.seq = c->seq_base + c->n_env + 1;
     e.sent_at = once_now_ms();
     e.kind = kind;
     e.body.data = (uint8_t *)body;
@@ -138,6 +160,25 @@ static int conn_send_next(conn *c)
     return 0;
 }
 
+int conn_send_due(conn *c, uint64_t due_ns)
+{
+    size_t i = c->next;
+    uint64_t now;
+
+    if (zmq_send(c->sock, c->blob + c->offset[i], c->length[i],
+                 ZMQ_DONTWAIT) < 0)
+        return errno == EAGAIN ? 1 : -1;
+    now = monotonic_ns();
+    if (now > due_ns + 1000000)
+        c->late_sends++;
+    if (now > due_ns && now - due_ns > c->max_lag_ns)
+        c->max_lag_ns = now - due_ns;
+    c->sent_ns[i] = due_ns;
+    c->next++;
+    c->outstanding++;
+    return 0;
+}
+
 static void conn_record_error(conn *c, const uint8_t *body, size_t len)
 {
     Once__Error *e = once__error__unpack(NULL, len, body);
@@ -154,10 +195,9 @@ static void conn_record_error(conn *c, const uint8_t *body, size_t len)
         once__error__free_unpacked(e, NULL);
 }
 
-/* Handles one answer frame. Returns -1 for an answer that matches nothing
- * sent (the broker answered something twice or invented a reply_to). */
-static int conn_answer(conn *c, const uint8_t *data, size_t len,
-                       uint64_t deadline)
+/* An answer to nothing outstanding means the broker answered something
+ * twice or invented a reply_to. */
+int conn_answer(conn *c, const uint8_t *data, size_t len, uint64_t deadline)
 {
     Once__Envelope *e = envelope_unpack(data, len);
     uint64_t now = monotonic_ns();
@@ -169,8 +209,8 @@ static int conn_answer(conn *c, const uint8_t *data, size_t len,
                  "undecodable answer of %zu bytes", len);
         return -1;
     }
-    if (e->reply_to == 0 || e->reply_to > c->next ||
-        c->sent_ns[e->reply_to - 1] == 0) {
+    if (e->reply_to <= c->seq_base || e->reply_to > c->seq_base + c->next ||
+        c->sent_ns[e->reply_to - c->seq_base - 1] == 0) {
         once__envelope__free_unpacked(e, NULL);
         c->errors++;
         snprintf(c->first_error, sizeof(c->first_error),
@@ -178,7 +218,7 @@ static int conn_answer(conn *c, const uint8_t *data, size_t len,
                  e->reply_to);
         return -1;
     }
-    i = e->reply_to - 1;
+    i = (size_t)(e->reply_to - c->seq_base - 1);
     c->latency_us[c->n_latency++] = (uint32_t)((now - c->sent_ns[i]) / 1000);
     c->sent_ns[i] = 0;
     c->outstanding--;

@@ -42,7 +42,8 @@
  * three limits), home.c (the broker home and the onced process, through
  * onced_process.c, which the end-to-end test harness shares), conn.c (the
  * pipelined connections and their driver threads), phases.c (publishes,
- * requests and the checks), report.c (text and JSON), scrape.c (--console:
+ * requests and the checks), openloop.c (--rate and --find-max-rate: the
+ * open-loop schedule and the search), report.c (text and JSON), scrape.c (--console:
  * the console scraped every second), bench.c (helpers).
  * This file holds the command line and the order of the run.
  */
@@ -63,6 +64,7 @@
 #include "conn.h"
 #include "home.h"
 #include "machine_limits.h"
+#include "openloop.h"
 #include "phases.h"
 #include "report.h"
 #include "scrape.h"
@@ -77,6 +79,9 @@ options opt = {
     .seconds = 10.0,
     .limit_seconds = 1.5,
     .max_presigned = 1000000,
+    .p99_target_ms = 3.0,
+    .phase_seconds = 2.0,
+    .start_rate = 1000,
 };
 
 static void die_usage(const char *fmt, ...)
@@ -124,6 +129,18 @@ static void usage(FILE *f)
 "the ratios to the limits. One answer per client is verified as a requester\n"
 "would (issuer signature, digests, only the granted fields).\n"
 "\n"
+"Open loop (instead of the closed loop above): with --rate R, request k is\n"
+"due at k/R seconds and goes out on connection k mod --clients, whether\n"
+"or not earlier answers came back; each latency counts from the due time,\n"
+"so a sender that falls behind adds its lag instead of hiding it. Prints\n"
+"the achieved rate, p50/p90/p99/p99.9/max, and whether the schedule was\n"
+"kept (sends more than 1 ms late; NOT kept when over 1%%). --window is not\n"
+"used: a connection has any number of requests in flight. With\n"
+"--find-max-rate, phases of --phase-seconds double the rate from\n"
+"--start-rate while p99 <= --p99-target-ms with no refusal, then bisect to\n"
+"within 5%%, never above verify/s per core x cores; then one phase of\n"
+"--seconds at half the rate found. Each phase signs its envelopes first.\n"
+"\n"
 "Options:\n"
 "  --onced PATH          the broker (default: $ONCED, else\n"
 "                        ../../broker/onced from this program's directory,\n"
@@ -144,6 +161,12 @@ static void usage(FILE *f)
 "  --keep                keep the temporary directory and print its path\n"
 "  --limits-only         measure the machine limits only, start no broker\n"
 "  --json                print the results as JSON instead of text\n"
+"  --rate R              open loop at R requests/s (see above)\n"
+"  --find-max-rate       search for the highest rate within the p99 target\n"
+"  --p99-target-ms MS    the target of --find-max-rate (default 3)\n"
+"  --phase-seconds S     each step of --find-max-rate (default 2)\n"
+"  --start-rate R        the first step of --find-max-rate, and the rate of\n"
+"                        the uncounted 0.5 s warm-up of both (default 1000)\n"
 "  --console             turn onced's console on (a loopback port, a token)\n"
 "                        and fetch /metrics every second during the request\n"
 "                        phase, as Prometheus would; compare with a run\n"
@@ -187,12 +210,27 @@ static double parse_seconds(const char *name, const char *s)
     return v;
 }
 
+static double parse_rate(const char *name, const char *s, double min,
+                         double max)
+{
+    char *end;
+    double v;
+
+    errno = 0;
+    v = strtod(s, &end);
+    if (errno != 0 || end == s || *end != '\0' || !(v >= min && v <= max))
+        die_usage("%s must be a number from %g to %g, not '%s'", name, min,
+                  max, s);
+    return v;
+}
+
 static void parse_options(int argc, char **argv)
 {
     enum {
         O_ONCED = 256, O_RECORDS, O_CLIENTS, O_WINDOW, O_PUBLISH_WINDOW,
         O_THREADS, O_SECONDS, O_WORKERS, O_LIMIT_SECONDS, O_MAX_PRESIGNED,
-        O_TCP, O_DIR, O_KEEP, O_LIMITS_ONLY, O_JSON, O_CONSOLE
+        O_TCP, O_DIR, O_KEEP, O_LIMITS_ONLY, O_JSON, O_CONSOLE, O_RATE,
+        O_FIND_MAX_RATE, O_P99_TARGET_MS, O_PHASE_SECONDS, O_START_RATE
     };
     static const struct option longopts[] = {
         {"onced", required_argument, NULL, O_ONCED},
@@ -211,6 +249,11 @@ static void parse_options(int argc, char **argv)
         {"limits-only", no_argument, NULL, O_LIMITS_ONLY},
         {"json", no_argument, NULL, O_JSON},
         {"console", no_argument, NULL, O_CONSOLE},
+        {"rate", required_argument, NULL, O_RATE},
+        {"find-max-rate", no_argument, NULL, O_FIND_MAX_RATE},
+        {"p99-target-ms", required_argument, NULL, O_P99_TARGET_MS},
+        {"phase-seconds", required_argument, NULL, O_PHASE_SECONDS},
+        {"start-rate", required_argument, NULL, O_START_RATE},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -254,6 +297,20 @@ static void parse_options(int argc, char **argv)
         case O_LIMITS_ONLY: opt.limits_only = true; break;
         case O_JSON: opt.json = true; break;
         case O_CONSOLE: opt.console = true; break;
+        case O_RATE:
+            opt.rate = parse_rate("--rate", optarg, 1, 10000000);
+            break;
+        case O_FIND_MAX_RATE: opt.find_max_rate = true; break;
+        case O_P99_TARGET_MS:
+            opt.p99_target_ms =
+                parse_rate("--p99-target-ms", optarg, 0.01, 60000);
+            break;
+        case O_PHASE_SECONDS:
+            opt.phase_seconds = parse_seconds("--phase-seconds", optarg);
+            break;
+        case O_START_RATE:
+            opt.start_rate = parse_rate("--start-rate", optarg, 1, 10000000);
+            break;
         case 'h':
             usage(stdout);
             exit(0);
@@ -263,6 +320,8 @@ static void parse_options(int argc, char **argv)
     }
     if (optind < argc)
         die_usage("unexpected argument '%s'", argv[optind]);
+    if (opt.rate > 0 && opt.find_max_rate)
+        die_usage("--rate and --find-max-rate exclude each other");
 }
 
 int main(int argc, char **argv)
@@ -338,7 +397,10 @@ int main(int argc, char **argv)
         goto broker_failed;
     if (opt.console && scraper_start(&scrape, &h) < 0)
         goto broker_failed;
-    if (run_requests(&h, ctx, clients, &r) < 0)
+    if (opt.rate > 0 || opt.find_max_rate) {
+        if (run_open_loop(&h, ctx, clients, &r) < 0)
+            goto broker_failed;
+    } else if (run_requests(&h, ctx, clients, &r) < 0)
         goto broker_failed;
     if (opt.console) {
         scraper_stop(scrape, &scrapes, &scrape_failures, &scrape_bytes);

@@ -48,8 +48,7 @@
 #include "report.h"
 #include "store.h"
 
-/* CPU seconds (user + system) the process has used so far. */
-static double process_cpu_seconds(pid_t pid)
+double process_cpu_seconds(pid_t pid)
 {
     char path[64], buf[2048], *p;
     unsigned long long utime, stime;
@@ -74,7 +73,7 @@ static double process_cpu_seconds(pid_t pid)
     return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
 }
 
-static double self_cpu_seconds(void)
+double self_cpu_seconds(void)
 {
     struct rusage ru;
 
@@ -139,7 +138,7 @@ static void *presign_requests(void *arg)
         conn *c = &j->conns[k];
         uint64_t rng = j->seed + k * 0x9e3779b97f4a7c15ull + 1;
 
-        if (conn_reserve(c, j->per_conn, j->per_conn * 200) < 0) {
+        if (conn_renew(c, j->per_conn, j->per_conn * 200) < 0) {
             j->rc = -1;
             return NULL;
         }
@@ -150,7 +149,8 @@ static void *presign_requests(void *arg)
             size_t len;
 
             make_subject(xorshift64(&rng) % j->records, subject);
-            snprintf(case_id, sizeof(case_id), "BENCH-%s-%zu", c->dept, i);
+            snprintf(case_id, sizeof(case_id), "BENCH-%s-%" PRIu64, c->dept,
+                     c->seq_base + i);
             r.type = (char *)BENCH_TYPE;
             r.subject = subject;
             r.purpose = (char *)BENCH_PURPOSE;
@@ -222,7 +222,7 @@ out:
 
 /* Decodes one granted answer and checks it as a requester would: the
  * issuer's signature, the digests, and exactly the granted fields. */
-static int check_sample(const conn *c, const uint8_t issuer_pk[32])
+int check_sample(const conn *c, const uint8_t issuer_pk[32])
 {
     Once__Response *resp;
     once_record *rec = NULL;
@@ -268,11 +268,39 @@ out:
     return rc;
 }
 
-int run_requests(bench_home *h, void *ctx, conn *clients, results *r)
+int presign(conn *clients, size_t n, size_t per_conn)
 {
     presign_job jobs[64];
     pthread_t tid[64];
     size_t threads = opt.threads > 64 ? 64 : opt.threads, per, t, started = 0;
+    int rc = 0;
+
+    per = (n + threads - 1) / threads;
+    for (t = 0; t < threads && t * per < n; t++) {
+        size_t first = t * per;
+
+        jobs[t] = (presign_job){clients + first,
+                                n - first < per ? n - first : per,
+                                per_conn, opt.records,
+                                0x5eed0000 + t + clients[first].seq_base, 0};
+        if (pthread_create(&tid[t], NULL, presign_requests, &jobs[t]) != 0)
+            break;
+        started++;
+    }
+    for (t = 0; t < started; t++) {
+        pthread_join(tid[t], NULL);
+        if (jobs[t].rc < 0)
+            rc = -1;
+    }
+    if (rc < 0)
+        note("cannot sign the request envelopes (out of memory?)");
+    if (started == 0 || started * per < n)
+        rc = -1;
+    return rc;
+}
+
+int run_requests(bench_home *h, void *ctx, conn *clients, results *r)
+{
     size_t per_conn, total_latency = 0, i;
     double budget, cpu0_broker, cpu0_self, wall;
     uint64_t start, deadline, presign_start;
@@ -288,29 +316,10 @@ int run_requests(bench_home *h, void *ctx, conn *clients, results *r)
     per_conn = (size_t)(budget / (double)opt.clients) + 1;
     if (per_conn < opt.window * 2)
         per_conn = opt.window * 2;
-    note("signing %zu request envelopes on %zu threads", per_conn * opt.clients,
-         threads);
+    note("signing %zu request envelopes on %lu threads", per_conn * opt.clients,
+         opt.threads);
     presign_start = monotonic_ns();
-    per = (opt.clients + threads - 1) / threads;
-    for (t = 0; t < threads && t * per < opt.clients; t++) {
-        size_t first = t * per;
-
-        jobs[t] = (presign_job){clients + first,
-                                opt.clients - first < per ? opt.clients - first
-                                                          : per,
-                                per_conn, opt.records, 0x5eed0000 + t, 0};
-        if (pthread_create(&tid[t], NULL, presign_requests, &jobs[t]) != 0)
-            break;
-        started++;
-    }
-    for (t = 0; t < started; t++) {
-        pthread_join(tid[t], NULL);
-        if (jobs[t].rc < 0) {
-            note("cannot sign the request envelopes (out of memory?)");
-            return -1;
-        }
-    }
-    if (started == 0)
+    if (presign(clients, opt.clients, per_conn) < 0)
         return -1;
     r->presign_seconds = (double)(monotonic_ns() - presign_start) / 1e9;
     r->presigned = per_conn * opt.clients;
@@ -327,7 +336,7 @@ int run_requests(bench_home *h, void *ctx, conn *clients, results *r)
     cpu0_self = self_cpu_seconds();
     start = monotonic_ns();
     deadline = start + seconds_ns(opt.seconds);
-    if (run_drivers(clients, opt.clients, threads, opt.window, deadline) < 0)
+    if (run_drivers(clients, opt.clients, opt.threads, opt.window, deadline) < 0)
         return -1;
     wall = (double)(monotonic_ns() - start) / 1e9;
     r->broker_cpu_cores = (process_cpu_seconds(h->pid) - cpu0_broker) / wall;

@@ -5,6 +5,8 @@
 #ifndef ONCE_TOOLS_BENCH_PHASES_H
 #define ONCE_TOOLS_BENCH_PHASES_H
 
+#include <sys/types.h>
+
 #include "conn.h"
 #include "home.h"
 #include "report.h"
@@ -19,6 +21,20 @@ int run_publishes(bench_home *h, void *ctx, results *r);
  * figures. 0 only when every answer was a Response and each client's
  * sample verifies with exactly the granted fields. */
 int run_requests(bench_home *h, void *ctx, conn *clients, results *r);
+
+/* Signs per_conn new request envelopes, each for a random record, on
+ * every connection of clients[0..n) (conn_renew: the seqs go on), on
+ * --threads threads. 0, or -1 noted. */
+int presign(conn *clients, size_t n, size_t per_conn);
+
+/* Decodes c's sample answer and checks it as a requester would: the
+ * issuer's signature, the digests, exactly the granted fields. 0 when it
+ * passes (or c has no sample), -1 noted. */
+int check_sample(const conn *c, const uint8_t issuer_pk[32]);
+
+/* CPU seconds (user + system) process pid, or this one, has used. */
+double process_cpu_seconds(pid_t pid);
+double self_cpu_seconds(void);
 
 /* After the broker stopped: 0 when its database holds exactly `expected`
  * records, else -1 noted. */

@@ -35,6 +35,17 @@ static double percentile(const uint32_t *sorted, size_t n, double q)
     return sorted[i < n ? i : n - 1];
 }
 
+void summarize_latencies(uint32_t *latency_us, size_t n, latency_summary *s)
+{
+    qsort(latency_us, n, sizeof(*latency_us), compare_u32);
+    s->n = n;
+    s->p50 = percentile(latency_us, n, 0.50);
+    s->p90 = percentile(latency_us, n, 0.90);
+    s->p99 = percentile(latency_us, n, 0.99);
+    s->p999 = percentile(latency_us, n, 0.999);
+    s->max = n > 0 ? latency_us[n - 1] : 0;
+}
+
 void report_latencies(results *r, uint32_t *latency_us, size_t n)
 {
     qsort(latency_us, n, sizeof(*latency_us), compare_u32);
@@ -70,6 +81,66 @@ void read_cpu_model(char *out, size_t cap)
 static double ratio(double a, double b)
 {
     return b > 0 ? a / b : 0;
+}
+
+/* At most 1% of the sends more than 1 ms after their due time. */
+static bool schedule_kept(const open_phase *p)
+{
+    return (double)p->late_sends <= 0.01 * (double)p->due;
+}
+
+static void print_phase_text(const char *label, const open_phase *p)
+{
+    printf("  %-10s %9.0f %9.0f %7.0f %7.0f %7.0f %7.0f %8.0f %6" PRIu64
+           " %6" PRIu64 " %5.2f %5.2f%s\n", label, p->rate, p->achieved,
+           p->latency.p50, p->latency.p90, p->latency.p99, p->latency.p999,
+           p->latency.max, p->errors, p->late_sends, p->broker_cpu_cores,
+           p->bench_cpu_cores, schedule_kept(p) ? "" : "  schedule NOT kept");
+}
+
+/* The open-loop section: every phase, then the rate found and the ratios. */
+static void print_open_text(const results *r)
+{
+    double capacity = r->verify_per_core * r->cores;
+    const open_phase *counted;
+
+    printf("\nopen loop (%lu clients, %lu driver threads; latency in us from "
+           "each request's due time)\n", opt.clients, opt.threads);
+    printf("  %-10s %9s %9s %7s %7s %7s %7s %8s %6s %6s %5s %5s\n", "phase",
+           "rate/s", "achieved", "p50", "p90", "p99", "p99.9", "max",
+           "errors", "late", "onced", "bench");
+    for (size_t i = 0; i < r->n_phases; i++) {
+        char label[32];
+
+        snprintf(label, sizeof(label), "%s%zu",
+                 opt.find_max_rate ? (r->phases[i].pass ? "pass " : "fail ")
+                                   : "rate ", i + 1);
+        print_phase_text(label, &r->phases[i]);
+    }
+    if (opt.find_max_rate && r->max_found)
+        print_phase_text("half max", &r->at_half);
+    printf("  (late: sends more than 1 ms after their due time; onced, "
+           "bench: cpu cores used)\n");
+    printf("\nratios\n");
+    if (opt.find_max_rate) {
+        if (!r->max_found) {
+            printf("  no rate kept p99 <= %.1f ms\n", opt.p99_target_ms);
+            return;
+        }
+        printf("  %-44s %8.0f /s\n", "max rate with p99 <= target",
+               r->max_rate);
+        printf("  %-44s %8.1f ms\n", "  (target)", opt.p99_target_ms);
+        printf("  %-44s %8.3f\n", "max rate / (verify/s per core x cores)",
+               ratio(r->max_rate, capacity));
+        printf("  %-44s %8.0f / %.0f us\n", "p50 / p99 at half the max rate",
+               r->at_half.latency.p50, r->at_half.latency.p99);
+        return;
+    }
+    counted = &r->phases[0];
+    printf("  %-44s %8.3f\n", "achieved/s / (verify/s per core x cores)",
+           ratio(counted->achieved, capacity));
+    printf("  %-44s %8.3f\n", "achieved/s / zeromq curve echo/s",
+           ratio(counted->achieved, r->echo_curve));
 }
 
 void print_text(const results *r)
@@ -110,6 +181,12 @@ void print_text(const results *r)
     printf("  %-36s %12.0f /s   (%lu in %.2f s, window %lu)\n", "publishes",
            r->publishes_per_s, r->records, r->publish_seconds,
            opt.publish_window);
+    if (r->open_loop) {
+        print_open_text(r);
+        printf("  %-44s %8.3f\n", "publishes/s / lmdb durable commits/s",
+               ratio(r->publishes_per_s, r->lmdb_commits));
+        return;
+    }
     printf("  %-36s %12.0f /s   (%" PRIu64 " in %.2f s)\n",
            "granted requests", r->requests_per_s, r->requests_ok,
            r->request_seconds);
@@ -133,6 +210,49 @@ void print_text(const results *r)
            ratio(r->publishes_per_s, r->lmdb_commits));
 }
 
+static void print_phase_json(const open_phase *p)
+{
+    printf("{\"rate\": %.1f, \"seconds\": %.3f, \"due\": %" PRIu64 ", "
+           "\"answered\": %" PRIu64 ", \"errors\": %" PRIu64 ", "
+           "\"achieved_per_s\": %.1f, \"latency_us\": {\"p50\": %.0f, "
+           "\"p90\": %.0f, \"p99\": %.0f, \"p99.9\": %.0f, \"max\": %.0f}, "
+           "\"late_sends\": %" PRIu64 ", \"max_send_lag_us\": %.0f, "
+           "\"schedule_kept\": %s, \"broker_cpu_cores\": %.2f, "
+           "\"bench_cpu_cores\": %.2f, \"pass\": %s}", p->rate, p->seconds,
+           p->due, p->answered, p->errors, p->achieved, p->latency.p50,
+           p->latency.p90, p->latency.p99, p->latency.p999, p->latency.max,
+           p->late_sends, p->max_lag_us, schedule_kept(p) ? "true" : "false",
+           p->broker_cpu_cores, p->bench_cpu_cores,
+           p->pass ? "true" : "false");
+}
+
+static void print_open_json(const results *r)
+{
+    double capacity = r->verify_per_core * r->cores;
+
+    printf("  \"broker\": {\"records\": %lu, \"clients\": %lu, "
+           "\"threads\": %lu, \"publishes_per_s\": %.1f, "
+           "\"p99_target_ms\": %.3f, \"phases\": [", r->records,
+           opt.clients, opt.threads, r->publishes_per_s, opt.p99_target_ms);
+    for (size_t i = 0; i < r->n_phases; i++) {
+        printf("%s\n    ", i > 0 ? "," : "");
+        print_phase_json(&r->phases[i]);
+    }
+    printf("],\n    \"max_rate\": %.1f, \"at_half_max\": ",
+           r->max_found ? r->max_rate : 0);
+    if (r->max_found)
+        print_phase_json(&r->at_half);
+    else
+        printf("null");
+    printf("},\n");
+    printf("  \"ratios\": {\"max_rate_per_verify_capacity\": %.4f, "
+           "\"achieved_per_verify_capacity\": %.4f, "
+           "\"publishes_per_lmdb_commit\": %.4f}\n",
+           r->max_found ? ratio(r->max_rate, capacity) : 0,
+           opt.find_max_rate ? 0 : ratio(r->phases[0].achieved, capacity),
+           ratio(r->publishes_per_s, r->lmdb_commits));
+}
+
 void print_json(const results *r)
 {
     printf("{\n");
@@ -150,7 +270,9 @@ void print_json(const results *r)
            r->verify_per_core, r->verify_per_core * r->cores,
            r->verify_all_cores, r->verify_message_bytes, r->echo_plain,
            r->echo_curve, opt.tcp ? "tcp" : "ipc", r->lmdb_commits);
-    if (r->broker_ran) {
+    if (r->broker_ran && r->open_loop) {
+        print_open_json(r);
+    } else if (r->broker_ran) {
         printf("  \"broker\": {\"records\": %lu, \"clients\": %lu, "
                "\"window\": %lu, \"threads\": %lu, \"seconds\": %.3f, "
                "\"publishes_per_s\": %.1f, \"requests\": %" PRIu64 ", "
