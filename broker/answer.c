@@ -84,6 +84,8 @@ void to_writer(job *j, write_job *wj, int answer_kind, int refusal)
     wj->store_reply = j->admitted && j->keep_reply &&
                       !(answer_kind == ONCE__KIND__KIND_ERROR &&
                         error_is_failure(refusal));
+    wj->rebuildable = j->rebuildable;
+    wj->disclosed = j->disclosed;
     wj->received_ns = j->received_ns;
     zmq_msg_move(&wj->routing_id, j->routing_id);
     if (fault_take(FAULT_HAND_OFF) || hand_to_writer(w->writes, wj) < 0) {

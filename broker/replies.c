@@ -8,6 +8,19 @@
  * whose answer is no longer kept in memory, still gets the original answer
  * and never stores a second version or a second leaf.
  *
+ * What is kept. The answer of a granted request without a proof is not
+ * kept whole: it is mostly the record, which the records table holds
+ * anyway, and it was 919 of the 1,668 bytes a request added to the
+ * database (docs/PERFORMANCE.md). Such an entry holds the record version,
+ * which disclosures were granted (a bit each) and the leaf index, and the
+ * worker rebuilds the very same bytes for the retry from the retry's own
+ * Request, which is the same bytes as the original's
+ * (handle_request.c, request_answer_rebuild). Record versions are never
+ * deleted, and a grant changed since does not change the rebuilt answer.
+ * The entry also no longer holds the subject. Every other answer (a
+ * publish's, a refusal, a request with a proof, whose receipt carries a
+ * checkpoint) is kept whole.
+ *
  * The table's key starts with the envelope's sent_at: (sent_at_ms u64be,
  * sender, 0x00, session u64be, seq u64be). A retry is the same bytes, so
  * it has the same sent_at and finds its entry. Two things follow from
@@ -67,12 +80,11 @@ static int reply_key(uint8_t buf[REPLY_KEY_MAX], MDB_val *key,
     return 0;
 }
 
-int replay_reply_put(MDB_txn *txn, const store *s, uint64_t sent_at_ms,
-                     const char *sender, uint64_t session, uint64_t seq,
-                     const uint8_t digest[32], int kind, const uint8_t *body,
-                     size_t len, once_error *err)
+/* Stores m under the answer's key. */
+static int put_stored(MDB_txn *txn, const store *s, uint64_t sent_at_ms,
+                      const char *sender, uint64_t session, uint64_t seq,
+                      const Once__StoredReply *m, once_error *err)
 {
-    Once__StoredReply m = ONCE__STORED_REPLY__INIT;
     uint8_t key_bytes[REPLY_KEY_MAX];
     MDB_val key, val;
     int rc;
@@ -80,19 +92,50 @@ int replay_reply_put(MDB_txn *txn, const store *s, uint64_t sent_at_ms,
     if ((rc = reply_key(key_bytes, &key, sent_at_ms, sender, session, seq,
                         err)) < 0)
         return rc;
-    m.envelope_digest.data = (uint8_t *)digest;
-    m.envelope_digest.len = 32;
-    m.kind = (Once__Kind)kind;
-    m.body.data = (uint8_t *)body;
-    m.body.len = len;
-    val.mv_size = once__stored_reply__get_packed_size(&m);
+    val.mv_size = once__stored_reply__get_packed_size(m);
     val.mv_data = NULL;
     /* Reserve the value in the map and encode straight into it. */
     rc = mdb_put(txn, s->replies, &key, &val, MDB_RESERVE);
     if (rc != MDB_SUCCESS)
         return store_error(rc, "cannot store the answer of an exchange", err);
-    once__stored_reply__pack(&m, val.mv_data);
+    once__stored_reply__pack(m, val.mv_data);
     return 0;
+}
+
+int replay_reply_put(MDB_txn *txn, const store *s, uint64_t sent_at_ms,
+                     const char *sender, uint64_t session, uint64_t seq,
+                     const uint8_t digest[32], int kind, const uint8_t *body,
+                     size_t len, once_error *err)
+{
+    Once__StoredReply m = ONCE__STORED_REPLY__INIT;
+
+    m.envelope_digest.data = (uint8_t *)digest;
+    m.envelope_digest.len = 32;
+    m.kind = (Once__Kind)kind;
+    m.body.data = (uint8_t *)body;
+    m.body.len = len;
+    return put_stored(txn, s, sent_at_ms, sender, session, seq, &m, err);
+}
+
+int replay_reply_put_rebuilt(MDB_txn *txn, const store *s,
+                             uint64_t sent_at_ms, const char *sender,
+                             uint64_t session, uint64_t seq,
+                             const uint8_t digest[32], uint64_t version,
+                             uint64_t disclosed, uint64_t leaf_index,
+                             once_error *err)
+{
+    Once__StoredReply m = ONCE__STORED_REPLY__INIT;
+
+    if (version == 0)
+        return once_error_set(err, ONCE_ERR_INVALID_ARGUMENT,
+                              "a rebuilt answer names a record version");
+    m.envelope_digest.data = (uint8_t *)digest;
+    m.envelope_digest.len = 32;
+    m.kind = ONCE__KIND__KIND_RESPONSE;
+    m.record_version = version;
+    m.disclosed = disclosed;
+    m.leaf_index = leaf_index;
+    return put_stored(txn, s, sent_at_ms, sender, session, seq, &m, err);
 }
 
 int replay_reply_find(MDB_txn *txn, const store *s, uint64_t sent_at_ms,

@@ -25,11 +25,22 @@ int replay_reply_put(MDB_txn *txn, const store *s, uint64_t sent_at_ms,
                      const uint8_t digest[32], int kind, const uint8_t *body,
                      size_t len, once_error *err);
 
+/* Stores the answer of a granted request without a proof as what rebuilds
+ * it (replies.c): the record version it served, the disclosures granted
+ * (bit i: the version's StoredRecord.disclosures[i]) and its leaf index. */
+int replay_reply_put_rebuilt(MDB_txn *txn, const store *s,
+                             uint64_t sent_at_ms, const char *sender,
+                             uint64_t session, uint64_t seq,
+                             const uint8_t digest[32], uint64_t version,
+                             uint64_t disclosed, uint64_t leaf_index,
+                             once_error *err);
+
 /* Looks up the stored answer of (sent_at, sender, session, seq): 0 with
  * *out (free it with once__stored_reply__free_unpacked(*out, alloc)) when
  * its digest equals digest, 1 when that key answered other bytes,
  * -ONCE_ERR_NOT_FOUND when nothing is stored, another negative code on a
- * database failure. */
+ * database failure. A non-zero (*out)->record_version means the answer
+ * is to be rebuilt (replay_reply_put_rebuilt). */
 int replay_reply_find(MDB_txn *txn, const store *s, uint64_t sent_at_ms,
                       const char *sender, uint64_t session, uint64_t seq,
                       const uint8_t digest[32], ProtobufCAllocator *alloc,

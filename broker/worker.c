@@ -118,7 +118,10 @@ static bool answer_from_table(job *j, bool fresh)
     diag_debug("worker", "answered a retry of %s seq %llu from %s with its "
               "stored answer", kind_name(j->env->kind),
               (unsigned long long)j->env->seq, j->user_id);
-    answer(j, stored->kind, stored->body.data, stored->body.len);
+    if (stored->record_version != 0)
+        request_answer_rebuild(j, stored); /* a granted request's */
+    else
+        answer(j, stored->kind, stored->body.data, stored->body.len);
     return true;
 }
 

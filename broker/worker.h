@@ -102,6 +102,9 @@ typedef struct job {
     bool keep_reply; /* store the answer in the replies table */
     bool failure;   /* refused for the broker's own failure: kept nowhere */
     bool want_proof;
+    bool rebuildable; /* a granted request: its answer is kept as what
+                         rebuilds it (replies.c) */
+    uint64_t disclosed; /* ... the disclosures it granted, a bit each */
     leaf_facts leaf;
     department dept;
     char tag[DIAG_SUBJECT_TAG_CHARS]; /* subject tag, "" when none */
@@ -117,6 +120,11 @@ void worker_release(worker *w);
 /* handle_request.c and handle_write.c: the kinds' own checks and work,
  * after worker.c's checks of the envelope. */
 void handle_request(job *j);
+/* Answers the retry j of a granted request with the answer rebuilt from
+ * its stored form (replies.c), the same bytes as the original's; refuses
+ * it when that cannot be done (the envelope is not a request, or the
+ * record version is gone, which never happens: versions are kept). */
+void request_answer_rebuild(job *j, const Once__StoredReply *stored);
 void handle_write(job *j);
 /* handle_subscribe.c: subscriptions and notices (PROTOCOL.md 4.9). */
 void handle_subscription(job *j);

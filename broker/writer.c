@@ -28,7 +28,8 @@
  * evidence, signs a checkpoint of the new tree with the broker key when one
  * is due (below), adds each answer's receipt (the leaf index; with a proof,
  * the checkpoint, the inclusion proof and the leaf bytes) and stores that
- * answer for retries, all in the same transaction, then commits once.
+ * answer for retries (a granted request's without a proof as what rebuilds
+ * it: replies.c), all in the same transaction, then commits once.
  *
  * Checkpoint cadence. A group signs a checkpoint when one of its envelopes
  * asked for a proof (its receipt needs a checkpoint that holds its leaf),
@@ -258,7 +259,8 @@ static uint8_t *put_varint(uint8_t *p, uint64_t v)
 }
 
 /* Makes job->reply: the answer followed by its Receipt field, and keeps it
- * in the replies table when a retry is to get it again. */
+ * in the replies table when a retry is to get it again: whole, or for a
+ * granted request without a proof as what rebuilds it (replies.c). */
 static int make_reply(writer *w, MDB_txn *txn, write_job *job,
                       once_error *err)
 {
@@ -310,6 +312,12 @@ static int make_reply(writer *w, MDB_txn *txn, write_job *job,
     job->reply_kind = job->answer_kind;
     if (!job->store_reply)
         return 0;
+    if (job->rebuildable && !job->want_proof &&
+        job->answer_kind == ONCE__KIND__KIND_RESPONSE)
+        return replay_reply_put_rebuilt(
+            txn, w->db, job->sent_at, job->sender, job->session, job->seq,
+            job->leaf.envelope_digest, job->leaf.record_version,
+            job->disclosed, job->leaf_index, err);
     return replay_reply_put(txn, w->db, job->sent_at, job->sender,
                             job->session, job->seq,
                             job->leaf.envelope_digest, job->reply_kind,

@@ -68,6 +68,9 @@ typedef struct write_job {
     uint32_t credit;               /* ... and the credit it grants */
     bool replay_admitted;          /* its answer is kept for retries */
     bool store_reply;              /* ... and in the replies table */
+    bool rebuildable;              /* a granted request's answer, kept as
+                                      what rebuilds it (replies.c) */
+    uint64_t disclosed;            /* ... its disclosures, a bit each */
     uint64_t received_ns;          /* monotonic_ns() when the ROUTER
                                       delivered it; 0: not measured */
     /* Filled by the writer. */

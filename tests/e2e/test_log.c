@@ -429,6 +429,100 @@ static void test_retry_same_receipt(void **state)
     once__envelope__free_unpacked(bad, NULL);
 }
 
+/* Restarts the broker and reopens the clients (the memory window is then
+ * empty: only the replies table knows what was answered). */
+static void restart_broker(void)
+{
+    once_error err;
+
+    assert_int_equal(e2e_stop(&broker), 0);
+    assert_int_equal(e2e_start(&broker, &market, NULL), 0);
+    once_client_close(market_c);
+    once_client_close(tax_c);
+    once_client_close(bank_c);
+    assert_int_equal(e2e_client(&broker, &market, &market_c, &err), 0);
+    assert_int_equal(e2e_client(&broker, &tax, &tax_c, &err), 0);
+    assert_int_equal(e2e_client(&broker, &bank, &bank_c, &err), 0);
+}
+
+/* Replaces tax's grant of LICENCE with one of these fields. */
+static void set_tax_grant(const char *fields)
+{
+    assert_int_equal(e2e_oncectl(&broker, "grant", "revoke", "--requester",
+                                 tax.id, "--type", LICENCE, "--purpose",
+                                 TAX_PURPOSE, NULL), 0);
+    assert_int_equal(e2e_oncectl(&broker, "grant", "add", "--requester",
+                                 tax.id, "--type", LICENCE, "--purpose",
+                                 TAX_PURPOSE, "--fields", fields, NULL), 0);
+}
+
+/* A granted request without a proof keeps its answer as what rebuilds it
+ * (replies.c): its retry after a restart gets the original's bytes, with
+ * the disclosures granted then, although the grant has grown since. */
+static void test_retry_rebuilt_answer(void **state)
+{
+    uint64_t session = e2e_session();
+    Once__Envelope *a = NULL, *c = NULL, *d = NULL;
+    Once__Response *ra;
+    uint8_t *body, *body2, *env, *env2;
+    size_t body_len, body2_len, env_len, env2_len;
+    e2e_raw raw;
+
+    (void)state;
+    assert_int_equal(e2e_request_body(&body, &body_len, LICENCE, subject_a,
+                                      TAX_PURPOSE, "T-rebuilt", 0), 0);
+    assert_int_equal(e2e_envelope(&env, &env_len, tax.id, session, 1,
+                                  once_now_ms(), ONCE__KIND__KIND_REQUEST,
+                                  body, body_len, &tax.kp), 0);
+    assert_int_equal(e2e_raw_open(&raw, &broker, &tax.kp), 0);
+    assert_int_equal(e2e_raw_send(&raw, env, env_len), 0);
+    assert_int_equal(e2e_raw_recv(&raw, 20000, &a), 1);
+    requests_about_a++;
+    ra = response_of(a);
+    assert_non_null(ra);
+    assert_non_null(ra->record);
+    assert_non_null(ra->receipt);
+    assert_int_equal(ra->n_disclosures, 1);
+    assert_string_equal(ra->disclosures[0]->name, "name");
+    e2e_raw_close(&raw);
+
+    set_tax_grant("name,address");
+    restart_broker();
+    assert_int_equal(e2e_raw_open(&raw, &broker, &tax.kp), 0);
+    assert_int_equal(e2e_raw_send(&raw, env, env_len), 0);
+    assert_int_equal(e2e_raw_recv(&raw, 20000, &c), 1);
+    assert_int_equal(c->kind, ONCE__KIND__KIND_RESPONSE);
+    assert_int_equal(a->body.len, c->body.len);
+    assert_memory_equal(a->body.data, c->body.data, a->body.len);
+
+    /* A new request is answered under the grant as it is now (with a
+     * proof, so that a checkpoint covers its leaf for the export below). */
+    proof_request(&body2, &body2_len, subject_a, "T-rebuilt-2");
+    assert_int_equal(e2e_envelope(&env2, &env2_len, tax.id, session, 2,
+                                  once_now_ms(), ONCE__KIND__KIND_REQUEST,
+                                  body2, body2_len, &tax.kp), 0);
+    assert_int_equal(e2e_raw_send(&raw, env2, env2_len), 0);
+    assert_int_equal(e2e_raw_recv(&raw, 20000, &d), 1);
+    requests_about_a++;
+    {
+        Once__Response *rd = response_of(d);
+
+        assert_non_null(rd);
+        assert_int_equal(rd->n_disclosures, 2);
+        once__response__free_unpacked(rd, NULL);
+    }
+    e2e_raw_close(&raw);
+    set_tax_grant("name");
+    once__response__free_unpacked(ra, NULL);
+    once__envelope__free_unpacked(a, NULL);
+    once__envelope__free_unpacked(c, NULL);
+    once__envelope__free_unpacked(d, NULL);
+    free(env);
+    free(env2);
+    free(body);
+    free(body2);
+}
+
 /* The export verifies; one changed byte in a leaf, a tile, a checkpoint
  * signature or an evidence envelope is named; the citizen's report lists
  * exactly the requests about them. */
@@ -777,6 +871,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_receipts),
         cmocka_unit_test(test_retry_same_receipt),
+        cmocka_unit_test(test_retry_rebuilt_answer),
         cmocka_unit_test(test_export_and_audit),
         cmocka_unit_test(test_kill_during_traffic),
         cmocka_unit_test(test_checkpoint_cadence),

@@ -304,6 +304,44 @@ static void test_digest_mismatch(void **state)
     mdb_txn_abort(txn);
 }
 
+/* A granted request's answer is kept as what rebuilds it: the record
+ * version, the disclosures a bit each, the leaf index, and no body; a
+ * version of 0 is refused. */
+static void test_rebuilt_answer(void **state)
+{
+    fixture *f = *state;
+    static const entry e = { "tax", 9, 4, 2000 };
+    Once__StoredReply *m = NULL;
+    uint8_t digest[32];
+    once_error err;
+    MDB_txn *txn;
+
+    digest_of(&e, digest);
+    assert_int_equal(store_begin(&f->s, 0, &txn, &err), 0);
+    assert_int_equal(replay_reply_put_rebuilt(txn, &f->s, e.sent_at_ms,
+                                              e.sender, e.session, e.seq,
+                                              digest, 0, 1, 5, &err),
+                     -ONCE_ERR_INVALID_ARGUMENT);
+    assert_int_equal(replay_reply_put_rebuilt(txn, &f->s, e.sent_at_ms,
+                                              e.sender, e.session, e.seq,
+                                              digest, 3,
+                                              UINT64_C(0x8000000000000005),
+                                              123456, &err), 0);
+    assert_int_equal(store_commit(txn, &err), 0);
+    assert_int_equal(store_begin(&f->s, 1, &txn, &err), 0);
+    assert_int_equal(replay_reply_find(txn, &f->s, e.sent_at_ms, e.sender,
+                                       e.session, e.seq, digest, NULL, &m,
+                                       &err), 0);
+    assert_non_null(m);
+    assert_int_equal(m->kind, ONCE__KIND__KIND_RESPONSE);
+    assert_int_equal(m->body.len, 0);
+    assert_int_equal(m->record_version, 3);
+    assert_true(m->disclosed == UINT64_C(0x8000000000000005));
+    assert_int_equal(m->leaf_index, 123456);
+    once__stored_reply__free_unpacked(m, NULL);
+    mdb_txn_abort(txn);
+}
+
 /* Current entries are left alone; a table holding a key of the layout
  * that began with the sender is emptied. */
 static void test_upgrade_old_layout(void **state)
@@ -352,6 +390,7 @@ int main(void)
         TEMP_STORE_TEST(test_prune_after_reopen),
         TEMP_STORE_TEST(test_found_only_under_its_sent_at),
         TEMP_STORE_TEST(test_digest_mismatch),
+        TEMP_STORE_TEST(test_rebuilt_answer),
         TEMP_STORE_TEST(test_upgrade_old_layout),
         cmocka_unit_test(test_cutoff),
     };
