@@ -153,7 +153,8 @@ static void usage(FILE *f)
 "  --seconds S           length of the request phase (default 10)\n"
 "  --workers N           onced worker threads (default 0: one per CPU)\n"
 "  --limit-seconds S     length of each limit measurement (default 1.5)\n"
-"  --max-presigned N     cap on pre-signed request envelopes (default 1000000)\n"
+"  --max-presigned N     cap on pre-signed request envelopes (default 1000000;\n"
+"                        in the open loop, per phase: rate x its seconds)\n"
 "  --tcp                 use tcp on 127.0.0.1 instead of ipc\n"
 "  --dir DIR             where to make the temporary directory (default\n"
 "                        $TMPDIR or /tmp); it holds the LMDB files, so its\n"
@@ -322,6 +323,10 @@ static void parse_options(int argc, char **argv)
         die_usage("unexpected argument '%s'", argv[optind]);
     if (opt.rate > 0 && opt.find_max_rate)
         die_usage("--rate and --find-max-rate exclude each other");
+    if (opt.rate * opt.seconds > (double)opt.max_presigned)
+        die_usage("--rate %g for --seconds %g needs %.0f signed envelopes, "
+                  "more than --max-presigned %lu", opt.rate, opt.seconds,
+                  opt.rate * opt.seconds, opt.max_presigned);
 }
 
 int main(int argc, char **argv)

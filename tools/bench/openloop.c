@@ -217,6 +217,12 @@ static int run_phase(bench_home *h, conn *clients, double rate,
     p->rate = rate;
     p->seconds = seconds;
     p->due = planned;
+    if (rate * seconds > (double)opt.max_presigned) {
+        note("%.0f/s for %.1f s needs %.0f signed envelopes, more than "
+             "--max-presigned %lu", rate, seconds, rate * seconds,
+             opt.max_presigned);
+        return -1;
+    }
     per_conn = (planned + opt.clients - 1) / opt.clients;
     if (presign(clients, opt.clients, per_conn ? per_conn : 1) < 0)
         return -1;
