@@ -169,6 +169,9 @@ once_client *pool_borrow(pool *p);
 /* Gives c back; broken (its last call timed out, so a late answer may
  * still arrive on it) makes the pool replace it with a new connection. */
 void pool_return(pool *p, once_client *c, bool broken);
+/* A connection with the pool's parameters that is not the pool's: for a
+ * thread that waits on it for long (close it with once_client_close). */
+int pool_open_extra(pool *p, once_client **out, once_error *err);
 void pool_close(pool *p);
 
 /* ---- the directory (dircache.c) --------------------------------------- */

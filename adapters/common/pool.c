@@ -12,6 +12,10 @@
  * and libonce matches answers by seq only: the pool replaces such a
  * connection with a fresh one (a new session) rather than risk handing
  * the next borrower a stale answer.
+ *
+ * A thread that blocks on a connection for long (the gateway's notice
+ * watcher waits for pushes) opens one of its own with pool_open_extra,
+ * with the pool's parameters, rather than keep one of the pool's.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -110,6 +114,11 @@ void pool_return(pool *p, once_client *c, bool broken)
     p->free_list[p->free_count++] = c;
     pthread_cond_signal(&p->freed);
     pthread_mutex_unlock(&p->lock);
+}
+
+int pool_open_extra(pool *p, once_client **out, once_error *err)
+{
+    return open_one(p, out, err);
 }
 
 void pool_close(pool *p)

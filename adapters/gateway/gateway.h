@@ -9,6 +9,7 @@
  *   tokens.c     the callers' bearer tokens (a 0600 file)
  *   http.c       libmicrohttpd glue: bodies, auth, problems, metrics, log
  *   routes.c     the /v1 API itself
+ *   notices.c    subscriptions and the long poll of notices
  *
  * and, shared with once-spool, adapters/common/ (common.h): the pool of
  * broker connections HTTP threads borrow, the directory cache, the
@@ -57,7 +58,8 @@ enum gateway_op {
     OP_REVOKE = 1u << 1,
     OP_REQUEST = 1u << 2,
     OP_CATALOGUE = 1u << 3,
-    OP_METRICS = 1u << 4
+    OP_METRICS = 1u << 4,
+    OP_NOTICES = 1u << 5         /* subscriptions and the long poll */
 };
 
 typedef struct token_entry {
@@ -72,7 +74,8 @@ typedef struct token_table {
 } token_table;
 
 /* Reads the tokens file: lines "TOKEN CALLER OPS", OPS a comma list of
- * publish, revoke, request, catalogue, metrics (or *); # comments. The
+ * publish, revoke, request, catalogue, metrics, notices (or *); #
+ * comments. The
  * file must be a regular file that group and others cannot read. */
 int tokens_load(token_table *t, const char *path, once_error *err);
 /* The entry whose token is presented, compared in constant time over all
@@ -133,6 +136,17 @@ int http_start(gateway *gw, once_error *err);
 void http_stop(unsigned grace_ms);
 /* The port bound (for port 0 in the configuration). */
 unsigned http_bound_port(void);
+
+/* Subscriptions and notices (notices.c). The watcher of pushes, with a
+ * connection of its own: 0 or -code. */
+#define GATEWAY_MAX_NOTICE_WAIT_S 30
+#define GATEWAY_MAX_NOTICES 64
+int notices_start(gateway *gw, once_error *err);
+/* Stops the watcher and wakes every long poll (they answer at once). */
+void notices_stop(void);
+/* 1 when c is one of notices.c's routes (c->route set), else 0. */
+int notices_route(http_call *c);
+void notices_dispatch(http_call *c);
 
 /* Metrics (http.c): rendered in the Prometheus text format. */
 char *metrics_render(size_t *len);

@@ -61,7 +61,7 @@
 
 static const char *const route_names[] = {
     "publish", "revoke", "request", "catalogue", "health", "openapi",
-    "metrics", "unmatched",
+    "metrics", "subscriptions", "notices", "unmatched",
 };
 #define ROUTE_COUNT (sizeof(route_names) / sizeof(route_names[0]))
 #define STATUS_SLOTS 600
@@ -289,7 +289,8 @@ static void serve(http_call *c, connection_state *st)
             return;
         }
     }
-    if (body_method(c->method)) {
+    /* PUT of a subscription has no body: its path says it all. */
+    if (body_method(c->method) && strcmp(c->route, "subscriptions") != 0) {
         if (st->too_large) {
             http_problem(c, 413, "TOO_LARGE", "the body is over %zu bytes",
                          c->gw->cfg.max_body);

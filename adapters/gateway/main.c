@@ -39,7 +39,8 @@ static const char usage_text[] =
     "systems. It holds the department's key, talks to the once broker\n"
     "through libonce, and offers the API of openapi.yaml (served at\n"
     "GET /v1/openapi.yaml): publish, revoke and request records, the\n"
-    "catalogue of what the department may do, health and metrics. Every\n"
+    "catalogue of what the department may do, subscriptions and a long\n"
+    "poll of notices, health and metrics. Every\n"
     "record it hands over has had its issuer's signature and every disclosed\n"
     "field checked. docs/ADAPTERS.md is the guide.\n"
     "\n"
@@ -150,6 +151,7 @@ static int open_local(gateway *gw, once_error *err)
 
 static void close_all(gateway *gw)
 {
+    notices_stop();
     adapter_close(&gw->core);
     tokens_free(&gw->tokens);
 }
@@ -181,6 +183,10 @@ int main(int argc, char **argv)
         adapter_log("error", "%s", err.message);
         goto out;
     }
+    if (notices_start(&gw, &err) < 0) {
+        adapter_log("error", "%s", err.message);
+        goto out;
+    }
     if (http_start(&gw, &err) < 0) {
         fprintf(stderr, "once-gateway: %s\n", err.message);
         status = err.code == ONCE_ERR_INVALID_ARGUMENT ? ADAPTER_EXIT_USAGE
@@ -196,6 +202,7 @@ int main(int argc, char **argv)
         ;
     adapter_log("info", "%s received: finishing the calls in flight",
                 sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    notices_stop();
     http_stop(SHUTDOWN_GRACE_MS);
     status = EXIT_SUCCESS;
     adapter_log("info", "stopped");

@@ -5,6 +5,7 @@
  *   POST /v1/records/{type}/{subject}/revocations  revoke
  *   GET  /v1/records/{type}/{subject}              request
  *   GET  /v1/catalogue                             what this department may do
+ *   /v1/subscriptions..., GET /v1/notices          notices.c
  *   GET  /v1/health, /v1/openapi.yaml, /metrics
  *
  * Publish and revoke: the gateway builds the record from the JSON body
@@ -143,6 +144,8 @@ unsigned routes_required_ops(http_call *c)
         c->route = "catalogue";
         return OP_CATALOGUE;
     }
+    if (notices_route(c))
+        return OP_NOTICES;
     if (parse_record_path(c->path, &rp) == 0) {
         if (rp.revocations) {
             c->route = "revoke";
@@ -591,6 +594,11 @@ void routes_dispatch(http_call *c)
     if (strcmp(c->route, "unmatched") == 0) {
         http_problem(c, 404, "NO_ROUTE", "no such resource; the API is "
                      "described at /v1/openapi.yaml");
+        return;
+    }
+    if (strcmp(c->route, "notices") == 0 ||
+        strcmp(c->route, "subscriptions") == 0) {
+        notices_dispatch(c);
         return;
     }
     if (strcmp(c->route, "publish") == 0 || strcmp(c->route, "revoke") == 0 ||

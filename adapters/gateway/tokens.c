@@ -3,8 +3,8 @@
  *
  * The file holds one caller a line, "TOKEN CALLER OPS": the secret token,
  * the name the access log gives the caller, and the operations it may use
- * (publish, revoke, request, catalogue, metrics, comma separated, or * for
- * all). Tokens are secrets, so the file must be a regular file, opened
+ * (publish, revoke, request, catalogue, metrics, notices: subscriptions
+ * and the long poll; comma separated, or * for all). Tokens are secrets, so the file must be a regular file, opened
  * without following a link, that neither group nor others can read; the
  * gateway refuses to start otherwise.
  *
@@ -41,7 +41,7 @@ static int parse_ops(const char *text, unsigned *ops)
          word = strtok_r(NULL, ",", &save)) {
         if (strcmp(word, "*") == 0)
             *ops |= OP_PUBLISH | OP_REVOKE | OP_REQUEST | OP_CATALOGUE |
-                    OP_METRICS;
+                    OP_METRICS | OP_NOTICES;
         else if (strcmp(word, "publish") == 0)
             *ops |= OP_PUBLISH;
         else if (strcmp(word, "revoke") == 0)
@@ -52,6 +52,8 @@ static int parse_ops(const char *text, unsigned *ops)
             *ops |= OP_CATALOGUE;
         else if (strcmp(word, "metrics") == 0)
             *ops |= OP_METRICS;
+        else if (strcmp(word, "notices") == 0)
+            *ops |= OP_NOTICES;
         else
             return -1;
     }
@@ -88,7 +90,7 @@ static int parse_line(token_table *t, char *line, unsigned lineno,
     if (parse_ops(ops, &e->ops) < 0)
         return once_error_set(err, ONCE_ERR_INVALID_ARGUMENT, "%s line %u: "
                               "operations are publish, revoke, request, "
-                              "catalogue, metrics or *", path, lineno);
+                              "catalogue, metrics, notices or *", path, lineno);
     crypto_hash_sha256(e->hash, (const uint8_t *)token, strlen(token));
     sodium_memzero(token, strlen(token));
     snprintf(e->caller, sizeof(e->caller), "%s", caller);

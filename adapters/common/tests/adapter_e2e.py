@@ -81,7 +81,7 @@ class Broker:
                               check=True, stdout=subprocess.PIPE,
                               text=True).stdout
 
-    def setup_broker(self, skew_seconds=300):
+    def setup_broker(self, skew_seconds=300, extra_departments=()):
         subprocess.run([ONCECTL, "init", self.home, "--listen", self.sock],
                        check=True, stdout=subprocess.DEVNULL)
         conf = os.path.join(self.home, "once.conf")
@@ -89,7 +89,7 @@ class Broker:
                                   "skew_seconds = %d" % skew_seconds)
         with open(conf, "w") as f:
             f.write(text)
-        for dept in ("market-supervision", "tax"):
+        for dept in ("market-supervision", "tax") + tuple(extra_departments):
             key = os.path.join(self.dir, dept + ".key")
             subprocess.run([ONCECTL, "keygen", key], check=True,
                            stdout=subprocess.DEVNULL)
