@@ -14,6 +14,7 @@
  *                    and the receipt)
  *   failed/          refused files, NAME.problem.json beside each (RFC
  *                    9457, `code` the stable once error name)
+ *   notices/         notices from the broker, when asked for (notices.c)
  *
  * A file is taken only when complete: the writer writes it under a name
  * the spool ignores (starting with '.' or ending in ".tmp") and renames it
@@ -87,7 +88,7 @@ int dirs_open(spool_dirs *d, const char *root, once_error *err)
     int work, q, rc;
 
     d->root = d->sent = d->answers = d->failed = -1;
-    d->in[0] = d->in[1] = d->work[0] = d->work[1] = -1;
+    d->in[0] = d->in[1] = d->work[0] = d->work[1] = d->notices = -1;
     if ((d->root = open_sub(AT_FDCWD, root, ".", &dev, err)) < 0)
         return d->root;
     if (flock(d->root, LOCK_EX | LOCK_NB) < 0)
@@ -113,10 +114,23 @@ int dirs_open(spool_dirs *d, const char *root, once_error *err)
     return 0;
 }
 
+int dirs_open_notices(spool_dirs *d, const char *root, once_error *err)
+{
+    struct stat st;
+    dev_t dev;
+
+    if (fstat(d->root, &st) < 0)
+        return once_error_set(err, ONCE_ERR_IO, "%s: %s", root,
+                              strerror(errno));
+    dev = st.st_dev;
+    d->notices = open_sub(d->root, "notices", root, &dev, err);
+    return d->notices < 0 ? d->notices : 0;
+}
+
 void dirs_close(spool_dirs *d)
 {
     int fds[] = { d->in[0], d->in[1], d->work[0], d->work[1], d->sent,
-                  d->answers, d->failed, d->root };
+                  d->answers, d->failed, d->notices, d->root };
     size_t i;
 
     for (i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)

@@ -69,6 +69,9 @@ static const char usage_text[] =
     "  spool_directory   outbox/, requests/, work/, sent/, answers/,\n"
     "                    failed/ under it, created 0700 (required)\n"
     "  max_file_bytes    largest file taken (default 1048576)\n"
+    "  notices           off (default); on: notices of the department's\n"
+    "                    subscriptions as files in notices/; held,\n"
+    "                    held:TYPE, type:TYPE: subscribe to those first\n"
     "\n"
     "once-spool import publishes one record for every row of a CSV file\n"
     "(back-filling what the department already holds), resumably; see\n"
@@ -85,6 +88,13 @@ static int own_entry(void *user, adapter_ini *ini, const char *name,
 
     if (strcmp(name, "spool_directory") == 0)
         return adapter_ini_path(ini, cfg->spool_dir, value);
+    if (strcmp(name, "notices") == 0) {
+        if (notices_config(cfg, value) == 0)
+            return 1;
+        snprintf(ini->problem, sizeof(ini->problem), "notices must be off, "
+                 "on, held, held:TYPE or type:TYPE");
+        return 0;
+    }
     if (strcmp(name, "max_file_bytes") == 0)
         return adapter_ini_size(ini, name, value, 1024, ONCE_MAX_MESSAGE,
                                 &cfg->max_file);
@@ -246,7 +256,7 @@ int main(int argc, char **argv)
         return import_main(argc - 1, argv + 1);
     s.dirs = (spool_dirs){ .root = -1, .in = { -1, -1 },
                            .work = { -1, -1 }, .sent = -1, .answers = -1,
-                           .failed = -1 };
+                           .failed = -1, .notices = -1 };
     defaults(&s.cfg);
     if ((status = adapter_begin(argc, argv, &program, &s.cfg.base, &s.cfg,
                                 &signals)) >= 0)
@@ -258,12 +268,18 @@ int main(int argc, char **argv)
         return ADAPTER_EXIT_RUNTIME;
     }
     if (adapter_open_local(&s.core, &s.cfg.base, &err) < 0 ||
-        dirs_open(&s.dirs, s.cfg.spool_dir, &err) < 0) {
+        dirs_open(&s.dirs, s.cfg.spool_dir, &err) < 0 ||
+        (s.cfg.notices &&
+         dirs_open_notices(&s.dirs, s.cfg.spool_dir, &err) < 0)) {
         fprintf(stderr, "once-spool: %s\n", err.message);
         goto out;
     }
     status = ADAPTER_EXIT_RUNTIME;
     if (adapter_connect(&s.core, &s.cfg.base, SPOOL_POOL, true, &err) < 0) {
+        adapter_log("error", "%s", err.message);
+        goto out;
+    }
+    if (notices_start(&s, &err) < 0) {
         adapter_log("error", "%s", err.message);
         goto out;
     }
@@ -277,6 +293,7 @@ int main(int argc, char **argv)
     adapter_log("info", "stopped");
     status = EXIT_SUCCESS;
 out:
+    notices_stop();
     adapter_close(&s.core);
     dirs_close(&s.dirs);
     close(sigfd);

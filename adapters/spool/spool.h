@@ -12,6 +12,7 @@
  *   spool_file.c  the files' JSON: an outbox record, a request (fuzzed)
  *   job.c         one taken file to its final answer, exactly once
  *   csv.c         rows of a CSV file (fuzzed)
+ *   notices.c     notices as files in notices/, with a thread of its own
  *   import.c      `once-spool import`: a CSV file's rows published
  *
  * docs/ADAPTERS.md ("The file spool") is the guide for department
@@ -36,6 +37,9 @@ typedef struct spool_config {
     adapter_config base;          /* department, key, broker, state */
     char spool_dir[PATH_MAX];
     size_t max_file;
+    bool notices;                 /* notices = ...: write notices/ */
+    once_subscription_scope notice_scope;   /* 0: subscribe to nothing */
+    char notice_type[ONCE_MAX_NAME + 1];    /* "" : every type (held) */
 } spool_config;
 
 /* ---- the directories (dirs.c) ------------------------------------------ */
@@ -47,6 +51,7 @@ typedef struct spool_dirs {
     int in[2];        /* outbox/, requests/ */
     int work[2];      /* work/outbox/, work/requests/ */
     int sent, answers, failed;
+    int notices;      /* notices/, -1 unless notices are on */
 } spool_dirs;
 
 /* Opens (creating 0700 what is missing) and checks every directory under
@@ -54,6 +59,8 @@ typedef struct spool_dirs {
  * filesystem, and no other spool on them (a lock). 0 or -code. */
 int dirs_open(spool_dirs *d, const char *root, once_error *err);
 void dirs_close(spool_dirs *d);
+/* Opens (creating 0700) notices/ under root, checked like the others. */
+int dirs_open_notices(spool_dirs *d, const char *root, once_error *err);
 /* Whether a directory entry is a file to take: not hidden, not .tmp, not
  * too long. */
 bool dirs_takes_name(const char *name);
@@ -142,6 +149,16 @@ enum job_result {
  * itself cannot go on (its state or directories fail). */
 int job_run(spool *s, enum spool_queue q, const char *name,
             enum job_result *result, once_error *err);
+
+/* ---- notices (notices.c) ---------------------------------------------- */
+
+/* The value of `notices` (off, on, held, held:TYPE, type:TYPE) into cfg:
+ * 0, or -1 when it is none of them. */
+int notices_config(spool_config *cfg, const char *value);
+/* Starts the notices thread when cfg asks for it: 0 or -code. */
+int notices_start(spool *s, once_error *err);
+/* Stops it (the notice in hand is written and acknowledged first). */
+void notices_stop(void);
 
 /* ---- import (import.c) ------------------------------------------------- */
 

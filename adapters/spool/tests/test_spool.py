@@ -55,9 +55,10 @@ class Env(Broker):
         super().__init__("spool-")
         self.spools = {}
 
-    def spool_config(self, name, dept, timeout_ms=2000):
+    def spool_config(self, name, dept, timeout_ms=2000, extra=""):
         return self.write_config("spool", name, dept, timeout_ms,
-                                 "spool_directory = %s.spool\n" % name)
+                                 "spool_directory = %s.spool\n%s"
+                                 % (name, extra))
 
     def start(self, name, conf):
         log_path = os.path.join(self.dir, name + ".log")
@@ -170,6 +171,42 @@ class Spool(unittest.TestCase):
         # No subject in the spools' log lines.
         for name in ("market", "tax"):
             self.assertNotIn(subject, read(path(ENV.dir, name + ".log")))
+
+    def test_notices(self):
+        # A second tax spool writes the notices of its subscription.
+        conf = ENV.spool_config("taxn", "tax",
+                                extra="notices = type:%s\n" % LICENCE)
+        root = ENV.start("taxn", conf)
+        notices = path(root, "notices")
+        self.assertEqual(os.stat(notices).st_mode & 0o777, 0o700)
+        # The spool's thread subscribes after start; notices come of the
+        # records published after the subscription.
+        wait_for(lambda: "notices: subscribed" in read(
+            path(ENV.dir, "taxn.log")), "the subscription", 60)
+        drop(path(ENV.market, "outbox"), "n-1.json", record(uscc(601)))
+        wait_for(lambda: os.listdir(notices) or None, "a notice", 60)
+        first = sorted(os.listdir(notices))[0]
+        doc = json.loads(read(path(notices, first)))
+        self.assertEqual(first, "%020d.json" % doc["leaf_index"])
+        self.assertEqual(doc["type"], LICENCE)
+        self.assertEqual(doc["event"], "new_version")
+        self.assertEqual(os.stat(path(notices, first)).st_mode & 0o777,
+                         0o600)
+        # Acknowledged once written: after a restart only newer notices
+        # come, not those the system already took.
+        ENV.spools["taxn"].send_signal(signal.SIGTERM)
+        self.assertEqual(ENV.spools["taxn"].wait(60), 0)
+        for name in os.listdir(notices):
+            os.unlink(path(notices, name))
+        ENV.start("taxn", conf)
+        subject = uscc(700)
+        drop(path(ENV.market, "outbox"), "n-last.json", record(subject))
+        wait_for(lambda: os.listdir(notices) or None, "the last notice", 60)
+        names = os.listdir(notices)
+        self.assertEqual(len(names), 1, names)
+        self.assertEqual(json.loads(read(path(notices, names[0])))["subject"],
+                         subject)
+        self.assertNotIn(subject, read(path(ENV.dir, "taxn.log")))
 
     def test_refusals(self):
         outbox = path(ENV.market, "outbox")
