@@ -10,6 +10,7 @@
  *   http.c       libmicrohttpd glue: bodies, auth, problems, metrics, log
  *   routes.c     the /v1 API itself
  *   notices.c    subscriptions and the long poll of notices
+ *   webhook.c    notices POSTed, signed, to the department's URL
  *
  * and, shared with once-spool, adapters/common/ (common.h): the pool of
  * broker connections HTTP threads borrow, the directory cache, the
@@ -49,6 +50,10 @@ typedef struct gateway_config {
     char tls_key_path[PATH_MAX];
     unsigned pool_size;
     size_t max_body;
+    char webhook_url[1024];      /* notice_webhook; "" : none */
+    char webhook_secret_path[PATH_MAX];
+    unsigned webhook_attempts;   /* before a notice is put aside */
+    unsigned webhook_backoff_ms; /* the first retry's delay, doubling */
 } gateway_config;
 
 /* ---- tokens (tokens.c) ------------------------------------------------ */
@@ -147,6 +152,13 @@ void notices_stop(void);
 /* 1 when c is one of notices.c's routes (c->route set), else 0. */
 int notices_route(http_call *c);
 void notices_dispatch(http_call *c);
+
+/* Webhooks (webhook.c): when notice_webhook is set, the thread that POSTs
+ * the department's notices there. 0 or -code. */
+int webhook_start(gateway *gw, once_error *err);
+void webhook_stop(void);
+void webhook_metrics(uint64_t *delivered, uint64_t *failed, uint64_t *dead,
+                     uint64_t *pending);
 
 /* Metrics (http.c): rendered in the Prometheus text format. */
 char *metrics_render(size_t *len);

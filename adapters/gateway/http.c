@@ -112,6 +112,7 @@ char *metrics_render(size_t *len)
                                        : UINT64_MAX;
     uint64_t attempts = 0, failures = 0;
     char *out = malloc(cap);
+    uint64_t wd, wf, wdead, wpend;
     int s, n;
 
 #define EMIT(...)                                                         \
@@ -167,6 +168,22 @@ char *metrics_render(size_t *len)
     EMIT("# HELP once_gateway_in_flight Requests being answered.\n"
          "# TYPE once_gateway_in_flight gauge\nonce_gateway_in_flight %d\n",
          atomic_load(&in_flight));
+    webhook_metrics(&wd, &wf, &wdead, &wpend);
+    EMIT("# HELP once_gateway_webhook_deliveries_total Notices POSTed to "
+         "notice_webhook, by result.\n"
+         "# TYPE once_gateway_webhook_deliveries_total counter\n"
+         "once_gateway_webhook_deliveries_total{result=\"delivered\"} %llu\n"
+         "once_gateway_webhook_deliveries_total{result=\"failed\"} %llu\n"
+         "# HELP once_gateway_webhook_pending Notices taken from the broker "
+         "and not yet delivered or put aside.\n"
+         "# TYPE once_gateway_webhook_pending gauge\n"
+         "once_gateway_webhook_pending %llu\n"
+         "# HELP once_gateway_webhook_dead_letters_total Notices put aside "
+         "after the last attempt.\n"
+         "# TYPE once_gateway_webhook_dead_letters_total counter\n"
+         "once_gateway_webhook_dead_letters_total %llu\n",
+         (unsigned long long)wd, (unsigned long long)wf,
+         (unsigned long long)wpend, (unsigned long long)wdead);
     if (age != UINT64_MAX)
         EMIT("# HELP once_gateway_directory_age_seconds Time since the "
              "broker last confirmed the directory.\n"

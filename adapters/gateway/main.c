@@ -56,6 +56,13 @@ static const char usage_text[] =
     "  tls_key           PEM private key\n"
     "  pool_size         broker connections (default 4, at most 256)\n"
     "  max_body_bytes    largest request body (default 2097152)\n"
+    "  notice_webhook    URL the department's notices are POSTed to,\n"
+    "                    signed (Once-Signature); optional\n"
+    "  notice_webhook_secret_file  the HMAC key, a 0600 file (with the URL)\n"
+    "  notice_webhook_attempts     before a notice is put aside in the\n"
+    "                    state directory (default 10)\n"
+    "  notice_webhook_backoff_ms   first retry delay, doubling to 5 min\n"
+    "                    (default 1000)\n"
     "\n"
     "Exit status: 0 after SIGTERM or SIGINT, 1 on a runtime failure, 2 on a\n"
     "usage or configuration error.\n";
@@ -110,6 +117,25 @@ static int own_entry(void *user, adapter_ini *ini, const char *name,
     if (strcmp(name, "pool_size") == 0)
         return adapter_ini_unsigned(ini, name, value, 1, GATEWAY_MAX_POOL,
                                     &cfg->pool_size);
+    if (strcmp(name, "notice_webhook") == 0) {
+        if ((strncmp(value, "http://", 7) != 0 &&
+             strncmp(value, "https://", 8) != 0) ||
+            strlen(value) >= sizeof(cfg->webhook_url)) {
+            snprintf(ini->problem, sizeof(ini->problem), "notice_webhook "
+                     "must be an http:// or https:// URL");
+            return 0;
+        }
+        snprintf(cfg->webhook_url, sizeof(cfg->webhook_url), "%s", value);
+        return 1;
+    }
+    if (strcmp(name, "notice_webhook_secret_file") == 0)
+        return adapter_ini_path(ini, cfg->webhook_secret_path, value);
+    if (strcmp(name, "notice_webhook_attempts") == 0)
+        return adapter_ini_unsigned(ini, name, value, 1, 100,
+                                    &cfg->webhook_attempts);
+    if (strcmp(name, "notice_webhook_backoff_ms") == 0)
+        return adapter_ini_unsigned(ini, name, value, 100, 300000,
+                                    &cfg->webhook_backoff_ms);
     if (strcmp(name, "max_body_bytes") == 0)
         return adapter_ini_size(ini, name, value, 1024, 64ul * 1024 * 1024,
                                 &cfg->max_body);
@@ -123,6 +149,12 @@ static int check(void *user, const char *path)
 
     if (cfg->tokens_path[0] == '\0') {
         fprintf(stderr, "once-gateway: %s needs tokens\n", path);
+        return -1;
+    }
+    if ((cfg->webhook_url[0] == '\0') !=
+        (cfg->webhook_secret_path[0] == '\0')) {
+        fprintf(stderr, "once-gateway: %s: notice_webhook and "
+                "notice_webhook_secret_file go together\n", path);
         return -1;
     }
     if ((cfg->tls_cert_path[0] == '\0') != (cfg->tls_key_path[0] == '\0')) {
@@ -152,6 +184,7 @@ static int open_local(gateway *gw, once_error *err)
 static void close_all(gateway *gw)
 {
     notices_stop();
+    webhook_stop();
     adapter_close(&gw->core);
     tokens_free(&gw->tokens);
 }
@@ -166,6 +199,8 @@ int main(int argc, char **argv)
     gw.cfg.pool_size = GATEWAY_DEFAULT_POOL;
     gw.cfg.base.timeout_ms = GATEWAY_DEFAULT_TIMEOUT_MS;
     gw.cfg.max_body = GATEWAY_DEFAULT_MAX_BODY;
+    gw.cfg.webhook_attempts = 10;
+    gw.cfg.webhook_backoff_ms = 1000;
     snprintf(gw.cfg.listen_host, sizeof(gw.cfg.listen_host), "127.0.0.1");
     gw.cfg.listen_port = 8080;
     if ((status = adapter_begin(argc, argv, &program, &gw.cfg.base, &gw.cfg,
@@ -183,7 +218,7 @@ int main(int argc, char **argv)
         adapter_log("error", "%s", err.message);
         goto out;
     }
-    if (notices_start(&gw, &err) < 0) {
+    if (notices_start(&gw, &err) < 0 || webhook_start(&gw, &err) < 0) {
         adapter_log("error", "%s", err.message);
         goto out;
     }

@@ -10,16 +10,22 @@ neither subscribe nor gets anything. Every answer is checked against
 openapi.yaml's schemas. Run by meson (test gateway-notices-e2e), with the
 environment of gateway-e2e (test_gateway.py, whose Env it uses).
 """
+import hashlib
+import hmac
+import http.server
+import json
 import os
+import signal
 import sys
 import threading
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.environ["ONCE_SOURCE_ROOT"],
                                 "adapters/common/tests"))
 import test_gateway  # noqa: E402
-from adapter_e2e import LICENCE, read  # noqa: E402
+from adapter_e2e import LICENCE, read, wait_for  # noqa: E402
 from test_gateway import (FIELDS, MARKET_TOKEN, TAX_TOKEN, auth,  # noqa: E402,E501
                           publish, requests, uscc)
 
@@ -46,6 +52,68 @@ def setUpModule():
 
 def tearDownModule():
     ENV.close()
+    if RECEIVER is not None:
+        RECEIVER.shutdown()
+
+
+SECRET = b"webhook-secret-0123456789abcdef"
+RECEIVER = None
+
+
+def verify(secret, header, body, max_age=300):
+    """The check docs/ADAPTERS.md gives a receiver."""
+    fields = dict(item.split("=", 1) for item in header.split(","))
+    signed = fields["t"].encode() + b"." + body
+    expected = hmac.new(secret, signed, hashlib.sha256).hexdigest()
+    return (hmac.compare_digest(expected, fields["v1"])
+            and abs(time.time() - int(fields["t"])) <= max_age)
+
+
+class Receiver(http.server.BaseHTTPRequestHandler):
+    """Answers /retry with 500 the first time it sees a leaf, then 200;
+    /fail always with 500. Keeps (path, leaf, status, signature ok)."""
+    seen = []
+    lock = threading.Lock()
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        ok = verify(SECRET, self.headers["Once-Signature"], body)
+        leaf = json.loads(body)["notices"][0]["leaf_index"]
+        with Receiver.lock:
+            first = not any(p == self.path and k == leaf
+                            for p, k, _, _, _ in Receiver.seen)
+            status = 500 if self.path == "/fail" or first else 200
+            Receiver.seen.append((self.path, leaf, status, ok,
+                                  json.loads(body)))
+        self.send_response(status)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def deliveries(path, leaf):
+    with Receiver.lock:
+        return [s for p, k, s, _, _ in Receiver.seen
+                if p == path and k == leaf]
+
+
+def start_hook(name, url_path, extra=""):
+    secret = os.path.join(ENV.dir, "hook.secret")
+    if not os.path.exists(secret):
+        with open(os.open(secret, os.O_WRONLY | os.O_CREAT, 0o600),
+                  "wb") as f:
+            f.write(SECRET + b"\n")
+    conf = ENV.write_config(
+        name, "tax", ["%s hook-admin *" % TAX_TOKEN],
+        extra="notice_webhook = http://127.0.0.1:%d%s\n"
+              "notice_webhook_secret_file = hook.secret\n%s"
+        % (RECEIVER.server_address[1], url_path, extra))
+    return ENV.start_gateway(name, conf)
+
+
+def acked(url):
+    return call("GET", url, "/v1/subscriptions", TAX_TOKEN).json()["acked"]
 
 
 def call(method, url, path, token, **kw):
@@ -155,7 +223,68 @@ class Notices(unittest.TestCase):
         self.assertEqual(r.status_code, 200, r.text)
         self.assertEqual(r.json()["notices"], [])
 
-    def test_04_metrics_and_log(self):
+    def test_04_webhook_retried_then_acked(self):
+        global RECEIVER
+        RECEIVER = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
+                                                   Receiver)
+        threading.Thread(target=RECEIVER.serve_forever, daemon=True).start()
+        hook = start_hook("hook", "/retry", "notice_webhook_backoff_ms = 100\n")
+        subject = uscc(902)
+        self.assertEqual(publish(subject, {"fields": FIELDS}).status_code,
+                         201)
+        r = requests.post("%s/v1/records/%s/%s/revocations"
+                          % (ENV.market, LICENCE, subject),
+                          json={"reason": "struck off"},
+                          headers=auth(MARKET_TOKEN), timeout=30)
+        self.assertEqual(r.status_code, 201, r.text)
+        leaf = r.json()["receipt"]["leaf_index"]
+        # Refused once (500), delivered the second time, then acked.
+        wait_for(lambda: 200 in deliveries("/retry", leaf), "the delivery",
+                 120)
+        wait_for(lambda: acked(hook) >= leaf, "the acknowledgement", 60)
+        self.assertEqual(deliveries("/retry", leaf), [500, 200])
+        with Receiver.lock:
+            self.assertTrue(all(ok for _, _, _, ok, _ in Receiver.seen))
+            notice = [b for p, k, _, _, b in Receiver.seen if k == leaf][0]
+        self.assertEqual(notice["notices"][0]["event"], "revoked")
+        self.assertEqual(notice["notices"][0]["subject"], subject)
+        ENV.validate({"notices": notice["notices"], "next_after": leaf},
+                     "NoticeList")
+        # A later notice arrives after it; the acked one is not sent again.
+        later = uscc(903)
+        self.assertEqual(publish(later, {"fields": FIELDS}).status_code, 201)
+        wait_for(lambda: any(b["notices"][0]["subject"] == later
+                             and s == 200 for _, _, s, _, b in Receiver.seen),
+                 "the later delivery", 120)
+        self.assertEqual(deliveries("/retry", leaf), [500, 200])
+        text = call("GET", hook, "/metrics", TAX_TOKEN).text
+        self.assertRegex(text, r'deliveries_total\{result="delivered"\} '
+                         r'[1-9]')
+        self.assertRegex(text, r'deliveries_total\{result="failed"\} [1-9]')
+        proc = ENV.gateways["hook"][0]
+        proc.send_signal(signal.SIGTERM)
+        self.assertEqual(proc.wait(60), 0)
+
+    def test_05_webhook_dead_letter(self):
+        hook = start_hook("hook2", "/fail", "notice_webhook_attempts = 2\n"
+                          "notice_webhook_backoff_ms = 100\n")
+        subject = uscc(904)
+        r = publish(subject, {"fields": FIELDS})
+        self.assertEqual(r.status_code, 201)
+        leaf = r.json()["receipt"]["leaf_index"]
+        dead = os.path.join(ENV.dir, "hook2.state",
+                            "webhook-dead-letters.jsonl")
+        wait_for(lambda: os.path.exists(dead) and str(leaf) in read(dead),
+                 "the dead letter", 120)
+        self.assertEqual(os.stat(dead).st_mode & 0o777, 0o600)
+        lines = [json.loads(x) for x in read(dead).splitlines()]
+        self.assertIn(subject, [n["notices"][0]["subject"] for n in lines])
+        wait_for(lambda: acked(hook) >= leaf, "the acknowledgement", 60)
+        self.assertEqual(deliveries("/fail", leaf), [500, 500])
+        text = call("GET", hook, "/metrics", TAX_TOKEN).text
+        self.assertRegex(text, r"dead_letters_total [1-9]")
+
+    def test_06_metrics_and_log(self):
         r = call("GET", ENV.market, "/metrics", MARKET_TOKEN)
         self.assertIn('route="subscriptions"', r.text + "".join(
             call("GET", ENV.bank, "/metrics", BANK_TOKEN).text))
