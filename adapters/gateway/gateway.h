@@ -10,6 +10,7 @@
  *   http.c       libmicrohttpd glue: bodies, auth, problems, metrics, log
  *   routes.c     the /v1 API itself
  *   notices.c    subscriptions and the long poll of notices
+ *   sub_path.c   a subscription's path (fuzzed)
  *   webhook.c    notices POSTed, signed, to the department's URL
  *
  * and, shared with once-spool, adapters/common/ (common.h): the pool of
@@ -147,6 +148,14 @@ unsigned http_bound_port(void);
 #define GATEWAY_MAX_NOTICE_WAIT_S 30
 #define GATEWAY_MAX_NOTICES 64
 int notices_start(gateway *gw, once_error *err);
+/* What a subscription's path names (sub_path.c): 0, or -1 when it is not
+ * one of notices.c's subscription paths. */
+typedef struct sub_path {
+    once_subscription_scope scope;
+    char type[ONCE_MAX_NAME + 1];
+    char subject[ONCE_MAX_SUBJECT + 1];   /* "" unless ONCE_SCOPE_SUBJECT */
+} sub_path;
+int sub_path_parse(const char *path, sub_path *out);
 /* Stops the watcher and wakes every long poll (they answer at once). */
 void notices_stop(void);
 /* 1 when c is one of notices.c's routes (c->route set), else 0. */

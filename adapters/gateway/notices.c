@@ -11,7 +11,8 @@
  *
  * A subscription is named by what it covers, so the path is the
  * subscription: PUT is idempotent (subscribing again renews it, as the
- * broker does) and DELETE cancels it. Nothing here parses a body.
+ * broker does) and DELETE cancels it. Nothing here parses a body; the
+ * path is read by sub_path.c (fuzzed).
  *
  * Cursors. The broker keeps one acknowledgement cursor per department,
  * but several callers may share a gateway. The long poll therefore never
@@ -48,12 +49,6 @@
 
 #define REPULL_MS 5000
 #define PULLS_PER_ROUND 16
-
-typedef struct sub_path {
-    once_subscription_scope scope;
-    char type[ONCE_MAX_NAME + 1];
-    char subject[ONCE_MAX_SUBJECT + 1];
-} sub_path;
 
 static struct {
     pthread_mutex_t lock;
@@ -142,55 +137,6 @@ void notices_stop(void)
 
 /* ---- paths ------------------------------------------------------------- */
 
-/* Copies the segment at *p (up to '/' or the end) into out: 0, or -1
- * when empty or longer than cap - 1. */
-static int segment(const char **p, char *out, size_t cap)
-{
-    const char *end = strchr(*p, '/');
-    size_t n = end != NULL ? (size_t)(end - *p) : strlen(*p);
-
-    if (n == 0 || n >= cap)
-        return -1;
-    memcpy(out, *p, n);
-    out[n] = '\0';
-    *p += n;
-    return 0;
-}
-
-/* "/v1/subscriptions/..." to what it names: 0, or -1. */
-static int parse_sub_path(const char *path, sub_path *out)
-{
-    static const char prefix[] = "/v1/subscriptions/";
-    const char *p = path + strlen(prefix);
-
-    memset(out, 0, sizeof(*out));
-    if (strncmp(path, prefix, strlen(prefix)) != 0)
-        return -1;
-    if (strcmp(p, "held") == 0) {
-        out->scope = ONCE_SCOPE_HELD;
-        return 0;
-    }
-    if (strncmp(p, "held/", 5) == 0) {
-        p += 5;
-        out->scope = ONCE_SCOPE_HELD;
-    } else if (strncmp(p, "types/", 6) == 0) {
-        p += 6;
-        out->scope = ONCE_SCOPE_TYPE;
-    } else if (strncmp(p, "subjects/", 9) == 0) {
-        p += 9;
-        out->scope = ONCE_SCOPE_SUBJECT;
-    } else {
-        return -1;
-    }
-    if (segment(&p, out->type, sizeof(out->type)) < 0)
-        return -1;
-    if (out->scope != ONCE_SCOPE_SUBJECT)
-        return *p == '\0' ? 0 : -1;
-    if (*p++ != '/' || segment(&p, out->subject, sizeof(out->subject)) < 0)
-        return -1;
-    return *p == '\0' ? 0 : -1;
-}
-
 int notices_route(http_call *c)
 {
     sub_path sp;
@@ -200,7 +146,7 @@ int notices_route(http_call *c)
         return 1;
     }
     if (strcmp(c->path, "/v1/subscriptions") == 0 ||
-        parse_sub_path(c->path, &sp) == 0) {
+        sub_path_parse(c->path, &sp) == 0) {
         c->route = "subscriptions";
         return 1;
     }
@@ -266,7 +212,7 @@ static void change_route(http_call *c, bool cancel)
     sub_path sp;
     int rc;
 
-    parse_sub_path(c->path, &sp);
+    sub_path_parse(c->path, &sp);
     client = pool_borrow(c->gw->core.pool);
     rc = cancel ? once_client_unsubscribe(client, sp.scope, sp.type,
                                           sp.subject, &receipt, &err)
