@@ -5,7 +5,7 @@
  *   GET    /v1/subscriptions                          list, and the cursor
  *   PUT    /v1/subscriptions/types/{type}             subscribe (or renew)
  *   PUT    /v1/subscriptions/subjects/{type}/{subject}
- *   PUT    /v1/subscriptions/held[/{type}]            what the department holds
+ *   PUT    /v1/subscriptions/held[/{type}]            the records held
  *   DELETE the same paths                             cancel
  *   GET    /v1/notices?after=N&wait=S&limit=L         long poll
  *

@@ -4,9 +4,10 @@
  * The file holds one caller a line, "TOKEN CALLER OPS": the secret token,
  * the name the access log gives the caller, and the operations it may use
  * (publish, revoke, request, catalogue, metrics, notices: subscriptions
- * and the long poll; comma separated, or * for all). Tokens are secrets, so the file must be a regular file, opened
- * without following a link, that neither group nor others can read; the
- * gateway refuses to start otherwise.
+ * and the long poll; comma separated, or * for all). Tokens are secrets,
+ * so the file must be a regular file, opened without following a link,
+ * that neither group nor others can read; the gateway refuses to start
+ * otherwise.
  *
  * Only SHA-256 hashes of the tokens stay in memory. A presented token is
  * hashed and compared with every entry with sodium_memcmp, all entries
@@ -90,7 +91,8 @@ static int parse_line(token_table *t, char *line, unsigned lineno,
     if (parse_ops(ops, &e->ops) < 0)
         return once_error_set(err, ONCE_ERR_INVALID_ARGUMENT, "%s line %u: "
                               "operations are publish, revoke, request, "
-                              "catalogue, metrics, notices or *", path, lineno);
+                              "catalogue, metrics, notices or *", path,
+                              lineno);
     crypto_hash_sha256(e->hash, (const uint8_t *)token, strlen(token));
     sodium_memzero(token, strlen(token));
     snprintf(e->caller, sizeof(e->caller), "%s", caller);

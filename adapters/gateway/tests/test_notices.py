@@ -26,8 +26,8 @@ sys.path.insert(0, os.path.join(os.environ["ONCE_SOURCE_ROOT"],
                                 "adapters/common/tests"))
 import test_gateway  # noqa: E402
 from adapter_e2e import LICENCE, read, wait_for  # noqa: E402
-from test_gateway import (FIELDS, MARKET_TOKEN, TAX_TOKEN, auth,  # noqa: E402,E501
-                          publish, requests, uscc)
+from test_gateway import (FIELDS, MARKET_TOKEN, TAX_TOKEN,  # noqa: E402
+                          auth, publish, requests, uscc)
 
 BANK_TOKEN = "bank-token-0123456789abc"
 TAX_READER = "tax-reader-0123456789abc"
@@ -228,7 +228,8 @@ class Notices(unittest.TestCase):
         RECEIVER = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
                                                    Receiver)
         threading.Thread(target=RECEIVER.serve_forever, daemon=True).start()
-        hook = start_hook("hook", "/retry", "notice_webhook_backoff_ms = 100\n")
+        hook = start_hook("hook", "/retry",
+                          "notice_webhook_backoff_ms = 100\n")
         subject = uscc(902)
         self.assertEqual(publish(subject, {"fields": FIELDS}).status_code,
                          201)

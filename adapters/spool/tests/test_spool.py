@@ -112,6 +112,12 @@ def path(root, *parts):
     return os.path.join(root, *parts)
 
 
+def done_notices(directory):
+    """The notice files a system takes: not the .tmp being written."""
+    return sorted(n for n in os.listdir(directory)
+                  if not n.endswith(".tmp"))
+
+
 def record(subject, **extra):
     doc = {"type": LICENCE, "subject": subject, "fields": dict(FIELDS)}
     doc.update(extra)
@@ -184,8 +190,8 @@ class Spool(unittest.TestCase):
         wait_for(lambda: "notices: subscribed" in read(
             path(ENV.dir, "taxn.log")), "the subscription", 60)
         drop(path(ENV.market, "outbox"), "n-1.json", record(uscc(601)))
-        wait_for(lambda: os.listdir(notices) or None, "a notice", 60)
-        first = sorted(os.listdir(notices))[0]
+        wait_for(lambda: done_notices(notices) or None, "a notice", 60)
+        first = done_notices(notices)[0]
         doc = json.loads(read(path(notices, first)))
         self.assertEqual(first, "%020d.json" % doc["leaf_index"])
         self.assertEqual(doc["type"], LICENCE)
@@ -196,13 +202,14 @@ class Spool(unittest.TestCase):
         # come, not those the system already took.
         ENV.spools["taxn"].send_signal(signal.SIGTERM)
         self.assertEqual(ENV.spools["taxn"].wait(60), 0)
-        for name in os.listdir(notices):
+        for name in done_notices(notices):
             os.unlink(path(notices, name))
         ENV.start("taxn", conf)
         subject = uscc(700)
         drop(path(ENV.market, "outbox"), "n-last.json", record(subject))
-        wait_for(lambda: os.listdir(notices) or None, "the last notice", 60)
-        names = os.listdir(notices)
+        wait_for(lambda: done_notices(notices) or None, "the last notice",
+                 60)
+        names = done_notices(notices)
         self.assertEqual(len(names), 1, names)
         self.assertEqual(json.loads(read(path(notices, names[0])))["subject"],
                          subject)
