@@ -53,6 +53,8 @@ typedef struct options {
     double p99_target_ms;
     double phase_seconds;  /* --find-max-rate: each step */
     double start_rate;     /* --find-max-rate: the first step, and warm-up */
+    unsigned long preload; /* --preload: records stored without the wire */
+    const char *reuse;     /* --reuse: the kept run directory to run on */
 } options;
 
 /* The command line, parsed by main.c before anything else runs. */

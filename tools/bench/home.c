@@ -35,6 +35,7 @@
 #include "home.h"
 #include "onced_process.h"
 #include "policy.h"
+#include "preload.h"
 #include "store.h"
 
 /* How long onced may take to answer its first ping, and to exit after
@@ -88,13 +89,14 @@ static int write_config(const bench_home *h)
             "audit_key = audit.key\n"
             "log_origin = once-bench/exchange-log\n"
             "database = db\n"
-            "map_size_mb = 4096\n"
+            "map_size_mb = %zu\n"
             "workers = %lu\n"
             "skew_seconds = 300\n"
             "group_commit_max = 256\n"
             "log_level = warn\n"
             "console_listen = %s\n",
-            h->endpoint, opt.workers, console);
+            h->endpoint, preload_map_size_mb(opt.preload), opt.workers,
+            console);
     return fclose(f) == 0 ? 0 : -1;
 }
 

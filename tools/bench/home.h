@@ -22,6 +22,8 @@ typedef struct bench_home {
     pid_t pid;
     int console_port;        /* with --console; 0 otherwise */
     char console_token[65];  /* ... and its token, 64 hex digits */
+    unsigned long stored;    /* records in the database before publishing:
+                                preloaded, or kept from an earlier run */
 } bench_home;
 
 /* "bench-requester-NNN", the department of client i. */

@@ -44,7 +44,9 @@
  * pipelined connections and their driver threads), phases.c (publishes,
  * requests and the checks), openloop.c (--rate and --find-max-rate: the
  * open-loop schedule and the search), report.c (text and JSON), scrape.c (--console:
- * the console scraped every second), bench.c (helpers).
+ * the console scraped every second), preload.c (--preload: records
+ * stored without the wire), reuse.c (--reuse: a kept home run again),
+ * footprint.c (onced's memory, the bytes of each table), bench.c (helpers).
  * This file holds the command line and the order of the run.
  */
 #include <errno.h>
@@ -62,11 +64,14 @@
 
 #include "bench.h"
 #include "conn.h"
+#include "footprint.h"
 #include "home.h"
 #include "machine_limits.h"
 #include "openloop.h"
 #include "phases.h"
+#include "preload.h"
 #include "report.h"
+#include "reuse.h"
 #include "scrape.h"
 
 options opt = {
@@ -159,7 +164,19 @@ static void usage(FILE *f)
 "  --dir DIR             where to make the temporary directory (default\n"
 "                        $TMPDIR or /tmp); it holds the LMDB files, so its\n"
 "                        file system decides the commit rate\n"
-"  --keep                keep the temporary directory and print its path\n"
+"  --keep                keep the temporary directory and print its path;\n"
+"                        it also holds the departments' keys, for --reuse\n"
+"  --preload N           store the first N of the --records records straight\n"
+"                        into the database before onced starts, as a publish\n"
+"                        stores them (signed records, log leaves, evidence),\n"
+"                        in large transactions: minutes for millions; the\n"
+"                        rest are published (0 to 100000000, default 0)\n"
+"  --reuse DIR           run on the home a run kept with --keep in DIR\n"
+"                        (its once.conf, records and keys; --records at\n"
+"                        least what it holds, which is the default); publish\n"
+"                        only the records it lacks. Every run prints onced's\n"
+"                        memory and each table's bytes per record and per\n"
+"                        exchange (docs/PERFORMANCE.md, Scale of the registry)\n"
 "  --limits-only         measure the machine limits only, start no broker\n"
 "  --json                print the results as JSON instead of text\n"
 "  --rate R              open loop at R requests/s (see above)\n"
@@ -231,7 +248,8 @@ static void parse_options(int argc, char **argv)
         O_ONCED = 256, O_RECORDS, O_CLIENTS, O_WINDOW, O_PUBLISH_WINDOW,
         O_THREADS, O_SECONDS, O_WORKERS, O_LIMIT_SECONDS, O_MAX_PRESIGNED,
         O_TCP, O_DIR, O_KEEP, O_LIMITS_ONLY, O_JSON, O_CONSOLE, O_RATE,
-        O_FIND_MAX_RATE, O_P99_TARGET_MS, O_PHASE_SECONDS, O_START_RATE
+        O_FIND_MAX_RATE, O_P99_TARGET_MS, O_PHASE_SECONDS, O_START_RATE,
+        O_PRELOAD, O_REUSE
     };
     static const struct option longopts[] = {
         {"onced", required_argument, NULL, O_ONCED},
@@ -255,16 +273,20 @@ static void parse_options(int argc, char **argv)
         {"p99-target-ms", required_argument, NULL, O_P99_TARGET_MS},
         {"phase-seconds", required_argument, NULL, O_PHASE_SECONDS},
         {"start-rate", required_argument, NULL, O_START_RATE},
+        {"preload", required_argument, NULL, O_PRELOAD},
+        {"reuse", required_argument, NULL, O_REUSE},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
+    bool records_given = false;
     int ch;
 
     while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (ch) {
         case O_ONCED: opt.onced = optarg; break;
         case O_RECORDS:
-            opt.records = parse_count("--records", optarg, 1, 10000000);
+            opt.records = parse_count("--records", optarg, 1, 100000000);
+            records_given = true;
             break;
         case O_CLIENTS:
             opt.clients = parse_count("--clients", optarg, 1, 999);
@@ -312,6 +334,10 @@ static void parse_options(int argc, char **argv)
         case O_START_RATE:
             opt.start_rate = parse_rate("--start-rate", optarg, 1, 10000000);
             break;
+        case O_PRELOAD:
+            opt.preload = parse_count("--preload", optarg, 0, 100000000);
+            break;
+        case O_REUSE: opt.reuse = optarg; break;
         case 'h':
             usage(stdout);
             exit(0);
@@ -327,6 +353,17 @@ static void parse_options(int argc, char **argv)
         die_usage("--rate %g for --seconds %g needs %.0f signed envelopes, "
                   "more than --max-presigned %lu", opt.rate, opt.seconds,
                   opt.rate * opt.seconds, opt.max_presigned);
+    if (opt.preload > opt.records && records_given)
+        die_usage("--preload %lu is more than --records %lu", opt.preload,
+                  opt.records);
+    if (opt.preload > opt.records)
+        opt.records = opt.preload;
+    if (opt.reuse != NULL && (opt.preload > 0 || opt.tcp || opt.console))
+        die_usage("--reuse keeps the home as it was made: no --preload, "
+                  "--tcp or --console with it");
+    /* --reuse: --records defaults to what the home holds (main). */
+    if (opt.reuse != NULL && !records_given)
+        opt.records = 0;
 }
 
 int main(int argc, char **argv)
@@ -338,6 +375,7 @@ int main(int argc, char **argv)
     conn *clients = NULL;
     void *ctx = NULL;
     scraper *scrape = NULL;
+    footprint before, after;
     uint64_t scrapes, scrape_failures, scrape_bytes;
     int rc = EXIT_FAILED;
     size_t i;
@@ -363,9 +401,14 @@ int main(int argc, char **argv)
         base = getenv("TMPDIR");
     if (base == NULL || base[0] == '\0')
         base = "/tmp";
-    if ((size_t)snprintf(h.dir, sizeof(h.dir), "%s/once-bench-XXXXXX",
-                         base) >= sizeof(h.dir) - 64 ||
-        mkdtemp(h.dir) == NULL) {
+    if (opt.reuse != NULL) {
+        if ((size_t)snprintf(h.dir, sizeof(h.dir), "%s", opt.reuse) >=
+            sizeof(h.dir) - 64)
+            die_usage("--reuse: the path is too long");
+        bench_reuse_clear(h.dir);
+    } else if ((size_t)snprintf(h.dir, sizeof(h.dir), "%s/once-bench-XXXXXX",
+                                base) >= sizeof(h.dir) - 64 ||
+               mkdtemp(h.dir) == NULL) {
         note("cannot make a temporary directory in %s: %s", base,
              strerror(errno));
         return EXIT_FAILED;
@@ -383,12 +426,32 @@ int main(int argc, char **argv)
         goto out;
     for (i = 0; i < opt.clients; i++) {
         requester_id(i, clients[i].dept, sizeof(clients[i].dept));
-        once_keypair_generate(&clients[i].key);
+        if (opt.reuse == NULL)
+            once_keypair_generate(&clients[i].key);
         do
             randombytes_buf(&clients[i].session, sizeof(clients[i].session));
         while (clients[i].session == 0);
     }
-    if (make_home(&h, clients, opt.clients) < 0)
+    if (opt.reuse != NULL) {
+        if (bench_home_reuse(&h, clients, opt.clients, &h.stored) < 0)
+            goto out;
+        if (opt.records == 0)
+            opt.records = h.stored;
+        if (opt.records == 0 || opt.records < h.stored) {
+            note("%s holds %lu records: --records must be at least that, "
+                 "and at least 1", h.dir, h.stored);
+            goto out;
+        }
+    } else {
+        if (make_home(&h, clients, opt.clients) < 0)
+            goto out;
+        if (opt.preload > 0 && preload_records(&h, opt.preload) < 0)
+            goto out;
+        h.stored = opt.preload;
+        if (opt.keep && bench_keys_save(&h, clients, opt.clients) < 0)
+            goto out;
+    }
+    if (footprint_db(&h, &before) < 0)
         goto out;
     note("starting %s on %s", onced, h.endpoint);
     if (broker_start(&h, onced) < 0)
@@ -417,6 +480,7 @@ int main(int argc, char **argv)
         if (scrapes == 0 || scrape_failures > 0)
             goto broker_failed;
     }
+    footprint_rss(h.pid);
     for (i = 0; i < opt.clients; i++)
         conn_free(&clients[i]);
     zmq_ctx_term(ctx);
@@ -426,6 +490,8 @@ int main(int argc, char **argv)
         goto broker_failed;
     if (check_durable(&h, opt.records) < 0)
         goto broker_failed;
+    if (footprint_db(&h, &after) == 0)
+        footprint_print(&before, &after);
     rc = 0;
 report:
     if (opt.json)
@@ -453,7 +519,7 @@ out:
         zmq_ctx_term(ctx);
     once_keypair_wipe(&h.broker);
     once_keypair_wipe(&h.issuer);
-    if (opt.keep)
+    if (opt.keep || opt.reuse != NULL)
         note("kept %s", h.dir);
     else if (h.dir[0] != '\0')
         remove_tree(h.dir);

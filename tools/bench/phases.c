@@ -82,9 +82,8 @@ double self_cpu_seconds(void)
            (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
 }
 
-/* The signed record of subject i, as a Publish body. */
-static int make_publish_body(const once_keypair *issuer, unsigned long i,
-                             uint8_t **body, size_t *len)
+int make_publish_body(const once_keypair *issuer, unsigned long i,
+                      uint8_t **body, size_t *len)
 {
     char subject[19], value[128];
     once_record *r = NULL;
@@ -179,15 +178,20 @@ int run_publishes(bench_home *h, void *ctx, results *r)
     uint64_t start, last = 0;
     int rc = -1;
 
+    /* Records 0..h->stored-1 are in the database already (--preload,
+     * --reuse). */
+    if (h->stored >= opt.records)
+        return 0;
     snprintf(issuer.dept, sizeof(issuer.dept), "%s", BENCH_ISSUER);
     issuer.key = h->issuer;
     do
         randombytes_buf(&issuer.session, sizeof(issuer.session));
     while (issuer.session == 0);
-    if (conn_reserve(&issuer, opt.records, opt.records * 900) < 0)
+    if (conn_reserve(&issuer, opt.records - h->stored,
+                     (opt.records - h->stored) * 900) < 0)
         goto out;
-    note("signing %lu records", opt.records);
-    for (unsigned long i = 0; i < opt.records; i++) {
+    note("signing %lu records", opt.records - h->stored);
+    for (unsigned long i = h->stored; i < opt.records; i++) {
         uint8_t *body;
         size_t len;
 
@@ -201,7 +205,7 @@ int run_publishes(bench_home *h, void *ctx, results *r)
     rc = -1;
     if (conn_connect(&issuer, ctx, h->endpoint, h->broker.public_key) < 0)
         goto out;
-    note("publishing %lu records", opt.records);
+    note("publishing %lu records", opt.records - h->stored);
     start = monotonic_ns();
     if (run_drivers(&issuer, 1, 1, opt.publish_window, 0) < 0)
         goto out;

@@ -11,6 +11,10 @@
 #include "home.h"
 #include "report.h"
 
+/* The signed record of subject i, as a Publish body (*body malloc'ed). */
+int make_publish_body(const once_keypair *issuer, unsigned long i,
+                      uint8_t **body, size_t *len);
+
 /* Publishes --records signed records through one pipelined issuer
  * connection in ctx; fills r's publish figures. 0, or -1 noted (any
  * refusal fails the run). */
