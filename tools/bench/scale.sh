@@ -17,7 +17,8 @@
 # record of the home, uniformly). Prints each run's granted requests/s,
 # the requests per second of CPU onced used (on a loaded machine onced
 # gets a varying share of the cores, and this moves less with it), onced's
-# memory, and the ratios LARGE/SMALL of each round and of the sums.
+# memory, the ratios LARGE/SMALL of each round, and the medians' ratios
+# (median-ratio.py, as console-overhead.sh and compare-builds.sh).
 # Every run's full output is kept in SMALL/../scale-runs/. $ONCE_BENCH
 # names once-bench (default: the one on PATH); $ONCED is passed on, as
 # once-bench reads it.
@@ -35,10 +36,10 @@ rate() { awk '/granted requests/ { print $3; exit }' "$1"; }
 cores() { awk '/cpu cores used by onced/ { print $6; exit }' "$1"; }
 memory() { sed -n 's/^once-bench: onced memory: //p' "$1"; }
 
-sum_small=0
-sum_large=0
-cpu_small=0
-cpu_large=0
+rates_small=
+rates_large=
+cpu_small=
+cpu_large=
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 for round in $(seq 1 "$rounds"); do
     for side in small large; do
@@ -54,15 +55,14 @@ for round in $(seq 1 "$rounds"); do
         per_cpu=$(awk -v r="$r" -v c="$c" 'BEGIN { printf "%.0f", r / c }')
         printf 'round %d %-5s %8s requests/s  %6s per onced cpu-s  %s\n' \
             "$round" "$side" "$r" "$per_cpu" "$(memory "$f.err")"
-        add() { awk -v a="$1" -v b="$2" 'BEGIN { print a + b }'; }
         if [ "$side" = small ]; then
             rs=$r
             ps=$per_cpu
-            sum_small=$(add "$sum_small" "$r")
-            cpu_small=$(add "$cpu_small" "$per_cpu")
+            rates_small="$rates_small $r"
+            cpu_small="$cpu_small $per_cpu"
         else
-            sum_large=$(add "$sum_large" "$r")
-            cpu_large=$(add "$cpu_large" "$per_cpu")
+            rates_large="$rates_large $r"
+            cpu_large="$cpu_large $per_cpu"
             awk -v a="$rs" -v b="$r" -v pa="$ps" -v pb="$per_cpu" \
                 -v n="$round" 'BEGIN { printf "round %d ratio large/small " \
                 "%.3f (per onced cpu-s %.3f)\n", n, b / a, pb / pa }'
@@ -70,6 +70,7 @@ for round in $(seq 1 "$rounds"); do
     done
 done
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
-awk -v a="$sum_small" -v b="$sum_large" -v pa="$cpu_small" -v pb="$cpu_large" \
-    'BEGIN { printf "all rounds: ratio large/small %.3f (per onced cpu-s " \
-             "%.3f)\n", b / a, pb / pa }'
+ratio=$(dirname "$0")/median-ratio.py
+python3 "$ratio" small "$rates_small" large "$rates_large"
+printf 'per onced cpu-s: '
+python3 "$ratio" small "$cpu_small" large "$cpu_large"
