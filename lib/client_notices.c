@@ -168,6 +168,22 @@ static bool pop(struct client_notices *q, once_notice *out)
     return false;
 }
 
+/* Sends a body of kind and parses the NoticeBatch that answers it. */
+static int call_for_batch(once_client *c, int kind, const uint8_t *body,
+                          size_t len, Once__NoticeBatch **b, once_error *err)
+{
+    uint8_t *answer = NULL;
+    size_t answer_len = 0;
+    int rc = client_call(c, kind, body, len, ONCE__KIND__KIND_NOTICES,
+                         &answer, &answer_len, NULL, err);
+
+    if (rc < 0)
+        return rc;
+    rc = client_notice_batch_parse(answer, answer_len, b, err);
+    free(answer);
+    return rc;
+}
+
 /* Sends a NoticeAck{acked, credit} and waits for its answer; *cursor
  * (may be NULL) is the department's cursor after it. */
 static int send_ack(once_client *c, uint64_t acked, uint32_t credit,
@@ -175,20 +191,13 @@ static int send_ack(once_client *c, uint64_t acked, uint32_t credit,
 {
     Once__NoticeAck a = ONCE__NOTICE_ACK__INIT;
     Once__NoticeBatch *b;
-    uint8_t body[32], *answer = NULL;
-    size_t answer_len = 0;
+    uint8_t body[32];
     int rc;
 
     a.acked = acked;
     a.credit = credit;
-    rc = client_call(c, ONCE__KIND__KIND_NOTICE_ACK, body,
-                     once__notice_ack__pack(&a, body),
-                     ONCE__KIND__KIND_NOTICES, &answer, &answer_len, NULL,
-                     err);
-    if (rc < 0)
-        return rc;
-    rc = client_notice_batch_parse(answer, answer_len, &b, err);
-    free(answer);
+    rc = call_for_batch(c, ONCE__KIND__KIND_NOTICE_ACK, body,
+                        once__notice_ack__pack(&a, body), &b, err);
     if (rc < 0)
         return rc;
     if (cursor != NULL)
@@ -284,8 +293,8 @@ int once_client_notices_pull(once_client *c, uint64_t after, once_notice *out,
 {
     Once__NoticesPull p = ONCE__NOTICES_PULL__INIT;
     Once__NoticeBatch *b;
-    uint8_t body[32], *answer = NULL;
-    size_t answer_len = 0, i;
+    uint8_t body[32];
+    size_t i;
     int rc;
 
     if (c == NULL || out == NULL || count == NULL || scanned_to == NULL ||
@@ -295,14 +304,8 @@ int once_client_notices_pull(once_client *c, uint64_t after, once_notice *out,
     *count = 0;
     p.after = after;
     p.limit = cap > 64 ? 64 : (uint32_t)cap;
-    rc = client_call(c, ONCE__KIND__KIND_NOTICES_PULL, body,
-                     once__notices_pull__pack(&p, body),
-                     ONCE__KIND__KIND_NOTICES, &answer, &answer_len, NULL,
-                     err);
-    if (rc < 0)
-        return rc;
-    rc = client_notice_batch_parse(answer, answer_len, &b, err);
-    free(answer);
+    rc = call_for_batch(c, ONCE__KIND__KIND_NOTICES_PULL, body,
+                        once__notices_pull__pack(&p, body), &b, err);
     if (rc < 0)
         return rc;
     for (i = 0; i < b->n_notices && i < cap; i++)
