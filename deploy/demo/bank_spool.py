@@ -4,6 +4,7 @@ and read files, beside once-spool (docs/ADAPTERS.md, section 8).
 
     bank_spool.py SPOOL_DIR --codes FILE [--case-prefix ACCT-2026-]
     bank_spool.py SPOOL_DIR --codes FILE --revoked
+    bank_spool.py SPOOL_DIR --codes FILE --notice
 
 For each line "SERIAL SUBJECT" of FILE it writes a request file into
 SPOOL_DIR/requests/ (as .NAME.tmp, then renamed: the spool takes only
@@ -14,7 +15,15 @@ bank would before opening an account: status valid, exactly the fields
 its grant gives, each verified against market supervision's signature,
 and a receipt with a leaf index. With --revoked it asks once more for
 the first line's licence (case ACCT-2026-REVOKED) and expects it answered
-revoked, without fields.
+revoked, without fields, and prints the issuer's reason.
+
+With --notice it waits for the spool to write a notice of a revoked
+licence into SPOOL_DIR/notices/ (the spool's configuration has `notices =
+held:business-licence`: it subscribed at its start to every licence the
+bank was handed), prints it naming the licence by its serial (the line of
+FILE with the notice's subject), and deletes the file, as the bank's
+system would once it has handled it; names ending in .tmp are the spool's
+files in progress.
 
 Prints one line, exits 0 when every answer is as expected, 1 otherwise.
 Standard library only. Names files after the case, never the subject.
@@ -73,14 +82,44 @@ def check_valid(answer):
             isinstance(answer.get("receipt", {}).get("leaf_index"), int))
 
 
+def wait_notice(spool, serials):
+    """Waits for a notice file of a revoked licence; prints it and deletes
+    it. 0, or 1 when none came within WAIT_SECONDS."""
+    notices = os.path.join(spool, "notices")
+    deadline = time.monotonic() + WAIT_SECONDS
+    while time.monotonic() < deadline:
+        for name in sorted(os.listdir(notices)):
+            if name.endswith(".tmp") or name.startswith("."):
+                continue
+            path = os.path.join(notices, name)
+            with open(path) as f:
+                notice = json.load(f)
+            os.unlink(path)
+            if notice.get("event") == "revoked" and \
+                    notice.get("type") == LICENCE:
+                print("bank notified (through once-spool, file notices/%s): "
+                      "licence %s revoked, version %d (leaf %d)"
+                      % (name, serials.get(notice["subject"], "?"),
+                         notice["version"], notice["leaf_index"]))
+                return 0
+        time.sleep(0.1)
+    print("bank: no notice of a revoked licence in %s within %d s"
+          % (notices, WAIT_SECONDS))
+    return 1
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("spool")
     ap.add_argument("--codes", required=True)
     ap.add_argument("--revoked", action="store_true")
+    ap.add_argument("--notice", action="store_true")
     args = ap.parse_args()
     with open(args.codes) as f:
         codes = [line.split() for line in f if line.strip()]
+    if args.notice:
+        return wait_notice(args.spool, {subject: serial
+                                        for serial, subject in codes})
     if args.revoked:
         name = "ACCT-2026-REVOKED.json"
         write_request(args.spool, name, codes[0][1], "ACCT-2026-REVOKED")
@@ -91,8 +130,9 @@ def main():
                   "%s" % (problem or answer))
             return 1
         print("bank (through once-spool): the revoked licence is answered "
-              "revoked: version %d, signed by %s"
-              % (answer["version"], answer["issuer"]))
+              "revoked: version %d, signed by %s, reason: %s"
+              % (answer["version"], answer["issuer"],
+                 answer.get("reason", "")))
         return 0
     names = []
     for serial, subject in codes:

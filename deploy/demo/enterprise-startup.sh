@@ -17,8 +17,15 @@
 #     (deploy/demo/bank_spool.py).
 #
 # Market supervision publishes the licences; the three requesters ask for
-# every one at the same time; market supervision revokes one and the bank
-# sees it revoked. Then the script reads the broker's KPIs, exports the
+# every one at the same time. The bank's spool subscribed at its start to
+# the licences the bank holds (`notices = held:business-licence`), the tax
+# bureau subscribes through its gateway (PUT /v1/subscriptions/held/...)
+# and waits in a long poll (GET /v1/notices); market supervision revokes
+# one licence with a reason; the bank is notified by a file in its spool's
+# notices/, the tax bureau by its long poll (deploy/demo/tax_notices.py),
+# and the bank's next request of the licence is answered revoked, with the
+# reason. Licences are named by their serial, never by their code, in
+# what is printed of the notices. Then the script reads the broker's KPIs, exports the
 # exchange log, verifies it with once-audit as an auditor would and prints
 # one enterprise's access report. The last line printed is `copies
 # avoided: N`, the broker's own count of granted requests in its log
@@ -62,6 +69,7 @@ driver="$build/deploy/demo/once-demo-enterprise"
 gateway="$build/adapters/gateway/once-gateway"
 spool="$build/adapters/spool/once-spool"
 tax_system="$root/adapters/examples/python/tax_registration.py"
+tax_notices="$here/tax_notices.py"
 bank_system="$here/bank_spool.py"
 # Debian's python3, which sees python3-requests (install-deps.sh).
 python=/usr/bin/python3
@@ -167,7 +175,7 @@ demo --phase publish --codes "$work/codes" | tee "$work/driver.out"
 # holds only a bearer token) and the bank's spool.
 tax_token=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
 (umask 077
- printf '%s tax-registration-system request,catalogue\n' "$tax_token" \
+ printf '%s tax-registration-system request,catalogue,notices\n' "$tax_token" \
    >"$work/tax-gateway.tokens"
  printf '%s\n' "$tax_token" >"$work/tax.token"
  cat >"$work/tax-gateway.conf" <<EOF
@@ -188,6 +196,7 @@ broker = $endpoint
 broker_key = $home/broker.pub
 spool_directory = $work/bank-spool
 state_directory = $work/bank-spool.state
+notices = held:business-licence
 EOF
 )
 "$gateway" --config "$work/tax-gateway.conf" 2>"$work/tax-gateway.log" &
@@ -221,8 +230,24 @@ if [ "$tax_rc" != 0 ] || [ "$bank_rc" != 0 ]; then
   exit 1
 fi
 
-# Licence 0 is revoked; the bank's next request of it says so.
+# The tax bureau subscribes to the licences it now holds and waits for
+# notices in a long poll (the bank's spool subscribed at its start).
+"$python" "$tax_notices" --gateway "$tax_url" --token-file "$work/tax.token" \
+  subscribe
+"$python" "$tax_notices" --gateway "$tax_url" --token-file "$work/tax.token" \
+  --codes "$work/codes" wait >"$work/tax-notices.out" 2>&1 &
+tax_pid=$!
+
+# Licence 0 is revoked; the bank and the tax bureau are notified, and the
+# bank's next request of it says so.
 demo --phase revoke | tee -a "$work/driver.out"
+"$python" "$bank_system" "$work/bank-spool" --codes "$work/codes" --notice
+tax_rc=0; wait "$tax_pid" || tax_rc=$?
+cat "$work/tax-notices.out"
+if [ "$tax_rc" != 0 ]; then
+  echo "enterprise-startup: the tax bureau was not notified" >&2
+  exit 1
+fi
 "$python" "$bank_system" "$work/bank-spool" --codes "$work/codes" --revoked
 
 # The broker's KPIs, once its console has counted every leaf of the log.

@@ -39,6 +39,9 @@
 
 #define LICENCE_TYPE "business-licence"
 #define ISSUER "market-supervision"
+/* Signed into the revocation's header: every requester of licence 0 gets
+ * it with the revocation (PROTOCOL.md 4.2). */
+#define REVOCATION_REASON "deregistered: the enterprise was dissolved"
 
 enum { DEPT_MARKET, DEPT_TAX, DEPT_POLICE, DEPT_BANK, DEPT_COUNT };
 
@@ -127,8 +130,9 @@ static void usage(FILE *out)
             "licence by\n"
             "                     each requester played, and the refusal "
             "when\n"
-            "                     public-security is), revoke (licence 0; "
-            "the bank's\n"
+            "                     public-security is), revoke (licence 0, "
+            "with a\n"
+            "                     reason; the bank's\n"
             "                     request of it when the bank is played) or "
             "all\n"
             "                     (the default: the three in turn; a "
@@ -312,9 +316,10 @@ static int show_refusal(once_client *police, const char *code,
     return -1;
 }
 
-/* Market supervision revokes one licence; the bank's next request gets the
- * signed revocation, not the old fields (asked elsewhere when bank is
- * NULL: the bank is not played here). */
+/* Market supervision revokes one licence, with its reason; the bank's
+ * next request gets the signed revocation, not the old fields (asked
+ * elsewhere when bank is NULL: the bank is not played here; the script
+ * then also shows the notices the bank and the tax bureau receive). */
 static int show_revocation(once_client *market, once_client *bank,
                            const once_keypair *issuer,
                            const uint8_t issuer_pk[32], const char *code,
@@ -324,15 +329,17 @@ static int show_revocation(once_client *market, once_client *bank,
     once_error err = {0};
     int rc;
 
-    rc = once_record_new_revocation(&revocation, LICENCE_TYPE, code, 2,
-                                    ISSUER, &err);
+    rc = once_record_new_revocation_reason(&revocation, LICENCE_TYPE, code,
+                                           2, ISSUER, REVOCATION_REASON,
+                                           &err);
     if (rc == 0)
         rc = once_record_sign(revocation, issuer, &err);
     if (rc == 0)
         rc = once_client_revoke(market, revocation, &err);
     once_record_free(revocation);
     if (rc == 0 && bank == NULL) {
-        printf("market-supervision revoked licence 0: version 2\n");
+        printf("market-supervision revoked licence 0: version 2, reason: "
+               "%s\n", REVOCATION_REASON);
         return 0;
     }
     if (rc == 0)
@@ -350,8 +357,8 @@ static int show_revocation(once_client *market, once_client *bank,
         return -1;
     }
     printf("revoked licence answered as revoked: version %llu, signed by "
-           "%s\n", (unsigned long long)once_record_version(answer),
-           once_record_issuer(answer));
+           "%s, reason: %s\n", (unsigned long long)once_record_version(answer),
+           once_record_issuer(answer), once_record_reason(answer));
     totals->revoked_answers++;
     once_record_free(answer);
     return 0;

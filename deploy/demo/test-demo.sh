@@ -4,7 +4,10 @@
 # must finish, and its last line must be the broker's count of copies
 # avoided: COUNT licences to three requesters (tax through once-gateway,
 # the bank through once-spool, public security through libonce) and the
-# bank's request of the revoked licence.
+# bank's request of the revoked licence. Before that, the revocation of
+# licence 0 must have notified the bank (a file in its spool's notices/)
+# and the tax bureau (its gateway's long poll), each printed once, naming
+# the licence by its serial and not by its code.
 #
 #   test-demo.sh BUILD_DIR [COUNT]
 #
@@ -29,5 +32,24 @@ last=$(printf '%s\n' "$out" | tail -n 1)
 if [ "$last" != "copies avoided: $((3 * count + 1))" ]; then
   echo "test-demo: the last line is '$last', not 'copies avoided:" \
     "$((3 * count + 1))'" >&2
+  exit 1
+fi
+for who in "bank notified (through once-spool, file notices/[0-9]\{20\}\.json)" \
+           "tax bureau notified (through once-gateway, GET /v1/notices)"; do
+  n=$(printf '%s\n' "$out" |
+      grep -c "^$who: licence 0 revoked, version 2 (leaf [0-9][0-9]*)$" || true)
+  if [ "$n" != 1 ]; then
+    echo "test-demo: expected one line '$who: licence 0 revoked," \
+      "version 2 (leaf N)', found $n" >&2
+    exit 1
+  fi
+done
+if printf '%s\n' "$out" | grep ' notified ' | grep -q '9111'; then
+  echo "test-demo: a notice line prints a licence's code" >&2
+  exit 1
+fi
+if ! printf '%s\n' "$out" | grep -q "answered revoked: .*, reason: deregistered"
+then
+  echo "test-demo: the bank's answer of the revoked licence has no reason" >&2
   exit 1
 fi
