@@ -55,6 +55,10 @@ typedef struct options {
     double start_rate;     /* --find-max-rate: the first step, and warm-up */
     unsigned long preload; /* --preload: records stored without the wire */
     const char *reuse;     /* --reuse: the kept run directory to run on */
+    unsigned long idle_subscribers; /* idle.c: N idle against none */
+    unsigned long idle_rounds;      /* ... A B pairs */
+    unsigned long notice_fanout;    /* fanout.c: N subscribers reading */
+    unsigned long notice_records;   /* ... and the records revoked */
 } options;
 
 /* The command line, parsed by main.c before anything else runs. */

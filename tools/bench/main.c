@@ -46,7 +46,10 @@
  * open-loop schedule and the search), report.c (text and JSON), scrape.c (--console:
  * the console scraped every second), preload.c (--preload: records
  * stored without the wire), reuse.c (--reuse: a kept home run again),
- * footprint.c (onced's memory, the bytes of each table), bench.c (helpers).
+ * footprint.c (onced's memory, the bytes of each table), idle.c
+ * (--idle-subscribers: the request rate with idle subscribers against
+ * none), fanout.c (--notice-fanout: notices to subscribers that read
+ * them), bench.c (helpers).
  * This file holds the command line and the order of the run.
  */
 #include <errno.h>
@@ -73,6 +76,7 @@
 #include "report.h"
 #include "reuse.h"
 #include "scrape.h"
+#include "subscribers.h"
 
 options opt = {
     .records = 10000,
@@ -87,6 +91,8 @@ options opt = {
     .p99_target_ms = 3.0,
     .phase_seconds = 2.0,
     .start_rate = 1000,
+    .idle_rounds = 2,
+    .notice_records = 100,
 };
 
 static void die_usage(const char *fmt, ...)
@@ -190,6 +196,23 @@ static void usage(FILE *f)
 "                        and fetch /metrics every second during the request\n"
 "                        phase, as Prometheus would; compare with a run\n"
 "                        without (tools/bench/console-overhead.sh)\n"
+"  --idle-subscribers N  run the request phase 2 x --idle-rounds times,\n"
+"                        alternating: with no subscriber, then with N\n"
+"                        subscriber departments connected through\n"
+"                        libonce, subscribed to the bench's type and\n"
+"                        registered for notices, never reading; prints\n"
+"                        each phase and the ratio of the medians\n"
+"                        idle/none (1 to %d)\n"
+"  --idle-rounds N       the pairs of --idle-subscribers (default 2: A B A B;\n"
+"                        1 to %d)\n"
+"  --notice-fanout N     after the request phase, N subscribers that read\n"
+"                        their notices (libonce, a thread each); the issuer\n"
+"                        revokes --notice-records records one after the\n"
+"                        other; prints notices/s fanned out and the latency\n"
+"                        from each revoke's reply to each notice, p50/p99\n"
+"                        (1 to %d)\n"
+"  --notice-records K    the records --notice-fanout revokes (default 100,\n"
+"                        at most --records)\n"
 "  -h, --help            this text\n"
 "\n"
 "Exit status: 0 when the run completed and every answer was as expected;\n"
@@ -198,7 +221,8 @@ static void usage(FILE *f)
 "failed verification; 2 on a usage error.\n"
 "\n"
 "The broker and the bench share the machine's cores: on a small machine the\n"
-"broker's figures are a lower bound of what it does on a machine of its own.\n");
+"broker's figures are a lower bound of what it does on a machine of its own.\n",
+            MAX_SUBSCRIBERS, MAX_IDLE_ROUNDS, MAX_SUBSCRIBERS);
 }
 
 static unsigned long parse_count(const char *name, const char *s,
@@ -250,7 +274,8 @@ static void parse_options(int argc, char **argv)
         O_THREADS, O_SECONDS, O_WORKERS, O_LIMIT_SECONDS, O_MAX_PRESIGNED,
         O_TCP, O_DIR, O_KEEP, O_LIMITS_ONLY, O_JSON, O_CONSOLE, O_RATE,
         O_FIND_MAX_RATE, O_P99_TARGET_MS, O_PHASE_SECONDS, O_START_RATE,
-        O_PRELOAD, O_REUSE
+        O_PRELOAD, O_REUSE, O_IDLE_SUBSCRIBERS, O_IDLE_ROUNDS,
+        O_NOTICE_FANOUT, O_NOTICE_RECORDS
     };
     static const struct option longopts[] = {
         {"onced", required_argument, NULL, O_ONCED},
@@ -276,6 +301,10 @@ static void parse_options(int argc, char **argv)
         {"start-rate", required_argument, NULL, O_START_RATE},
         {"preload", required_argument, NULL, O_PRELOAD},
         {"reuse", required_argument, NULL, O_REUSE},
+        {"idle-subscribers", required_argument, NULL, O_IDLE_SUBSCRIBERS},
+        {"idle-rounds", required_argument, NULL, O_IDLE_ROUNDS},
+        {"notice-fanout", required_argument, NULL, O_NOTICE_FANOUT},
+        {"notice-records", required_argument, NULL, O_NOTICE_RECORDS},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -339,6 +368,22 @@ static void parse_options(int argc, char **argv)
             opt.preload = parse_count("--preload", optarg, 0, 100000000);
             break;
         case O_REUSE: opt.reuse = optarg; break;
+        case O_IDLE_SUBSCRIBERS:
+            opt.idle_subscribers = parse_count("--idle-subscribers", optarg,
+                                               1, MAX_SUBSCRIBERS);
+            break;
+        case O_IDLE_ROUNDS:
+            opt.idle_rounds = parse_count("--idle-rounds", optarg, 1,
+                                          MAX_IDLE_ROUNDS);
+            break;
+        case O_NOTICE_FANOUT:
+            opt.notice_fanout = parse_count("--notice-fanout", optarg, 1,
+                                            MAX_SUBSCRIBERS);
+            break;
+        case O_NOTICE_RECORDS:
+            opt.notice_records = parse_count("--notice-records", optarg, 1,
+                                             100000000);
+            break;
         case 'h':
             usage(stdout);
             exit(0);
@@ -362,6 +407,15 @@ static void parse_options(int argc, char **argv)
     if (opt.reuse != NULL && (opt.preload > 0 || opt.tcp || opt.console))
         die_usage("--reuse keeps the home as it was made: no --preload, "
                   "--tcp or --console with it");
+    if ((opt.idle_subscribers > 0 || opt.notice_fanout > 0) &&
+        (opt.reuse != NULL || opt.json || opt.rate > 0 || opt.find_max_rate ||
+         opt.limits_only))
+        die_usage("--idle-subscribers and --notice-fanout run on a new home "
+                  "in the closed loop, with a text report: no --reuse, "
+                  "--json, --rate, --find-max-rate or --limits-only");
+    if (opt.notice_fanout > 0 && opt.notice_records > opt.records)
+        die_usage("--notice-records %lu is more than --records %lu",
+                  opt.notice_records, opt.records);
     /* --reuse: --records defaults to what the home holds (main). */
     if (opt.reuse != NULL && !records_given)
         opt.records = 0;
@@ -371,6 +425,8 @@ int main(int argc, char **argv)
 {
     static bench_home h;
     static results r;
+    static idle_results idle;
+    static fanout_results fanout;
     char onced_buf[PATH_MAX + 32];
     const char *onced = NULL, *base;
     conn *clients = NULL;
@@ -379,9 +435,12 @@ int main(int argc, char **argv)
     footprint before, after;
     uint64_t scrapes, scrape_failures, scrape_bytes;
     int rc = EXIT_FAILED;
-    size_t i;
+    size_t i, n_subs;
 
     parse_options(argc, argv);
+    /* The subscribers' departments follow the requesters' in clients[]. */
+    n_subs = opt.idle_subscribers > opt.notice_fanout ? opt.idle_subscribers
+                                                      : opt.notice_fanout;
     if (once_init() < 0) {
         note("cannot initialise libsodium");
         return EXIT_FAILED;
@@ -422,11 +481,15 @@ int main(int argc, char **argv)
         goto report;
     }
 
-    clients = calloc(opt.clients, sizeof(*clients));
+    clients = calloc(opt.clients + n_subs, sizeof(*clients));
     if (clients == NULL)
         goto out;
-    for (i = 0; i < opt.clients; i++) {
-        requester_id(i, clients[i].dept, sizeof(clients[i].dept));
+    for (i = 0; i < opt.clients + n_subs; i++) {
+        if (i < opt.clients)
+            requester_id(i, clients[i].dept, sizeof(clients[i].dept));
+        else
+            subscriber_id(i - opt.clients, clients[i].dept,
+                          sizeof(clients[i].dept));
         if (opt.reuse == NULL)
             once_keypair_generate(&clients[i].key);
         do
@@ -444,7 +507,7 @@ int main(int argc, char **argv)
             goto out;
         }
     } else {
-        if (make_home(&h, clients, opt.clients) < 0)
+        if (make_home(&h, clients, opt.clients + n_subs) < 0)
             goto out;
         if (opt.preload > 0 && preload_records(&h, opt.preload) < 0)
             goto out;
@@ -469,7 +532,14 @@ int main(int argc, char **argv)
     if (opt.rate > 0 || opt.find_max_rate) {
         if (run_open_loop(&h, ctx, clients, &r) < 0)
             goto broker_failed;
+    } else if (opt.idle_subscribers > 0) {
+        if (run_idle_comparison(&h, ctx, clients, clients + opt.clients, &r,
+                                &idle) < 0)
+            goto broker_failed;
     } else if (run_requests(&h, ctx, clients, &r) < 0)
+        goto broker_failed;
+    if (opt.notice_fanout > 0 &&
+        run_notice_fanout(&h, clients + opt.clients, &fanout) < 0)
         goto broker_failed;
     if (opt.console) {
         scraper_stop(scrape, &scrapes, &scrape_failures, &scrape_bytes);
@@ -499,6 +569,10 @@ report:
         print_json(&r);
     else
         print_text(&r);
+    if (opt.idle_subscribers > 0)
+        print_idle(&idle);
+    if (opt.notice_fanout > 0)
+        print_fanout(&fanout);
     goto out;
 broker_failed:
     scraper_stop(scrape, &scrapes, &scrape_failures, &scrape_bytes);
@@ -512,7 +586,7 @@ broker_failed:
     note("FAILED");
 out:
     if (clients != NULL) {
-        for (i = 0; i < opt.clients; i++)
+        for (i = 0; i < opt.clients + n_subs; i++)
             conn_free(&clients[i]);
         free(clients);
     }

@@ -328,8 +328,10 @@ int run_requests(bench_home *h, void *ctx, conn *clients, results *r)
     r->presign_seconds = (double)(monotonic_ns() - presign_start) / 1e9;
     r->presigned = per_conn * opt.clients;
 
+    /* A connection stays open for the next run (idle.c runs several). */
     for (i = 0; i < opt.clients; i++) {
-        if (conn_connect(&clients[i], ctx, h->endpoint,
+        if (clients[i].sock == NULL &&
+            conn_connect(&clients[i], ctx, h->endpoint,
                          h->broker.public_key) < 0) {
             note("cannot connect client %zu: %s", i, zmq_strerror(errno));
             return -1;
