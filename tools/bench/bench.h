@@ -59,6 +59,7 @@ typedef struct options {
     unsigned long idle_rounds;      /* ... A B pairs */
     unsigned long notice_fanout;    /* fanout.c: N subscribers reading */
     unsigned long notice_records;   /* ... and the records revoked */
+    double notice_rate;             /* ... revokes/s; 0: back to back */
 } options;
 
 /* The command line, parsed by main.c before anything else runs. */

@@ -15,7 +15,12 @@
  *
  * Then an issuer client revokes the first K records (--notice-records),
  * one after the other, each revocation signed before its send, and notes
- * when each reply came and its leaf index (the receipt). A notice's
+ * when each reply came and its leaf index (the receipt). Back to back
+ * (the default) the revokes come as fast as the broker answers them and
+ * the notices queue behind each other: that measures notices per second,
+ * and latencies that include the queue. At --notice-rate R, revoke i is
+ * sent at i/R seconds: at a low rate each revoke's fan-out is done before
+ * the next, and the latency is that of one fan-out. A notice's
  * latency is the time from that reply to its arrival at the subscriber:
  * what a department waits after the issuer was told "done". A notice can
  * arrive before the issuer has read its reply (the broker sends both when
@@ -39,6 +44,7 @@
 #include <sodium.h>
 
 #include "bench.h"
+#include "phases.h"
 #include "subscribers.h"
 
 /* A subscriber acknowledges every this many notices, and its last. */
@@ -146,8 +152,21 @@ static void *reader_main(void *arg)
     return NULL;
 }
 
-/* Revokes records 0..k one at a time; reply_ns[i] and leaf[i] from the
- * reply of revoke i. */
+/* Sleeps until the monotonic time t_ns. */
+static void sleep_until(uint64_t t_ns)
+{
+    uint64_t now = monotonic_ns();
+    struct timespec ts;
+
+    if (t_ns <= now)
+        return;
+    ts.tv_sec = (time_t)((t_ns - now) / 1000000000u);
+    ts.tv_nsec = (long)((t_ns - now) % 1000000000u);
+    nanosleep(&ts, NULL);
+}
+
+/* Revokes records 0..k one at a time (at --notice-rate, when given);
+ * reply_ns[i] and leaf[i] from the reply of revoke i. */
 static int revoke_records(const bench_home *h, size_t k, uint64_t *reply_ns,
                           uint64_t *leaf, uint64_t *first_send_ns)
 {
@@ -169,6 +188,9 @@ static int revoke_records(const bench_home *h, size_t k, uint64_t *reply_ns,
             rc = once_record_sign(rv, &h->issuer, &err);
         if (rc == 0 && i == 0)
             *first_send_ns = monotonic_ns();
+        else if (rc == 0 && opt.notice_rate > 0)
+            sleep_until(*first_send_ns +
+                        (uint64_t)((double)i / opt.notice_rate * 1e9));
         if (rc == 0)
             rc = once_client_revoke_ex(issuer, rv, 0, &receipt, &err);
         reply_ns[i] = monotonic_ns();
@@ -253,6 +275,7 @@ int run_notice_fanout(bench_home *h, const conn *subs, fanout_results *out)
     uint64_t *leaf = calloc(k, sizeof(*leaf));
     reader *rd = calloc(n_readers, sizeof(*rd));
     uint64_t first_send_ns = 0, since, last_total;
+    double cpu0 = 0;
     int rc = -1;
 
     memset(out, 0, sizeof(*out));
@@ -287,6 +310,7 @@ int run_notice_fanout(bench_home *h, const conn *subs, fanout_results *out)
         nap();
     }
     note("revoking %zu records, one after the other", k);
+    cpu0 = process_cpu_seconds(h->pid);
     if (revoke_records(h, k, reply_ns, leaf, &first_send_ns) < 0)
         goto stop;
     out->revoke_seconds = (double)(reply_ns[k - 1] - first_send_ns) / 1e9;
@@ -308,6 +332,7 @@ int run_notice_fanout(bench_home *h, const conn *subs, fanout_results *out)
         }
         nap();
     }
+    out->broker_cpu_seconds = process_cpu_seconds(h->pid) - cpu0;
     rc = 0;
 stop:
     atomic_store(&readers_stop, true);
@@ -340,8 +365,8 @@ out:
 void print_fanout(const fanout_results *fr)
 {
     printf("\nNotice fan-out (%zu subscribers reading with libonce, %zu "
-           "records revoked one after the other)\n", fr->subscribers,
-           fr->revokes);
+           "records revoked one after the other, %s)\n", fr->subscribers,
+           fr->revokes, opt.notice_rate > 0 ? "paced" : "back to back");
     printf("  revokes               %.1f revokes/s (%zu in %.3f s)\n",
            fr->revoke_seconds > 0 ? (double)fr->revokes / fr->revoke_seconds
                                   : 0, fr->revokes, fr->revoke_seconds);
@@ -353,6 +378,10 @@ void print_fanout(const fanout_results *fr)
     printf("  revoke-to-notice      p50 %.0f us  p90 %.0f us  p99 %.0f us  "
            "max %.0f us (from the revoke's reply)\n", fr->latency.p50,
            fr->latency.p90, fr->latency.p99, fr->latency.max);
+    printf("  cpu used by onced     %.3f s (%.1f us a notice)\n",
+           fr->broker_cpu_seconds,
+           fr->received > 0 ? fr->broker_cpu_seconds * 1e6 /
+                                  (double)fr->received : 0);
     printf("  before the reply      %llu notices arrived before the issuer "
            "read its reply (counted as 0 us)\n",
            (unsigned long long)fr->before_reply);

@@ -213,6 +213,10 @@ static void usage(FILE *f)
 "                        (1 to %d)\n"
 "  --notice-records K    the records --notice-fanout revokes (default 100,\n"
 "                        at most --records)\n"
+"  --notice-rate R       --notice-fanout's revokes at R a second (default 0:\n"
+"                        each as soon as the last was answered); a low\n"
+"                        rate measures the latency of one revoke's\n"
+"                        fan-out, back to back the notices/s\n"
 "  -h, --help            this text\n"
 "\n"
 "Exit status: 0 when the run completed and every answer was as expected;\n"
@@ -275,7 +279,7 @@ static void parse_options(int argc, char **argv)
         O_TCP, O_DIR, O_KEEP, O_LIMITS_ONLY, O_JSON, O_CONSOLE, O_RATE,
         O_FIND_MAX_RATE, O_P99_TARGET_MS, O_PHASE_SECONDS, O_START_RATE,
         O_PRELOAD, O_REUSE, O_IDLE_SUBSCRIBERS, O_IDLE_ROUNDS,
-        O_NOTICE_FANOUT, O_NOTICE_RECORDS
+        O_NOTICE_FANOUT, O_NOTICE_RECORDS, O_NOTICE_RATE
     };
     static const struct option longopts[] = {
         {"onced", required_argument, NULL, O_ONCED},
@@ -305,6 +309,7 @@ static void parse_options(int argc, char **argv)
         {"idle-rounds", required_argument, NULL, O_IDLE_ROUNDS},
         {"notice-fanout", required_argument, NULL, O_NOTICE_FANOUT},
         {"notice-records", required_argument, NULL, O_NOTICE_RECORDS},
+        {"notice-rate", required_argument, NULL, O_NOTICE_RATE},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -383,6 +388,9 @@ static void parse_options(int argc, char **argv)
         case O_NOTICE_RECORDS:
             opt.notice_records = parse_count("--notice-records", optarg, 1,
                                              100000000);
+            break;
+        case O_NOTICE_RATE:
+            opt.notice_rate = parse_rate("--notice-rate", optarg, 0.1, 100000);
             break;
         case 'h':
             usage(stdout);

@@ -62,12 +62,14 @@ typedef struct fanout_results {
     double fanout_seconds;       /* first revoke sent to last notice */
     double notices_per_s;
     latency_summary latency;     /* revoke's reply to each notice, us */
+    double broker_cpu_seconds;   /* onced, from the first revoke to the
+                                    last notice */
 } fanout_results;
 
 /* Connects subs[0..--notice-fanout) as subscribers, each reading notices
  * on a thread of its own (acknowledging every 32), revokes the first
- * --notice-records records one after the other through a libonce issuer
- * client, and waits until every subscriber had every notice (or 60 s
+ * --notice-records records one after the other (at --notice-rate) through
+ * a libonce issuer client, and waits until every subscriber had every notice (or 60 s
  * without progress). 0 when all arrived, else -1 noted. */
 int run_notice_fanout(bench_home *h, const conn *subs, fanout_results *out);
 void print_fanout(const fanout_results *fr);
