@@ -40,8 +40,9 @@ expect() {
 number='[0-9]+(\.[0-9]+)?'
 expect '^Idle subscribers \(8 connected, '
 for round in 1 2; do
-    expect "^  round $round  none +$number requests/s \(p99 [0-9]+ us\)  idle +$number requests/s \(p99 [0-9]+ us\)  ratio $number$"
+    expect "^  round $round  none +$number requests/s \(p99 [0-9]+ us, [0-9]+ per onced cpu-s\)  idle +$number requests/s \(p99 [0-9]+ us, [0-9]+ per onced cpu-s\)  ratio $number$"
 done
+expect "^per onced cpu-s: median none $number, idle $number requests/s: ratio idle/none $number$"
 expect "^median none $number, idle $number requests/s: ratio idle/none $number \(target >= 0\.95\)$"
 expect '^Notice fan-out \(8 subscribers reading with libonce, 10 records '
 expect '^  notices received +80 of 80$'

@@ -13,6 +13,9 @@
  * loads the machine fall on both sides alike, as tools/bench/ab.sh and
  * scale.sh do across runs; the last line is median-ratio.py's: the
  * medians of each side and their ratio (the target is at least 0.95).
+ * Each phase also gives its requests per second of CPU onced used, as
+ * scale.sh does: on a loaded machine onced gets a varying share of the
+ * cores, and this moves less with it.
  *
  * Between phases the subscribers are closed (A) or opened again (B): the
  * subscriptions stay, they are durable, so in A the broker holds the
@@ -62,6 +65,7 @@ int run_idle_comparison(bench_home *h, void *ctx, conn *clients,
     size_t n = opt.idle_subscribers, round, i;
     once_client **open = calloc(n, sizeof(*open));
     results base = *r;
+    double per_cpu;
     int rc = -1, side;
 
     memset(out, 0, sizeof(*out));
@@ -83,18 +87,24 @@ int run_idle_comparison(bench_home *h, void *ctx, conn *clients,
             *r = base;
             if (run_requests(h, ctx, clients, r) < 0)
                 goto out;
+            per_cpu = r->broker_cpu_cores > 0
+                          ? r->requests_per_s / r->broker_cpu_cores : 0;
             if (side == 0) {
                 out->none_rate[round] = r->requests_per_s;
                 out->none_p99[round] = r->p99_us;
+                out->none_per_cpu[round] = per_cpu;
             } else {
                 out->idle_rate[round] = r->requests_per_s;
                 out->idle_p99[round] = r->p99_us;
+                out->idle_per_cpu[round] = per_cpu;
                 close_all(open, n);
             }
         }
     }
     out->none_median = median(out->none_rate, out->rounds);
     out->idle_median = median(out->idle_rate, out->rounds);
+    out->none_per_cpu_median = median(out->none_per_cpu, out->rounds);
+    out->idle_per_cpu_median = median(out->idle_per_cpu, out->rounds);
     rc = 0;
 out:
     close_all(open, n);
@@ -109,12 +119,18 @@ void print_idle(const idle_results *ir)
     printf("\nIdle subscribers (%zu connected, subscribed and registered, "
            "never reading; alternating with none)\n", ir->subscribers);
     for (i = 0; i < ir->rounds; i++)
-        printf("  round %zu  none %10.1f requests/s (p99 %.0f us)  idle %10.1f "
-               "requests/s (p99 %.0f us)  ratio %.3f\n", i + 1,
-               ir->none_rate[i], ir->none_p99[i], ir->idle_rate[i],
-               ir->idle_p99[i],
+        printf("  round %zu  none %10.1f requests/s (p99 %.0f us, %.0f per "
+               "onced cpu-s)  idle %10.1f requests/s (p99 %.0f us, %.0f per "
+               "onced cpu-s)  ratio %.3f\n", i + 1, ir->none_rate[i],
+               ir->none_p99[i], ir->none_per_cpu[i], ir->idle_rate[i],
+               ir->idle_p99[i], ir->idle_per_cpu[i],
                ir->none_rate[i] > 0 ? ir->idle_rate[i] / ir->none_rate[i] : 0);
     printf("median none %.1f, idle %.1f requests/s: ratio idle/none %.3f "
            "(target >= 0.95)\n", ir->none_median, ir->idle_median,
            ir->none_median > 0 ? ir->idle_median / ir->none_median : 0);
+    printf("per onced cpu-s: median none %.1f, idle %.1f requests/s: ratio "
+           "idle/none %.3f\n", ir->none_per_cpu_median,
+           ir->idle_per_cpu_median,
+           ir->none_per_cpu_median > 0
+               ? ir->idle_per_cpu_median / ir->none_per_cpu_median : 0);
 }

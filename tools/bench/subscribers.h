@@ -41,7 +41,11 @@ typedef struct idle_results {
     size_t rounds;
     double none_rate[MAX_IDLE_ROUNDS], idle_rate[MAX_IDLE_ROUNDS];
     double none_p99[MAX_IDLE_ROUNDS], idle_p99[MAX_IDLE_ROUNDS];
+    /* requests per second of CPU onced used: moves less with the share
+     * of the cores a loaded machine gives onced */
+    double none_per_cpu[MAX_IDLE_ROUNDS], idle_per_cpu[MAX_IDLE_ROUNDS];
     double none_median, idle_median;
+    double none_per_cpu_median, idle_per_cpu_median;
 } idle_results;
 
 /* Runs the request phase (run_requests) 2 x --idle-rounds times,
@@ -67,7 +71,7 @@ typedef struct fanout_results {
 } fanout_results;
 
 /* Connects subs[0..--notice-fanout) as subscribers, each reading notices
- * on a thread of its own (acknowledging every 32), revokes the first
+ * on a thread of its own (acknowledging every 64), revokes the first
  * --notice-records records one after the other (at --notice-rate) through
  * a libonce issuer client, and waits until every subscriber had every notice (or 60 s
  * without progress). 0 when all arrived, else -1 noted. */
