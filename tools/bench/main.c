@@ -221,8 +221,9 @@ static void usage(FILE *f)
 "\n"
 "Exit status: 0 when the run completed and every answer was as expected;\n"
 "1 when the broker failed (did not start, stopped answering, did not exit\n"
-"0 on SIGTERM, lost an acknowledged record) or any answer was an error or\n"
-"failed verification; 2 on a usage error.\n"
+"0 on SIGTERM, lost an acknowledged record), any answer was an error or\n"
+"failed verification, or a subscriber could not subscribe or missed a\n"
+"notice; 2 on a usage error.\n"
 "\n"
 "The broker and the bench share the machine's cores: on a small machine the\n"
 "broker's figures are a lower bound of what it does on a machine of its own.\n",

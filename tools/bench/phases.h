@@ -21,9 +21,10 @@ int make_publish_body(const once_keypair *issuer, unsigned long i,
 int run_publishes(bench_home *h, void *ctx, results *r);
 
 /* Signs the request envelopes of clients[0..--clients), connects those
- * not connected yet in ctx and drives them for --seconds; fills r's request, latency and CPU
- * figures. 0 only when every answer was a Response and each client's
- * sample verifies with exactly the granted fields. */
+ * not connected yet in ctx and drives them for --seconds; fills r's
+ * request, latency and CPU figures. 0 only when every answer was a
+ * Response and each client's sample verifies with exactly the granted
+ * fields. */
 int run_requests(bench_home *h, void *ctx, conn *clients, results *r);
 
 /* Signs per_conn new request envelopes, each for a random record, on

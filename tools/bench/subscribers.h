@@ -73,8 +73,8 @@ typedef struct fanout_results {
 /* Connects subs[0..--notice-fanout) as subscribers, each reading notices
  * on a thread of its own (acknowledging every 64), revokes the first
  * --notice-records records one after the other (at --notice-rate) through
- * a libonce issuer client, and waits until every subscriber had every notice (or 60 s
- * without progress). 0 when all arrived, else -1 noted. */
+ * a libonce issuer client, and waits until every subscriber had every
+ * notice (or 60 s without progress). 0 when all arrived, else -1 noted. */
 int run_notice_fanout(bench_home *h, const conn *subs, fanout_results *out);
 void print_fanout(const fanout_results *fr);
 
