@@ -13,7 +13,8 @@
  * counted against it); enough for the broker to verify at the machine's
  * full verify rate for the whole run, and a quarter more. Then the drivers
  * keep --window requests in flight per connection for --seconds, and the
- * CPU time onced used meanwhile is read from /proc.
+ * CPU time onced used meanwhile is read from /proc (and, with --console,
+ * that of its console thread alone).
  *
  * Every answer must be a Response: an Error is a bug in the bench's setup
  * or in the broker, and fails the run. One answer per connection is
@@ -46,17 +47,25 @@
 #include "record_internal.h"
 #include "registry.h"
 #include "report.h"
+#include "scrape.h"
 #include "store.h"
 
 double process_cpu_seconds(pid_t pid)
 {
-    char path[64], buf[2048], *p;
+    char path[64];
+
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    return stat_cpu_seconds(path);
+}
+
+double stat_cpu_seconds(const char *path)
+{
+    char buf[2048], *p;
     unsigned long long utime, stime;
     FILE *f;
     size_t n;
     int field;
 
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
     if ((f = fopen(path, "r")) == NULL)
         return -1;
     n = fread(buf, 1, sizeof(buf) - 1, f);
@@ -306,7 +315,7 @@ int presign(conn *clients, size_t n, size_t per_conn)
 int run_requests(bench_home *h, void *ctx, conn *clients, results *r)
 {
     size_t per_conn, total_latency = 0, i;
-    double budget, cpu0_broker, cpu0_self, wall;
+    double budget, cpu0_broker, cpu0_self, cpu0_console, wall;
     uint64_t start, deadline, presign_start;
     uint32_t *all = NULL;
     int rc = -1;
@@ -340,6 +349,7 @@ int run_requests(bench_home *h, void *ctx, conn *clients, results *r)
     note("running %lu clients for %.1f s", opt.clients, opt.seconds);
     cpu0_broker = process_cpu_seconds(h->pid);
     cpu0_self = self_cpu_seconds();
+    cpu0_console = console_thread_cpu_seconds(h->pid);
     start = monotonic_ns();
     deadline = start + seconds_ns(opt.seconds);
     if (run_drivers(clients, opt.clients, opt.threads, opt.window, deadline) < 0)
@@ -347,6 +357,8 @@ int run_requests(bench_home *h, void *ctx, conn *clients, results *r)
     wall = (double)(monotonic_ns() - start) / 1e9;
     r->broker_cpu_cores = (process_cpu_seconds(h->pid) - cpu0_broker) / wall;
     r->bench_cpu_cores = (self_cpu_seconds() - cpu0_self) / wall;
+    r->console_cpu_cores = cpu0_console < 0 ? 0 :
+        (console_thread_cpu_seconds(h->pid) - cpu0_console) / wall;
 
     for (i = 0; i < opt.clients; i++) {
         conn *c = &clients[i];

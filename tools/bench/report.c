@@ -196,6 +196,9 @@ void print_text(const results *r)
     printf("  %-36s %12" PRIu64 "\n", "errors", r->errors);
     printf("  %-36s %12.2f     (bench: %.2f)\n", "cpu cores used by onced",
            r->broker_cpu_cores, r->bench_cpu_cores);
+    if (opt.console)
+        printf("  %-36s %12.4f\n", "of which the console thread",
+               r->console_cpu_cores);
     printf("  %-36s %12zu     (signed in %.1f s before the timed phase%s)\n",
            "pre-signed request envelopes", r->presigned, r->presign_seconds,
            r->presigned_exhausted ? "; ran out early" : "");
@@ -280,13 +283,13 @@ void print_json(const results *r)
                "\"requests_per_s\": %.1f, \"latency_us\": {\"p50\": %.0f, "
                "\"p99\": %.0f, \"p99.9\": %.0f, \"max\": %.0f}, "
                "\"errors\": %" PRIu64 ", \"broker_cpu_cores\": %.2f, "
-               "\"bench_cpu_cores\": %.2f, \"presigned\": %zu, "
-               "\"presigned_exhausted\": %s},\n",
+               "\"bench_cpu_cores\": %.2f, \"console_cpu_cores\": %.4f, "
+               "\"presigned\": %zu, \"presigned_exhausted\": %s},\n",
                r->records, opt.clients, opt.window, opt.threads,
                r->request_seconds, r->publishes_per_s, r->requests_ok,
                r->requests_total, r->requests_per_s, r->p50_us, r->p99_us, r->p999_us,
                r->max_us, r->errors, r->broker_cpu_cores, r->bench_cpu_cores,
-               r->presigned, r->presigned_exhausted ? "true" : "false");
+               r->console_cpu_cores, r->presigned, r->presigned_exhausted ? "true" : "false");
         printf("  \"ratios\": {\"requests_per_verify_capacity\": %.4f, "
                "\"requests_per_zmq_curve_echo\": %.4f, "
                "\"requests_per_zmq_plain_echo\": %.4f, "

@@ -59,6 +59,7 @@ typedef struct results {
     double p50_us, p99_us, p999_us, max_us;
     double broker_cpu_cores;
     double bench_cpu_cores;
+    double console_cpu_cores;    /* --console: onced's console thread */
     bool presigned_exhausted;
     size_t presigned;
     double presign_seconds;
