@@ -524,3 +524,41 @@ int auditlog_evidence_get(MDB_txn *txn, const auditlog *log, uint64_t index,
     return get_indexed(txn, log->evidence, index, evidence, "log evidence",
                        err);
 }
+
+int auditlog_leaf_each(MDB_txn *txn, const auditlog *log, uint64_t from,
+                       uint64_t to,
+                       int (*fn)(uint64_t index, const MDB_val *leaf,
+                                 void *arg),
+                       void *arg, once_error *err)
+{
+    uint8_t k[8];
+    MDB_val key = {sizeof(k), k}, val;
+    MDB_cursor *cur;
+    uint64_t index;
+    int rc, ret = 0;
+
+    if (from >= to)
+        return 0;
+    if ((rc = mdb_cursor_open(txn, log->leaves, &cur)) != 0)
+        return store_error(rc, "log leaf", err);
+    store_put_u64be(k, from);
+    rc = mdb_cursor_get(cur, &key, &val, MDB_SET_KEY);
+    for (index = from; rc == 0 && index < to; index++) {
+        /* Keys are u64be indexes, so the next key is the next leaf. */
+        if (key.mv_size != 8 || store_get_u64be(key.mv_data) != index)
+            break;
+        if ((ret = fn(index, &val, arg)) != 0)
+            break;
+        if (index + 1 < to)
+            rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
+    }
+    mdb_cursor_close(cur);
+    if (ret != 0)
+        return ret;
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        return store_error(rc, "log leaf", err);
+    if (index < to)
+        return once_error_set(err, ONCE_ERR_NOT_FOUND, "no log leaf at index "
+                              "%llu", (unsigned long long)index);
+    return 0;
+}

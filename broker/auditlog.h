@@ -117,4 +117,14 @@ int auditlog_leaf_get(MDB_txn *txn, const auditlog *log, uint64_t index,
 int auditlog_evidence_get(MDB_txn *txn, const auditlog *log, uint64_t index,
                           MDB_val *evidence, once_error *err);
 
+/* Calls fn with the bytes of every leaf from <= index < to, in order,
+ * through one cursor (a leaf_get each would descend the tree each time);
+ * a non-zero return from fn stops the walk and is returned.
+ * -ONCE_ERR_NOT_FOUND when a leaf of the range is missing. */
+int auditlog_leaf_each(MDB_txn *txn, const auditlog *log, uint64_t from,
+                       uint64_t to,
+                       int (*fn)(uint64_t index, const MDB_val *leaf,
+                                 void *arg),
+                       void *arg, once_error *err);
+
 #endif

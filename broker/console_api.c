@@ -153,17 +153,6 @@ typedef struct walk {
     json_t *list;
 } walk;
 
-static const kpi_counts *counts_of(const kpi_counts *rows, size_t n,
-                                   const char *name)
-{
-    size_t i;
-
-    for (i = 0; i < n; i++)
-        if (strcmp(rows[i].name, name) == 0)
-            return &rows[i];
-    return NULL;
-}
-
 static json_t *counts_json(const kpi_counts *c)
 {
     static const kpi_counts none;
@@ -184,8 +173,7 @@ static int department_json(const department *d, void *arg)
     walk *w = arg;
     const kpi *k = &w->st->kpi;
     unsigned open = conn_limit_open(w->st->connections, d->id);
-    json_t *o = counts_json(counts_of(k->departments, k->n_departments,
-                                      d->id));
+    json_t *o = counts_json(kpi_find(&k->departments, d->id));
 
     json_object_set_new(o, "id", json_string(d->id));
     json_object_set_new(o, "name", json_string(d->name));
@@ -211,7 +199,7 @@ static int type_json(const record_type *t, void *arg)
 {
     walk *w = arg;
     const kpi *k = &w->st->kpi;
-    json_t *o = counts_json(counts_of(k->types, k->n_types, t->name));
+    json_t *o = counts_json(kpi_find(&k->types, t->name));
 
     json_object_set_new(o, "name", json_string(t->name));
     json_object_set_new(o, "subject", json_string(
@@ -298,12 +286,13 @@ static json_t *exchanges_json(console_state *st, MDB_txn *txn,
 
 /* ---- KPIs -------------------------------------------------------------- */
 
-static json_t *per_name(const kpi_counts *rows, size_t n, bool requests)
+static json_t *per_name(const kpi_table *t, bool requests)
 {
+    const kpi_counts *rows = t->rows;
     json_t *o = json_object();
     size_t i;
 
-    for (i = 0; i < n; i++)
+    for (i = 0; i < t->n; i++)
         if (!requests || rows[i].requests_granted + rows[i].requests_refused)
             json_object_set_new(o, rows[i].name, json_integer(
                 (json_int_t)rows[i].requests_granted));
@@ -319,8 +308,7 @@ typedef struct participation {
 static int count_participation(const department *d, void *arg)
 {
     participation *p = arg;
-    const kpi_counts *c = counts_of(p->k->departments, p->k->n_departments,
-                                    d->id);
+    const kpi_counts *c = kpi_find(&p->k->departments, d->id);
 
     p->registered++;
     if (c != NULL && c->publishes > 0)
@@ -379,8 +367,8 @@ static json_t *kpis_json(console_state *st, MDB_txn *txn, once_error *err)
         "s:{s:I, s:f, s:f, s:o}, s:{s:I, s:I, s:I, s:I}, s:o, s:I}",
         "leaves_counted", (json_int_t)k->next_index,
         "copies_avoided", "total", (json_int_t)k->requests_granted,
-        "per_type", per_name(k->types, k->n_types, true),
-        "per_department", per_name(k->departments, k->n_departments, true),
+        "per_type", per_name(&k->types, true),
+        "per_department", per_name(&k->departments, true),
         "per_day", days,
         "sharing_rate", kpi_sharing_rate(k),
         "requests", (json_int_t)(k->requests_granted + k->requests_refused),

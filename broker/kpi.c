@@ -27,6 +27,18 @@
  *     catching up over a few scrapes instead of stalling one. The cost is a
  *     read and a protobuf decode per leaf, once per process lifetime (and
  *     for a granted publish, the decode of its envelope for issued_at).
+ *     A restart needs nothing persisted: the first answers after a start
+ *     count the whole log again, which gives the same totals.
+ *
+ * That per-leaf cost is nearly all the console costs a busy broker (a
+ * profile of the console thread under once-bench --console:
+ * docs/PERFORMANCE.md, The console's cost), so it is kept small: the new
+ * leaves are read through one LMDB cursor (auditlog_leaf_each) rather
+ * than a tree descent each; each leaf is decoded into an arena (arena.c)
+ * reset after it, not with a malloc per string and bytes field; and a
+ * department's or type's row is found through a hashed index of its
+ * table, not by comparing the name with every row (a thousand
+ * departments would make that a thousand strcmp per leaf).
  *
  * All of it belongs to the console thread: nothing here is shared, so
  * nothing here locks. Tables are bounded: KPI_MAX_NAMES departments and as
@@ -43,49 +55,101 @@
 #define MS_PER_MINUTE 60000u
 #define MS_PER_DAY 86400000u
 #define OTHER_NAME "(other)"
+#define DECODE_BLOCK_BYTES 16384 /* a leaf, and most publishes' evidence */
+
+_Static_assert((KPI_NAME_SLOTS & (KPI_NAME_SLOTS - 1)) == 0 &&
+               KPI_NAME_SLOTS >= 2 * KPI_MAX_NAMES &&
+               KPI_NAME_SLOTS <= UINT16_MAX, "the name index's size");
 
 const double kpi_freshness_bounds[KPI_FRESHNESS_BUCKETS] = {
     1, 10, 60, 600, 3600, 21600, 86400, 604800, 2592000, 31536000,
 };
 
+static int table_init(kpi_table *t)
+{
+    t->rows = calloc(KPI_MAX_NAMES, sizeof(*t->rows));
+    t->slots = calloc(KPI_NAME_SLOTS, sizeof(*t->slots));
+    return t->rows != NULL && t->slots != NULL ? 0 : -1;
+}
+
+static void table_free(kpi_table *t)
+{
+    free(t->rows);
+    free(t->slots);
+}
+
 int kpi_init(kpi *k, once_error *err)
 {
     memset(k, 0, sizeof(*k));
-    k->departments = calloc(KPI_MAX_NAMES, sizeof(*k->departments));
-    k->types = calloc(KPI_MAX_NAMES, sizeof(*k->types));
     k->days = calloc(KPI_MAX_DAYS, sizeof(*k->days));
-    if (k->departments == NULL || k->types == NULL || k->days == NULL) {
+    k->decode_block = malloc(DECODE_BLOCK_BYTES);
+    if (table_init(&k->departments) < 0 || table_init(&k->types) < 0 ||
+        k->days == NULL || k->decode_block == NULL) {
         kpi_free(k);
         return once_error_set(err, ONCE_ERR_NO_MEMORY, "out of memory");
     }
+    arena_init(&k->decode, k->decode_block, DECODE_BLOCK_BYTES);
     return 0;
 }
 
 void kpi_free(kpi *k)
 {
-    free(k->departments);
-    free(k->types);
+    table_free(&k->departments);
+    table_free(&k->types);
     free(k->days);
+    if (k->decode_block != NULL)
+        arena_reset(&k->decode);
+    free(k->decode_block);
     memset(k, 0, sizeof(*k));
+}
+
+/* FNV-1a: names are short and chosen by operators, not by departments. */
+static size_t name_hash(const char *name)
+{
+    uint32_t h = 2166136261u;
+
+    for (; *name != '\0'; name++)
+        h = (h ^ (uint8_t)*name) * 16777619u;
+    return h;
+}
+
+/* The slot of name in t's index: the one holding it, or the free one
+ * where it would go (there is always one: twice as many slots as rows). */
+static uint16_t *slot_of(const kpi_table *t, const char *name)
+{
+    size_t i = name_hash(name) & (KPI_NAME_SLOTS - 1);
+
+    while (t->slots[i] != 0 && strcmp(t->rows[t->slots[i] - 1].name, name))
+        i = (i + 1) & (KPI_NAME_SLOTS - 1);
+    return &t->slots[i];
+}
+
+const kpi_counts *kpi_find(const kpi_table *t, const char *name)
+{
+    uint16_t *slot = slot_of(t, name);
+
+    return *slot != 0 ? &t->rows[*slot - 1] : NULL;
 }
 
 /* The row of name, added when new; the last row collects every name past
  * the table's size. */
-static kpi_counts *row(kpi_counts *table, size_t *n, const char *name)
+static kpi_counts *row(kpi_table *t, const char *name)
 {
-    size_t i;
+    uint16_t *slot = slot_of(t, name);
 
-    for (i = 0; i < *n; i++)
-        if (strcmp(table[i].name, name) == 0)
-            return &table[i];
-    if (*n == KPI_MAX_NAMES - 1 || *n == KPI_MAX_NAMES) {
-        *n = KPI_MAX_NAMES;
-        snprintf(table[KPI_MAX_NAMES - 1].name,
-                 sizeof(table[0].name), "%s", OTHER_NAME);
-        return &table[KPI_MAX_NAMES - 1];
+    if (*slot != 0)
+        return &t->rows[*slot - 1];
+    if (t->n >= KPI_MAX_NAMES - 1) {
+        if (t->n == KPI_MAX_NAMES - 1) {
+            snprintf(t->rows[KPI_MAX_NAMES - 1].name,
+                     sizeof(t->rows[0].name), "%s", OTHER_NAME);
+            t->n = KPI_MAX_NAMES;
+        }
+        return &t->rows[KPI_MAX_NAMES - 1];
     }
-    snprintf(table[*n].name, sizeof(table[0].name), "%s", name);
-    return &table[(*n)++];
+    snprintf(t->rows[t->n].name, sizeof(t->rows[0].name), "%s", name);
+    *slot = (uint16_t)(t->n + 1);
+    return &t->rows[t->n++];
 }
 
 /* The day's row; leaves come in time order, nearly always today's. A
@@ -122,31 +186,25 @@ static kpi_minute *minute_row(kpi *k, uint64_t minute)
 }
 
 /* issued_at of the record a granted publish carried, from its evidence;
- * 0 when it cannot be read. */
+ * 0 when it cannot be read. Decoded into alloc, which the caller resets. */
 static uint64_t publish_issued_at(MDB_txn *txn, const auditlog *log,
-                                  uint64_t index)
+                                  uint64_t index, ProtobufCAllocator *alloc)
 {
     Once__Envelope *env = NULL;
     Once__Publish *pub = NULL;
     Once__RecordHeader *h = NULL;
-    uint64_t issued = 0;
     once_error err;
     MDB_val ev;
 
     if (auditlog_evidence_get(txn, log, index, &ev, &err) < 0)
         return 0;
-    env = once__envelope__unpack(NULL, ev.mv_size, ev.mv_data);
+    env = once__envelope__unpack(alloc, ev.mv_size, ev.mv_data);
     if (env != NULL && env->kind == ONCE__KIND__KIND_PUBLISH)
-        pub = once__publish__unpack(NULL, env->body.len, env->body.data);
+        pub = once__publish__unpack(alloc, env->body.len, env->body.data);
     if (pub != NULL && pub->record != NULL)
-        h = once__record_header__unpack(NULL, pub->record->header.len,
+        h = once__record_header__unpack(alloc, pub->record->header.len,
                                         pub->record->header.data);
-    if (h != NULL)
-        issued = h->issued_at;
-    once__record_header__free_unpacked(h, NULL);
-    once__publish__free_unpacked(pub, NULL);
-    once__envelope__free_unpacked(env, NULL);
-    return issued;
+    return h != NULL ? h->issued_at : 0;
 }
 
 static void count_freshness(kpi *k, uint64_t issued_at, uint64_t logged_at)
@@ -163,12 +221,13 @@ static void count_freshness(kpi *k, uint64_t issued_at, uint64_t logged_at)
 }
 
 static void count_leaf(kpi *k, MDB_txn *txn, const auditlog *log,
-                       uint64_t index, const Once__LogLeaf *l)
+                       uint64_t index, const Once__LogLeaf *l,
+                       ProtobufCAllocator *alloc)
 {
     bool granted = l->decision == ONCE__DECISION__DECISION_GRANTED;
-    kpi_counts *dept = row(k->departments, &k->n_departments, l->department);
+    kpi_counts *dept = row(&k->departments, l->department);
     kpi_counts *type = l->record_type[0] != '\0'
-                           ? row(k->types, &k->n_types, l->record_type)
+                           ? row(&k->types, l->record_type)
                            : NULL;
     kpi_day *day = day_row(k, l->time / MS_PER_DAY);
     kpi_minute *minute = minute_row(k, l->time / MS_PER_MINUTE);
@@ -200,7 +259,7 @@ static void count_leaf(kpi *k, MDB_txn *txn, const auditlog *log,
         day->publishes++;
         if (type != NULL)
             type->publishes++;
-        issued = publish_issued_at(txn, log, index);
+        issued = publish_issued_at(txn, log, index, alloc);
         if (issued != 0)
             count_freshness(k, issued, l->time);
         break;
@@ -232,31 +291,45 @@ static void count_leaf(kpi *k, MDB_txn *txn, const auditlog *log,
     }
 }
 
+typedef struct update {
+    kpi *k;
+    MDB_txn *txn;
+    const auditlog *log;
+    once_error *err;
+} update;
+
+static int count_one(uint64_t index, const MDB_val *leaf, void *arg)
+{
+    update *u = arg;
+    kpi *k = u->k;
+    ProtobufCAllocator alloc = arena_allocator(&k->decode);
+    Once__LogLeaf *l = once__log_leaf__unpack(&alloc, leaf->mv_size,
+                                              leaf->mv_data);
+
+    if (l == NULL) {
+        arena_reset(&k->decode);
+        return once_error_set(u->err, ONCE_ERR_INTERNAL, "log leaf %llu "
+                              "does not decode", (unsigned long long)index);
+    }
+    count_leaf(k, u->txn, u->log, index, l, &alloc);
+    arena_reset(&k->decode);
+    k->next_index = index + 1;
+    return 0;
+}
+
 int kpi_update(kpi *k, MDB_txn *txn, const auditlog *log, size_t max_leaves,
                once_error *err)
 {
+    update u = { k, txn, log, err };
     uint64_t size, end;
-    MDB_val leaf;
     int rc;
 
     if ((rc = auditlog_size(txn, log, &size, err)) < 0)
         return rc;
     end = size - k->next_index > max_leaves ? k->next_index + max_leaves
                                             : size;
-    for (; k->next_index < end; k->next_index++) {
-        Once__LogLeaf *l;
-
-        if ((rc = auditlog_leaf_get(txn, log, k->next_index, &leaf, err)) < 0)
-            return rc;
-        l = once__log_leaf__unpack(NULL, leaf.mv_size, leaf.mv_data);
-        if (l == NULL)
-            return once_error_set(err, ONCE_ERR_INTERNAL, "log leaf %llu "
-                                  "does not decode",
-                                  (unsigned long long)k->next_index);
-        count_leaf(k, txn, log, k->next_index, l);
-        once__log_leaf__free_unpacked(l, NULL);
-    }
-    return 0;
+    return auditlog_leaf_each(txn, log, k->next_index, end, count_one, &u,
+                              err);
 }
 
 double kpi_sharing_rate(const kpi *k)
@@ -347,12 +420,12 @@ void kpi_write_metrics(const kpi *k, FILE *out)
           "department (the sender), kind and decision.\n"
           "# TYPE once_department_exchanges_total counter\n", out);
     write_counts(out, "once_department_exchanges_total", "department",
-                 k->departments, k->n_departments);
+                 k->departments.rows, k->departments.n);
     fputs("# HELP once_type_exchanges_total Exchanges in the log by record "
           "type, kind and decision.\n"
           "# TYPE once_type_exchanges_total counter\n", out);
-    write_counts(out, "once_type_exchanges_total", "type", k->types,
-                 k->n_types);
+    write_counts(out, "once_type_exchanges_total", "type", k->types.rows,
+                 k->types.n);
     fputs("# HELP once_publish_freshness_seconds From a record's issued_at "
           "to its publish.\n"
           "# TYPE once_publish_freshness_seconds histogram\n", out);

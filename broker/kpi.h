@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "arena.h"
 #include "auditlog.h"
 #include "store.h"
 
@@ -20,6 +21,7 @@
 #define KPI_MAX_DAYS 400       /* newest days kept */
 #define KPI_MINUTES 60         /* the throughput chart's window */
 #define KPI_FRESHNESS_BUCKETS 10
+#define KPI_NAME_SLOTS 2048    /* a table's name index, twice its rows */
 
 /* Counts of one department or one type. For a type, requests_granted is
  * its copies avoided; for a department, that of its requests. */
@@ -47,15 +49,21 @@ typedef struct kpi_minute {
     uint64_t refused;
 } kpi_minute;
 
+/* A table of kpi_counts and its index by name: open addressing, a slot
+ * holding a row's number plus one (0: free). */
+typedef struct kpi_table {
+    kpi_counts *rows;          /* KPI_MAX_NAMES, the last is "(other)" */
+    size_t n;
+    uint16_t *slots;           /* KPI_NAME_SLOTS */
+} kpi_table;
+
 typedef struct kpi {
     uint64_t next_index;       /* leaves before it are counted */
     uint64_t first_leaf_ms;
     uint64_t publishes, revokes, requests_granted, requests_refused;
     uint64_t refused_by_code[KPI_CODES];
-    kpi_counts *departments;   /* KPI_MAX_NAMES, the last is "(other)" */
-    size_t n_departments;
-    kpi_counts *types;
-    size_t n_types;
+    kpi_table departments;     /* by the sending department */
+    kpi_table types;           /* by record type */
     kpi_day *days;             /* KPI_MAX_DAYS, oldest first */
     size_t n_days;
     kpi_minute minutes[KPI_MINUTES]; /* by minute % KPI_MINUTES */
@@ -63,6 +71,10 @@ typedef struct kpi {
     uint64_t freshness_buckets[KPI_FRESHNESS_BUCKETS + 1];
     uint64_t freshness_sum_ms;
     uint64_t freshness_count;
+    /* Where each leaf (and a publish's evidence) is decoded, reset after
+     * each: no malloc per field. */
+    arena decode;
+    uint8_t *decode_block;
 } kpi;
 
 extern const double kpi_freshness_bounds[KPI_FRESHNESS_BUCKETS];
@@ -74,6 +86,9 @@ void kpi_free(kpi *k);
  * them (the rest next time), in txn. */
 int kpi_update(kpi *k, MDB_txn *txn, const auditlog *log, size_t max_leaves,
                once_error *err);
+
+/* The row of name in t (departments or types), NULL when it has none. */
+const kpi_counts *kpi_find(const kpi_table *t, const char *name);
 
 /* Granted requests over all requests, 0 when there are none. */
 double kpi_sharing_rate(const kpi *k);

@@ -10,7 +10,8 @@ reads, the log leaf, the commit, and so on. So each sample's call stack
 without frame pointers) is walked from the innermost frame outwards and
 charged to the first function that names a stage; a sample on a libzmq
 background thread is charged to CURVE when it is in libsodium, else to
-libzmq's transport. Samples whose stack names no stage are "other". The "kernel" column is
+libzmq's transport, and one on the console thread (MHD-single) to the
+console's step it is in. Samples whose stack names no stage are "other". The "kernel" column is
 the part of a stage's samples spent in the kernel (system calls, the
 wake-ups of the threads a request passes through, the file system under
 the commit).
@@ -67,8 +68,30 @@ STAGES = {
     "io_main": "I/O: other",
 }
 
+# The console thread (libmicrohttpd's, named MHD-single): what it does for
+# a scrape or an API call; the rest of it is HTTP.
+CONSOLE_STAGES = {
+    "kpi_update": "console: KPIs from new leaves",
+    "kpi_write_metrics": "console: /metrics text",
+    "metrics_write_data_path": "console: /metrics text",
+    "metrics_write_process": "console: process metrics (/proc)",
+    "metrics_map_use": "console: map use (free list)",
+    "readers_used": "console: reader slots",
+    "metrics_write_store": "console: store and log state",
+    "metrics_log_state": "console: store and log state",
+    "console_api_get": "console: JSON API",
+    "console_health": "console: health checks",
+    "console_metrics": "console: /metrics, other",
+}
+
 
 def classify(comm, frames):
+    if comm.startswith("MHD"):
+        for _dso, sym in frames:
+            name = sym.split("+")[0].replace(" (inlined)", "")
+            if name in CONSOLE_STAGES:
+                return CONSOLE_STAGES[name]
+        return "console: HTTP (libmicrohttpd), other"
     if comm.startswith("ZMQbg"):
         if frames and "libsodium" in frames[0][0]:
             return "libzmq I/O thread: CURVE crypto"
