@@ -52,20 +52,13 @@
 
 double process_cpu_seconds(pid_t pid)
 {
-    char path[64];
-
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    return stat_cpu_seconds(path);
-}
-
-double stat_cpu_seconds(const char *path)
-{
-    char buf[2048], *p;
+    char path[64], buf[2048], *p;
     unsigned long long utime, stime;
     FILE *f;
     size_t n;
     int field;
 
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
     if ((f = fopen(path, "r")) == NULL)
         return -1;
     n = fread(buf, 1, sizeof(buf) - 1, f);

@@ -40,9 +40,6 @@ int check_sample(const conn *c, const uint8_t issuer_pk[32]);
 /* CPU seconds (user + system) process pid, or this one, has used. */
 double process_cpu_seconds(pid_t pid);
 double self_cpu_seconds(void);
-/* The user and system CPU seconds of a /proc stat file (a process's, or
- * one thread's: /proc/PID/task/TID/stat); -1 when it cannot be read. */
-double stat_cpu_seconds(const char *path);
 
 /* After the broker stopped: 0 when its database holds exactly `expected`
  * records, else -1 noted. */

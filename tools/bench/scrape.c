@@ -28,7 +28,6 @@
 #include <curl/curl.h>
 
 #include "bench.h"
-#include "phases.h"
 #include "scrape.h"
 
 #define SCRAPE_INTERVAL_NS 1000000000ull
@@ -115,6 +114,24 @@ static void *scrape_main(void *arg)
     return NULL;
 }
 
+/* The thread's time on a CPU, in ns, from schedstat: /proc's stat counts
+ * clock ticks (10 ms), too coarse for a thread that runs a few ms a
+ * second. */
+static double thread_cpu_seconds(pid_t pid, const char *tid)
+{
+    char path[320];
+    unsigned long long ns;
+    FILE *f;
+    int n;
+
+    snprintf(path, sizeof(path), "/proc/%d/task/%s/schedstat", (int)pid, tid);
+    if ((f = fopen(path, "r")) == NULL)
+        return -1;
+    n = fscanf(f, "%llu", &ns);
+    fclose(f);
+    return n == 1 ? (double)ns / 1e9 : -1;
+}
+
 double console_thread_cpu_seconds(pid_t pid)
 {
     char path[320], comm[32];
@@ -135,11 +152,7 @@ double console_thread_cpu_seconds(pid_t pid)
             continue;
         if (fgets(comm, sizeof(comm), f) != NULL &&
             strncmp(comm, CONSOLE_THREAD "\n", sizeof(CONSOLE_THREAD)) == 0)
-        {
-            snprintf(path, sizeof(path), "/proc/%d/task/%s/stat", (int)pid,
-                     e->d_name);
-            cpu = stat_cpu_seconds(path);
-        }
+            cpu = thread_cpu_seconds(pid, e->d_name);
         fclose(f);
     }
     closedir(dir);
