@@ -43,13 +43,13 @@
  * onced_process.c, which the end-to-end test harness shares), conn.c (the
  * pipelined connections and their driver threads), phases.c (publishes,
  * requests and the checks), openloop.c (--rate and --find-max-rate: the
- * open-loop schedule and the search), report.c (text and JSON), scrape.c (--console:
- * the console scraped every second), preload.c (--preload: records
- * stored without the wire), reuse.c (--reuse: a kept home run again),
- * footprint.c (onced's memory, the bytes of each table), idle.c
- * (--idle-subscribers: the request rate with idle subscribers against
- * none), fanout.c (--notice-fanout: notices to subscribers that read
- * them), bench.c (helpers).
+ * open-loop schedule and the search), report.c (text and JSON), scrape.c
+ * (--console: the console scraped every second, the dashboard's fetches
+ * every other), preload.c (--preload: records stored without the wire),
+ * reuse.c (--reuse: a kept home run again), footprint.c (onced's memory,
+ * the bytes of each table), idle.c (--idle-subscribers: the request rate
+ * with idle subscribers against none), fanout.c (--notice-fanout: notices
+ * to subscribers that read them), bench.c (helpers).
  * This file holds the command line and the order of the run.
  */
 #include <errno.h>
@@ -194,8 +194,10 @@ static void usage(FILE *f)
 "                        the uncounted 0.5 s warm-up of both (default 1000)\n"
 "  --console             turn onced's console on (a loopback port, a token)\n"
 "                        and fetch /metrics every second during the request\n"
-"                        phase, as Prometheus would; compare with a run\n"
-"                        without (tools/bench/console-overhead.sh)\n"
+"                        phase, as Prometheus would, and every other second\n"
+"                        what an open dashboard fetches; reports the console\n"
+"                        thread's CPU; compare with a run without\n"
+"                        (tools/bench/console-overhead.sh)\n"
 "  --idle-subscribers N  run the request phase 2 x --idle-rounds times,\n"
 "                        alternating: with no subscriber, then with N\n"
 "                        subscriber departments connected through\n"
