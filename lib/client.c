@@ -26,11 +26,21 @@
  *
  * The socket is used by one thread at a time, as ZeroMQ requires.
  *
+ * Flights. Every envelope sent is a flight in a table of at most
+ * ONCE_MAX_IN_FLIGHT: its bytes (for re-sending), the deadline of its
+ * attempt, and once ended its answer or its failure, kept until its caller
+ * collects it. A synchronous call is a flight sent and waited for at once
+ * (client_exchange); the pipelined requests (client_pipeline.c) send
+ * several and collect them as they end. While any caller waits, the one
+ * receiving loop (wait_for_broker) puts each answer into the flight whose
+ * seq its reply_to names, re-sends the flights whose attempt timed out and
+ * ends with TIMEOUT those out of attempts, so that every flight ends and
+ * no answer is lost to a caller waiting for another one.
+ *
  * This file is the connection and the session: opening and closing the
- * socket, sealing an envelope with the next seq, and the one loop that sends
- * it and waits for the answer whose reply_to is that seq (client_exchange,
- * wait_answer). Everything that receives from the socket is here, so a
- * message the broker sends unasked has one place to be handled. The public
+ * socket, sealing an envelope with the next seq, the flights and the one
+ * loop that receives. Everything that receives from the socket is here, so
+ * a message the broker sends unasked has one place to be handled. The public
  * calls that build the bodies (publish, revoke, request, ping, prepared
  * envelopes) are in client_calls.c, receipts in receipt.c; they reach this
  * file only through client_internal.h.
@@ -64,6 +74,23 @@
 #define CLIENT_HEARTBEAT_IVL_MS 10000
 #define CLIENT_HEARTBEAT_TIMEOUT_MS 30000
 
+/* An envelope sent and not yet handed back to its caller: sent (and
+ * re-sent after each timeout) until its answer or its failure ends it,
+ * kept until the caller collects it. seq 0 marks a free slot. */
+typedef struct client_flight {
+    uint64_t seq;
+    int kind;                /* the envelope's kind */
+    uint8_t *packed;         /* the signed envelope, re-sent as is */
+    size_t packed_len;
+    int attempts_left;
+    uint64_t deadline_ms;    /* of the current attempt */
+    int ended;               /* an answer (reply) or a failure is in */
+    int reply_kind;
+    uint8_t *reply;          /* the answer's body; NULL: failure */
+    size_t reply_len;
+    once_error failure;
+} client_flight;
+
 struct once_client {
     void *context;
     void *socket;
@@ -77,6 +104,8 @@ struct once_client {
     int retries;
     uint64_t connections;            /* handshakes completed so far */
     struct client_notices *notices;  /* client_notices.c; NULL until used */
+    client_flight flights[ONCE_MAX_IN_FLIGHT];
+    size_t in_flight;                /* slots of flights in use */
 };
 
 static int set_socket_option(void *sock, int option, const void *value,
@@ -230,8 +259,15 @@ fail:
 
 void once_client_close(once_client *c)
 {
+    size_t i;
+
     if (c == NULL)
         return;
+    /* Flights not collected: their answers are dropped with the client. */
+    for (i = 0; i < ONCE_MAX_IN_FLIGHT; i++) {
+        free(c->flights[i].packed);
+        free(c->flights[i].reply);
+    }
     if (c->socket != NULL) {
         zmq_socket_monitor(c->socket, NULL, 0);
         zmq_close(c->socket);
@@ -246,15 +282,92 @@ void once_client_close(once_client *c)
     free(c);
 }
 
-/* Decodes an answer envelope into *reply_kind and a copy of its body.
- * Returns 1 when it answers seq, 2 when it is a push of notices (queued),
- * 0 when it is stale (an earlier attempt's answer), <0 on a malformed
- * answer. */
-static int decode_answer(once_client *c, uint64_t seq, const uint8_t *data,
-                         size_t len, int *reply_kind, uint8_t **body,
-                         size_t *body_len, once_error *err)
+/* The flight of seq, or NULL. */
+static client_flight *flight_of(once_client *c, uint64_t seq)
+{
+    size_t i;
+
+    for (i = 0; i < ONCE_MAX_IN_FLIGHT && seq != 0; i++) {
+        if (c->flights[i].seq == seq)
+            return &c->flights[i];
+    }
+    return NULL;
+}
+
+static void flight_end(client_flight *f, int code, const char *message)
+{
+    f->ended = 1;
+    once_error_set(&f->failure, code, "%s", message);
+}
+
+/* A failure of the connection itself (a refused handshake, a socket that
+ * no longer polls) ends every flight not yet ended with it: each is handed
+ * back with its ticket, none waits for an answer that cannot come. */
+static void flights_fail(once_client *c, const once_error *why)
+{
+    size_t i;
+
+    for (i = 0; i < ONCE_MAX_IN_FLIGHT; i++) {
+        if (c->flights[i].seq != 0 && !c->flights[i].ended)
+            flight_end(&c->flights[i], why->code, why->message);
+    }
+}
+
+static int flight_send_bytes(once_client *c, client_flight *f,
+                             once_error *err)
+{
+    if (zmq_send(c->socket, f->packed, f->packed_len, 0) < 0)
+        return once_error_set(err, ONCE_ERR_IO, "send failed: %s",
+                              zmq_strerror(errno));
+    f->deadline_ms = once_now_ms() + (uint64_t)c->timeout_ms;
+    return 0;
+}
+
+/* Re-sends each flight whose attempt timed out (the same bytes: the
+ * broker answers a copy with the original's answer), or ends it with
+ * TIMEOUT after its last attempt. Returns the earliest deadline left. */
+static uint64_t flights_expire(once_client *c, uint64_t now)
+{
+    uint64_t earliest = UINT64_MAX;
+    size_t i;
+
+    for (i = 0; i < ONCE_MAX_IN_FLIGHT; i++) {
+        client_flight *f = &c->flights[i];
+        once_error why;
+
+        if (f->seq == 0 || f->ended)
+            continue;
+        if (f->deadline_ms <= now) {
+            if (f->attempts_left == 0) {
+                once_error_set(&why, ONCE_ERR_TIMEOUT,
+                               "no answer from the broker after %d "
+                               "attempt(s) of %d ms",
+                               c->retries + 1, c->timeout_ms);
+                flight_end(f, why.code, why.message);
+                continue;
+            }
+            f->attempts_left--;
+            if (flight_send_bytes(c, f, &why) < 0) {
+                flight_end(f, why.code, why.message);
+                continue;
+            }
+        }
+        if (f->deadline_ms < earliest)
+            earliest = f->deadline_ms;
+    }
+    return earliest;
+}
+
+/* Hands one envelope from the broker to where it belongs: a push of
+ * notices to the subscriber's queue (returns 2), the answer to a flight
+ * into that flight (1); an answer to nothing in flight (a late answer to
+ * an attempt already answered, or to a flight already ended) is dropped
+ * (0). <0 on an undecodable envelope. */
+static int dispatch(once_client *c, const uint8_t *data, size_t len,
+                    once_error *err)
 {
     Once__Envelope *e = envelope_unpack(data, len);
+    client_flight *f;
     int rc = 1;
 
     if (e == NULL)
@@ -265,90 +378,224 @@ static int decode_answer(once_client *c, uint64_t seq, const uint8_t *data,
         rc = 2;
         goto out;
     }
-    if (e->reply_to != seq) {
+    f = flight_of(c, e->reply_to);
+    if (f == NULL || f->ended) {
         rc = 0;
         goto out;
     }
-    *reply_kind = e->kind;
-    *body_len = e->body.len;
-    *body = malloc(e->body.len > 0 ? e->body.len : 1);
-    if (*body == NULL) {
-        rc = once_error_set(err, ONCE_ERR_NO_MEMORY, "out of memory");
+    f->reply = malloc(e->body.len > 0 ? e->body.len : 1);
+    if (f->reply == NULL) {
+        flight_end(f, ONCE_ERR_NO_MEMORY, "out of memory");
         goto out;
     }
     if (e->body.len > 0)
-        memcpy(*body, e->body.data, e->body.len);
+        memcpy(f->reply, e->body.data, e->body.len);
+    f->reply_len = e->body.len;
+    f->reply_kind = e->kind;
+    f->ended = 1;
 out:
     once__envelope__free_unpacked(e, NULL);
     return rc;
 }
 
-/* Waits up to timeout_ms for the answer to seq. Returns 1 with the answer,
- * 0 on timeout, <0 on an error. With seq 0 (no envelope has it) it waits
- * for a push instead, and returns 2 once one was queued. */
-static int wait_answer(once_client *c, uint64_t seq, int timeout_ms,
-                       int *reply_kind, uint8_t **body, size_t *body_len,
-                       once_error *err)
-{
-    uint64_t deadline = once_now_ms() + (uint64_t)timeout_ms;
+/* What a wait waits for: one flight (seq), any flight, or a push. */
+typedef enum wait_for { WAIT_FLIGHT, WAIT_ANY_FLIGHT, WAIT_PUSH } wait_for;
 
+static int wait_done(once_client *c, wait_for what, uint64_t seq)
+{
+    size_t i;
+
+    if (what == WAIT_FLIGHT)
+        return flight_of(c, seq)->ended;
+    if (what == WAIT_ANY_FLIGHT) {
+        for (i = 0; i < ONCE_MAX_IN_FLIGHT; i++) {
+            if (c->flights[i].seq != 0 && c->flights[i].ended)
+                return 1;
+        }
+    }
+    return 0;
+}
+
+/* The one loop that receives from the broker. Waits until what it waits
+ * for happened (1), or until deadline (0); meanwhile every answer goes to
+ * its flight, every push to the subscriber's queue, and flights are
+ * re-sent or timed out. A failure of the connection ends every flight;
+ * waiting for a push, it is returned as -code. */
+static int wait_for_broker(once_client *c, wait_for what, uint64_t seq,
+                           uint64_t deadline, once_error *err)
+{
     for (;;) {
         zmq_pollitem_t items[2] = {
             {c->socket, 0, ZMQ_POLLIN, 0},
             {c->monitor, 0, ZMQ_POLLIN, 0},
         };
-        uint64_t now = once_now_ms();
+        uint64_t now = once_now_ms(), wake;
+        once_error why;
         int rc;
 
+        wake = flights_expire(c, now);
+        if (wait_done(c, what, seq))
+            return 1;
         if (now >= deadline)
             return 0;
-        rc = zmq_poll(items, 2, (long)(deadline - now));
+        if (deadline < wake)
+            wake = deadline;
+        rc = zmq_poll(items, 2, wake == UINT64_MAX ? -1
+                                : wake > now ? (long)(wake - now) : 0);
         if (rc < 0) {
             if (errno == EINTR)
                 continue;
-            return once_error_set(err, ONCE_ERR_IO, "poll failed: %s",
-                                  zmq_strerror(errno));
+            once_error_set(&why, ONCE_ERR_IO, "poll failed: %s",
+                           zmq_strerror(errno));
+            goto failed;
         }
         if (items[1].revents & ZMQ_POLLIN) {
             int event = socket_monitor_event(c->monitor, ZMQ_DONTWAIT);
 
             if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
                 c->connections++;
-                continue;
+            } else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
+                once_error_set(&why, ONCE_ERR_UNKNOWN_SENDER,
+                               "the broker refused this department's key at "
+                               "the handshake (not registered, or "
+                               "suspended)");
+                goto failed;
+            } else if (event != 0) {
+                once_error_set(&why, ONCE_ERR_CONNECT,
+                               "the CurveZMQ handshake with the broker "
+                               "failed (wrong broker key?)");
+                goto failed;
             }
-            if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
-                return once_error_set(err, ONCE_ERR_UNKNOWN_SENDER,
-                                      "the broker refused this department's "
-                                      "key at the handshake (not registered, "
-                                      "or suspended)");
-            if (event != 0)
-                return once_error_set(err, ONCE_ERR_CONNECT,
-                                      "the CurveZMQ handshake with the broker "
-                                      "failed (wrong broker key?)");
         }
         if (items[0].revents & ZMQ_POLLIN) {
             zmq_msg_t msg;
 
             zmq_msg_init(&msg);
-            if (zmq_msg_recv(&msg, c->socket, 0) < 0) {
+            if (zmq_msg_recv(&msg, c->socket, ZMQ_DONTWAIT) < 0) {
                 zmq_msg_close(&msg);
                 if (errno == EINTR || errno == EAGAIN)
                     continue;
-                return once_error_set(err, ONCE_ERR_IO, "receive failed: %s",
-                                      zmq_strerror(errno));
+                once_error_set(&why, ONCE_ERR_IO, "receive failed: %s",
+                               zmq_strerror(errno));
+                goto failed;
             }
-            rc = decode_answer(c, seq, zmq_msg_data(&msg), zmq_msg_size(&msg),
-                               reply_kind, body, body_len, err);
+            rc = dispatch(c, zmq_msg_data(&msg), zmq_msg_size(&msg), &why);
             zmq_msg_close(&msg);
-            if (rc == 2 && seq != 0)
-                continue;
-            if (rc != 0)
-                return rc;
+            if (rc < 0)
+                goto failed;
+            if (rc == 2 && what == WAIT_PUSH)
+                return 1;
         }
+        continue;
+    failed:
+        flights_fail(c, &why);
+        if (what == WAIT_PUSH)
+            return once_error_set(err, why.code, "%s", why.message);
     }
 }
 
+int client_flight_send(once_client *c, int kind, const uint8_t *packed,
+                       size_t packed_len, uint64_t seq, once_error *err)
+{
+    client_flight *f = NULL;
+    size_t i;
+    int rc;
 
+    if (seq == 0 || flight_of(c, seq) != NULL)
+        return once_error_set(err, ONCE_ERR_INVALID_ARGUMENT,
+                              "an envelope of seq %llu is already in flight "
+                              "on this client",
+                              (unsigned long long)seq);
+    for (i = 0; i < ONCE_MAX_IN_FLIGHT && f == NULL; i++) {
+        if (c->flights[i].seq == 0)
+            f = &c->flights[i];
+    }
+    if (f == NULL)
+        return once_error_set(err, ONCE_ERR_TOO_MANY_IN_FLIGHT,
+                              "this client has %d envelopes in flight, its "
+                              "limit; receive an answer first",
+                              ONCE_MAX_IN_FLIGHT);
+    f->packed = malloc(packed_len > 0 ? packed_len : 1);
+    if (f->packed == NULL)
+        return once_error_set(err, ONCE_ERR_NO_MEMORY, "out of memory");
+    memcpy(f->packed, packed, packed_len);
+    f->packed_len = packed_len;
+    f->kind = kind;
+    f->attempts_left = c->retries;
+    if ((rc = flight_send_bytes(c, f, err)) < 0) {
+        free(f->packed);
+        memset(f, 0, sizeof(*f));
+        return rc;
+    }
+    f->seq = seq;
+    c->in_flight++;
+    return 0;
+}
+
+/* Hands an ended flight over to *out and frees its slot. */
+static int flight_collect(once_client *c, client_flight *f,
+                          client_answer *out, once_error *err)
+{
+    int rc = f->reply != NULL ? 0 : -f->failure.code;
+
+    out->seq = f->seq;
+    out->kind = f->kind;
+    out->packed = f->packed;
+    out->packed_len = f->packed_len;
+    out->reply_kind = f->reply_kind;
+    out->reply = f->reply;
+    out->reply_len = f->reply_len;
+    if (rc < 0)
+        once_error_set(err, f->failure.code, "%s", f->failure.message);
+    memset(f, 0, sizeof(*f));
+    c->in_flight--;
+    return rc;
+}
+
+int client_flight_wait(once_client *c, uint64_t seq, int timeout_ms,
+                       client_answer *out, once_error *err)
+{
+    client_flight *f = NULL;
+    uint64_t deadline = timeout_ms < 0 ? UINT64_MAX
+                                       : once_now_ms() + (uint64_t)timeout_ms;
+    size_t i;
+
+    memset(out, 0, sizeof(*out));
+    if (seq != 0 && flight_of(c, seq) == NULL)
+        return once_error_set(err, ONCE_ERR_INVALID_ARGUMENT,
+                              "no envelope of seq %llu is in flight",
+                              (unsigned long long)seq);
+    if (c->in_flight == 0)
+        return once_error_set(err, ONCE_ERR_INVALID_ARGUMENT,
+                              "nothing is in flight on this client");
+    if (wait_for_broker(c, seq != 0 ? WAIT_FLIGHT : WAIT_ANY_FLIGHT, seq,
+                        deadline, err) == 0)
+        return once_error_set(err, ONCE_ERR_TIMEOUT,
+                              "no answer ended within %d ms", timeout_ms);
+    if (seq != 0)
+        f = flight_of(c, seq);
+    /* Any flight: the lowest seq among those ended, so that answers that
+     * arrived together come back in the order they were asked. */
+    for (i = 0; i < ONCE_MAX_IN_FLIGHT && seq == 0; i++) {
+        client_flight *g = &c->flights[i];
+
+        if (g->seq != 0 && g->ended && (f == NULL || g->seq < f->seq))
+            f = g;
+    }
+    return flight_collect(c, f, out, err);
+}
+
+void client_answer_free(client_answer *a)
+{
+    free(a->packed);
+    free(a->reply);
+    memset(a, 0, sizeof(*a));
+}
+
+size_t client_in_flight(const once_client *c)
+{
+    return c->in_flight;
+}
 
 /* Turns an Error body into -code with the broker's message, and its
  * receipt into *receipt. */
@@ -401,50 +648,45 @@ int client_seal(once_client *c, int kind, const uint8_t *body,
     return 0;
 }
 
-/* Sends packed (an envelope of seq), waits for its answer (re-sending the
- * same bytes after each timeout) and returns the answer's body in *answer
- * (caller frees) when it is of answer_kind. An Error answer becomes
- * -code. */
-int client_exchange(once_client *c, const uint8_t *packed,
-                           size_t packed_len, uint64_t seq, int answer_kind,
-                           uint8_t **answer, size_t *answer_len,
-                           once_receipt *receipt, once_error *err)
+int client_answer_body(client_answer *a, int rc, int answer_kind,
+                       uint8_t **answer, size_t *answer_len,
+                       once_receipt *receipt, once_error *err)
 {
-    uint8_t *reply = NULL;
-    size_t reply_len = 0;
-    int reply_kind = 0, attempt, rc = 0;
-
-    if (receipt != NULL)
-        digest_sha256(receipt->envelope_digest, packed, packed_len);
-    for (attempt = 0; attempt <= c->retries && rc == 0; attempt++) {
-        if (zmq_send(c->socket, packed, packed_len, 0) < 0) {
-            rc = once_error_set(err, ONCE_ERR_IO, "send failed: %s",
-                                zmq_strerror(errno));
-            break;
-        }
-        rc = wait_answer(c, seq, c->timeout_ms, &reply_kind, &reply,
-                         &reply_len, err);
-    }
-    if (rc == 0)
-        return once_error_set(err, ONCE_ERR_TIMEOUT,
-                              "no answer from the broker after %d attempt(s) "
-                              "of %d ms",
-                              c->retries + 1, c->timeout_ms);
+    if (receipt != NULL && a->packed != NULL)
+        digest_sha256(receipt->envelope_digest, a->packed, a->packed_len);
     if (rc < 0)
-        return rc;
-    if (reply_kind == ONCE__KIND__KIND_ERROR) {
-        rc = answer_error(reply, reply_len, receipt, err);
-        free(reply);
-        return rc;
+        goto out;
+    if (a->reply_kind == ONCE__KIND__KIND_ERROR) {
+        rc = answer_error(a->reply, a->reply_len, receipt, err);
+    } else if (a->reply_kind != answer_kind) {
+        rc = once_error_set(err, ONCE_ERR_MALFORMED,
+                            "the broker answered with kind %d",
+                            a->reply_kind);
+    } else {
+        *answer = a->reply;
+        *answer_len = a->reply_len;
+        a->reply = NULL;
     }
-    if (reply_kind != answer_kind) {
-        free(reply);
-        return once_error_set(err, ONCE_ERR_MALFORMED,
-                              "the broker answered with kind %d", reply_kind);
-    }
-    *answer = reply;
-    *answer_len = reply_len;
-    return 0;
+out:
+    client_answer_free(a);
+    return rc;
+}
+
+/* Sends packed (an envelope of kind and seq) as a flight and waits for
+ * that flight alone: a synchronous call is a flight received at once. */
+int client_exchange(once_client *c, int kind, const uint8_t *packed,
+                    size_t packed_len, uint64_t seq, int answer_kind,
+                    uint8_t **answer, size_t *answer_len,
+                    once_receipt *receipt, once_error *err)
+{
+    client_answer a;
+    int rc;
+
+    if ((rc = client_flight_send(c, kind, packed, packed_len, seq, err)) < 0)
+        return rc;
+    rc = client_flight_wait(c, seq, -1, &a, err);
+    return client_answer_body(&a, rc, answer_kind, answer, answer_len,
+                              receipt, err);
 }
 
 int client_call(once_client *c, int kind, const uint8_t *body,
@@ -459,21 +701,16 @@ int client_call(once_client *c, int kind, const uint8_t *body,
     if ((rc = client_seal(c, kind, body, body_len, &packed,
                           &packed_len, &seq, err)) < 0)
         return rc;
-    rc = client_exchange(c, packed, packed_len, seq, answer_kind, answer,
-                         answer_len, receipt, err);
+    rc = client_exchange(c, kind, packed, packed_len, seq, answer_kind,
+                         answer, answer_len, receipt, err);
     free(packed);
     return rc;
 }
 
 int client_wait_push(once_client *c, int timeout_ms, once_error *err)
 {
-    uint8_t *body = NULL;
-    size_t len = 0;
-    int kind = 0, rc;
-
-    rc = wait_answer(c, 0, timeout_ms, &kind, &body, &len, err);
-    free(body); /* nothing answers seq 0: never set */
-    return rc < 0 ? rc : rc == 2;
+    return wait_for_broker(c, WAIT_PUSH, 0,
+                           once_now_ms() + (uint64_t)timeout_ms, err);
 }
 
 uint64_t client_connections(const once_client *c)

@@ -7,8 +7,10 @@
  * builds the body of its kind, and hands it to the client core (client.c,
  * through client_internal.h), which seals it into an envelope with the next
  * seq, sends it and waits for the matching answer. What comes back is a
- * Response: checked here against what was asked (the version written, the
- * record requested), its receipt copied out by receipt.c.
+ * Response: checked here against what was asked (the version written),
+ * its receipt copied out by receipt.c. Requests are built and checked in
+ * client_pipeline.c, where the synchronous request is a pipelined one
+ * received at once.
  *
  * Prepared envelopes. A caller that must retry a write across its own
  * restarts asks for the sealed envelope (once_client_prepare_write), keeps
@@ -28,9 +30,7 @@
 #include "once/once.h"
 #include "record_internal.h"
 
-/* Decodes a Response body into *out and its receipt into *receipt. Takes
- * answer. */
-static int decode_response(uint8_t *answer, size_t answer_len,
+int client_response_decode(uint8_t *answer, size_t answer_len,
                            Once__Response **out, once_receipt *receipt,
                            once_error *err)
 {
@@ -64,7 +64,7 @@ static int call_for_response(once_client *c, Once__Kind kind,
                      &answer, &answer_len, receipt, err);
     if (rc < 0)
         return rc;
-    return decode_response(answer, answer_len, out, receipt, err);
+    return client_response_decode(answer, answer_len, out, receipt, err);
 }
 
 int once_client_publish(once_client *c, const once_record *r, once_error *err)
@@ -211,7 +211,7 @@ int once_client_send_prepared(once_client *c, const uint8_t *envelope,
     uint8_t *answer = NULL;
     size_t answer_len = 0;
     uint64_t seq;
-    int rc;
+    int kind, rc;
 
     once_receipt_clear(receipt);
     if (c == NULL || envelope == NULL)
@@ -225,33 +225,22 @@ int once_client_send_prepared(once_client *c, const uint8_t *envelope,
          (e->kind == ONCE__KIND__KIND_PUBLISH ||
           e->kind == ONCE__KIND__KIND_REVOKE);
     seq = e->seq;
+    kind = (int)e->kind;
     once__envelope__free_unpacked(e, NULL);
     if (!rc)
         return once_error_set(err, ONCE_ERR_INVALID_ARGUMENT,
                               "the envelope is not a publish or revoke of "
                               "department %s", client_department(c));
-    rc = client_exchange(c, envelope, envelope_len, seq,
+    rc = client_exchange(c, kind, envelope, envelope_len, seq,
                          ONCE__KIND__KIND_RESPONSE, &answer, &answer_len,
                          receipt, err);
     if (rc < 0)
         return rc;
-    if ((rc = decode_response(answer, answer_len, &response, receipt,
+    if ((rc = client_response_decode(answer, answer_len, &response, receipt,
                               err)) < 0)
         return rc;
     once__response__free_unpacked(response, NULL);
     return 0;
-}
-
-static int check_text(const char *what, const char *value, size_t max,
-                      once_error *err)
-{
-    if (value == NULL || value[0] == '\0')
-        return once_error_set(err, ONCE_ERR_INVALID_ARGUMENT,
-                              "%s is required", what);
-    if (strlen(value) > max)
-        return once_error_set(err, ONCE_ERR_TOO_LARGE,
-                              "%s is longer than %zu bytes", what, max);
-    return client_clean_text(what, value, err);
 }
 
 int once_client_request(once_client *c, const char *type, const char *subject,
@@ -262,88 +251,14 @@ int once_client_request(once_client *c, const char *type, const char *subject,
                                   version, 0, out, NULL, err);
 }
 
-/* A request, naming the acting official when user is not NULL (the
- * callers have checked it is not empty). */
-static int request_call(once_client *c, const char *user, const char *type,
-                        const char *subject, const char *purpose,
-                        const char *case_id, uint64_t version,
-                        int want_proof, once_record **out,
-                        once_receipt *receipt, once_error *err)
-{
-    Once__Request request = ONCE__REQUEST__INIT;
-    Once__Response *response = NULL;
-    uint8_t *body;
-    size_t body_len;
-    int rc;
-
-    /* A refusal before anything is sent must not leave an earlier
-     * receipt looking like this call's. */
-    once_receipt_clear(receipt);
-    if (out == NULL || c == NULL)
-        return once_error_set(err, ONCE_ERR_INVALID_ARGUMENT,
-                              "client and output are required");
-    *out = NULL;
-    if ((rc = check_text("type", type, ONCE_MAX_NAME, err)) < 0 ||
-        (rc = check_text("subject", subject, ONCE_MAX_SUBJECT, err)) < 0)
-        return rc;
-    /* A missing purpose or case id is checked by the broker, which logs
-     * the refusal; the client bounds their size and their text. */
-    if ((purpose && strlen(purpose) > ONCE_MAX_PURPOSE) ||
-        (case_id && strlen(case_id) > ONCE_MAX_CASE_ID))
-        return once_error_set(err, ONCE_ERR_TOO_LARGE,
-                              "purpose or case id over its size limit");
-    if ((purpose && (rc = client_clean_text("purpose", purpose, err)) < 0) ||
-        (case_id && (rc = client_clean_text("case id", case_id, err)) < 0))
-        return rc;
-    if (user != NULL &&
-        (rc = check_text("the acting user", user, ONCE_MAX_USER, err)) < 0)
-        return rc;
-    /* "" (no user) is left out of the encoding: the body, and so the
-     * broker's leaf, is the request of before the field. */
-    request.user = (char *)(user ? user : "");
-    request.type = (char *)type;
-    request.subject = (char *)subject;
-    request.purpose = (char *)(purpose ? purpose : "");
-    request.case_id = (char *)(case_id ? case_id : "");
-    request.version = version;
-    request.want_proof = want_proof != 0;
-    body_len = once__request__get_packed_size(&request);
-    body = malloc(body_len > 0 ? body_len : 1);
-    if (body == NULL)
-        return once_error_set(err, ONCE_ERR_NO_MEMORY, "out of memory");
-    once__request__pack(&request, body);
-    rc = call_for_response(c, ONCE__KIND__KIND_REQUEST, body, body_len,
-                           &response, receipt, err);
-    free(body);
-    if (rc < 0)
-        return rc;
-    if (response->record == NULL) {
-        rc = once_error_set(err, ONCE_ERR_MALFORMED,
-                            "the broker's answer holds no record");
-    } else {
-        rc = record_from_parts(out, response->record, response->disclosures,
-                               response->n_disclosures, err);
-        if (rc == 0 && (strcmp(once_record_type(*out), type) != 0 ||
-                        strcmp(once_record_subject(*out), subject) != 0)) {
-            once_record_free(*out);
-            *out = NULL;
-            rc = once_error_set(err, ONCE_ERR_INVALID_RECORD,
-                                "the broker answered with another record "
-                                "than the one requested");
-        }
-    }
-    once__response__free_unpacked(response, NULL);
-    return rc;
-}
-
 int once_client_request_ex(once_client *c, const char *type,
                            const char *subject, const char *purpose,
                            const char *case_id, uint64_t version,
                            int want_proof, once_record **out,
                            once_receipt *receipt, once_error *err)
 {
-    return request_call(c, NULL, type, subject, purpose, case_id, version,
-                        want_proof, out, receipt, err);
+    return client_request_call(c, NULL, type, subject, purpose, case_id,
+                               version, want_proof, out, receipt, err);
 }
 
 int once_client_request_as(once_client *c, const char *user,
@@ -364,8 +279,8 @@ int once_client_request_as(once_client *c, const char *user,
                               "the acting user is required (without one, "
                               "use once_client_request_ex)");
     }
-    return request_call(c, user, type, subject, purpose, case_id, version,
-                        want_proof, out, receipt, err);
+    return client_request_call(c, user, type, subject, purpose, case_id,
+                               version, want_proof, out, receipt, err);
 }
 
 int once_client_ping(once_client *c, once_error *err)

@@ -48,6 +48,7 @@ const char *once_error_name(int code)
     case ONCE_ERR_CRYPTO: return "CRYPTO";
     case ONCE_ERR_BAD_KEY_FILE: return "BAD_KEY_FILE";
     case ONCE_ERR_EXISTS: return "EXISTS";
+    case ONCE_ERR_TOO_MANY_IN_FLIGHT: return "TOO_MANY_IN_FLIGHT";
     default: return "UNKNOWN";
     }
 }

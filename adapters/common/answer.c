@@ -259,6 +259,7 @@ int adapter_http_status(int code)
     case ONCE_ERR_UNAVAILABLE:
     case ONCE_ERR_IO:
     case ONCE_ERR_CONNECT:
+    case ONCE_ERR_TOO_MANY_IN_FLIGHT:
         return 503;
     case ONCE_ERR_TIMEOUT:
         return 504;

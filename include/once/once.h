@@ -72,7 +72,8 @@ enum once_error_code {
     ONCE_ERR_CONNECT = 104,
     ONCE_ERR_CRYPTO = 105,
     ONCE_ERR_BAD_KEY_FILE = 106,
-    ONCE_ERR_EXISTS = 107
+    ONCE_ERR_EXISTS = 107,
+    ONCE_ERR_TOO_MANY_IN_FLIGHT = 108
 };
 
 #define ONCE_ERROR_MESSAGE_MAX 256
@@ -395,6 +396,65 @@ int once_receipt_verify(const once_receipt *receipt,
 
 /* Frees what a receipt holds and zeroes it; safe on a zeroed receipt. */
 void once_receipt_clear(once_receipt *receipt);
+
+/* ---------------------------------------------------------------------------
+ * Pipelined requests (docs/PROTOCOL.md 1 and 2.3)
+ *
+ * once_client_request_ex waits for its answer before the next request can
+ * be sent. A program that asks for many records at once (a gateway serving
+ * many callers) sends several on one connection and takes the answers as
+ * they come: the broker works on them in parallel and may answer in any
+ * order.
+ *
+ * once_client_request_send checks, signs and sends one request and returns
+ * at once with its ticket. once_client_request_receive hands back the next
+ * request that ended, with its ticket, exactly as once_client_request_ex
+ * would have returned it: the same checks (the record is the one asked
+ * for, well formed; verify the issuer's signature with once_record_verify
+ * as always), the same receipt. Every ticket comes back exactly once. A
+ * request without an answer is re-sent (the same bytes, so never executed
+ * twice) after each timeout_ms of the client's options and ends with
+ * -ONCE_ERR_TIMEOUT after its last attempt: no request waits forever,
+ * even when the broker is gone. A handshake the broker refuses ends every
+ * request in flight with UNKNOWN_SENDER or CONNECT.
+ *
+ * At most ONCE_MAX_IN_FLIGHT envelopes are in flight on a client: sent, and
+ * not yet received (answered or not). One more is refused with
+ * -ONCE_ERR_TOO_MANY_IN_FLIGHT and nothing is sent: receive first. The
+ * synchronous calls are one envelope sent and received at once; they may
+ * be made between sends and receives, keep the answers of the requests in
+ * flight for their receive, and count against the same limit. As for
+ * every call, one thread at a time uses a client.
+ * ------------------------------------------------------------------------- */
+
+#define ONCE_MAX_IN_FLIGHT 32
+
+/* Sends a request without waiting for its answer. user NULL names no
+ * official; otherwise, and every other argument, as for
+ * once_client_request_as, with the same refusals before anything is sent.
+ * *ticket (not 0, unique on c) is what once_client_request_receive
+ * returns with its answer. 0 or -code (*ticket is then 0). */
+int once_client_request_send(once_client *c, const char *user,
+                             const char *type, const char *subject,
+                             const char *purpose, const char *case_id,
+                             uint64_t version, int want_proof,
+                             uint64_t *ticket, once_error *err);
+/* Waits up to timeout_ms (< 0: until a request ends, which each request's
+ * own timeouts bound; 0: only for what has already arrived) for a request
+ * in flight to end, and returns it:
+ *   *ticket not 0: that request ended, with 0 and *out (the record) or
+ *     with -code (the broker's refusal, TIMEOUT after its last attempt, a
+ *     failed connection), as once_client_request_ex returns; receipt (may
+ *     be NULL) as there.
+ *   *ticket 0: no request ended. -ONCE_ERR_TIMEOUT when timeout_ms passed
+ *     (requests are still in flight: receive again);
+ *     -ONCE_ERR_INVALID_ARGUMENT when none is in flight.
+ * When several have ended, the one sent first comes first. */
+int once_client_request_receive(once_client *c, int timeout_ms,
+                                uint64_t *ticket, once_record **out,
+                                once_receipt *receipt, once_error *err);
+/* Envelopes sent on c and not yet received. */
+size_t once_client_in_flight(const once_client *c);
 
 /* ---------------------------------------------------------------------------
  * Prepared envelopes: idempotent retries across connections and restarts
