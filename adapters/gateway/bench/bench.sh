@@ -7,7 +7,8 @@
 # Makes a broker home in a temp directory (oncectl), starts onced, a
 # market-supervision gateway to publish one business licence and a tax
 # gateway to request it; then, for SECONDS each, CONNECTIONS threads
-# request and verify it directly with libonce (gateway-bench-direct), and
+# request and verify it directly with libonce (gateway-bench-direct), one
+# connection does the same keeping CONNECTIONS requests in flight, and
 # wrk keeps CONNECTIONS HTTP connections requesting it through the tax
 # gateway (pool_size = CONNECTIONS). Every request is a logged exchange at
 # the broker in both runs. Prints both rates, the ratio, and wrk's latency
@@ -78,6 +79,16 @@ direct=$("$build/adapters/gateway/gateway-bench-direct" "ipc://$dir/b.sock" tax 
   tax.key home/broker.pub market-supervision.key.pub business-licence \
   "$subject" bench "$conns" "$seconds")
 echo "$direct"
+# The same requests on one connection keeping min(CONNECTIONS, 32) in
+# flight (libonce's pipelined requests) against CONNECTIONS synchronous
+# connections: what one pipelined broker connection carries.
+depth=$(( conns < 32 ? conns : 32 ))
+piped=$("$build/adapters/gateway/gateway-bench-direct" "ipc://$dir/b.sock" tax \
+  tax.key home/broker.pub market-supervision.key.pub business-licence \
+  "$subject" bench 1 "$seconds" "$depth")
+echo "one connection, $depth in flight: ${piped#direct: }"
+awk -v p="$(awk '{print $2}' <<<"$piped")" -v d="$(awk '{print $2}' <<<"$direct")" \
+  'BEGIN { printf "ratio pipelined/direct: %.2f\n", p / d }'
 wrk_out=$(wrk -t 2 -c "$conns" -d "${seconds}s" --latency \
   -H 'Authorization: Bearer tax-bench-token-00001' \
   "http://127.0.0.1:$port/v1/records/business-licence/$subject?purpose=bench&case_id=BENCH-1")

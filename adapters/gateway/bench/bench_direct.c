@@ -3,13 +3,18 @@
  * requests made directly with libonce, as a C department system would.
  *
  *   gateway-bench-direct ENDPOINT DEPARTMENT KEY BROKER_PUB ISSUER_PUB
- *                        TYPE SUBJECT PURPOSE THREADS SECONDS
+ *                        TYPE SUBJECT PURPOSE THREADS SECONDS [DEPTH]
  *
  * THREADS threads each open a once_client and, for SECONDS, request the
  * record and verify it with the issuer's key (what the gateway does for
  * each GET), one call in flight per connection, as the gateway's pool
  * does. Prints "direct: N requests/s" and the latency p50/p99 in ms.
  * bench.sh runs it and wrk against the gateway in one run.
+ *
+ * With DEPTH above 1 (at most ONCE_MAX_IN_FLIGHT), each connection keeps
+ * DEPTH requests in flight instead (once_client_request_send and
+ * _receive): one connection pipelined against several synchronous ones.
+ * A latency is then from a request's send to its receive.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -29,10 +34,56 @@ static double *samples;
 static size_t sample_count;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static int failures;
+static int depth = 1;
 
 static double now(void)
 {
     return (double)monotonic_ns() / 1e9;
+}
+
+static void record_result(int rc, double t0)
+{
+    pthread_mutex_lock(&lock);
+    if (rc < 0)
+        failures++;
+    else if (sample_count < MAX_SAMPLES)
+        samples[sample_count++] = now() - t0;
+    pthread_mutex_unlock(&lock);
+}
+
+/* depth requests in flight on c until the deadline, then the rest
+ * received. A client that sends only requests numbers them with
+ * consecutive seqs, so ticket modulo twice the limit names a send time. */
+static void pipelined(once_client *c)
+{
+    double sent_at[2 * ONCE_MAX_IN_FLIGHT];
+    once_error err;
+
+    while (now() < deadline || once_client_in_flight(c) > 0) {
+        once_record *r = NULL;
+        uint64_t ticket;
+        int rc;
+
+        while (now() < deadline && once_client_in_flight(c) < (size_t)depth) {
+            double t0 = now();
+
+            if (once_client_request_send(c, NULL, type, subject, purpose,
+                                         "BENCH-1", 0, 0, &ticket, &err) < 0) {
+                record_result(-1, t0);
+                return;
+            }
+            sent_at[ticket % (2 * ONCE_MAX_IN_FLIGHT)] = t0;
+        }
+        rc = once_client_request_receive(c, -1, &ticket, &r, NULL, &err);
+        if (ticket == 0) {
+            record_result(-1, 0);
+            return;
+        }
+        if (rc == 0)
+            rc = once_record_verify(r, issuer_pk, &err);
+        once_record_free(r);
+        record_result(rc, sent_at[ticket % (2 * ONCE_MAX_IN_FLIGHT)]);
+    }
 }
 
 static void *run(void *arg)
@@ -49,6 +100,11 @@ static void *run(void *arg)
         pthread_mutex_unlock(&lock);
         return NULL;
     }
+    if (depth > 1) {
+        pipelined(c);
+        once_client_close(c);
+        return NULL;
+    }
     while (now() < deadline) {
         double t0 = now();
         once_record *r = NULL;
@@ -58,12 +114,7 @@ static void *run(void *arg)
         if (rc == 0)
             rc = once_record_verify(r, issuer_pk, &err);
         once_record_free(r);
-        pthread_mutex_lock(&lock);
-        if (rc < 0)
-            failures++;
-        else if (sample_count < MAX_SAMPLES)
-            samples[sample_count++] = now() - t0;
-        pthread_mutex_unlock(&lock);
+        record_result(rc, t0);
     }
     once_client_close(c);
     return NULL;
@@ -82,10 +133,10 @@ int main(int argc, char **argv)
     once_error err;
     int n, i, seconds;
 
-    if (argc != 11) {
+    if (argc != 11 && argc != 12) {
         fprintf(stderr, "usage: gateway-bench-direct ENDPOINT DEPARTMENT "
                 "KEY BROKER_PUB ISSUER_PUB TYPE SUBJECT PURPOSE THREADS "
-                "SECONDS\n");
+                "SECONDS [DEPTH]\n");
         return 2;
     }
     endpoint = argv[1];
@@ -95,7 +146,10 @@ int main(int argc, char **argv)
     purpose = argv[8];
     n = atoi(argv[9]);
     seconds = atoi(argv[10]);
-    if (n < 1 || n > 256 || seconds < 1 || once_init() < 0)
+    if (argc == 12)
+        depth = atoi(argv[11]);
+    if (n < 1 || n > 256 || seconds < 1 || depth < 1 ||
+        depth > ONCE_MAX_IN_FLIGHT || once_init() < 0)
         return 2;
     if (once_keypair_load(&key, argv[3], &err) < 0 ||
         once_public_key_load(broker_pk, argv[4], &err) < 0 ||
