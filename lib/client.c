@@ -56,6 +56,8 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -106,6 +108,7 @@ struct once_client {
     struct client_notices *notices;  /* client_notices.c; NULL until used */
     client_flight flights[ONCE_MAX_IN_FLIGHT];
     size_t in_flight;                /* slots of flights in use */
+    int wake_fd;                     /* eventfd of once_client_wake */
 };
 
 static int set_socket_option(void *sock, int option, const void *value,
@@ -205,6 +208,7 @@ int once_client_open(once_client **out, const char *endpoint,
     c = calloc(1, sizeof(*c));
     if (c == NULL)
         return once_error_set(err, ONCE_ERR_NO_MEMORY, "out of memory");
+    c->wake_fd = -1;
     memcpy(&c->keypair, kp, sizeof(c->keypair));
     memcpy(c->broker_pk, broker_pk, sizeof(c->broker_pk));
     snprintf(c->department_id, sizeof(c->department_id), "%s", department_id);
@@ -220,6 +224,12 @@ int once_client_open(once_client **out, const char *endpoint,
         randombytes_buf(&c->session, sizeof(c->session));
     while (c->session == 0);
     c->next_seq = 1;
+    c->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (c->wake_fd < 0) {
+        rc = once_error_set(err, ONCE_ERR_IO, "cannot make an eventfd: %s",
+                            strerror(errno));
+        goto fail;
+    }
 
     c->context = zmq_ctx_new();
     if (c->context == NULL) {
@@ -277,6 +287,8 @@ void once_client_close(once_client *c)
     if (c->context != NULL)
         zmq_ctx_term(c->context);
     client_notices_free(c->notices);
+    if (c->wake_fd >= 0)
+        close(c->wake_fd);
     once_keypair_wipe(&c->keypair);
     sodium_memzero(c, sizeof(*c));
     free(c);
@@ -417,7 +429,8 @@ static int wait_done(once_client *c, wait_for what, uint64_t seq)
 }
 
 /* The one loop that receives from the broker. Waits until what it waits
- * for happened (1), or until deadline (0); meanwhile every answer goes to
+ * for happened (1), until deadline (0) or, waiting for any flight, until
+ * once_client_wake (3); meanwhile every answer goes to
  * its flight, every push to the subscriber's queue, and flights are
  * re-sent or timed out. A failure of the connection ends every flight;
  * waiting for a push, it is returned as -code. */
@@ -425,9 +438,12 @@ static int wait_for_broker(once_client *c, wait_for what, uint64_t seq,
                            uint64_t deadline, once_error *err)
 {
     for (;;) {
-        zmq_pollitem_t items[2] = {
+        /* Only a receive of any flight is woken (once_client_wake): the
+         * wake stays for it while a synchronous call waits. */
+        zmq_pollitem_t items[3] = {
             {c->socket, 0, ZMQ_POLLIN, 0},
             {c->monitor, 0, ZMQ_POLLIN, 0},
+            {NULL, c->wake_fd, ZMQ_POLLIN, 0},
         };
         uint64_t now = once_now_ms(), wake;
         once_error why;
@@ -440,14 +456,21 @@ static int wait_for_broker(once_client *c, wait_for what, uint64_t seq,
             return 0;
         if (deadline < wake)
             wake = deadline;
-        rc = zmq_poll(items, 2, wake == UINT64_MAX ? -1
-                                : wake > now ? (long)(wake - now) : 0);
+        rc = zmq_poll(items, what == WAIT_ANY_FLIGHT ? 3 : 2,
+                      wake == UINT64_MAX ? -1
+                      : wake > now ? (long)(wake - now) : 0);
         if (rc < 0) {
             if (errno == EINTR)
                 continue;
             once_error_set(&why, ONCE_ERR_IO, "poll failed: %s",
                            zmq_strerror(errno));
             goto failed;
+        }
+        if (what == WAIT_ANY_FLIGHT && (items[2].revents & ZMQ_POLLIN)) {
+            uint64_t count;
+
+            if (read(c->wake_fd, &count, sizeof(count)) == sizeof(count))
+                return 3;
         }
         if (items[1].revents & ZMQ_POLLIN) {
             int event = socket_monitor_event(c->monitor, ZMQ_DONTWAIT);
@@ -568,10 +591,15 @@ int client_flight_wait(once_client *c, uint64_t seq, int timeout_ms,
     if (c->in_flight == 0)
         return once_error_set(err, ONCE_ERR_INVALID_ARGUMENT,
                               "nothing is in flight on this client");
-    if (wait_for_broker(c, seq != 0 ? WAIT_FLIGHT : WAIT_ANY_FLIGHT, seq,
-                        deadline, err) == 0)
+    switch (wait_for_broker(c, seq != 0 ? WAIT_FLIGHT : WAIT_ANY_FLIGHT,
+                            seq, deadline, err)) {
+    case 0:
         return once_error_set(err, ONCE_ERR_TIMEOUT,
                               "no answer ended within %d ms", timeout_ms);
+    case 3:
+        return once_error_set(err, ONCE_ERR_TIMEOUT,
+                              "woken by once_client_wake");
+    }
     if (seq != 0)
         f = flight_of(c, seq);
     /* Any flight: the lowest seq among those ended, so that answers that
@@ -590,6 +618,15 @@ void client_answer_free(client_answer *a)
     free(a->packed);
     free(a->reply);
     memset(a, 0, sizeof(*a));
+}
+
+void once_client_wake(once_client *c)
+{
+    uint64_t one = 1;
+
+    /* A full counter already wakes: nothing to add. */
+    if (c != NULL && write(c->wake_fd, &one, sizeof(one)) < 0)
+        return;
 }
 
 size_t client_in_flight(const once_client *c)

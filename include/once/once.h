@@ -455,6 +455,13 @@ int once_client_request_receive(once_client *c, int timeout_ms,
                                 once_receipt *receipt, once_error *err);
 /* Envelopes sent on c and not yet received. */
 size_t once_client_in_flight(const once_client *c);
+/* The one call another thread may make while a thread uses c: makes a
+ * once_client_request_receive waiting on c return at once, or the next
+ * one if none waits, with -ONCE_ERR_TIMEOUT and *ticket 0. For a program
+ * whose threads hand their requests to the one thread that sends and
+ * receives on c (adapters/common/lanes.c): the receiving thread is woken
+ * to send them. Async-signal-safe; c must stay open. */
+void once_client_wake(once_client *c);
 
 /* ---------------------------------------------------------------------------
  * Prepared envelopes: idempotent retries across connections and restarts

@@ -17,7 +17,8 @@
  * the one asked for, and a request never answered, re-sent with the very
  * same bytes until its attempts are spent. The real broker cannot be made
  * to answer out of order on purpose, so this is where the matching by
- * reply_to is shown.
+ * reply_to is shown. And once_client_wake from another thread, which
+ * makes a receive waiting for a request that is not answered return.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -28,6 +29,8 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <pthread.h>
+#include <unistd.h>
 #include <zmq.h>
 
 #include "harness.h"
@@ -555,6 +558,52 @@ static void test_out_of_order(void **state)
     fake_close(&f);
 }
 
+static void *wake_later(void *c)
+{
+    usleep(100 * 1000);
+    once_client_wake(c);
+    return NULL;
+}
+
+/* A wake made before a receive makes it return at once; one made by
+ * another thread while it waits makes it return then: both with TIMEOUT
+ * about no request, which stays in flight. */
+static void test_wake(void **state)
+{
+    once_client *c;
+    once_record *r = NULL;
+    uint64_t ticket;
+    once_error err;
+    pthread_t waker;
+    uint8_t *bytes;
+    size_t len;
+    fake f;
+
+    (void)state;
+    fake_open(&f);
+    open_client(&c, f.endpoint, f.kp.public_key, 120000, 0);
+    assert_int_equal(once_client_request_send(c, NULL, TYPE, subjects[0],
+                                              PURPOSE, "C", 0, 0, &ticket,
+                                              &err), 0);
+    once__envelope__free_unpacked(fake_recv(&f, &bytes, &len), NULL);
+    free(bytes);
+    once_client_wake(c);
+    assert_int_equal(once_client_request_receive(c, -1, &ticket, &r, NULL,
+                                                 &err),
+                     -ONCE_ERR_TIMEOUT);
+    assert_int_equal(ticket, 0);
+    assert_int_equal(pthread_create(&waker, NULL, wake_later, c), 0);
+    assert_int_equal(once_client_request_receive(c, -1, &ticket, &r, NULL,
+                                                 &err),
+                     -ONCE_ERR_TIMEOUT);
+    assert_int_equal(ticket, 0);
+    assert_string_equal(err.message, "woken by once_client_wake");
+    pthread_join(waker, NULL);
+    assert_int_equal(once_client_in_flight(c), 1);
+    once_client_close(c);
+    fake_close(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -563,6 +612,7 @@ int main(void)
         cmocka_unit_test(test_sync_call_between),
         cmocka_unit_test(test_in_flight_limit),
         cmocka_unit_test(test_out_of_order),
+        cmocka_unit_test(test_wake),
         cmocka_unit_test(test_broker_down),
         cmocka_unit_test(test_broker_restart_in_flight),
     };
