@@ -12,6 +12,7 @@
  *                  connections, signals
  *   config.c       the INI keys both adapters' configurations have
  *   pool.c         the pool of broker connections callers borrow
+ *   lanes.c        requests of many threads pipelined on a few connections
  *   dircache.c     the broker's signed directory, kept fresh
  *   state.c        the idempotency state in LMDB (the signed envelopes)
  *   json_record.c  JSON bodies to records (the fuzzed parser)
@@ -173,6 +174,23 @@ void pool_return(pool *p, once_client *c, bool broken);
  * thread that waits on it for long (close it with once_client_close). */
 int pool_open_extra(pool *p, once_client **out, once_error *err);
 void pool_close(pool *p);
+
+/* ---- requests pipelined on a few connections (lanes.c) --------------- */
+
+typedef struct lanes lanes;
+
+/* n connections with p's parameters, each with a thread that keeps up to
+ * ONCE_MAX_IN_FLIGHT requests in flight on it: 0 or -code. */
+int lanes_open(lanes **out, pool *p, unsigned n, once_error *err);
+/* A request from any thread, answered as once_client_request_as (user not
+ * NULL) or once_client_request_ex would answer it, on one of the lanes
+ * (round robin). Blocks until it ended: its own timeout bounds that. */
+int lanes_request(lanes *ls, const char *user, const char *type,
+                  const char *subject, const char *purpose,
+                  const char *case_id, uint64_t version, int want_proof,
+                  once_record **out, once_receipt *receipt, once_error *err);
+/* Finishes the requests the lanes hold, then closes them. */
+void lanes_close(lanes *ls);
 
 /* ---- the directory (dircache.c) --------------------------------------- */
 

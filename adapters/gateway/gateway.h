@@ -39,6 +39,10 @@
 
 #define GATEWAY_DEFAULT_POOL 4
 #define GATEWAY_MAX_POOL 256
+/* Record requests (GET) are pipelined on request_lanes connections of
+ * their own (lanes.c); 0 sends them on the pool's, one at a time. */
+#define GATEWAY_DEFAULT_LANES 1
+#define GATEWAY_MAX_LANES 16
 #define GATEWAY_DEFAULT_TIMEOUT_MS 5000
 #define GATEWAY_DEFAULT_MAX_BODY (2 * 1024 * 1024)
 
@@ -50,6 +54,7 @@ typedef struct gateway_config {
     char tls_cert_path[PATH_MAX];
     char tls_key_path[PATH_MAX];
     unsigned pool_size;
+    unsigned request_lanes;
     size_t max_body;
     char webhook_url[1024];      /* notice_webhook; "" : none */
     char webhook_secret_path[PATH_MAX];
@@ -94,6 +99,7 @@ void tokens_free(token_table *t);
 typedef struct gateway {
     gateway_config cfg;
     adapter_core core;           /* key, broker key, state, pool, directory */
+    lanes *lanes;                /* the record requests; NULL: the pool */
     token_table tokens;
     _Atomic uint64_t last_version;   /* default versions only grow */
 } gateway;

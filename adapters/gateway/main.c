@@ -55,6 +55,9 @@ static const char usage_text[] =
     "  tls_certificate   PEM certificate, with tls_key: serve HTTPS\n"
     "  tls_key           PEM private key\n"
     "  pool_size         broker connections (default 4, at most 256)\n"
+    "  request_lanes     more connections that carry the record requests,\n"
+    "                    up to 32 in flight on each (default 1, at most 16;\n"
+    "                    0: requests take the pool's, one at a time)\n"
     "  max_body_bytes    largest request body (default 2097152)\n"
     "  notice_webhook    URL the department's notices are POSTed to,\n"
     "                    signed (Once-Signature); optional\n"
@@ -117,6 +120,9 @@ static int own_entry(void *user, adapter_ini *ini, const char *name,
     if (strcmp(name, "pool_size") == 0)
         return adapter_ini_unsigned(ini, name, value, 1, GATEWAY_MAX_POOL,
                                     &cfg->pool_size);
+    if (strcmp(name, "request_lanes") == 0)
+        return adapter_ini_unsigned(ini, name, value, 0, GATEWAY_MAX_LANES,
+                                    &cfg->request_lanes);
     if (strcmp(name, "notice_webhook") == 0) {
         if ((strncmp(value, "http://", 7) != 0 &&
              strncmp(value, "https://", 8) != 0) ||
@@ -185,6 +191,8 @@ static void close_all(gateway *gw)
 {
     notices_stop();
     webhook_stop();
+    lanes_close(gw->lanes);
+    gw->lanes = NULL;
     adapter_close(&gw->core);
     tokens_free(&gw->tokens);
 }
@@ -197,6 +205,7 @@ int main(int argc, char **argv)
     int sig, status = ADAPTER_EXIT_RUNTIME;
 
     gw.cfg.pool_size = GATEWAY_DEFAULT_POOL;
+    gw.cfg.request_lanes = GATEWAY_DEFAULT_LANES;
     gw.cfg.base.timeout_ms = GATEWAY_DEFAULT_TIMEOUT_MS;
     gw.cfg.max_body = GATEWAY_DEFAULT_MAX_BODY;
     gw.cfg.webhook_attempts = 10;
@@ -218,7 +227,10 @@ int main(int argc, char **argv)
         adapter_log("error", "%s", err.message);
         goto out;
     }
-    if (notices_start(&gw, &err) < 0 || webhook_start(&gw, &err) < 0) {
+    if ((gw.cfg.request_lanes > 0 &&
+         lanes_open(&gw.lanes, gw.core.pool, gw.cfg.request_lanes,
+                    &err) < 0) ||
+        notices_start(&gw, &err) < 0 || webhook_start(&gw, &err) < 0) {
         adapter_log("error", "%s", err.message);
         goto out;
     }
@@ -229,9 +241,10 @@ int main(int argc, char **argv)
         goto out;
     }
     adapter_log("info", "department %s listening on %s port %u (%s), %u "
-                "broker connections to %s", gw.cfg.base.department,
-                gw.cfg.listen_host, http_bound_port(),
-                gw.cfg.tls_cert_path[0] ? "https" : "http", gw.cfg.pool_size,
+                "broker connections and %u request lanes to %s",
+                gw.cfg.base.department, gw.cfg.listen_host,
+                http_bound_port(), gw.cfg.tls_cert_path[0] ? "https" : "http",
+                gw.cfg.pool_size, gw.cfg.request_lanes,
                 gw.cfg.base.broker_endpoint);
     while (sigwait(&signals, &sig) != 0)
         ;

@@ -21,7 +21,10 @@
  * Request: the broker answers with the issuer-signed record and the
  * disclosures the department's grant allows; an Once-User header names
  * the official who asks, signed into the request and written into its log
- * leaf (PROTOCOL.md 4.3). A revoked record comes with the issuer's reason
+ * leaf (PROTOCOL.md 4.3). Requests are pipelined, many in flight on a few
+ * connections of their own (request_lanes, adapters/common/lanes.c), or
+ * with request_lanes = 0 borrow a pool connection each.
+ * A revoked record comes with the issuer's reason
  * from the signed revocation. Before a field is handed
  * over, the gateway checks it against the broker's signed directory
  * (adapter_verify_record, adapters/common/answer.c: the issuer known and
@@ -390,17 +393,26 @@ static void request_route(http_call *c, const record_path *rp)
      * the request (MISSING_PURPOSE) and logs the refusal. The official
      * of Once-User is signed into the request and logged with it; a
      * header sent empty is refused (400) rather than read as none. */
-    client = pool_borrow(c->gw->core.pool);
-    rc = user != NULL
-        ? once_client_request_as(client, user, rp->type, rp->subject,
-                                 purpose != NULL ? purpose : "",
-                                 case_id != NULL ? case_id : "", version,
-                                 want_proof, &r, &receipt, &err)
-        : once_client_request_ex(client, rp->type, rp->subject,
-                                 purpose != NULL ? purpose : "",
-                                 case_id != NULL ? case_id : "", version,
-                                 want_proof, &r, &receipt, &err);
-    pool_return(c->gw->core.pool, client, rc == -ONCE_ERR_TIMEOUT);
+    if (c->gw->lanes != NULL) {
+        rc = lanes_request(c->gw->lanes, user, rp->type, rp->subject,
+                           purpose != NULL ? purpose : "",
+                           case_id != NULL ? case_id : "", version,
+                           want_proof, &r, &receipt, &err);
+    } else {
+        client = pool_borrow(c->gw->core.pool);
+        rc = user != NULL
+            ? once_client_request_as(client, user, rp->type, rp->subject,
+                                     purpose != NULL ? purpose : "",
+                                     case_id != NULL ? case_id : "",
+                                     version, want_proof, &r, &receipt,
+                                     &err)
+            : once_client_request_ex(client, rp->type, rp->subject,
+                                     purpose != NULL ? purpose : "",
+                                     case_id != NULL ? case_id : "",
+                                     version, want_proof, &r, &receipt,
+                                     &err);
+        pool_return(c->gw->core.pool, client, rc == -ONCE_ERR_TIMEOUT);
+    }
     broker_answered(rc);
     if (rc < 0) {
         broker_problem(c, rc, &err);

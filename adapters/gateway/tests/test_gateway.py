@@ -82,7 +82,9 @@ def setUpModule():
         "market", "market-supervision",
         ["%s market-app *" % MARKET_TOKEN,
          "%s market-reader request" % READER_TOKEN],
-        extra="max_body_bytes = 4096\n")
+        # The market's requests take pool connections one at a time, the
+        # tax gateway's are pipelined (the default request_lanes = 1).
+        extra="max_body_bytes = 4096\nrequest_lanes = 0\n")
     tax = ENV.write_config("tax", "tax",
                            ["%s tax-app request,catalogue,metrics,publish"
                             % TAX_TOKEN])
@@ -449,6 +451,45 @@ class Gateway(unittest.TestCase):
         self.assertEqual(proc.wait(60), 0)
         self.assertEqual(len(answers), 1)
         self.assertIn(answers[0].status_code, (200, 504))
+
+    def test_13b_pipelined_requests(self):
+        # Many callers at once on the tax gateway's one request lane:
+        # grants and refusals in flight together, each caller gets the
+        # answer to its own request.
+        import threading
+        subjects = [uscc(40 + i) for i in range(6)]
+        for s in subjects:
+            self.assertEqual(publish(s, {"fields": FIELDS}).status_code, 201)
+        missing = uscc(49)
+        calls = []
+        for i in range(48):
+            s = subjects[i % len(subjects)]
+            if i % 8 == 3:
+                calls.append((s, "curiosity", 403, "NO_GRANT"))
+            elif i % 8 == 5:
+                calls.append((missing, "tax-registration", 404, "NOT_FOUND"))
+            else:
+                calls.append((s, "tax-registration", 200, None))
+        answers = [None] * len(calls)
+
+        def call(i):
+            s, purpose, _, _ = calls[i]
+            answers[i] = request(s, purpose=purpose, case_id="TAX-%d" % i)
+
+        threads = [threading.Thread(target=call, args=(i,))
+                   for i in range(len(calls))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        for (s, _, status, code), r in zip(calls, answers):
+            self.assertIsNotNone(r)
+            if code is None:
+                self.assertEqual(r.status_code, 200, r.text)
+                self.assertEqual(r.json()["subject"], s)
+                self.assertEqual(r.json()["fields"]["name"], "Acme Ltd")
+            else:
+                self.problem(r, status, code)
 
     def test_16_directory_backoff(self):
         # A gateway that starts with the broker stopped has no directory,
