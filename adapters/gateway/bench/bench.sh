@@ -10,7 +10,9 @@
 # request and verify it directly with libonce (gateway-bench-direct), one
 # connection does the same keeping CONNECTIONS requests in flight, and
 # wrk keeps CONNECTIONS HTTP connections requesting it through the tax
-# gateway (pool_size = CONNECTIONS). Every request is a logged exchange at
+# gateway (pool_size = CONNECTIONS, requests pipelined on one lane), then
+# through a second tax gateway whose requests take the pool's connections
+# one at a time (request_lanes = 0). Every request is a logged exchange at
 # the broker in both runs. Prints both rates, the ratio, and wrk's latency
 # percentiles; then gateway-bench-rate sends the same GET on a fixed
 # schedule at half the rate wrk reached and prints p50/p99 counted from
@@ -47,7 +49,7 @@ ctl grant add --requester tax --type business-licence --purpose bench \
 pids+=($!)
 while [ ! -S b.sock ]; do sleep 0.05; done
 
-start_gateway() { # NAME DEPARTMENT TOKEN -> sets port
+start_gateway() { # NAME DEPARTMENT TOKEN [REQUEST_LANES] -> sets port
   printf '%s bench *\n' "$3" >"$1.tokens"
   chmod 600 "$1.tokens"
   cat >"$1.conf" <<CONF
@@ -60,6 +62,7 @@ listen = 127.0.0.1:0
 tokens = $1.tokens
 state_directory = $1.state
 pool_size = $conns
+request_lanes = ${4:-1}
 CONF
   "$build/adapters/gateway/once-gateway" --config "$1.conf" 2>"$1.log" &
   pids+=($!)
@@ -73,6 +76,8 @@ curl -sf -X PUT -H 'Authorization: Bearer market-bench-token-0001' \
   -H 'Content-Type: application/json' \
   -d '{"fields":{"name":"Acme","legal_representative":"Zhang San","address":"1 Road"}}' \
   "http://127.0.0.1:$port/v1/records/business-licence/$subject" >/dev/null
+start_gateway taxpool tax tax-bench-token-00001 0
+pool_port=$port
 start_gateway tax tax tax-bench-token-00001
 
 direct=$("$build/adapters/gateway/gateway-bench-direct" "ipc://$dir/b.sock" tax \
@@ -99,6 +104,14 @@ p99=$(awk '$1 == "99%" {print $2}' <<<"$wrk_out")
 echo "gateway: ${rate%.*} requests/s, p50 $p50, p99 $p99, ${non2xx:-0} non-2xx"
 d=$(awk '{print $2}' <<<"$direct")
 awk -v g="$rate" -v d="$d" 'BEGIN { printf "ratio gateway/direct: %.2f\n", g / d }'
+# The same gateway sending each request on a pool connection of its own
+# (request_lanes = 0), as before the lanes.
+pool_out=$(wrk -t 2 -c "$conns" -d "${seconds}s" --latency \
+  -H 'Authorization: Bearer tax-bench-token-00001' \
+  "http://127.0.0.1:$pool_port/v1/records/business-licence/$subject?purpose=bench&case_id=BENCH-1")
+pool_rate=$(awk '/Requests\/sec/ {print $2}' <<<"$pool_out")
+echo "gateway, request_lanes = 0: ${pool_rate%.*} requests/s, p50 $(awk '$1 == "50%" {print $2}' <<<"$pool_out"), p99 $(awk '$1 == "99%" {print $2}' <<<"$pool_out")"
+awk -v g="$pool_rate" -v d="$d" 'BEGIN { printf "ratio gateway (request_lanes = 0)/direct: %.2f\n", g / d }'
 half=$(awk -v g="$rate" 'BEGIN { printf "%d", g / 2 }')
 echo "gateway at half its maximum rate ($half requests/s, open loop):"
 "$build/adapters/gateway/gateway-bench-rate" \
