@@ -484,7 +484,8 @@ int once_client_prepare_write(once_client *c, const once_record *r,
  * or another of the same department, and waits for the answer like the
  * _ex calls (re-sending the same bytes after each timeout). Answers are
  * matched by seq: use a client with no abandoned call outstanding (one
- * whose last call did not time out). 0 or -code; receipt as above. */
+ * whose last call did not time out); an envelope whose seq is in flight
+ * on c is -ONCE_ERR_INVALID_ARGUMENT. 0 or -code; receipt as above. */
 int once_client_send_prepared(once_client *c, const uint8_t *envelope,
                               size_t envelope_len, once_receipt *receipt,
                               once_error *err);
