@@ -36,7 +36,7 @@
  * own, so it pays one uncontended add per batch and never waits.
  *
  * Records per type are a table the writer appends to and the console
- * reads without a lock: seeded at start from the `latest` table
+ * reads without a lock: seeded at start from the counts registry.c keeps
  * (metrics_records_seed, before the writer runs), then bumped by the
  * writer for each record a committed publish created. A new row's name is
  * written before the row count that makes it visible is released, and

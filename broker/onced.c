@@ -61,6 +61,7 @@
 #include "diag.h"
 #include "metrics.h"
 #include "notices.h"
+#include "registry.h"
 #include "replay.h"
 #include "server.h"
 #include "store.h"
@@ -156,13 +157,16 @@ static void raise_descriptor_limit(void)
  * of this size against the key and root first (auditlog.c), so a home
  * whose log was signed by another key or whose tables were changed fails
  * here, before anything is answered. The same transaction empties a
- * `replies` table of an older layout (replay.c). */
+ * `replies` table of an older layout (replay.c) and stores the records'
+ * counts per type where a home of an older version lacks them
+ * (registry.c). */
 static int open_log(auditlog *alog, store *db, const broker_config *cfg,
                     const once_keypair *key, once_error *err)
 {
     char note[CHECKPOINT_MAX_NOTE];
     uint64_t size = 0;
     size_t dropped = 0;
+    bool recounted = false;
     MDB_txn *txn;
     int rc;
 
@@ -176,6 +180,8 @@ static int open_log(auditlog *alog, store *db, const broker_config *cfg,
         rc = auditlog_size(txn, alog, &size, err);
     if (rc >= 0)
         rc = replay_replies_upgrade(txn, db, &dropped, err);
+    if (rc >= 0)
+        rc = registry_recount_types(txn, db, &recounted, err);
     if (rc < 0) {
         mdb_txn_abort(txn);
         return rc;
@@ -185,6 +191,9 @@ static int open_log(auditlog *alog, store *db, const broker_config *cfg,
     if (dropped > 0)
         diag_info("onced", "dropped %zu answers kept for retries in the "
                  "layout of an older version", dropped);
+    if (recounted)
+        diag_info("onced", "counted the records of each type once and "
+                 "stored the counts (a home of an older version)");
     diag_info("onced", "exchange log %s: %llu leaves", cfg->log_origin,
              (unsigned long long)size);
     return 0;

@@ -23,6 +23,21 @@
  * reaches a requester byte for byte. Reads return pointers into the map
  * (valid for the read transaction) and allocate nothing.
  *
+ * A third table, `record_counts`, holds the number of records (type,
+ * subject) of each type, u64be under u8 len(type) || type (the order of
+ * `latest`), bumped in the transaction that stores a record's first
+ * version: the count is exactly as durable as the records, a crash keeps
+ * or loses both. onced reports it per type (once_records{type},
+ * metrics.c) and used to count it at start by walking all of `latest`,
+ * some 6 s of CPU at ten million records; reading the counts costs one
+ * entry a type. The counts must add up to the entries of `latest`, which
+ * LMDB keeps in the table's header: when they do not (a home made before
+ * the table existed, or records stored by an older program that did not
+ * bump it), registry_count_types walks `latest` instead and
+ * registry_recount_types, which onced runs at start, rewrites the table
+ * from that walk; so it does with counts that do not decode. Records are
+ * never deleted, so a count only ever grows.
+ *
  * Subjects are credit codes and ID numbers. They appear in keys, never in
  * error messages, which the broker logs. Types must follow the catalogue's
  * name rule (policy_valid_name), the one thing borrowed from policy.c.
@@ -93,6 +108,46 @@ static int read_latest(MDB_txn *txn, const store *s, const record_key *k,
     return 0;
 }
 
+/* The key of type's count in `record_counts`: u8 len(type) || type, as
+ * its records' keys start, so the counts come in the order of a walk of
+ * `latest`. */
+static MDB_val count_key(uint8_t buf[1 + ONCE_MAX_NAME], const char *type)
+{
+    size_t len = strlen(type);
+    MDB_val key = { 1 + len, buf };
+
+    buf[0] = (uint8_t)len;
+    memcpy(buf + 1, type, len);
+    return key;
+}
+
+/* Adds one to the stored count of type's records (a valid type name). */
+static int count_add(MDB_txn *txn, const store *s, const char *type,
+                     once_error *err)
+{
+    uint8_t key_buf[1 + ONCE_MAX_NAME];
+    MDB_val key = count_key(key_buf, type);
+    MDB_val val;
+    uint8_t count_be[8];
+    uint64_t count = 0;
+    int rc;
+
+    rc = mdb_get(txn, s->record_counts, &key, &val);
+    if (rc == MDB_SUCCESS && val.mv_size == 8)
+        count = store_get_u64be(val.mv_data);
+    else if (rc == MDB_SUCCESS)
+        return once_error_set(err, ONCE_ERR_INTERNAL, "the stored count of "
+                              "%s records is corrupt (%zu bytes)", type,
+                              val.mv_size);
+    else if (rc != MDB_NOTFOUND)
+        return store_error(rc, "cannot read a record count", err);
+    store_put_u64be(count_be, count + 1);
+    val.mv_size = sizeof(count_be);
+    val.mv_data = count_be;
+    rc = mdb_put(txn, s->record_counts, &key, &val, 0);
+    return store_error(rc, "cannot store a record count", err);
+}
+
 int registry_put_record(MDB_txn *txn, const store *s, const char *type,
                         const char *subject, uint64_t version,
                         const uint8_t *stored, size_t stored_len,
@@ -144,6 +199,8 @@ int registry_put_record(MDB_txn *txn, const store *s, const char *type,
     rc = mdb_put(txn, s->latest, &key, &val, 0);
     if (rc != MDB_SUCCESS)
         return store_error(rc, "cannot store a record's latest version", err);
+    if (latest_rc == LATEST_NONE && (rc = count_add(txn, s, type, err)) < 0)
+        return rc;
     if (created != NULL)
         *created = latest_rc == LATEST_NONE;
     return 0;
@@ -270,10 +327,12 @@ int registry_count(MDB_txn *txn, const store *s, size_t *records,
     return 0;
 }
 
-int registry_count_types(MDB_txn *txn, const store *s,
-                         int (*fn)(const char *type, uint64_t records,
-                                   void *arg),
-                         void *arg, once_error *err)
+/* Calls fn once per type of the `latest` table, in key order, with its
+ * number of records: the walk of every entry the stored counts spare. */
+static int walk_latest(MDB_txn *txn, const store *s,
+                       int (*fn)(const char *type, uint64_t records,
+                                 void *arg),
+                       void *arg, once_error *err)
 {
     char type[ONCE_MAX_NAME + 1] = "";
     uint64_t records = 0;
@@ -311,4 +370,124 @@ int registry_count_types(MDB_txn *txn, const store *s,
     if (rc != MDB_NOTFOUND)
         return store_error(rc, "cannot count records", err);
     return records > 0 ? fn(type, records, arg) : 0;
+}
+
+/* Calls fn (when not NULL) for each stored count, in type order, and adds
+ * them up in *sum. fn's non-zero return stops the walk and is returned. */
+static int read_counts(MDB_txn *txn, const store *s,
+                       int (*fn)(const char *type, uint64_t records,
+                                 void *arg),
+                       void *arg, uint64_t *sum, once_error *err)
+{
+    char type[ONCE_MAX_NAME + 1];
+    MDB_cursor *cur;
+    MDB_val key, val;
+    int rc, ret = 0;
+
+    *sum = 0;
+    rc = mdb_cursor_open(txn, s->record_counts, &cur);
+    if (rc != MDB_SUCCESS)
+        return store_error(rc, "cannot read the record counts", err);
+    for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); rc == MDB_SUCCESS;
+         rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+        const uint8_t *b = key.mv_data;
+
+        if (key.mv_size < 2 || b[0] != key.mv_size - 1 ||
+            b[0] > ONCE_MAX_NAME || val.mv_size != 8) {
+            mdb_cursor_close(cur);
+            return once_error_set(err, ONCE_ERR_INTERNAL, "a stored record "
+                                  "count is corrupt");
+        }
+        *sum += store_get_u64be(val.mv_data);
+        if (fn != NULL) {
+            memcpy(type, b + 1, b[0]);
+            type[b[0]] = '\0';
+            if ((ret = fn(type, store_get_u64be(val.mv_data), arg)) != 0)
+                break;
+        }
+    }
+    mdb_cursor_close(cur);
+    if (ret != 0)
+        return ret;
+    if (rc != MDB_NOTFOUND)
+        return store_error(rc, "cannot read the record counts", err);
+    return 0;
+}
+
+/* Whether the stored counts add up to the entries of `latest`. Counts
+ * that do not decode do not: they are rebuilt like missing ones, since
+ * the records they count are all there. */
+static int counts_match(MDB_txn *txn, const store *s, bool *match,
+                        once_error *err)
+{
+    uint64_t sum;
+    MDB_stat st;
+    int rc;
+
+    *match = false;
+    rc = read_counts(txn, s, NULL, NULL, &sum, err);
+    if (rc == -ONCE_ERR_INTERNAL)
+        return 0;
+    if (rc < 0)
+        return rc;
+    rc = mdb_stat(txn, s->latest, &st);
+    if (rc != MDB_SUCCESS)
+        return store_error(rc, "cannot count records", err);
+    *match = sum == st.ms_entries;
+    return 0;
+}
+
+int registry_count_types(MDB_txn *txn, const store *s,
+                         int (*fn)(const char *type, uint64_t records,
+                                   void *arg),
+                         void *arg, once_error *err)
+{
+    uint64_t sum;
+    bool match;
+    int rc;
+
+    if ((rc = counts_match(txn, s, &match, err)) < 0)
+        return rc;
+    if (!match)
+        return walk_latest(txn, s, fn, arg, err);
+    return read_counts(txn, s, fn, arg, &sum, err);
+}
+
+/* Where registry_recount_types writes the counts of its walk. */
+typedef struct count_target {
+    MDB_txn *txn;
+    const store *s;
+    once_error *err;
+} count_target;
+
+static int store_count(const char *type, uint64_t records, void *arg)
+{
+    const count_target *to = arg;
+    uint8_t key_buf[1 + ONCE_MAX_NAME];
+    MDB_val key = count_key(key_buf, type);
+    uint8_t count_be[8];
+    MDB_val val = { sizeof(count_be), count_be };
+
+    store_put_u64be(count_be, records);
+    return store_error(mdb_put(to->txn, to->s->record_counts, &key, &val, 0),
+                       "cannot store a record count", to->err);
+}
+
+int registry_recount_types(MDB_txn *txn, const store *s, bool *recounted,
+                           once_error *err)
+{
+    count_target to = { txn, s, err };
+    bool match;
+    int rc;
+
+    *recounted = false;
+    if ((rc = counts_match(txn, s, &match, err)) < 0 || match)
+        return rc;
+    rc = mdb_drop(txn, s->record_counts, 0);
+    if (rc != MDB_SUCCESS)
+        return store_error(rc, "cannot empty the record counts", err);
+    if ((rc = walk_latest(txn, s, store_count, &to, err)) < 0)
+        return rc;
+    *recounted = true;
+    return 0;
 }

@@ -51,11 +51,18 @@ int registry_count(MDB_txn *txn, const store *s, size_t *records,
                    size_t *versions, once_error *err);
 
 /* Calls fn once per record type with its number of (type, subject)
- * records, in key order: one walk of the `latest` table. fn's non-zero
- * return stops the walk and is returned. */
+ * records, in type order: the stored counts, one entry a type, or, when
+ * they do not add up to the records (a home of an older version), one
+ * walk of the `latest` table. fn's non-zero return stops the walk and is
+ * returned. */
 int registry_count_types(MDB_txn *txn, const store *s,
                          int (*fn)(const char *type, uint64_t records,
                                    void *arg),
                          void *arg, once_error *err);
+
+/* In a write transaction: when the stored counts do not add up to the
+ * records, rewrites them from one walk of `latest` and sets *recounted. */
+int registry_recount_types(MDB_txn *txn, const store *s, bool *recounted,
+                           once_error *err);
 
 #endif

@@ -6,7 +6,7 @@
  * only that module reads or writes it:
  *
  *   departments, department_keys, types, grants   policy.c
- *   records, latest                               registry.c
+ *   records, latest, record_counts                registry.c
  *   replies                                       replay.c
  *
  * onced and oncectl open the same environment; LMDB serialises their write
@@ -41,6 +41,7 @@ typedef struct store {
     MDB_dbi grants;           /* requester 0 type 0 purpose -> Grant */
     MDB_dbi records;          /* len type, len subject, version u64be -> StoredRecord */
     MDB_dbi latest;           /* len type, len subject -> version u64be */
+    MDB_dbi record_counts;    /* len type -> records of the type u64be */
     MDB_dbi replies;          /* sent_at u64be sender 0 session u64be
                                  seq u64be -> StoredReply */
 } store;

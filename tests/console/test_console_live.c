@@ -14,7 +14,10 @@
  *               /api/v1/departments says connected, then not;
  *   records     N publishes of distinct subjects and a new version of one
  *               of them make once_records{type=...} N, in the running
- *               broker and again after a restart (seeded from LMDB);
+ *               broker and again after a restart (seeded from the counts
+ *               LMDB stores with the records), after a kill -9, and after
+ *               a start on a home without stored counts (an older
+ *               version's: counted once from the records);
  *   unlogged    a department refused more often than its budget of logged
  *               refusals (max_logged_refusals_per_department = BUDGET, a
  *               day's window, so nothing refills): BUDGET NO_GRANT leaves
@@ -44,6 +47,7 @@
 #include <curl/curl.h>
 
 #include "harness.h"
+#include "store.h"
 
 #define LICENCE "business-licence"
 #define PURPOSE "tax-registration"
@@ -241,6 +245,23 @@ static void publish(once_client *c, const char *subject, uint64_t version,
     once_record_free(r);
 }
 
+/* Makes the stopped broker's home one of a version that stored no counts
+ * of records per type (registry.c). */
+static void forget_counts(void)
+{
+    char db_path[PATH_MAX + 8];
+    once_error err;
+    MDB_txn *txn;
+    store s;
+
+    snprintf(db_path, sizeof(db_path), "%s/db", broker.home);
+    assert_int_equal(store_open(&s, db_path, 0, &err), 0);
+    assert_int_equal(store_begin(&s, 0, &txn, &err), 0);
+    assert_int_equal(mdb_drop(txn, s.record_counts, 0), MDB_SUCCESS);
+    assert_int_equal(store_commit(txn, &err), 0);
+    store_close(&s);
+}
+
 static void test_live_series(void **state)
 {
     char subject[SUBJECTS][19];
@@ -320,6 +341,21 @@ static void test_live_series(void **state)
     assert_int_equal(scrape("once_records{type=\"" LICENCE "\"}"), SUBJECTS);
     assert_int_equal(scrape("once_exchanges_unlogged_total"
                             "{reason=\"refusal_budget\"}"), 0);
+    e2e_open_client(&broker, &market, &c);
+    e2e_uscc(subject[0], 8100001u + SUBJECTS);
+    publish(c, subject[0], 1, "Live Co. the last");
+    once_client_close(c);
+    e2e_kill(&broker);
+    start();
+    assert_int_equal(scrape("once_records{type=\"" LICENCE "\"}"),
+                     SUBJECTS + 1);
+    assert_int_equal(e2e_stop(&broker), 0);
+    forget_counts();
+    start();
+    assert_true(e2e_log_contains(&broker, "counted the records of each "
+                                          "type once"));
+    assert_int_equal(scrape("once_records{type=\"" LICENCE "\"}"),
+                     SUBJECTS + 1);
     assert_int_equal(e2e_stop(&broker), 0);
 }
 

@@ -3,8 +3,9 @@
  *
  * Versions only grow, every version stays readable, a record's history
  * comes back in version order (also past 255, where a little-endian key
- * would sort wrongly), and a full map refuses writes with STORAGE_FULL
- * while reads go on.
+ * would sort wrongly), the stored counts per type stay exact and are
+ * rebuilt where they do not add up, and a full map refuses writes with
+ * STORAGE_FULL while reads go on.
  */
 #include <limits.h>
 #include <setjmp.h>
@@ -302,6 +303,86 @@ static void test_count(void **state)
     mdb_txn_abort(txn);
 }
 
+/* A home of an older version has records but no stored counts (here: the
+ * table emptied), or counts that missed records an older program stored
+ * (here: one count lowered), or counts that do not decode. Then the counts
+ * do not add up to the records: registry_count_types walks `latest` instead, and
+ * registry_recount_types rewrites the counts once, after which they are
+ * read and kept up again. */
+static void test_recount(void **state)
+{
+    fixture *f = *state;
+    uint8_t key[1 + sizeof(LICENCE)], one_be[8];
+    MDB_val k = { sizeof(key) - 1, key }, v = { sizeof(one_be), one_be };
+    type_counts types;
+    bool recounted = true;
+    once_error err;
+    MDB_txn *txn;
+    char subject[19];
+    unsigned i;
+
+    for (i = 0; i < 3; i++) {
+        snprintf(subject, sizeof(subject), "9135010%011u", i);
+        assert_int_equal(put(&f->s, LICENCE, subject, 1, "a", &err), 0);
+    }
+    assert_int_equal(put(&f->s, "id-card", "110101199003074477", 1, "d",
+                         &err), 0);
+    /* Counts that add up: nothing to do. */
+    assert_int_equal(store_begin(&f->s, 0, &txn, &err), 0);
+    assert_int_equal(registry_recount_types(txn, &f->s, &recounted, &err), 0);
+    assert_false(recounted);
+    /* Lowered: the licences' count says 1 of 3. */
+    key[0] = (uint8_t)strlen(LICENCE);
+    memcpy(key + 1, LICENCE, strlen(LICENCE));
+    store_put_u64be(one_be, 1);
+    assert_int_equal(mdb_put(txn, f->s.record_counts, &k, &v, 0), 0);
+    types.n = 0;
+    assert_int_equal(registry_count_types(txn, &f->s, count_type, &types,
+                                          &err), 0);
+    assert_int_equal(types.n, 2);
+    assert_int_equal(types.records[1], 3);
+    assert_int_equal(registry_recount_types(txn, &f->s, &recounted, &err), 0);
+    assert_true(recounted);
+    /* Undecodable: a value of 3 bytes. */
+    v.mv_size = 3;
+    assert_int_equal(mdb_put(txn, f->s.record_counts, &k, &v, 0), 0);
+    types.n = 0;
+    assert_int_equal(registry_count_types(txn, &f->s, count_type, &types,
+                                          &err), 0);
+    assert_int_equal(types.records[1], 3);
+    assert_int_equal(registry_recount_types(txn, &f->s, &recounted, &err), 0);
+    assert_true(recounted);
+    v.mv_size = sizeof(one_be);
+    /* Missing altogether. */
+    assert_int_equal(mdb_drop(txn, f->s.record_counts, 0), 0);
+    types.n = 0;
+    assert_int_equal(registry_count_types(txn, &f->s, count_type, &types,
+                                          &err), 0);
+    assert_int_equal(types.n, 2);
+    assert_int_equal(registry_recount_types(txn, &f->s, &recounted, &err), 0);
+    assert_true(recounted);
+    assert_int_equal(store_commit(txn, &err), 0);
+
+    /* Stored again, and kept up by the next new record. */
+    assert_int_equal(put(&f->s, "id-card", "110101199003074485", 1, "e",
+                         &err), 0);
+    assert_int_equal(store_begin(&f->s, 0, &txn, &err), 0);
+    assert_int_equal(registry_recount_types(txn, &f->s, &recounted, &err), 0);
+    assert_false(recounted);
+    assert_int_equal(mdb_get(txn, f->s.record_counts, &k, &v), 0);
+    assert_int_equal(v.mv_size, 8);
+    assert_int_equal(store_get_u64be(v.mv_data), 3);
+    types.n = 0;
+    assert_int_equal(registry_count_types(txn, &f->s, count_type, &types,
+                                          &err), 0);
+    assert_int_equal(types.n, 2);
+    assert_string_equal(types.name[0], "id-card");
+    assert_int_equal(types.records[0], 2);
+    assert_string_equal(types.name[1], LICENCE);
+    assert_int_equal(types.records[1], 3);
+    mdb_txn_abort(txn);
+}
+
 /* A map of 256 KiB fills after a few dozen 4 KiB values. The write that
  * does not fit is refused with STORAGE_FULL (from the put or the commit),
  * every committed version still reads back, and the same database opened
@@ -379,6 +460,7 @@ int main(void)
         TEMP_STORE_TEST(test_history_order),
         TEMP_STORE_TEST(test_not_found_and_bad_keys),
         TEMP_STORE_TEST(test_count),
+        TEMP_STORE_TEST(test_recount),
         cmocka_unit_test(test_storage_full),
         TEMP_STORE_TEST(test_open_errors),
     };
