@@ -9,9 +9,10 @@
  * (u64be). The length bytes make the (type, subject) part of the key a
  * prefix that no other pair shares ("ab"+"c" and "a"+"bc" differ in their
  * first byte), and the big-endian version makes LMDB's byte order the
- * numeric order, so one cursor range walks a record's history oldest first.
- * `latest` saves a cursor seek on the common request (version 0) and makes
- * "is this version above the latest" one lookup on the publish path.
+ * numeric order, so one cursor range walks a record's history oldest first
+ * and one seek finds its newest version. Requests read only `records`
+ * (read_newest says why); `latest` makes "is this version above the
+ * latest" one small lookup on the publish path and counts the records.
  *
  * Versions only grow: a publish at or below the latest version is refused,
  * so an old record replayed by anyone -- including its own issuer -- can
@@ -226,6 +227,48 @@ int registry_latest_version(MDB_txn *txn, const store *s, const char *type,
     return rc;
 }
 
+/* The newest version of k's record, from `records` alone: one descent to
+ * the first key at or past (prefix, version 2^64-1), which is that version
+ * itself if it is stored, else the next record's first key or the end of
+ * the table, and one step back to the record's newest version. `latest`
+ * would say the same, but it is a second B-tree: in a large registry a
+ * second page that is rarely in the CPU's caches or in the process's page
+ * tables, so reading both costs a request about twice the misses
+ * (docs/PERFORMANCE.md, "Scale of the registry"). */
+static int read_newest(MDB_txn *txn, const store *s, record_key *k,
+                       const char *type, MDB_val *value,
+                       uint64_t *version_out, once_error *err)
+{
+    MDB_cursor *cur;
+    MDB_val key;
+    int rc;
+
+    store_put_u64be(k->bytes + k->prefix_len, UINT64_MAX);
+    key.mv_size = k->prefix_len + 8;
+    key.mv_data = k->bytes;
+    rc = mdb_cursor_open(txn, s->records, &cur);
+    if (rc != MDB_SUCCESS)
+        return store_error(rc, "cannot read a record", err);
+    rc = mdb_cursor_get(cur, &key, value, MDB_SET_RANGE);
+    if (rc == MDB_SUCCESS && (key.mv_size != k->prefix_len + 8 ||
+                              memcmp(key.mv_data, k->bytes,
+                                     k->prefix_len + 8) != 0))
+        rc = mdb_cursor_get(cur, &key, value, MDB_PREV);
+    else if (rc == MDB_NOTFOUND)
+        rc = mdb_cursor_get(cur, &key, value, MDB_LAST);
+    mdb_cursor_close(cur);
+    if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND)
+        return store_error(rc, "cannot read a record", err);
+    if (rc == MDB_NOTFOUND || key.mv_size != k->prefix_len + 8 ||
+        memcmp(key.mv_data, k->bytes, k->prefix_len) != 0)
+        return once_error_set(err, ONCE_ERR_NOT_FOUND,
+                              "no %s record for this subject", type);
+    if (version_out != NULL)
+        *version_out = store_get_u64be((const uint8_t *)key.mv_data +
+                                       k->prefix_len);
+    return 0;
+}
+
 int registry_get_record(MDB_txn *txn, const store *s, const char *type,
                         const char *subject, uint64_t version,
                         MDB_val *value, uint64_t *version_out,
@@ -241,14 +284,8 @@ int registry_get_record(MDB_txn *txn, const store *s, const char *type,
     rc = make_key(&k, type, subject, err);
     if (rc < 0)
         return rc;
-    if (version == 0) {
-        rc = read_latest(txn, s, &k, &version, err);
-        if (rc == LATEST_NONE)
-            return once_error_set(err, ONCE_ERR_NOT_FOUND,
-                                  "no %s record for this subject", type);
-        if (rc < 0)
-            return rc;
-    }
+    if (version == 0)
+        return read_newest(txn, s, &k, type, value, version_out, err);
     store_put_u64be(k.bytes + k.prefix_len, version);
     key.mv_size = k.prefix_len + 8;
     key.mv_data = k.bytes;

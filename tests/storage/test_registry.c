@@ -81,6 +81,54 @@ static void test_versions(void **state)
     mdb_txn_abort(txn);
 }
 
+/* The newest version is found by one seek in `records` past the record's
+ * versions and one step back (registry.c, read_newest): whether the seek
+ * lands on the next record, past the end of the table, or on version
+ * 2^64-1 itself; and a neighbour's versions are never taken for a missing
+ * record's, whichever side it is on. */
+static void test_newest(void **state)
+{
+    fixture *f = *state;
+    const char *a = "91350100M000100Y43", *b = "91350100M000100Y44",
+               *c = "91350100M000100Y45", *d = "91350100M000100Y46";
+    uint64_t version = 0;
+    once_error err;
+    MDB_txn *txn;
+    MDB_val v;
+
+    assert_int_equal(put(&f->s, LICENCE, b, 1, "b1", &err), 0);
+    assert_int_equal(put(&f->s, LICENCE, b, 7, "b7", &err), 0);
+    assert_int_equal(put(&f->s, LICENCE, d, 3, "d3", &err), 0);
+    assert_int_equal(put(&f->s, LICENCE, d, UINT64_MAX, "dmax", &err), 0);
+
+    assert_int_equal(store_begin(&f->s, 1, &txn, &err), 0);
+    /* Followed by d: one step back from d's first version. */
+    assert_int_equal(registry_get_record(txn, &f->s, LICENCE, b, 0, &v,
+                                         &version, &err), 0);
+    assert_int_equal(version, 7);
+    assert_value(&v, "b7");
+    /* The seek lands on version 2^64-1 itself, the table's last key. */
+    assert_int_equal(registry_get_record(txn, &f->s, LICENCE, d, 0, &v,
+                                         &version, &err), 0);
+    assert_true(version == UINT64_MAX);
+    assert_value(&v, "dmax");
+    /* Missing, before b / between b and d / after d (past the end). */
+    assert_int_equal(registry_get_record(txn, &f->s, LICENCE, a, 0, &v,
+                                         &version, &err),
+                     -ONCE_ERR_NOT_FOUND);
+    assert_int_equal(registry_get_record(txn, &f->s, LICENCE, c, 0, &v,
+                                         &version, &err),
+                     -ONCE_ERR_NOT_FOUND);
+    assert_int_equal(registry_get_record(txn, &f->s, LICENCE,
+                                         "91350100M000100Y47", 0, &v,
+                                         &version, &err),
+                     -ONCE_ERR_NOT_FOUND);
+    assert_int_equal(registry_get_record(txn, &f->s, "id-card", b, 0, &v,
+                                         &version, &err),
+                     -ONCE_ERR_NOT_FOUND);
+    mdb_txn_abort(txn);
+}
+
 static void test_stale_versions(void **state)
 {
     fixture *f = *state;
@@ -456,6 +504,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         TEMP_STORE_TEST(test_versions),
+        TEMP_STORE_TEST(test_newest),
         TEMP_STORE_TEST(test_stale_versions),
         TEMP_STORE_TEST(test_history_order),
         TEMP_STORE_TEST(test_not_found_and_bad_keys),
