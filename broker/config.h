@@ -21,7 +21,9 @@
 #define CONFIG_DEFAULT_LISTEN "tcp://127.0.0.1:7700"
 /* The operator's console (console.c): HTTP, loopback by default. */
 #define CONFIG_DEFAULT_CONSOLE_LISTEN "127.0.0.1:7780"
-#define CONFIG_DEFAULT_MAP_SIZE_MB 1024
+/* 16 GiB: address space, not memory or disk (onced.c, check_disk); about
+ * seven million records with their publishes (docs/PERFORMANCE.md). */
+#define CONFIG_DEFAULT_MAP_SIZE_MB 16384
 #define CONFIG_DEFAULT_HIGH_WATER_PERCENT 90
 /* Each worker holds an LMDB reader slot; LMDB's default table has 126 and
  * oncectl and the ZAP handler need some too. */

@@ -52,6 +52,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 
 #include <sodium.h>
 #include <zmq.h>
@@ -231,6 +232,31 @@ static int check_readers(const store *db, unsigned workers)
     return -1;
 }
 
+/* The map is address space: the file grows as data is written, up to
+ * map_size_mb, whatever the disk holds. When the disk has less room than
+ * the high-water mark needs, it fills first, and then every write fails
+ * (requests included) with an I/O error instead of publishes stopping
+ * with STORAGE_FULL at the mark: say so at start, once. */
+static void check_disk(const store *db, const broker_config *cfg)
+{
+    struct statvfs fs;
+    size_t bound, map_size;
+    unsigned long long room, mark;
+
+    if (statvfs(cfg->database, &fs) < 0 ||
+        store_usage_bound(db, &bound, &map_size) < 0)
+        return;
+    room = (unsigned long long)fs.f_bavail * fs.f_frsize + bound;
+    mark = (unsigned long long)map_size / 100 * cfg->high_water_percent;
+    if (room < mark)
+        diag_warn("onced", "the database's file system has room for %llu "
+                 "MiB, less than the %llu MiB at which publishes stop "
+                 "(high_water_percent %u of map_size_mb %zu): the disk "
+                 "would fill first, and then every exchange fails; lower "
+                 "map_size_mb or make room", room >> 20, mark >> 20,
+                 cfg->high_water_percent, cfg->map_size_mb);
+}
+
 int main(int argc, char **argv)
 {
     char bound[CONFIG_ENDPOINT_MAX + 64];
@@ -310,6 +336,7 @@ int main(int argc, char **argv)
     }
     if (check_readers(&db, cfg.workers) < 0)
         goto out;
+    check_disk(&db, &cfg);
     if (open_log(&alog, &db, &cfg, &key, &err) < 0 ||
         subscriptions_open(&subs, &db, &err) < 0) {
         diag_error("onced", "%s", err.message);

@@ -23,7 +23,7 @@
 
 #include "once/once.h"
 
-#define STORE_DEFAULT_MAP_SIZE ((size_t)1 << 30) /* 1 GiB */
+#define STORE_DEFAULT_MAP_SIZE ((size_t)16 << 30) /* CONFIG_DEFAULT_MAP_SIZE_MB */
 /* LMDB reader slots of an environment (store.c says why this many). */
 #define STORE_MAX_READERS 256
 /* Slots onced leaves to others besides one per worker: its ZAP handler,

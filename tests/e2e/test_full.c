@@ -15,6 +15,7 @@
  *   - requests go on until the map itself is full; then they too are
  *     answered STORAGE_FULL (no answer may leave without its leaf), pings
  *     are still answered, and SIGTERM still stops the broker with 0.
+ * And a map set beyond the disk's room is warned of at start.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -23,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 
 #include <cmocka.h>
 
@@ -189,10 +191,32 @@ static void test_publishes_stop_and_requests_go_on(void **state)
     assert_int_equal(e2e_stop(&broker), 0);
 }
 
+/* The map is address space, so nothing stops an operator from setting it
+ * beyond the disk; the disk would then fill before the high-water mark
+ * stops publishes, and every exchange would fail. onced says so at start
+ * (and did not for the 2 MiB map above). */
+static void test_map_beyond_disk(void **state)
+{
+    struct statvfs fs;
+    unsigned long long room_mb;
+
+    (void)state;
+    assert_false(e2e_log_contains(&broker, "the disk would fill first"));
+    assert_int_equal(statvfs(broker.home, &fs), 0);
+    room_mb = (unsigned long long)fs.f_bavail * fs.f_frsize >> 20;
+    assert_int_equal(e2e_configure(&broker, "map_size_mb = %llu\n"
+                                   "high_water_percent = 90\n",
+                                   room_mb * 2 + 1024), 0);
+    assert_int_equal(e2e_start(&broker, &archive, NULL), 0);
+    assert_true(e2e_log_contains(&broker, "the disk would fill first"));
+    assert_int_equal(e2e_stop(&broker), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_publishes_stop_and_requests_go_on),
+        cmocka_unit_test(test_map_beyond_disk),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -101,7 +101,7 @@ grep -qx 'listen = tcp://127.0.0.1:17700' "$home/once.conf" ||
 grep -qx 'name = test-broker' "$home/once.conf" ||
     fail "once.conf lacks the broker name"
 grep -qx 'database = db' "$home/once.conf" || fail "once.conf lacks database"
-grep -qx 'map_size_mb = 1024' "$home/once.conf" ||
+grep -qx 'map_size_mb = 16384' "$home/once.conf" ||
     fail "once.conf lacks map_size_mb"
 grep -qx '\[broker\]' "$home/once.conf" || fail "once.conf lacks [broker]"
 pub_hex=$(cat "$home/broker.pub")
