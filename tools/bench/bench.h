@@ -41,6 +41,7 @@ typedef struct options {
     unsigned long publish_window;
     unsigned long workers;
     double seconds;
+    double warmup_seconds; /* closed loop: uncounted requests first */
     double limit_seconds;
     unsigned long max_presigned;
     bool tcp;

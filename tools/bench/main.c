@@ -163,6 +163,11 @@ static void usage(FILE *f)
 "  --publish-window N    publishes in flight (default 256)\n"
 "  --threads N           client driver and signing threads (default 2)\n"
 "  --seconds S           length of the request phase (default 10)\n"
+"  --warmup-seconds S    closed loop: requests for S seconds before the\n"
+"                        request phase, not counted (default 0: none); a\n"
+"                        new onced maps each page of the database the first\n"
+"                        time it reads it, so at a large registry its first\n"
+"                        minutes cost more per request than what follows\n"
 "  --workers N           onced worker threads (default 0: one per CPU)\n"
 "  --limit-seconds S     length of each limit measurement (default 1.5)\n"
 "  --max-presigned N     cap on pre-signed request envelopes (default 1000000;\n"
@@ -282,7 +287,7 @@ static void parse_options(int argc, char **argv)
         O_TCP, O_DIR, O_KEEP, O_LIMITS_ONLY, O_JSON, O_CONSOLE, O_RATE,
         O_FIND_MAX_RATE, O_P99_TARGET_MS, O_PHASE_SECONDS, O_START_RATE,
         O_PRELOAD, O_REUSE, O_IDLE_SUBSCRIBERS, O_IDLE_ROUNDS,
-        O_NOTICE_FANOUT, O_NOTICE_RECORDS, O_NOTICE_RATE
+        O_NOTICE_FANOUT, O_NOTICE_RECORDS, O_NOTICE_RATE, O_WARMUP_SECONDS
     };
     static const struct option longopts[] = {
         {"onced", required_argument, NULL, O_ONCED},
@@ -292,6 +297,7 @@ static void parse_options(int argc, char **argv)
         {"publish-window", required_argument, NULL, O_PUBLISH_WINDOW},
         {"threads", required_argument, NULL, O_THREADS},
         {"seconds", required_argument, NULL, O_SECONDS},
+        {"warmup-seconds", required_argument, NULL, O_WARMUP_SECONDS},
         {"workers", required_argument, NULL, O_WORKERS},
         {"limit-seconds", required_argument, NULL, O_LIMIT_SECONDS},
         {"max-presigned", required_argument, NULL, O_MAX_PRESIGNED},
@@ -341,6 +347,9 @@ static void parse_options(int argc, char **argv)
             break;
         case O_SECONDS:
             opt.seconds = parse_seconds("--seconds", optarg);
+            break;
+        case O_WARMUP_SECONDS:
+            opt.warmup_seconds = parse_seconds("--warmup-seconds", optarg);
             break;
         case O_WORKERS:
             opt.workers = parse_count("--workers", optarg, 0, 256);

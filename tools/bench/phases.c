@@ -14,7 +14,12 @@
  * full verify rate for the whole run, and a quarter more. Then the drivers
  * keep --window requests in flight per connection for --seconds, and the
  * CPU time onced used meanwhile is read from /proc (and, with --console,
- * that of its console thread alone).
+ * that of its console thread alone). With --warmup-seconds they do so
+ * first for that long, every answer drained, and the counts start again:
+ * a fresh onced maps each page of the database into its page tables the
+ * first time it reads it, which at a large registry costs the first
+ * minutes more than the steady state (PERFORMANCE.md, "Scale of the
+ * registry").
  *
  * Every answer must be a Response: an Error is a bug in the bench's setup
  * or in the broker, and fails the run. One answer per connection is
@@ -316,7 +321,8 @@ int run_requests(bench_home *h, void *ctx, conn *clients, results *r)
     /* Enough envelopes for the broker to verify at the machine's full
      * verify rate for the whole run, and a quarter more: it cannot go
      * faster than that. */
-    budget = 1.25 * r->verify_per_core * r->cores * opt.seconds;
+    budget = 1.25 * r->verify_per_core * r->cores *
+             (opt.seconds + opt.warmup_seconds);
     if (budget > (double)opt.max_presigned)
         budget = (double)opt.max_presigned;
     per_conn = (size_t)(budget / (double)opt.clients) + 1;
@@ -337,6 +343,18 @@ int run_requests(bench_home *h, void *ctx, conn *clients, results *r)
                          h->broker.public_key) < 0) {
             note("cannot connect client %zu: %s", i, zmq_strerror(errno));
             return -1;
+        }
+    }
+    if (opt.warmup_seconds > 0) {
+        note("warming up: %lu clients for %.1f s, not counted", opt.clients,
+             opt.warmup_seconds);
+        if (run_drivers(clients, opt.clients, opt.threads, opt.window,
+                        monotonic_ns() + seconds_ns(opt.warmup_seconds)) < 0)
+            return -1;
+        /* Errors stay counted: any fails the run. */
+        for (i = 0; i < opt.clients; i++) {
+            clients[i].ok = clients[i].ok_in_time = 0;
+            clients[i].n_latency = 0;
         }
     }
     note("running %lu clients for %.1f s", opt.clients, opt.seconds);
