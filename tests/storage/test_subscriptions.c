@@ -11,7 +11,8 @@
  * whatever it subscribed to, and withdrawing a grant stops the notices at
  * once; a scan stops at its limits and says how far it looked; the
  * cursor only grows; subscribing again keeps the first leaf; the list
- * walks one department or all.
+ * walks one department or all; a record a department holds already is
+ * not written again.
  */
 #include <limits.h>
 #include <setjmp.h>
@@ -322,6 +323,44 @@ static void test_renew_list_cancel(void **state)
     commit(txn);
 }
 
+static size_t last_txnid(fixture *f)
+{
+    MDB_envinfo info;
+
+    assert_int_equal(mdb_env_info(f->s.env, &info), 0);
+    return info.me_last_txnid;
+}
+
+/* A granted request for a copy the department holds already writes
+ * nothing: the transaction stays clean, so its commit writes no page and
+ * no new meta page (LMDB commits a clean write transaction as a no-op). */
+static void test_held_again_writes_nothing(void **state)
+{
+    fixture *f = *state;
+    uint8_t h[AUDIT_SUBJECT_HASH_BYTES];
+    once_error err;
+    MDB_txn *txn;
+    size_t before;
+
+    hash_of(h, SUB_A);
+    txn = begin(f, 0);
+    assert_int_equal(subscriptions_held_put(txn, &f->t, LICENCE, h, "tax",
+                                            &err), 0);
+    commit(txn);
+    before = last_txnid(f);
+    txn = begin(f, 0);
+    assert_int_equal(subscriptions_held_put(txn, &f->t, LICENCE, h, "tax",
+                                            &err), 0);
+    commit(txn);
+    assert_int_equal(last_txnid(f), before);
+    /* A copy not held yet is stored. */
+    txn = begin(f, 0);
+    assert_int_equal(subscriptions_held_put(txn, &f->t, LICENCE, h, "bank",
+                                            &err), 0);
+    commit(txn);
+    assert_int_equal(last_txnid(f), before + 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -332,6 +371,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cursor_only_grows, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_renew_list_cancel, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_held_again_writes_nothing, setup,
                                         teardown),
     };
 
