@@ -44,6 +44,17 @@
  * again with the same leaf index, which the subscriber uses to skip what
  * it has seen.
  *
+ * Pruning. The events nobody can be notified of any more are deleted by
+ * the writer (subscriptions_prune), never inside a group's transaction:
+ * a step is a transaction of its own, deletes at most
+ * NOTICES_PRUNE_BATCH events, and is made NOTICES_PRUNE_INTERVAL_MS after
+ * a group that stored an event, an acknowledgement or a cancellation
+ * (what can make events prunable), then every NOTICES_PRUNE_AGAIN_MS
+ * while a backlog lasts, whether the writer is busy (after a group's
+ * answers left) or idle (its poll wakes up for it). A step that finds
+ * nothing is aborted, so it costs no fsync; one that deletes costs one,
+ * at most ten a second. A stopping writer makes the step it has pending.
+ *
  * Subjects in notices are personal data: they travel only inside the
  * department's CURVE connection and never reach a log line here.
  */
@@ -230,6 +241,77 @@ void notices_committed(void *sock, write_job *const *group, size_t n)
     msg[0] = MSG_EVENT;
     store_put_u64be(msg + 1, last);
     zmq_send(sock, msg, 9, ZMQ_DONTWAIT); /* a drop is repaired next pass */
+}
+
+/* ---- pruning the events ------------------------------------------------ */
+
+void notices_pruner_init(notices_pruner *p, uint64_t now_ms)
+{
+    p->wanted = true;
+    p->due_ms = now_ms;
+}
+
+void notices_prune_note(notices_pruner *p, write_job *const *group, size_t n,
+                        uint64_t now_ms)
+{
+    size_t i;
+
+    if (p->wanted)
+        return;
+    for (i = 0; i < n; i++) {
+        const write_job *job = group[i];
+        int kind = job->leaf.kind;
+
+        if (job->result < 0 || job->reply_kind == ONCE__KIND__KIND_ERROR)
+            continue;
+        if (kind == ONCE__KIND__KIND_NOTICE_ACK ||
+            kind == ONCE__KIND__KIND_UNSUBSCRIBE ||
+            ((kind == ONCE__KIND__KIND_PUBLISH ||
+              kind == ONCE__KIND__KIND_REVOKE) && job->stored_len > 0)) {
+            p->wanted = true;
+            p->due_ms = now_ms + NOTICES_PRUNE_INTERVAL_MS;
+            return;
+        }
+    }
+}
+
+long notices_prune_wait(const notices_pruner *p, uint64_t now_ms)
+{
+    if (!p->wanted)
+        return -1;
+    return p->due_ms > now_ms ? (long)(p->due_ms - now_ms) : 0;
+}
+
+void notices_prune_step(notices_pruner *p, const store *db,
+                        const subscriptions *t, uint64_t now_ms)
+{
+    once_error err;
+    MDB_txn *txn;
+    size_t deleted = 0;
+    bool more = false;
+    int rc;
+
+    if (notices_prune_wait(p, now_ms) != 0)
+        return;
+    rc = store_begin(db, 0, &txn, &err);
+    if (rc >= 0) {
+        rc = subscriptions_prune(txn, t, NOTICES_PRUNE_BATCH, &deleted, &more,
+                                 &err);
+        if (rc >= 0 && deleted > 0)
+            rc = store_commit(txn, &err);
+        else
+            mdb_txn_abort(txn);
+    }
+    if (rc < 0) {
+        /* Tried again an interval later, not in a busy loop. */
+        diag_error("notices", "cannot prune notice events: %s", err.message);
+        more = true;
+        if (now_ms < UINT64_MAX - NOTICES_PRUNE_INTERVAL_MS)
+            p->due_ms = now_ms + NOTICES_PRUNE_INTERVAL_MS;
+    } else if (now_ms < UINT64_MAX - NOTICES_PRUNE_AGAIN_MS) {
+        p->due_ms = now_ms + NOTICES_PRUNE_AGAIN_MS;
+    }
+    p->wanted = more;
 }
 
 /* ---- the fan-out thread ------------------------------------------------ */

@@ -6,6 +6,7 @@
 #ifndef ONCE_NOTICES_H
 #define ONCE_NOTICES_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -41,6 +42,34 @@ int notices_commit_job(MDB_txn *txn, const subscriptions *t, write_job *job,
  * NOTICES_IN_ENDPOINT) about new events and the connections the group's
  * acknowledgements registered. Never blocks. */
 void notices_committed(void *sock, write_job *const *group, size_t n);
+
+/* Pruning the events no department can be notified of any more
+ * (subscriptions_prune), by the writer, in transactions of their own:
+ * at most NOTICES_PRUNE_BATCH events each, one NOTICES_PRUNE_INTERVAL_MS
+ * after a group that could have made events prunable, and every
+ * NOTICES_PRUNE_AGAIN_MS while a backlog lasts. */
+#define NOTICES_PRUNE_BATCH 1000
+#define NOTICES_PRUNE_INTERVAL_MS 1000
+#define NOTICES_PRUNE_AGAIN_MS 100
+
+typedef struct notices_pruner {
+    bool wanted;      /* a step may find events to delete */
+    uint64_t due_ms;  /* monotonic time of the next step */
+} notices_pruner;
+
+/* Wanted at start, for what the last run left. */
+void notices_pruner_init(notices_pruner *p, uint64_t now_ms);
+/* After a commit: wanted once a group stored an event, an
+ * acknowledgement or a cancellation. */
+void notices_prune_note(notices_pruner *p, write_job *const *group, size_t n,
+                        uint64_t now_ms);
+/* Milliseconds until the next step, 0 when due, -1 when none is wanted. */
+long notices_prune_wait(const notices_pruner *p, uint64_t now_ms);
+/* One step when due (now_ms UINT64_MAX: when wanted at all, as the
+ * writer stops): a transaction of its own, committed only when it deleted
+ * something. */
+void notices_prune_step(notices_pruner *p, const store *db,
+                        const subscriptions *t, uint64_t now_ms);
 
 typedef struct notices notices;
 

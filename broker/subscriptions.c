@@ -41,6 +41,25 @@
  * once, and no department learns from a notice that a subject exists
  * unless it could request it.
  *
+ * Pruning. Events would otherwise pile up forever, one per change. An
+ * event at or below the cursor of every department that holds a
+ * subscription can reach nobody: those departments acknowledged it, and
+ * a department without a subscription gets no notice of it, now or
+ * later (a subscription made later matches only the events after its
+ * own leaf). So subscriptions_prune deletes the events at or below the
+ * lowest cursor of the departments that hold a subscription, oldest
+ * first, a bounded number per call; the writer calls it in transactions
+ * of its own, outside the groups it commits (notices.c). The newest
+ * event always stays: an acknowledgement is checked against it, and the
+ * fan-out starts from it. A pull with `after` below the department's own
+ * cursor may therefore miss notices it acknowledged (PROTOCOL.md 4.9);
+ * nothing above any cursor is ever deleted, so a subscriber that comes
+ * back after any time gets every notice it had not acknowledged. The
+ * price: a department that subscribes and never acknowledges keeps every
+ * event from its cursor on (docs/OPERATIONS.md). The lowest cursor is
+ * one seek per department in the subscriptions table, which is in
+ * department order.
+ *
  * Tables (one owner, this module):
  *   subscriptions  dept 0x00 scope(1 byte) type 0x00 subject -> Subscription
  *   notice_events  leaf index u64be -> subject hash[32] || Notice
@@ -425,6 +444,114 @@ int subscriptions_cursor_put(MDB_txn *txn, const subscriptions *t,
     store_put_u64be(v, acked);
     return store_error(mdb_put(txn, t->cursors, &key, &val, 0),
                        "cannot store the acknowledgement cursor", err);
+}
+
+/* ---- pruning ----------------------------------------------------------- */
+
+/* The lowest acknowledged cursor of the departments that hold a
+ * subscription; UINT64_MAX when none holds one. The subscriptions table
+ * is in department order, so each department is one seek. */
+static int prune_floor(MDB_txn *txn, const subscriptions *t, uint64_t *floor,
+                       once_error *err)
+{
+    uint8_t next[ONCE_MAX_NAME + 1];
+    char dept[ONCE_MAX_NAME + 1];
+    MDB_cursor *cur;
+    MDB_val key, val;
+    uint64_t acked;
+    const uint8_t *zero;
+    size_t ld;
+    int rc;
+
+    *floor = UINT64_MAX;
+    rc = mdb_cursor_open(txn, t->subs, &cur);
+    if (rc != MDB_SUCCESS)
+        return store_error(rc, "cannot read subscriptions", err);
+    rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST);
+    while (rc == MDB_SUCCESS) {
+        zero = memchr(key.mv_data, 0, key.mv_size);
+        ld = zero != NULL ? (size_t)(zero - (const uint8_t *)key.mv_data) : 0;
+        if (zero == NULL || ld == 0 || ld > ONCE_MAX_NAME) {
+            mdb_cursor_close(cur);
+            return once_error_set(err, ONCE_ERR_INTERNAL, "a stored "
+                                  "subscription has a broken key");
+        }
+        memcpy(dept, key.mv_data, ld);
+        dept[ld] = '\0';
+        if ((rc = subscriptions_cursor_get(txn, t, dept, &acked, err)) < 0) {
+            mdb_cursor_close(cur);
+            return rc;
+        }
+        if (acked < *floor)
+            *floor = acked;
+        /* dept 0x01 sorts after every key dept 0 ... */
+        memcpy(next, dept, ld);
+        next[ld] = 1;
+        key.mv_size = ld + 1;
+        key.mv_data = next;
+        rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+    }
+    mdb_cursor_close(cur);
+    if (rc != MDB_NOTFOUND)
+        return store_error(rc, "cannot read subscriptions", err);
+    return 0;
+}
+
+int subscriptions_prune(MDB_txn *txn, const subscriptions *t, size_t max,
+                        size_t *deleted, bool *more, once_error *err)
+{
+    uint64_t floor, last, index;
+    MDB_cursor *cur;
+    MDB_val key, val;
+    bool any;
+    int rc;
+
+    *deleted = 0;
+    *more = false;
+    if ((rc = subscriptions_last_event(txn, t, &last, &any, err)) < 0 ||
+        (rc = prune_floor(txn, t, &floor, err)) < 0)
+        return rc;
+    if (!any)
+        return 0;
+    rc = mdb_cursor_open(txn, t->events, &cur);
+    if (rc != MDB_SUCCESS)
+        return store_error(rc, "cannot read notice events", err);
+    rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST);
+    while (rc == MDB_SUCCESS) {
+        if (key.mv_size != 8) {
+            rc = -1;
+            break;
+        }
+        index = store_get_u64be(key.mv_data);
+        /* The newest stays: an acknowledgement is checked against it. */
+        if (index > floor || index >= last)
+            break;
+        if (*deleted == max) {
+            *more = true;
+            break;
+        }
+        if ((rc = mdb_cursor_del(cur, 0)) != MDB_SUCCESS)
+            break;
+        (*deleted)++;
+        rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
+    }
+    mdb_cursor_close(cur);
+    if (rc == -1)
+        return once_error_set(err, ONCE_ERR_INTERNAL, "a stored notice event "
+                              "has a broken key");
+    if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND)
+        return store_error(rc, "cannot prune notice events", err);
+    return 0;
+}
+
+int subscriptions_events_stored(MDB_txn *txn, const subscriptions *t,
+                                size_t *n, once_error *err)
+{
+    MDB_stat st;
+    int rc = mdb_stat(txn, t->events, &st);
+
+    *n = rc == MDB_SUCCESS ? st.ms_entries : 0;
+    return store_error(rc, "cannot count notice events", err);
 }
 
 /* ---- matching ---------------------------------------------------------- */

@@ -100,6 +100,17 @@ int subscriptions_cursor_put(MDB_txn *txn, const subscriptions *t,
                              const char *dept, uint64_t acked,
                              once_error *err);
 
+/* Deletes, oldest first and at most max of them, the events no
+ * department can be notified of any more: those at or below the lowest
+ * acknowledged cursor of the departments that hold a subscription (all
+ * when none holds one), except the newest event. *more is true when
+ * max stopped it. */
+int subscriptions_prune(MDB_txn *txn, const subscriptions *t, size_t max,
+                        size_t *deleted, bool *more, once_error *err);
+/* The number of events stored. */
+int subscriptions_events_stored(MDB_txn *txn, const subscriptions *t,
+                                size_t *n, once_error *err);
+
 /* The notices for dept of the events after leaf `after`, ascending: at
  * most max_notices of them, looking at no more than max_events events.
  * Calls fn for each (nonzero stops). *scanned_to is the last event looked

@@ -69,6 +69,10 @@
  * request granted, a subscription, an acknowledgement's cursor: an
  * acknowledgement is the one job stored without a leaf), and after the
  * commit it tells the fan-out thread, without blocking, what is new.
+ * The events nobody can be notified of any more are deleted here too,
+ * but never in a group's transaction: a step of at most a thousand, in a
+ * transaction of its own, about a second after a group that could have
+ * made some prunable, whether the writer is busy or idle (notices.c).
  *
  * Failures. A job that cannot be stored for its own reason (its version is
  * no longer above the latest, because another publish of the same record
@@ -127,6 +131,7 @@ struct writer {
     bool checkpoint_pending;     /* leaves committed since the newest one */
     unsigned high_water_percent;
     bool above_high_water;       /* as last seen, to log the changes */
+    notices_pruner pruner;
 };
 
 write_job *write_job_new(size_t stored_len, size_t answer_len,
@@ -536,16 +541,20 @@ static void commit_pending_checkpoint(writer *w)
     w->checkpoint_pending = false;
 }
 
-/* How long the writer may wait for a job: until the pending checkpoint is
- * due, or forever (-1) when none is pending. */
+/* How long the writer may wait for a job: until the pending checkpoint or
+ * a pruning step is due, or forever (-1) when neither is wanted. */
 static long wait_ms(const writer *w)
 {
     uint64_t now = monotonic_ms(), due;
+    long checkpoint = -1, prune = notices_prune_wait(&w->pruner, now);
 
-    if (!w->checkpoint_pending)
-        return -1;
-    due = w->last_checkpoint_ms + w->checkpoint_interval_ms;
-    return due > now ? (long)(due - now) : 0;
+    if (w->checkpoint_pending) {
+        due = w->last_checkpoint_ms + w->checkpoint_interval_ms;
+        checkpoint = due > now ? (long)(due - now) : 0;
+    }
+    if (checkpoint < 0 || (prune >= 0 && prune < checkpoint))
+        return prune;
+    return checkpoint;
 }
 
 /* Sends a job's answer and keeps it for a retry. A job whose group failed
@@ -631,7 +640,11 @@ static int next_job(writer *w, write_job **job)
         if (rc < 0)
             return -1;
         if (rc == 0) {
-            commit_pending_checkpoint(w);
+            if (w->checkpoint_pending &&
+                monotonic_ms() >= w->last_checkpoint_ms +
+                                      w->checkpoint_interval_ms)
+                commit_pending_checkpoint(w);
+            notices_prune_step(&w->pruner, w->db, w->subs, monotonic_ms());
             continue;
         }
         if (receive_job(w, job, ZMQ_DONTWAIT) == 0)
@@ -668,18 +681,23 @@ static void *writer_main(void *arg)
         commit_group(w, w->group, n);
         metrics_committed(w->group, n, started);
         notices_committed(w->notices, w->group, n);
+        notices_prune_note(&w->pruner, w->group, n, monotonic_ms());
         for (i = 0; i < n; i++) {
             answer_job(w, w->group[i]);
             write_job_free(w->group[i]);
         }
+        /* After the answers: a step never delays the group's. */
+        notices_prune_step(&w->pruner, w->db, w->subs, monotonic_ms());
     }
     if (errno != ETERM) {
         diag_error("writer", "cannot receive: %s", zmq_strerror(errno));
         broker_fail();
     }
-    /* The export and the next start find every committed leaf signed. */
+    /* The export and the next start find every committed leaf signed,
+     * and the step of pruning that was pending made. */
     if (w->checkpoint_pending)
         commit_pending_checkpoint(w);
+    notices_prune_step(&w->pruner, w->db, w->subs, UINT64_MAX);
     return NULL;
 }
 
@@ -694,6 +712,7 @@ int writer_start(writer **out, const writer_options *opt, once_error *err)
         return once_error_set(err, ONCE_ERR_NO_MEMORY, "out of memory");
     w->db = opt->db;
     w->subs = opt->subs;
+    notices_pruner_init(&w->pruner, monotonic_ms());
     w->log = opt->log;
     w->rp = opt->rp;
     w->id = opt->id;

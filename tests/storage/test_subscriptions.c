@@ -12,7 +12,8 @@
  * once; a scan stops at its limits and says how far it looked; the
  * cursor only grows; subscribing again keeps the first leaf; the list
  * walks one department or all; a record a department holds already is
- * not written again.
+ * not written again; pruning deletes only what every subscribing
+ * department acknowledged, never the newest event.
  */
 #include <limits.h>
 #include <setjmp.h>
@@ -361,6 +362,78 @@ static void test_held_again_writes_nothing(void **state)
     assert_int_equal(last_txnid(f), before + 1);
 }
 
+static size_t prune(fixture *f, size_t max, bool *more)
+{
+    MDB_txn *txn = begin(f, 0);
+    once_error err;
+    size_t n;
+
+    assert_int_equal(subscriptions_prune(txn, &f->t, max, &n, more, &err),
+                     0);
+    commit(txn);
+    return n;
+}
+
+static size_t stored(fixture *f)
+{
+    MDB_txn *txn = begin(f, 1);
+    once_error err;
+    size_t n;
+
+    assert_int_equal(subscriptions_events_stored(txn, &f->t, &n, &err), 0);
+    mdb_txn_abort(txn);
+    return n;
+}
+
+/* Events at or below the lowest cursor of the departments holding a
+ * subscription go, in batches, never the newest; a department without
+ * a subscription does not hold them back. */
+static void test_prune_below_every_cursor(void **state)
+{
+    fixture *f = *state;
+    MDB_txn *txn = begin(f, 0);
+    once_error err;
+    bool more;
+    uint64_t i;
+
+    for (i = 1; i <= 6; i++)
+        event(f, txn, i, LICENCE, SUB_A, i, false);
+    commit(txn);
+    /* Nobody subscribes: all but the newest can go, two at a time. */
+    assert_int_equal(prune(f, 2, &more), 2);
+    assert_true(more);
+    assert_int_equal(prune(f, 100, &more), 3);
+    assert_false(more);
+    assert_int_equal(stored(f), 1);
+
+    txn = begin(f, 0);
+    subscribe(f, txn, "tax", ONCE__SUBSCRIPTION_SCOPE__SCOPE_TYPE, LICENCE,
+              "", 7);
+    subscribe(f, txn, "bank", ONCE__SUBSCRIPTION_SCOPE__SCOPE_TYPE, LICENCE,
+              "", 8);
+    for (i = 9; i <= 12; i++)
+        event(f, txn, i, LICENCE, SUB_A, i, false);
+    assert_int_equal(subscriptions_cursor_put(txn, &f->t, "tax", 12, &err),
+                     0);
+    assert_int_equal(subscriptions_cursor_put(txn, &f->t, "bank", 9, &err),
+                     0);
+    assert_int_equal(subscriptions_cursor_put(txn, &f->t, "police", 1, &err),
+                     0); /* no subscription: not counted */
+    commit(txn);
+    /* The bank acknowledged 9: 6 and 9 go, 10 to 12 stay. */
+    assert_int_equal(prune(f, 100, &more), 2);
+    assert_int_equal(stored(f), 3);
+    assert_int_equal(scan(f, "bank", 9, 64, 4096, NULL).n, 3);
+    /* The bank cancels: only tax's cursor counts; 12 is the newest. */
+    txn = begin(f, 0);
+    assert_int_equal(subscriptions_del(txn, &f->t, "bank",
+                                       ONCE__SUBSCRIPTION_SCOPE__SCOPE_TYPE,
+                                       LICENCE, "", &err), 0);
+    commit(txn);
+    assert_int_equal(prune(f, 100, &more), 2);
+    assert_int_equal(stored(f), 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -373,6 +446,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_renew_list_cancel, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_held_again_writes_nothing, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_prune_below_every_cursor, setup,
                                         teardown),
     };
 
