@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "metrics.h"
 #include "notices.h"
 #include "worker.h"
 #include "wire_check.h"
@@ -214,6 +215,8 @@ void handle_notices_pull(job *j)
         refuse(j, rc, "%s", err.message);
         return;
     }
+    /* Counted before the answer leaves: whoever got it sees it counted. */
+    metrics_notices_delivered(j->env->sender, false, count);
     answer(j, ONCE__KIND__KIND_NOTICES, w->answer.data, w->answer.len);
 }
 

@@ -448,6 +448,7 @@ void metrics_write_data_path(FILE *out)
         fprintf(out, "\"} %llu\n",
                 (unsigned long long)get(&types.rows[i].records));
     }
+    metrics_write_notices(out);
 }
 
 /* Open file descriptors: the entries of /proc/self/fd, less the one
@@ -631,5 +632,7 @@ int metrics_write_store(FILE *out, MDB_txn *txn, const store *db,
             (unsigned long long)ls.tree_size,
             (unsigned long long)ls.signed_size,
             (double)ls.unsigned_age_ms / 1000.0);
+    if ((rc = metrics_write_notice_store(out, txn, err)) < 0)
+        return rc;
     return 0;
 }

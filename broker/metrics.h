@@ -5,6 +5,7 @@
 #ifndef ONCE_METRICS_H
 #define ONCE_METRICS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -60,6 +61,23 @@ void metrics_committed(struct write_job *const *group, size_t n,
  * which the writer then keeps up to date (one walk of the `latest`
  * table). */
 int metrics_records_seed(const store *db, once_error *err);
+
+/* Notices (docs/PROTOCOL.md 4.9, notice_metrics.c). Once at start, before the console
+ * runs: the tables whose events and subscriptions the store's exposition
+ * counts. Writer: n events stored, n acknowledgements committed, n
+ * events pruned. Fan-out (pushed) or worker (pulled): n notices delivered
+ * to dept. */
+struct subscriptions;
+void metrics_notices_tables(const struct subscriptions *t);
+void metrics_notice_events(uint64_t n);
+void metrics_notice_acks(uint64_t n);
+void metrics_notice_events_pruned(uint64_t n);
+void metrics_notices_delivered(const char *dept, bool pushed, uint64_t n);
+/* Their exposition (notice_metrics.c): the counters, with the data
+ * path's; the events stored and the subscriptions by scope, read in
+ * txn, with the store's. */
+void metrics_write_notices(FILE *out);
+int metrics_write_notice_store(FILE *out, MDB_txn *txn, once_error *err);
 
 /* The depths of the queues between the threads. */
 typedef struct metrics_queues {

@@ -67,6 +67,7 @@
 #include <string.h>
 
 #include "diag.h"
+#include "metrics.h"
 #include "monotonic.h"
 #include "pending.h"
 
@@ -199,7 +200,7 @@ int notices_commit_job(MDB_txn *txn, const subscriptions *t, write_job *job,
 void notices_committed(void *sock, write_job *const *group, size_t n)
 {
     uint8_t msg[1 + 8 + 4 + 1 + ONCE_MAX_NAME + NOTICES_RID_MAX];
-    uint64_t last = 0;
+    uint64_t last = 0, events = 0, acks = 0;
     bool any = false;
     size_t i;
 
@@ -214,9 +215,11 @@ void notices_committed(void *sock, write_job *const *group, size_t n)
             job->stored_len > 0) {
             last = job->leaf_index;
             any = true;
+            events += job->leaf.has_subject_hash;
         }
         if (job->leaf.kind != ONCE__KIND__KIND_NOTICE_ACK)
             continue;
+        acks++;
         dl = strlen(job->sender);
         /* The frame carries its charge after the routing id (pending.c). */
         rl = pending_routing_id_len(&job->routing_id);
@@ -236,6 +239,8 @@ void notices_committed(void *sock, write_job *const *group, size_t n)
                      "%s was dropped; its next acknowledgement registers "
                      "it", job->sender);
     }
+    metrics_notice_events(events);
+    metrics_notice_acks(acks);
     if (!any)
         return;
     msg[0] = MSG_EVENT;
@@ -301,6 +306,8 @@ void notices_prune_step(notices_pruner *p, const store *db,
             rc = store_commit(txn, &err);
         else
             mdb_txn_abort(txn);
+        if (rc >= 0)
+            metrics_notice_events_pruned(deleted);
     }
     if (rc < 0) {
         /* Tried again an interval later, not in a busy loop. */
@@ -488,6 +495,7 @@ static int push_one(notices *n, subscriber *s)
         zmq_msg_close(&env);
     s->sent = scanned_to;
     s->credit -= count < s->credit ? (uint32_t)count : s->credit;
+    metrics_notices_delivered(s->dept, true, count);
     return 0;
 }
 

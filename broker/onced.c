@@ -342,6 +342,7 @@ int main(int argc, char **argv)
         diag_error("onced", "%s", err.message);
         goto out;
     }
+    metrics_notices_tables(&subs);
     /* The records per type the writer keeps counting (metrics.c). */
     if (metrics_records_seed(&db, &err) < 0) {
         diag_error("onced", "cannot count the stored records: %s",

@@ -111,6 +111,12 @@ int subscriptions_prune(MDB_txn *txn, const subscriptions *t, size_t max,
 int subscriptions_events_stored(MDB_txn *txn, const subscriptions *t,
                                 size_t *n, once_error *err);
 
+/* The subscriptions of all departments by scope: counts[scope] for
+ * SCOPE_TYPE, SCOPE_SUBJECT and SCOPE_HELD, counts[0] any other (none
+ * unless a key is damaged). One walk of the table. */
+int subscriptions_count_by_scope(MDB_txn *txn, const subscriptions *t,
+                                  uint64_t counts[4], once_error *err);
+
 /* The notices for dept of the events after leaf `after`, ascending: at
  * most max_notices of them, looking at no more than max_events events.
  * Calls fn for each (nonzero stops). *scanned_to is the last event looked

@@ -24,7 +24,14 @@
  *               and OVER in once_exchanges_unlogged_total{reason=
  *               "refusal_budget"};
  *   queues      once_queue_depth of every queue 0 once all is answered,
- *               and `promtool check metrics` clean when promtool exists.
+ *               and `promtool check metrics` clean when promtool exists;
+ *   notices     once_subscriptions{scope} after subscribes and a cancel,
+ *               once_notice_events_total after a publish and a revoke,
+ *               once_notices_delivered_total{department,via} after a pull
+ *               and pushes, once_notice_acks_total after an
+ *               acknowledgement, and once_notice_events_stored down to
+ *               the newest event once the only subscriber acknowledged
+ *               both (pruning, awaited by bounded polls).
  *
  * The connection count follows libzmq's monitor events, which the ZAP
  * thread reads as they come: its changes are awaited by bounded polls,
@@ -359,10 +366,95 @@ static void test_live_series(void **state)
     assert_int_equal(e2e_stop(&broker), 0);
 }
 
+/* Notices (PROTOCOL.md 4.9): a subscribe per scope, a publish and a
+ * revoke, a pull, pushes, an acknowledgement and a cancel, each seen in
+ * its series; the events every subscriber acknowledged are pruned. */
+static void test_notice_series(void **state)
+{
+    char subject[19], series[160];
+    once_client *c = NULL;
+    once_record *r = NULL;
+    once_notice got[4];
+    uint64_t scanned_to;
+    size_t count;
+    once_error err;
+    double acks;
+    char *text;
+    int i;
+
+    (void)state;
+    start();
+    e2e_open_client(&broker, &tax, &c);
+    assert_int_equal(once_client_subscribe(c, ONCE_SCOPE_TYPE, LICENCE, NULL,
+                                           NULL, &err), 0);
+    assert_int_equal(once_client_subscribe(c, ONCE_SCOPE_HELD, NULL, NULL,
+                                           NULL, &err), 0);
+    once_client_close(c);
+    assert_int_equal(scrape("once_subscriptions{scope=\"type\"}"), 1);
+    assert_int_equal(scrape("once_subscriptions{scope=\"subject\"}"), 0);
+    assert_int_equal(scrape("once_subscriptions{scope=\"held\"}"), 1);
+
+    e2e_uscc(subject, 8200001u);
+    e2e_open_client(&broker, &market, &c);
+    publish(c, subject, 1, "Notice Co.");
+    if (once_record_new_revocation(&r, LICENCE, subject, 2, market.id,
+                                   &err) != 0 ||
+        once_record_sign(r, &market.kp, &err) != 0 ||
+        once_client_revoke(c, r, &err) != 0)
+        fail_msg("revoke: %s", err.message);
+    once_record_free(r);
+    once_client_close(c);
+    assert_int_equal(scrape("once_notice_events_total"), 2);
+
+    /* Pulled, then pushed after the registration notice_next makes. */
+    e2e_open_client(&broker, &tax, &c);
+    assert_int_equal(once_client_notices_pull(c, 0, got, 4, &count,
+                                              &scanned_to, &err), 0);
+    assert_int_equal(count, 2);
+    snprintf(series, sizeof(series), "once_notices_delivered_total"
+             "{department=\"%s\",via=\"pull\"}", tax.id);
+    assert_int_equal(scrape(series), 2);
+    for (i = 0; i < 2; i++)
+        if (once_client_notice_next(c, 20000, &got[i], &err) != 0)
+            fail_msg("notice_next: %s", err.message);
+    snprintf(series, sizeof(series), "once_notices_delivered_total"
+             "{department=\"%s\",via=\"push\"}", tax.id);
+    await(series, 2);
+    once_client_close(c);
+
+    /* One acknowledgement more; then the first event can go (the tax
+     * office is the only subscriber), the newest stays. */
+    acks = scrape("once_notice_acks_total");
+    assert_true(acks >= 1); /* notice_next's registration */
+    e2e_open_client(&broker, &tax, &c);
+    assert_int_equal(once_client_notice_ack(c, got[1].leaf_index, &err), 0);
+    assert_int_equal(scrape("once_notice_acks_total"), acks + 1);
+    await("once_notice_events_stored", 1);
+    assert_true(scrape("once_notice_events_pruned_total") >= 1);
+    assert_int_equal(once_client_unsubscribe(c, ONCE_SCOPE_TYPE, LICENCE,
+                                             NULL, NULL, &err), 0);
+    once_client_close(c);
+    text = get("/metrics");
+    assert_int_equal(sample(text, "once_subscriptions{scope=\"type\"}"), 0);
+    assert_int_equal(sample(text, "once_subscriptions{scope=\"held\"}"), 1);
+    if (access("/usr/bin/promtool", X_OK) == 0) {
+        char path[PATH_MAX + 16], *said = NULL;
+
+        snprintf(path, sizeof(path), "%s/metrics-notices.txt", broker.dir);
+        e2e_spit(path, (const uint8_t *)text, strlen(text));
+        if (e2e_run(&said, "/usr/bin/promtool check metrics < %s", path) != 0)
+            fail_msg("promtool check metrics: %s", said);
+        free(said);
+    }
+    free(text);
+    assert_int_equal(e2e_stop(&broker), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_live_series),
+        cmocka_unit_test(test_notice_series),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);
