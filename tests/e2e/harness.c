@@ -301,6 +301,24 @@ void e2e_open_client(e2e_broker *b, const e2e_dept *d, once_client **c)
         fail_msg("client for %s: %s", d->id, err.message);
 }
 
+size_t e2e_pull_notices(once_client *c, uint64_t after, once_notice *out,
+                        size_t cap)
+{
+    size_t total = 0, count;
+    uint64_t scanned_to;
+    once_error err;
+
+    for (;;) {
+        if (once_client_notices_pull(c, after, out + total, cap - total,
+                                     &count, &scanned_to, &err) < 0)
+            fail_msg("pull: %s", err.message);
+        total += count;
+        if (scanned_to == after || total == cap)
+            return total;
+        after = scanned_to;
+    }
+}
+
 int e2e_run(char **out, const char *fmt, ...)
 {
     char cmd[2 * PATH_MAX + 256];

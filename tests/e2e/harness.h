@@ -110,6 +110,12 @@ uint8_t *e2e_slurp(const char *path, size_t *len);
 /* Writes data as the whole file at path. */
 void e2e_spit(const char *path, const uint8_t *data, size_t len);
 
+/* Every notice of c's department after `after`, by pulls until the broker
+ * has scanned to its newest leaf or cap notices are in out; the count,
+ * failing the test when a pull fails. */
+size_t e2e_pull_notices(once_client *c, uint64_t after, once_notice *out,
+                        size_t cap);
+
 /* A libonce client for d with a generous timeout. */
 int e2e_client(e2e_broker *b, const e2e_dept *d, once_client **out,
                once_error *err);

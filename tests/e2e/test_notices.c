@@ -133,25 +133,6 @@ static void next_notice(once_client *c, once_notice *n)
     }
 }
 
-/* Every notice of c's department after `after`, by pulls. */
-static size_t pull_all(once_client *c, uint64_t after, once_notice *out,
-                       size_t cap)
-{
-    size_t total = 0, count;
-    uint64_t scanned_to;
-    once_error err;
-
-    for (;;) {
-        if (once_client_notices_pull(c, after, out + total, cap - total,
-                                     &count, &scanned_to, &err) < 0)
-            fail_msg("pull: %s", err.message);
-        total += count;
-        if (scanned_to == after || total == cap)
-            return total;
-        after = scanned_to;
-    }
-}
-
 static void test_offline_subscriber_resumes(void **state)
 {
     char subject[19];
@@ -192,7 +173,7 @@ static void test_offline_subscriber_resumes(void **state)
                                                    &err), 0);
         assert_int_equal(acked, leaf);
         free(subs);
-        assert_int_equal(pull_all(c, acked, none, 4), 0);
+        assert_int_equal(e2e_pull_notices(c, acked, none, 4), 0);
     }
     once_client_close(c);
 }
@@ -342,7 +323,8 @@ static void test_slow_subscriber_does_not_hold_others(void **state)
     e2e_raw_close(&r);
     /* The bank missed nothing: every notice is there to pull. */
     e2e_open_client(&broker, &bank, &slow);
-    assert_int_equal(pull_all(slow, first - 1, pulled, BURST + 8), BURST);
+    assert_int_equal(e2e_pull_notices(slow, first - 1, pulled, BURST + 8),
+                     BURST);
     assert_int_equal(pulled[0].leaf_index, first);
     assert_int_equal(pulled[BURST - 1].leaf_index, last);
     once_client_close(slow);
@@ -402,7 +384,7 @@ static void test_no_grant_gets_nothing(void **state)
     assert_int_equal(once_client_subscribe(c, ONCE_SCOPE_HELD, NULL, NULL,
                                            NULL, &err), 0);
     leaf = revoke(subject, 2);
-    assert_int_equal(pull_all(c, 0, none, 4), 0);
+    assert_int_equal(e2e_pull_notices(c, 0, none, 4), 0);
     {
         size_t count;
         uint64_t scanned_to;

@@ -102,25 +102,6 @@ static void publish(unsigned n)
     once_client_close(c);
 }
 
-/* Every notice of c's department after `after`, by pulls. */
-static size_t pull_all(once_client *c, uint64_t after, once_notice *out,
-                       size_t cap)
-{
-    size_t total = 0, count;
-    uint64_t scanned_to;
-    once_error err;
-
-    for (;;) {
-        if (once_client_notices_pull(c, after, out + total, cap - total,
-                                     &count, &scanned_to, &err) < 0)
-            fail_msg("pull: %s", err.message);
-        total += count;
-        if (scanned_to == after || total == cap)
-            return total;
-        after = scanned_to;
-    }
-}
-
 static void subscribe(const e2e_dept *d)
 {
     once_client *c;
@@ -157,7 +138,7 @@ static void test_acknowledged_events_are_pruned(void **state)
     for (i = 0; i < RECORDS; i++)
         publish(2100 + i);
     e2e_open_client(&broker, &tax, &c);
-    assert_int_equal(pull_all(c, 0, all, RECORDS + 1), RECORDS);
+    assert_int_equal(e2e_pull_notices(c, 0, all, RECORDS + 1), RECORDS);
     once_client_close(c);
     ack(&tax, all[RECORDS - 1].leaf_index);
     ack(&bank, all[1].leaf_index);
@@ -175,7 +156,7 @@ static void test_acknowledged_events_are_pruned(void **state)
         assert_int_equal(got[i].leaf_index, all[i].leaf_index);
         assert_string_equal(got[i].subject, all[i].subject);
     }
-    assert_int_equal(pull_all(c, all[1].leaf_index, got, RECORDS + 1),
+    assert_int_equal(e2e_pull_notices(c, all[1].leaf_index, got, RECORDS + 1),
                      RECORDS - 2);
     for (i = 0; i < RECORDS - 2; i++)
         assert_int_equal(got[i].leaf_index, all[i + 2].leaf_index);
@@ -190,7 +171,7 @@ static void test_acknowledged_events_are_pruned(void **state)
     assert_int_equal(e2e_start(&broker, &market, NULL), 0);
     ack(&bank, all[RECORDS - 1].leaf_index);
     e2e_open_client(&broker, &bank, &c);
-    assert_int_equal(pull_all(c, 0, got, RECORDS + 1), 1);
+    assert_int_equal(e2e_pull_notices(c, 0, got, RECORDS + 1), 1);
     assert_int_equal(got[0].leaf_index, all[RECORDS - 1].leaf_index);
     once_client_close(c);
     assert_int_equal(e2e_stop(&broker), 0);
