@@ -1,6 +1,9 @@
 /*
  * client_notices.c - the subscriber side of docs/PROTOCOL.md 4.9:
  * subscribe, unsubscribe, list, the next notice, acknowledge, pull.
+ * An acknowledgement from a puller (once_client_notice_ack_pull) grants
+ * credit 0: the connection it goes over, often a pooled one nobody reads
+ * pushes from, gets none.
  *
  * Pushes and the queue. The broker pushes notices on the connection
  * within a credit the client grants (a NoticeAck). The client is
@@ -284,6 +287,28 @@ int once_client_notice_ack(once_client *c, uint64_t leaf_index,
     q->registered_on = client_connections(c);
     q->registered_at = once_now_ms();
     q->credit_left = CLIENT_NOTICE_CREDIT;
+    return 0;
+}
+
+int once_client_notice_ack_pull(once_client *c, uint64_t leaf_index,
+                                uint64_t *cursor, once_error *err)
+{
+    struct client_notices *q;
+    int rc;
+
+    if (c == NULL)
+        return once_error_set(err, ONCE_ERR_INVALID_ARGUMENT, "a client is "
+                              "required");
+    if ((q = queue_of(c)) == NULL)
+        return once_error_set(err, ONCE_ERR_NO_MEMORY, "out of memory");
+    /* Credit 0: the broker pushes nothing on this connection, and stops
+     * what it pushed on it before, so notice_next must register again. */
+    rc = send_ack(c, leaf_index, 0, cursor, err);
+    if (rc < 0)
+        return rc;
+    if (leaf_index > q->acked)
+        q->acked = leaf_index;
+    q->registered = false;
     return 0;
 }
 

@@ -10,7 +10,8 @@
  * Bodies. A PUT or POST body is read into memory up to max_body bytes; a
  * Content-Length above it is answered 413 before the body is read, and a
  * chunked body that grows past it is dropped and answered 413 at its end.
- * PUT and POST must be application/json (415 otherwise).
+ * PUT and POST must be application/json (415 otherwise), but for the
+ * routes that read no body (notices.c's: the path or query says it all).
  *
  * Callers. Every route but /v1/health and /v1/openapi.yaml needs
  * "Authorization: Bearer TOKEN" with a token of the tokens file (tokens.c)
@@ -306,8 +307,10 @@ static void serve(http_call *c, connection_state *st)
             return;
         }
     }
-    /* PUT of a subscription has no body: its path says it all. */
-    if (body_method(c->method) && strcmp(c->route, "subscriptions") != 0) {
+    /* PUT of a subscription has no body: its path says it all; nor has
+     * POST /v1/notices/ack (its query does). */
+    if (body_method(c->method) && strcmp(c->route, "subscriptions") != 0 &&
+        strcmp(c->route, "notices") != 0) {
         if (st->too_large) {
             http_problem(c, 413, "TOO_LARGE", "the body is over %zu bytes",
                          c->gw->cfg.max_body);

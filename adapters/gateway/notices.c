@@ -8,11 +8,13 @@
  *   PUT    /v1/subscriptions/held[/{type}]            the records held
  *   DELETE the same paths                             cancel
  *   GET    /v1/notices?after=N&wait=S&limit=L         long poll
+ *   POST   /v1/notices/ack?through=N                  acknowledge
  *
  * A subscription is named by what it covers, so the path is the
  * subscription: PUT is idempotent (subscribing again renews it, as the
- * broker does) and DELETE cancels it. Nothing here parses a body; the
- * path is read by sub_path.c (fuzzed).
+ * broker does) and DELETE cancels it. Nothing here parses a body (the
+ * acknowledgement's number is a query parameter, read by the same strict
+ * parser as after); the path is read by sub_path.c (fuzzed).
  *
  * Cursors. The broker keeps one acknowledgement cursor per department,
  * but several callers may share a gateway. The long poll therefore never
@@ -21,7 +23,23 @@
  * acknowledge). A caller that handled a batch passes its next_after the
  * next time; one that crashed passes the old value and gets the batch
  * again. The department's cursor is left to whoever acknowledges (a
- * libonce subscriber, or once-spool's notices/).
+ * libonce subscriber, once-spool's notices/, a webhook, or a caller of
+ * POST /v1/notices/ack).
+ *
+ * That cursor is also what lets the broker forget: it deletes the events
+ * at or below the lowest cursor of the departments that hold a
+ * subscription (PROTOCOL.md 4.9), so a department that only long-polls
+ * and never acknowledges keeps every event of every department in its
+ * table for good. Callers that own their cursor therefore also
+ * acknowledge: POST /v1/notices/ack?through=N once every caller of the
+ * department has handled the notices up to N (with one caller, after
+ * each batch, N the leaf_index of its last notice). The gateway cannot
+ * know when that is, which is why it is the callers' call. It raises the
+ * department's cursor (never lowers it; a leaf beyond the newest notice
+ * is NOT_FOUND, 404) and answers with the cursor. The acknowledgement
+ * goes over a pooled connection with credit 0
+ * (once_client_notice_ack_pull): that connection's pushes would have no
+ * reader, and the watcher's registration is its own.
  *
  * The wait. A long poll must not keep one of the pool's connections for
  * up to 30 s: a few waiting callers would starve every publish and
@@ -141,7 +159,8 @@ int notices_route(http_call *c)
 {
     sub_path sp;
 
-    if (strcmp(c->path, "/v1/notices") == 0) {
+    if (strcmp(c->path, "/v1/notices") == 0 ||
+        strcmp(c->path, "/v1/notices/ack") == 0) {
         c->route = "notices";
         return 1;
     }
@@ -343,11 +362,41 @@ out:
     free(out);
 }
 
+/* ---- the acknowledgement ----------------------------------------------- */
+
+static void ack_route(http_call *c)
+{
+    once_client *client;
+    uint64_t through, cursor = 0;
+    once_error err;
+    int rc;
+
+    if (http_query(c, "through") == NULL) {
+        http_problem(c, 400, "INVALID_ARGUMENT", "through: required, the "
+                     "leaf index every caller has handled the notices up "
+                     "to");
+        return;
+    }
+    if (query_number(c, "through", 0, INT64_MAX, 0, &through) < 0)
+        return;
+    client = pool_borrow(c->gw->core.pool);
+    rc = once_client_notice_ack_pull(client, through, &cursor, &err);
+    pool_return(c->gw->core.pool, client, rc == -ONCE_ERR_TIMEOUT);
+    if (rc < 0) {
+        http_once_problem(c, rc, &err);
+        return;
+    }
+    http_json(c, 200, json_pack("{s:I}", "acked", (json_int_t)cursor));
+}
+
 void notices_dispatch(http_call *c)
 {
     bool get = strcmp(c->method, "GET") == 0;
 
-    if (strcmp(c->route, "notices") == 0 && get)
+    if (strcmp(c->path, "/v1/notices/ack") == 0 &&
+        strcmp(c->method, "POST") == 0)
+        ack_route(c);
+    else if (strcmp(c->path, "/v1/notices") == 0 && get)
         poll_route(c);
     else if (strcmp(c->route, "notices") == 0)
         http_problem(c, 405, "METHOD_NOT_ALLOWED", "%s is not allowed here",

@@ -649,6 +649,14 @@ int once_client_notice_next(once_client *c, int timeout_ms, once_notice *out,
  * beyond the newest notice. */
 int once_client_notice_ack(once_client *c, uint64_t leaf_index,
                            once_error *err);
+/* The same acknowledgement for a subscriber that pulls, on a connection
+ * that does not read pushes (a gateway's pooled one): with credit 0, so
+ * the broker pushes nothing on c (and stops what it pushed on it);
+ * *cursor (may be NULL) gets the department's cursor after it, at least
+ * leaf_index. -ONCE_ERR_NOT_FOUND as above. A later notice_next on c
+ * registers again. */
+int once_client_notice_ack_pull(once_client *c, uint64_t leaf_index,
+                                uint64_t *cursor, once_error *err);
 /* Pulls up to cap (at most 64) notices of the leaves above after, without
  * a registration: *count of them in out, and *scanned_to, the after of
  * the next pull (equal to after when there is nothing more). */

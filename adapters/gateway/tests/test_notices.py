@@ -6,7 +6,8 @@ Three gateways: market supervision's (issues business licences), tax's
 (holds a grant on them) and bank's (a department without a grant). Tax
 subscribes over REST, a caller waits in GET /v1/notices, market
 publishes and revokes, and the long poll returns the notices; bank can
-neither subscribe nor gets anything. Every answer is checked against
+neither subscribe nor gets anything. POST /v1/notices/ack moves the
+department's cursor, and the broker prunes the events below it. Every answer is checked against
 openapi.yaml's schemas. Run by meson (test gateway-notices-e2e), with the
 environment of gateway-e2e (test_gateway.py, whose Env it uses).
 """
@@ -285,7 +286,73 @@ class Notices(unittest.TestCase):
         text = call("GET", hook, "/metrics", TAX_TOKEN).text
         self.assertRegex(text, r"dead_letters_total [1-9]")
 
-    def test_06_metrics_and_log(self):
+    def test_06_acknowledge(self):
+        # The dead-letter gateway acknowledges what it handles: stopped,
+        # only POST /v1/notices/ack moves the department's cursor.
+        proc = ENV.gateways["hook2"][0]
+        proc.send_signal(signal.SIGTERM)
+        self.assertEqual(proc.wait(60), 0)
+        leaves = []
+        for i in (905, 906):
+            r = publish(uscc(i), {"fields": FIELDS})
+            self.assertEqual(r.status_code, 201, r.text)
+            leaves.append(r.json()["receipt"]["leaf_index"])
+        first, newest = leaves
+        before = acked(ENV.tax)
+        self.assertLess(before, first)
+        # Every event up to first is still there for a pull from 0.
+        r = poll(ENV.tax, TAX_TOKEN, 0, 0)
+        self.assertIn(first, [n["leaf_index"] for n in r.json()["notices"]])
+        # Refusals move nothing.
+        for bad in ("x", "-1", "1.5", "+1", " 1", "0x10", "",
+                    "18446744073709551616", "9223372036854775808"):
+            self.problem(call("POST", ENV.tax, "/v1/notices/ack", TAX_TOKEN,
+                              params={"through": bad}), 400,
+                         "INVALID_ARGUMENT")
+        self.problem(call("POST", ENV.tax, "/v1/notices/ack", TAX_TOKEN),
+                     400, "INVALID_ARGUMENT")
+        self.problem(call("POST", ENV.tax, "/v1/notices/ack", TAX_TOKEN,
+                          params={"through": newest + 1000}), 404,
+                     "NOT_FOUND")
+        self.problem(call("POST", ENV.tax, "/v1/notices/ack", TAX_READER,
+                          params={"through": first}), 403, "FORBIDDEN")
+        self.problem(call("GET", ENV.tax, "/v1/notices/ack", TAX_TOKEN,
+                          params={"through": first}), 405,
+                     "METHOD_NOT_ALLOWED")
+        self.assertEqual(acked(ENV.tax), before)
+        # The acknowledgement: the cursor, in the answer and the list.
+        r = call("POST", ENV.tax, "/v1/notices/ack", TAX_TOKEN,
+                 params={"through": first})
+        self.assertEqual(r.status_code, 200, r.text)
+        ENV.validate(r.json(), "NoticeAckAnswer")
+        self.assertEqual(r.json()["acked"], first)
+        self.assertEqual(acked(ENV.tax), first)
+        # Below the cursor changes nothing.
+        r = call("POST", ENV.tax, "/v1/notices/ack", TAX_TOKEN,
+                 params={"through": before})
+        self.assertEqual(r.json()["acked"], first)
+        # Tax is the only department that subscribes: the broker prunes
+        # every event up to first (a pull from 0 no longer finds them),
+        # and keeps the one above the cursor.
+        wait_for(lambda: all(n["leaf_index"] > first for n in
+                             poll(ENV.tax, TAX_TOKEN, 0, 0).json()["notices"]),
+                 "the events up to the cursor pruned", 60)
+        r = poll(ENV.tax, TAX_TOKEN, 0, 0)
+        self.assertIn(newest, [n["leaf_index"] for n in r.json()["notices"]])
+        # The long poll goes on after the acknowledgement.
+        later = uscc(907)
+        got = []
+
+        def wait_for_later():
+            r = poll(ENV.tax, TAX_TOKEN, newest, 30)
+            got.extend(n["subject"] for n in r.json()["notices"])
+        waiter = threading.Thread(target=wait_for_later)
+        waiter.start()
+        self.assertEqual(publish(later, {"fields": FIELDS}).status_code, 201)
+        waiter.join(120)
+        self.assertIn(later, got)
+
+    def test_07_metrics_and_log(self):
         r = call("GET", ENV.market, "/metrics", MARKET_TOKEN)
         self.assertIn('route="subscriptions"', r.text + "".join(
             call("GET", ENV.bank, "/metrics", BANK_TOKEN).text))
