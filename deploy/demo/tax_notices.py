@@ -15,7 +15,12 @@ reading), calls GET /v1/notices?after=N&wait=30 again with next_after
 until a notice of a revoked licence comes, and prints it as "tax bureau
 notified: licence SERIAL revoked ...", SERIAL from the codes file's
 "SERIAL SUBJECT" lines: a notice's subject is personal data, and the
-demo names licences by their serial. Exits 1 when none came within 120 s.
+demo names licences by their serial. Then it acknowledges the notices up
+to that one (POST /v1/notices/ack?through=LEAF: the long poll moves no
+cursor at the broker, and the broker keeps every event above the lowest
+cursor of the subscribing departments) and prints the department's
+cursor: "tax bureau acknowledged ...". Exits 1 when no notice came
+within 120 s.
 
 The token needs the `notices` operation. Standard library only.
 """
@@ -33,6 +38,7 @@ def call(args, method, path):
     with open(args.token_file) as f:
         token = f.read().strip()
     req = urllib.request.Request(args.gateway + path, method=method,
+                                 data=b"" if method == "POST" else None,
                                  headers={"Authorization": "Bearer " + token})
     with urllib.request.urlopen(req, timeout=60) as r:
         return json.load(r)
@@ -68,6 +74,13 @@ def wait(args):
                       "/v1/notices): licence %s revoked, version %d "
                       "(leaf %d)" % (serials.get(n["subject"], "?"),
                                      n["version"], n["leaf_index"]))
+                # This is the department's only caller: what it handled
+                # is what the department handled.
+                ack = call(args, "POST", "/v1/notices/ack?through=%d"
+                           % n["leaf_index"])
+                print("tax bureau acknowledged the notices up to leaf %d "
+                      "(POST /v1/notices/ack): its cursor at the broker is "
+                      "%d" % (n["leaf_index"], ack["acked"]))
                 return 0
         after = doc["next_after"]
     print("tax bureau: no notice of a revoked licence within %d s"

@@ -7,7 +7,8 @@
 # bank's request of the revoked licence. Before that, the revocation of
 # licence 0 must have notified the bank (a file in its spool's notices/)
 # and the tax bureau (its gateway's long poll), each printed once, naming
-# the licence by its serial and not by its code.
+# the licence by its serial and not by its code, and the tax bureau must
+# have acknowledged it (POST /v1/notices/ack, its cursor printed).
 #
 #   test-demo.sh BUILD_DIR [COUNT]
 #
@@ -44,6 +45,16 @@ for who in "bank notified (through once-spool, file notices/[0-9]\{20\}\.json)" 
     exit 1
   fi
 done
+# The tax bureau acknowledged the notice it printed: the department's
+# cursor at the broker is at least its leaf.
+ack=$(grep '^tax bureau acknowledged the notices up to leaf' <<<"$out" || true)
+if ! [[ "$ack" =~ ^tax\ bureau\ acknowledged\ the\ notices\ up\ to\ leaf\ ([0-9]+)\ \(POST\ /v1/notices/ack\):\ its\ cursor\ at\ the\ broker\ is\ ([0-9]+)$ ]] ||
+   [ "${BASH_REMATCH[2]}" -lt "${BASH_REMATCH[1]}" ]; then
+  echo "test-demo: expected one line 'tax bureau acknowledged the notices" \
+    "up to leaf N (...): its cursor at the broker is M', M >= N; found" \
+    "'$ack'" >&2
+  exit 1
+fi
 # Here-strings, not pipes: grep -q stops reading at its first match, and
 # under pipefail the writer's SIGPIPE would fail the pipeline.
 if grep -q ' notified .*9111' <<<"$out"; then
