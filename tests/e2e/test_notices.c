@@ -16,6 +16,9 @@
  *     every notice, and can still pull all of them afterwards;
  *   - after a reconnect the notices not acknowledged come again with the
  *     same leaf index, the acknowledged ones do not;
+ *   - an acknowledgement without credit (once_client_notice_ack_pull, the
+ *     gateway's) moves the cursor and answers it, and the connection's
+ *     next notice_next registers again;
  *   - a department without a grant on the type cannot subscribe to it,
  *     and its subscription to the records it holds yields nothing;
  *   - subscribe and cancel are leaves of the log (receipts, the list,
@@ -360,6 +363,47 @@ static void test_duplicates_after_reconnect(void **state)
     once_client_close(c);
 }
 
+/* once_client_notice_ack_pull: the cursor moves and comes back, without
+ * credit for the connection; a later notice_next on it registers again
+ * (else it would wait for pushes the broker no longer sends). */
+static void test_ack_without_pushes(void **state)
+{
+    char s1[19], s2[19];
+    once_client *c;
+    once_notice n1, n2;
+    once_subscription *subs = NULL;
+    size_t count = 0;
+    once_error err;
+    uint64_t cursor = 0, acked = 0;
+
+    (void)state;
+    e2e_uscc(s1, 1501);
+    e2e_uscc(s2, 1502);
+    e2e_open_client(&broker, &tax, &c);
+    assert_int_equal(once_client_subscribe(c, ONCE_SCOPE_TYPE, LICENCE, NULL,
+                                           NULL, &err), 0);
+    publish(s1, 1);
+    next_notice(c, &n1);
+    assert_string_equal(n1.subject, s1);
+    assert_int_equal(once_client_notice_ack_pull(c, n1.leaf_index, &cursor,
+                                                 &err), 0);
+    assert_int_equal(cursor, n1.leaf_index);
+    assert_int_equal(once_client_subscriptions(c, &subs, &count, &acked,
+                                               &err), 0);
+    free(subs);
+    assert_int_equal(acked, n1.leaf_index);
+    /* Below the cursor changes nothing; beyond the newest is refused. */
+    assert_int_equal(once_client_notice_ack_pull(c, 0, &cursor, &err), 0);
+    assert_int_equal(cursor, n1.leaf_index);
+    assert_int_equal(once_client_notice_ack_pull(c, 1u << 30, NULL, &err),
+                     -ONCE_ERR_NOT_FOUND);
+    publish(s2, 1);
+    next_notice(c, &n2);
+    assert_string_equal(n2.subject, s2);
+    assert_true(n2.leaf_index > n1.leaf_index);
+    once_client_close(c);
+}
+
 static void test_no_grant_gets_nothing(void **state)
 {
     char subject[19];
@@ -506,6 +550,8 @@ int main(void)
             test_slow_subscriber_does_not_hold_others, setup, teardown),
         cmocka_unit_test_setup_teardown(test_duplicates_after_reconnect,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ack_without_pushes, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_no_grant_gets_nothing, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_subscriptions_are_leaves, setup,
