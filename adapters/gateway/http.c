@@ -62,7 +62,7 @@
 
 static const char *const route_names[] = {
     "publish", "revoke", "request", "catalogue", "health", "openapi",
-    "metrics", "subscriptions", "notices", "unmatched",
+    "metrics", "subscriptions", "notices", "notice_ack", "unmatched",
 };
 #define ROUTE_COUNT (sizeof(route_names) / sizeof(route_names[0]))
 #define STATUS_SLOTS 600
@@ -310,7 +310,7 @@ static void serve(http_call *c, connection_state *st)
     /* PUT of a subscription has no body: its path says it all; nor has
      * POST /v1/notices/ack (its query does). */
     if (body_method(c->method) && strcmp(c->route, "subscriptions") != 0 &&
-        strcmp(c->route, "notices") != 0) {
+        strcmp(c->route, "notice_ack") != 0) {
         if (st->too_large) {
             http_problem(c, 413, "TOO_LARGE", "the body is over %zu bytes",
                          c->gw->cfg.max_body);

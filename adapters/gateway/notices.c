@@ -159,9 +159,12 @@ int notices_route(http_call *c)
 {
     sub_path sp;
 
-    if (strcmp(c->path, "/v1/notices") == 0 ||
-        strcmp(c->path, "/v1/notices/ack") == 0) {
+    if (strcmp(c->path, "/v1/notices") == 0) {
         c->route = "notices";
+        return 1;
+    }
+    if (strcmp(c->path, "/v1/notices/ack") == 0) {
+        c->route = "notice_ack";
         return 1;
     }
     if (strcmp(c->path, "/v1/subscriptions") == 0 ||
@@ -393,12 +396,13 @@ void notices_dispatch(http_call *c)
 {
     bool get = strcmp(c->method, "GET") == 0;
 
-    if (strcmp(c->path, "/v1/notices/ack") == 0 &&
+    if (strcmp(c->route, "notice_ack") == 0 &&
         strcmp(c->method, "POST") == 0)
         ack_route(c);
-    else if (strcmp(c->path, "/v1/notices") == 0 && get)
+    else if (strcmp(c->route, "notices") == 0 && get)
         poll_route(c);
-    else if (strcmp(c->route, "notices") == 0)
+    else if (strcmp(c->route, "notices") == 0 ||
+             strcmp(c->route, "notice_ack") == 0)
         http_problem(c, 405, "METHOD_NOT_ALLOWED", "%s is not allowed here",
                      c->method);
     else if (strcmp(c->path, "/v1/subscriptions") == 0 && get)

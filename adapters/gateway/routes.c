@@ -6,6 +6,7 @@
  *   GET  /v1/records/{type}/{subject}              request
  *   GET  /v1/catalogue                             what this department may do
  *   /v1/subscriptions..., GET /v1/notices          notices.c
+ *   POST /v1/notices/ack                           notices.c
  *   GET  /v1/health, /v1/openapi.yaml, /metrics
  *
  * Publish and revoke: the gateway builds the record from the JSON body
@@ -609,6 +610,7 @@ void routes_dispatch(http_call *c)
         return;
     }
     if (strcmp(c->route, "notices") == 0 ||
+        strcmp(c->route, "notice_ack") == 0 ||
         strcmp(c->route, "subscriptions") == 0) {
         notices_dispatch(c);
         return;

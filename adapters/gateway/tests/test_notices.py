@@ -43,7 +43,7 @@ def setUpModule():
     market = ENV.write_config("market", "market-supervision",
                               ["%s market-app *" % MARKET_TOKEN])
     tax = ENV.write_config("tax", "tax",
-                           ["%s tax-app request,notices" % TAX_TOKEN,
+                           ["%s tax-app request,notices,metrics" % TAX_TOKEN,
                             "%s tax-reader request" % TAX_READER])
     bank = ENV.write_config("bank", "bank", ["%s bank-app *" % BANK_TOKEN])
     ENV.market = ENV.start_gateway("market", market)
@@ -339,6 +339,12 @@ class Notices(unittest.TestCase):
                  "the events up to the cursor pruned", 60)
         r = poll(ENV.tax, TAX_TOKEN, 0, 0)
         self.assertIn(newest, [n["leaf_index"] for n in r.json()["notices"]])
+        # Counted as a route of their own, apart from the long poll's waits.
+        text = call("GET", ENV.tax, "/metrics", TAX_TOKEN).text
+        self.assertRegex(text, r'requests_total\{route="notice_ack",'
+                         r'status="200"\} 2\n')
+        self.assertRegex(text, r'requests_total\{route="notice_ack",'
+                         r'status="400"\} 10\n')
         # The long poll goes on after the acknowledgement.
         later = uscc(907)
         got = []
