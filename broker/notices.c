@@ -14,10 +14,14 @@
  * acknowledgement (KIND_NOTICE_ACK) names the department's cursor and
  * grants the connection a credit, the number of notices the broker may
  * push to it. After the writer committed the acknowledgement it passes
- * (department, routing id, cursor, credit) here. Each push spends credit;
- * at zero the broker stops pushing to that connection until it is granted
- * more, and the notices wait in the events table, not in memory. A
- * connection's state is a fixed-size entry (routing id, department, the
+ * (department, routing id, cursor, credit) here. An acknowledgement with
+ * credit 0 sets a registered connection's credit to 0 (it keeps its
+ * entry) and takes no entry for any other connection, so the pooled
+ * connections of a gateway that only acknowledge
+ * (once_client_notice_ack_pull) never replace its watcher. Each push
+ * spends credit; at zero the broker stops pushing to that connection
+ * until it is granted more, and the notices wait in the events table,
+ * not in memory. A connection's state is a fixed-size entry (routing id, department, the
  * last leaf pushed, credit), NOTICES_MAX_PER_DEPARTMENT per department and
  * NOTICES_MAX_SUBSCRIBERS in all, the oldest registration replaced when
  * full: a slow or absent subscriber costs one entry and never a queue.
@@ -408,6 +412,16 @@ static void on_register(notices *n, const uint8_t *m, size_t len)
     memcpy(dept, m + 14, dl);
     dept[dl] = '\0';
     s = find_rid(n, m + 14 + dl, len - 14 - dl);
+    if (credit == 0 && (s == NULL || strcmp(s->dept, dept) != 0)) {
+        /* An acknowledgement without credit from a connection that holds
+         * no registration only moved the cursor: it takes no entry, so a
+         * pool of such connections cannot push out the department's
+         * watcher. An entry of another department under this routing id
+         * is stale (the id is this connection's now) and is dropped. */
+        if (s != NULL)
+            s->used = false;
+        return;
+    }
     if (s != NULL && strcmp(s->dept, dept) == 0) {
         if (acked > s->sent)
             s->sent = acked;

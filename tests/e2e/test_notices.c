@@ -19,6 +19,9 @@
  *   - an acknowledgement without credit (once_client_notice_ack_pull, the
  *     gateway's) moves the cursor and answers it, and the connection's
  *     next notice_next registers again;
+ *   - more acknowledgements without credit than the department has
+ *     push registrations (16), each from another connection, take none:
+ *     the department's watcher still gets its notice;
  *   - a department without a grant on the type cannot subscribe to it,
  *     and its subscription to the records it holds yields nothing;
  *   - subscribe and cancel are leaves of the log (receipts, the list,
@@ -46,6 +49,9 @@
 #define MANY_DEPARTMENTS 40
 #define CONNECTIONS_EACH 5
 #define BURST 300
+/* More than the broker's push registrations per department (16,
+ * docs/PROTOCOL.md 4.9). */
+#define ACK_ONLY_CONNECTIONS 20
 
 static e2e_broker broker;
 static e2e_dept market, tax, bank, police;
@@ -404,6 +410,46 @@ static void test_ack_without_pushes(void **state)
     once_client_close(c);
 }
 
+/* A gateway's pooled connections acknowledge with credit 0
+ * (once_client_notice_ack_pull) and never read pushes: they must not
+ * replace its watcher's registration. The watcher registered (it got n1)
+ * before the acknowledgements, which reach the fan-out before the next
+ * event; had they taken entries, the watcher's would be the oldest and
+ * dropped, and its notice_next would wait out NOTICE_WAIT_MS (libonce
+ * registers again only after 30 s). */
+static void test_ack_only_connections_take_no_slot(void **state)
+{
+    char s1[19], s2[19];
+    once_client *watcher, *pooled;
+    once_notice n1, n2;
+    once_error err;
+    uint64_t cursor = 0;
+    int i;
+
+    (void)state;
+    e2e_uscc(s1, 1601);
+    e2e_uscc(s2, 1602);
+    e2e_open_client(&broker, &tax, &watcher);
+    assert_int_equal(once_client_subscribe(watcher, ONCE_SCOPE_TYPE, LICENCE,
+                                           NULL, NULL, &err), 0);
+    publish(s1, 1);
+    next_notice(watcher, &n1);
+    assert_string_equal(n1.subject, s1);
+    for (i = 0; i < ACK_ONLY_CONNECTIONS; i++) {
+        e2e_open_client(&broker, &tax, &pooled);
+        assert_int_equal(once_client_notice_ack_pull(pooled, n1.leaf_index,
+                                                     &cursor, &err), 0);
+        assert_int_equal(cursor, n1.leaf_index);
+        once_client_close(pooled);
+    }
+    publish(s2, 1);
+    next_notice(watcher, &n2);
+    assert_string_equal(n2.subject, s2);
+    assert_int_equal(n2.event, ONCE_NOTICE_NEW_VERSION);
+    assert_true(n2.leaf_index > n1.leaf_index);
+    once_client_close(watcher);
+}
+
 static void test_no_grant_gets_nothing(void **state)
 {
     char subject[19];
@@ -552,6 +598,8 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_ack_without_pushes, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(
+            test_ack_only_connections_take_no_slot, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_grant_gets_nothing, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_subscriptions_are_leaves, setup,
