@@ -266,8 +266,11 @@ int once_client_notice_next(once_client *c, int timeout_ms, once_notice *out,
     }
 }
 
-int once_client_notice_ack(once_client *c, uint64_t leaf_index,
-                           once_error *err)
+/* The two acknowledgements: with credit the connection is registered for
+ * pushes (notice_next); with credit 0 the broker pushes nothing on it and
+ * stops what it pushed before, so notice_next must register again. */
+static int acknowledge(once_client *c, uint64_t leaf_index, uint32_t credit,
+                       uint64_t *cursor, once_error *err)
 {
     struct client_notices *q;
     int rc;
@@ -277,39 +280,30 @@ int once_client_notice_ack(once_client *c, uint64_t leaf_index,
                               "required");
     if ((q = queue_of(c)) == NULL)
         return once_error_set(err, ONCE_ERR_NO_MEMORY, "out of memory");
-    /* With credit: the acknowledgement registers this connection too. */
-    rc = send_ack(c, leaf_index, CLIENT_NOTICE_CREDIT, NULL, err);
+    rc = send_ack(c, leaf_index, credit, cursor, err);
     if (rc < 0)
         return rc;
     if (leaf_index > q->acked)
         q->acked = leaf_index;
-    q->registered = true;
-    q->registered_on = client_connections(c);
-    q->registered_at = once_now_ms();
-    q->credit_left = CLIENT_NOTICE_CREDIT;
+    q->registered = credit > 0;
+    if (credit > 0) {
+        q->registered_on = client_connections(c);
+        q->registered_at = once_now_ms();
+        q->credit_left = credit;
+    }
     return 0;
+}
+
+int once_client_notice_ack(once_client *c, uint64_t leaf_index,
+                           once_error *err)
+{
+    return acknowledge(c, leaf_index, CLIENT_NOTICE_CREDIT, NULL, err);
 }
 
 int once_client_notice_ack_pull(once_client *c, uint64_t leaf_index,
                                 uint64_t *cursor, once_error *err)
 {
-    struct client_notices *q;
-    int rc;
-
-    if (c == NULL)
-        return once_error_set(err, ONCE_ERR_INVALID_ARGUMENT, "a client is "
-                              "required");
-    if ((q = queue_of(c)) == NULL)
-        return once_error_set(err, ONCE_ERR_NO_MEMORY, "out of memory");
-    /* Credit 0: the broker pushes nothing on this connection, and stops
-     * what it pushed on it before, so notice_next must register again. */
-    rc = send_ack(c, leaf_index, 0, cursor, err);
-    if (rc < 0)
-        return rc;
-    if (leaf_index > q->acked)
-        q->acked = leaf_index;
-    q->registered = false;
-    return 0;
+    return acknowledge(c, leaf_index, 0, cursor, err);
 }
 
 int once_client_notices_pull(once_client *c, uint64_t after, once_notice *out,
