@@ -187,13 +187,32 @@ static void test_offline_subscriber_resumes(void **state)
     once_client_close(c);
 }
 
-static void test_kill9_between_revoke_and_delivery(void **state)
+/* Registers a raw connection of d for pushes with credit, as a client in
+ * another language would (PROTOCOL.md 4.9): one NOTICE_ACK, answered by a
+ * NOTICES batch. */
+static void raw_register(e2e_raw *r, const e2e_dept *d, uint32_t credit)
 {
     Once__NoticeAck a = ONCE__NOTICE_ACK__INIT;
-    char subject[19];
     uint8_t body[32], *env;
     size_t body_len, env_len;
     Once__Envelope *reply;
+
+    assert_int_equal(e2e_raw_open(r, &broker, &d->kp), 0);
+    a.credit = credit;
+    body_len = once__notice_ack__pack(&a, body);
+    assert_int_equal(e2e_envelope(&env, &env_len, d->id, e2e_session(), 1,
+                                  once_now_ms(), ONCE__KIND__KIND_NOTICE_ACK,
+                                  body, body_len, &d->kp), 0);
+    assert_int_equal(e2e_raw_send(r, env, env_len), 0);
+    free(env);
+    assert_int_equal(e2e_raw_recv(r, NOTICE_WAIT_MS, &reply), 1);
+    assert_int_equal(reply->kind, ONCE__KIND__KIND_NOTICES);
+    once__envelope__free_unpacked(reply, NULL);
+}
+
+static void test_kill9_between_revoke_and_delivery(void **state)
+{
+    char subject[19];
     once_client *c;
     once_notice n;
     once_error err;
@@ -209,17 +228,7 @@ static void test_kill9_between_revoke_and_delivery(void **state)
     once_client_close(c);
     /* A connection registered with no credit: nothing can be pushed to
      * it, so the revoke below is committed and not delivered. */
-    assert_int_equal(e2e_raw_open(&r, &broker, &bank.kp), 0);
-    a.credit = 0;
-    body_len = once__notice_ack__pack(&a, body);
-    assert_int_equal(e2e_envelope(&env, &env_len, bank.id, e2e_session(), 1,
-                                  once_now_ms(), ONCE__KIND__KIND_NOTICE_ACK,
-                                  body, body_len, &bank.kp), 0);
-    assert_int_equal(e2e_raw_send(&r, env, env_len), 0);
-    free(env);
-    assert_int_equal(e2e_raw_recv(&r, NOTICE_WAIT_MS, &reply), 1);
-    assert_int_equal(reply->kind, ONCE__KIND__KIND_NOTICES);
-    once__envelope__free_unpacked(reply, NULL);
+    raw_register(&r, &bank, 0);
 
     leaf = revoke(subject, 2);
     e2e_kill(&broker);
@@ -283,10 +292,7 @@ static void test_two_hundred_subscribers(void **state)
 static void test_slow_subscriber_does_not_hold_others(void **state)
 {
     static once_notice pulled[BURST + 8];
-    Once__NoticeAck a = ONCE__NOTICE_ACK__INIT;
-    uint8_t body[32], *env;
-    size_t body_len, env_len, i;
-    Once__Envelope *reply;
+    size_t i;
     once_client *c, *slow;
     uint64_t first = 0, last = 0;
     once_error err;
@@ -301,16 +307,7 @@ static void test_slow_subscriber_does_not_hold_others(void **state)
                                            NULL, NULL, &err), 0);
     once_client_close(slow);
     /* The bank registers with the most credit and never reads. */
-    assert_int_equal(e2e_raw_open(&r, &broker, &bank.kp), 0);
-    a.credit = 1024;
-    body_len = once__notice_ack__pack(&a, body);
-    assert_int_equal(e2e_envelope(&env, &env_len, bank.id, e2e_session(), 1,
-                                  once_now_ms(), ONCE__KIND__KIND_NOTICE_ACK,
-                                  body, body_len, &bank.kp), 0);
-    assert_int_equal(e2e_raw_send(&r, env, env_len), 0);
-    free(env);
-    assert_int_equal(e2e_raw_recv(&r, NOTICE_WAIT_MS, &reply), 1);
-    once__envelope__free_unpacked(reply, NULL);
+    raw_register(&r, &bank, 1024);
 
     for (i = 0; i < BURST; i++) {
         char subject[19];
