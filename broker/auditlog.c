@@ -14,16 +14,30 @@
  * Why nodes are stored: a receipt needs an inclusion proof to a signed
  * checkpoint, an auditor a consistency proof between two, and an export the
  * hash tiles. Recomputing those from the leaves costs O(n) hashes, which a
- * log of millions of exchanges cannot pay per request. So the log stores
- * the hash of every complete, aligned subtree as it completes: leaf i is
- * node (0, i), and node (l + 1, j) = H(node(l, 2j), node(l, 2j + 1)) is
- * written the moment leaf (2j + 2) << l - 1 arrives. An append therefore
- * writes the leaf hash plus one node per trailing one-bit of its index: one
- * on average, at most log2(n), each from a sibling that is already stored.
- * Any tree size's root, and every RFC 9162 proof, is then a fold of at most
- * 64 stored nodes (merkle_nodes.c explains why). These are also exactly the
- * hashes C2SP tlog-tiles publishes: tile level L holds the nodes of level
- * 8L.
+ * log of millions of exchanges cannot pay per request. So the log keeps
+ * the hash of every complete, aligned subtree: leaf i is node (0, i), and
+ * node (l + 1, j) = H(node(l, 2j), node(l, 2j + 1)) completes the moment
+ * leaf (2j + 2) << l - 1 arrives. Any tree size's root, and every RFC 9162
+ * proof, is then a fold of at most 64 nodes (merkle_nodes.c explains why).
+ * These are also exactly the hashes C2SP tlog-tiles publishes: tile level
+ * L holds the nodes of level 8L.
+ *
+ * Why only the levels from AUDITLOG_STORED_LEVEL (4) up are stored: all
+ * levels make two 32-byte hashes per leaf, about 210 bytes a leaf in LMDB
+ * with keys and page headers, more than the leaf itself, and the writer
+ * paid them on every exchange before the answer could leave. A node below
+ * level 4 covers at most 8 leaves, which are stored anyway and next to
+ * each other in log_leaves, so it is recomputed when asked for (one cursor
+ * walk, at most 8 leaf hashes and 7 node hashes); from level 4 up a node
+ * is stored the moment its subtree completes, which makes one stored node
+ * per 8 leaves. A root then costs at most 15 leaf hashes, an inclusion
+ * proof at most 15 more than before (its four lowest siblings), and the
+ * export's level-0 tile one leaf hash per leaf; the writer's append hashes
+ * the 16 leaves of a level-4 subtree when the 16th arrives, as much
+ * hashing as storing every level did. Homes written before this hold the
+ * lower levels as well: they are never read (a computed node equals the
+ * stored one) and never relied upon, and their next appends store only
+ * levels from 4 up, the same nodes either way.
  *
  * Why checkpoints are stored and checked before signing: the one thing a
  * log must never do is sign two different roots for the same size, since
@@ -33,10 +47,17 @@
  * if the stored one disagrees with the tree we refuse loudly: it means the
  * tables were damaged or changed behind the broker's back.
  *
- * Keys are big-endian so that LMDB's byte order is index order: the leaves
- * and evidence tables are only ever appended to (MDB_APPEND, which also
- * refuses an index that exists), and exports and checkpoint walks are range
- * scans.
+ * Keys are big-endian so that LMDB's byte order is index order: the leaves,
+ * evidence and checkpoint tables are only ever appended to, with MDB_APPEND.
+ * It puts the key after the last one without searching and, when the last
+ * page is full, starts a new page instead of splitting it in the middle,
+ * so the pages stay full and a commit writes fewer of them. It refuses,
+ * with MDB_KEYEXIST, a key not above the last one, which cannot happen:
+ * the next leaf index is log_meta's size, committed in the same
+ * transaction as the leaves (an aborted group leaves neither), and the
+ * next checkpoint is for the current size, which no stored checkpoint
+ * exceeds. A refusal is reported as damage. Exports and checkpoint walks
+ * are range scans.
  */
 #include "auditlog.h"
 
@@ -119,6 +140,47 @@ int auditlog_size(MDB_txn *txn, const auditlog *log, uint64_t *size,
     return 0;
 }
 
+/* One leaf hash per leaf of a subtree, for leaf_each. */
+typedef struct subtree_leaves {
+    merkle_hash *hashes;
+    uint64_t first;
+} subtree_leaves;
+
+static int hash_leaf(uint64_t index, const MDB_val *leaf, void *arg)
+{
+    subtree_leaves *t = arg;
+
+    merkle_leaf_hash(leaf->mv_data, leaf->mv_size,
+                     t->hashes[index - t->first]);
+    return 0;
+}
+
+/* Node (level, index), level <= AUDITLOG_STORED_LEVEL, from its leaves.
+ * -ONCE_ERR_NOT_FOUND when a leaf of it is not stored (yet). */
+static int node_from_leaves(MDB_txn *txn, const auditlog *log, unsigned level,
+                            uint64_t index, merkle_hash out, once_error *err)
+{
+    merkle_hash hashes[(size_t)1 << AUDITLOG_STORED_LEVEL];
+    subtree_leaves t = {hashes, index << level};
+    uint64_t width = (uint64_t)1 << level, i;
+    int rc;
+
+    if (index >= (UINT64_MAX >> level)) /* past any log, and (index+1)<<level
+                                           would wrap */
+        return once_error_set(err, ONCE_ERR_NOT_FOUND,
+                              "log node (level %u, index %llu) is past the "
+                              "log", level, (unsigned long long)index);
+    rc = auditlog_leaf_each(txn, log, t.first, t.first + width, hash_leaf, &t,
+                            err);
+    if (rc < 0)
+        return rc;
+    for (; width > 1; width >>= 1)
+        for (i = 0; i < width / 2; i++)
+            merkle_node_hash(hashes[2 * i], hashes[2 * i + 1], hashes[i]);
+    memcpy(out, hashes[0], MERKLE_HASH_BYTES);
+    return 0;
+}
+
 int auditlog_node(MDB_txn *txn, const auditlog *log, unsigned level,
                   uint64_t index, merkle_hash out, once_error *err)
 {
@@ -126,6 +188,8 @@ int auditlog_node(MDB_txn *txn, const auditlog *log, unsigned level,
     MDB_val key = {sizeof(k), k}, val;
     int rc;
 
+    if (level < AUDITLOG_STORED_LEVEL)
+        return node_from_leaves(txn, log, level, index, out, err);
     node_key(k, level, index);
     rc = mdb_get(txn, log->nodes, &key, &val);
     if (rc == MDB_NOTFOUND)
@@ -212,15 +276,21 @@ int auditlog_append(MDB_txn *txn, const auditlog *log, const uint8_t *leaf,
                          "log evidence", err);
     if (rc < 0)
         return rc;
-    merkle_leaf_hash(leaf, leaf_len, hash);
-    rc = put_node(txn, log, 0, size, hash, err);
-    /* Each trailing one-bit of the index closes a subtree whose left half
-     * is stored already. */
-    for (level = 0, i = size; rc == 0 && (i & 1); level++, i >>= 1) {
-        rc = auditlog_node(txn, log, level, i - 1, left, err);
-        if (rc == 0) {
-            merkle_node_hash(left, hash, hash);
-            rc = put_node(txn, log, level + 1, i >> 1, hash, err);
+    /* Leaf `size` completes a stored subtree when it ends a run of
+     * 2^AUDITLOG_STORED_LEVEL leaves, and then one more per further
+     * trailing one-bit of its index; the left half of each is stored. */
+    i = size >> AUDITLOG_STORED_LEVEL;
+    if (((size + 1) & (((uint64_t)1 << AUDITLOG_STORED_LEVEL) - 1)) == 0) {
+        rc = node_from_leaves(txn, log, AUDITLOG_STORED_LEVEL, i, hash, err);
+        if (rc == 0)
+            rc = put_node(txn, log, AUDITLOG_STORED_LEVEL, i, hash, err);
+        for (level = AUDITLOG_STORED_LEVEL; rc == 0 && (i & 1);
+             level++, i >>= 1) {
+            rc = auditlog_node(txn, log, level, i - 1, left, err);
+            if (rc == 0) {
+                merkle_node_hash(left, hash, hash);
+                rc = put_node(txn, log, level + 1, i >> 1, hash, err);
+            }
         }
     }
     if (rc < 0)
@@ -251,7 +321,7 @@ static int read_node(void *ctx, unsigned level, uint64_t index,
     if (rc == -ONCE_ERR_NOT_FOUND)
         return once_error_set(r->err, ONCE_ERR_INTERNAL,
                               "log node (level %u, index %llu) is missing "
-                              "from log_nodes",
+                              "from log_nodes or log_leaves",
                               level, (unsigned long long)index);
     return rc;
 }
@@ -396,7 +466,13 @@ int auditlog_sign_checkpoint(MDB_txn *txn, const auditlog *log,
     store_put_u64be(k, c.size);
     val.mv_size = (size_t)len;
     val.mv_data = note;
-    rc = mdb_put(txn, log->checkpoints, &key, &val, MDB_NOOVERWRITE);
+    rc = mdb_put(txn, log->checkpoints, &key, &val,
+                 MDB_APPEND | MDB_NOOVERWRITE);
+    if (rc == MDB_KEYEXIST)
+        return once_error_set(err, ONCE_ERR_INTERNAL,
+                              "a checkpoint for a tree larger than %llu "
+                              "leaves is stored: the log tables disagree",
+                              (unsigned long long)c.size);
     if (rc != 0)
         return store_error(rc, "cannot store a checkpoint", err);
     return len;

@@ -7,7 +7,10 @@
  *   log_leaves       u64be index -> LogLeaf bytes, exactly as hashed
  *   log_evidence     u64be index -> the envelope bytes as received
  *   log_nodes        u8 level, u64be index -> 32-byte hash of the complete
- *                    subtree over leaves [index << level, (index+1) << level)
+ *                    subtree over leaves [index << level, (index+1) << level),
+ *                    for level >= AUDITLOG_STORED_LEVEL (lower ones are
+ *                    recomputed from log_leaves; homes written before also
+ *                    hold them, unread)
  *   log_checkpoints  u64be tree size -> signed note text (no NUL)
  *   log_meta         "size" -> u64be number of leaves
  *
@@ -36,6 +39,9 @@
 #define AUDITLOG_MAX_LEAF 65535
 #define AUDITLOG_MAX_EVIDENCE ONCE_MAX_MESSAGE
 
+/* The lowest level of log_nodes the log stores (auditlog.c explains). */
+#define AUDITLOG_STORED_LEVEL 4
+
 typedef struct auditlog {
     MDB_dbi leaves;
     MDB_dbi evidence;
@@ -50,9 +56,9 @@ typedef struct auditlog {
 int auditlog_open(auditlog *log, const store *s, once_error *err);
 
 /* Appends one leaf (1..AUDITLOG_MAX_LEAF bytes) with its evidence
- * (1..AUDITLOG_MAX_EVIDENCE bytes): stores both, the leaf hash and every
- * subtree the leaf completes (at most log2(n) node hashes, one on average).
- * *index receives the leaf's index. */
+ * (1..AUDITLOG_MAX_EVIDENCE bytes): stores both and every subtree of level
+ * AUDITLOG_STORED_LEVEL or more the leaf completes (none for 15 leaves in
+ * 16, one in 8 on average). *index receives the leaf's index. */
 int auditlog_append(MDB_txn *txn, const auditlog *log, const uint8_t *leaf,
                     size_t leaf_len, const uint8_t *evidence,
                     size_t evidence_len, uint64_t *index, once_error *err);
@@ -60,17 +66,18 @@ int auditlog_append(MDB_txn *txn, const auditlog *log, const uint8_t *leaf,
 int auditlog_size(MDB_txn *txn, const auditlog *log, uint64_t *size,
                   once_error *err);
 
-/* One stored node (see log_nodes above). -ONCE_ERR_NOT_FOUND when that
- * subtree is not complete yet. */
+/* One node (see log_nodes above): stored, or below AUDITLOG_STORED_LEVEL
+ * computed from its leaves. -ONCE_ERR_NOT_FOUND when that subtree is not
+ * complete yet. */
 int auditlog_node(MDB_txn *txn, const auditlog *log, unsigned level,
                   uint64_t index, merkle_hash out, once_error *err);
 
 /* Root of the tree of the first `size` leaves, any size up to the current
- * one, from at most 64 stored nodes. */
+ * one, from at most 64 nodes (at most 15 leaves for the low ones). */
 int auditlog_root(MDB_txn *txn, const auditlog *log, uint64_t size,
                   merkle_hash root, once_error *err);
 
-/* RFC 9162 proofs from stored nodes, equal hash for hash to the reference
+/* RFC 9162 proofs from the nodes, equal hash for hash to the reference
  * builders of merkle.c. proof holds MERKLE_MAX_PROOF hashes. Sizes above the
  * current one, index >= size and m outside 1..n are
  * -ONCE_ERR_INVALID_ARGUMENT. */

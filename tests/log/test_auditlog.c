@@ -2,7 +2,9 @@
  * test_auditlog.c - the log's LMDB storage against the reference Merkle
  * code: roots and proofs from stored nodes equal merkle.c's for every size
  * across the first tile boundary, checkpoints are never signed twice with
- * different roots, and an aborted transaction leaves no trace.
+ * different roots, and an aborted transaction leaves no trace. Nodes below
+ * AUDITLOG_STORED_LEVEL are computed, not stored, and a home written when
+ * every level was stored goes on with the same roots and proofs.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -198,6 +200,125 @@ static void test_roots_and_proofs_match_reference(void **state)
     assert_int_equal(auditlog_node(txn, &f->log, 2, 74, root, NULL), 0);
     assert_int_equal(auditlog_node(txn, &f->log, 2, 75, root, NULL),
                      -ONCE_ERR_NOT_FOUND);
+    mdb_txn_abort(txn);
+}
+
+/* The raw log_nodes entry (level, index), as auditlog.c keys it. */
+static int raw_node(MDB_txn *txn, fixture *f, unsigned level, uint64_t index,
+                    MDB_val *v)
+{
+    uint8_t key[9];
+    MDB_val k = {sizeof(key), key};
+    int i;
+
+    key[0] = (uint8_t)level;
+    for (i = 0; i < 8; i++)
+        key[1 + i] = (uint8_t)(index >> (56 - 8 * i));
+    return mdb_get(txn, f->log.nodes, &k, v);
+}
+
+static void test_low_levels_are_computed(void **state)
+{
+    fixture *f = *state;
+    merkle_hash h, ref;
+    MDB_txn *txn;
+    MDB_val v;
+    uint64_t n;
+    unsigned level;
+
+    /* Commits of 7: level-4 subtrees complete in the middle of one. */
+    for (n = 0; n < 40; n += 7) {
+        assert_int_equal(store_begin(&f->s, 0, &txn, NULL), 0);
+        append_leaves(f, txn, n, n + 7 < 40 ? n + 7 : 40);
+        assert_int_equal(store_commit(txn, NULL), 0);
+    }
+    assert_int_equal(store_begin(&f->s, 1, &txn, NULL), 0);
+    for (level = 0; level < AUDITLOG_STORED_LEVEL; level++)
+        assert_int_equal(raw_node(txn, f, level, 0, &v), MDB_NOTFOUND);
+    assert_int_equal(raw_node(txn, f, 4, 0, &v), 0);
+    merkle_root(f->hashes, 16, ref);
+    assert_memory_equal(v.mv_data, ref, MERKLE_HASH_BYTES);
+    assert_int_equal(raw_node(txn, f, 4, 1, &v), 0);
+    merkle_root(f->hashes + 16, 16, ref);
+    assert_memory_equal(v.mv_data, ref, MERKLE_HASH_BYTES);
+    assert_int_equal(raw_node(txn, f, 5, 0, &v), 0);
+    merkle_root(f->hashes, 32, ref);
+    assert_memory_equal(v.mv_data, ref, MERKLE_HASH_BYTES);
+    assert_int_equal(raw_node(txn, f, 4, 2, &v), MDB_NOTFOUND);
+    /* Asked for, the low levels are the hashes of their leaves. */
+    assert_int_equal(auditlog_node(txn, &f->log, 0, 39, h, NULL), 0);
+    assert_memory_equal(h, f->hashes[39], MERKLE_HASH_BYTES);
+    assert_int_equal(auditlog_node(txn, &f->log, 3, 4, h, NULL), 0);
+    merkle_root(f->hashes + 32, 8, ref);
+    assert_memory_equal(h, ref, MERKLE_HASH_BYTES);
+    assert_int_equal(auditlog_node(txn, &f->log, 3, 5, h, NULL),
+                     -ONCE_ERR_NOT_FOUND);
+    assert_int_equal(auditlog_node(txn, &f->log, 2, UINT64_MAX / 2, h, NULL),
+                     -ONCE_ERR_NOT_FOUND);
+    for (n = 0; n <= 40; n++) {
+        assert_int_equal(auditlog_root(txn, &f->log, n, h, NULL), 0);
+        merkle_root(f->hashes, n, ref);
+        assert_memory_equal(h, ref, MERKLE_HASH_BYTES);
+    }
+    mdb_txn_abort(txn);
+}
+
+/* Stores every node of levels 0..AUDITLOG_STORED_LEVEL-1 complete within
+ * the first n leaves, as the log did before it stopped storing them. */
+static void store_low_levels(fixture *f, MDB_txn *txn, uint64_t n)
+{
+    uint8_t key[9];
+    merkle_hash h;
+    MDB_val k = {sizeof(key), key}, v = {MERKLE_HASH_BYTES, h};
+    unsigned level;
+    uint64_t j;
+    int i;
+
+    for (level = 0; level < AUDITLOG_STORED_LEVEL; level++)
+        for (j = 0; (j + 1) << level <= n; j++) {
+            merkle_root(f->hashes + (j << level), (uint64_t)1 << level, h);
+            key[0] = (uint8_t)level;
+            for (i = 0; i < 8; i++)
+                key[1 + i] = (uint8_t)(j >> (56 - 8 * i));
+            assert_int_equal(mdb_put(txn, f->log.nodes, &k, &v,
+                                     MDB_NOOVERWRITE),
+                             0);
+        }
+}
+
+static void test_home_with_every_level(void **state)
+{
+    static const uint64_t sizes[] = {1, 37, 47, 48, 64, 255, 256, 257, 300};
+    fixture *f = *state;
+    char note[CHECKPOINT_MAX_NOTE];
+    merkle_hash root, ref;
+    MDB_txn *txn;
+    uint64_t n;
+    size_t i;
+
+    /* A home of 37 leaves with the nodes of every level, and a checkpoint. */
+    assert_int_equal(store_begin(&f->s, 0, &txn, NULL), 0);
+    append_leaves(f, txn, 0, 37);
+    store_low_levels(f, txn, 37);
+    assert_true(auditlog_sign_checkpoint(txn, &f->log, ORIGIN, &f->key, note,
+                                         sizeof(note), NULL) > 0);
+    assert_int_equal(store_commit(txn, NULL), 0);
+    /* It goes on past level-4, level-8 and tile boundaries. */
+    for (n = 37; n < LEAVES; n += 29) {
+        assert_int_equal(store_begin(&f->s, 0, &txn, NULL), 0);
+        append_leaves(f, txn, n, n + 29 < LEAVES ? n + 29 : LEAVES);
+        assert_true(auditlog_sign_checkpoint(txn, &f->log, ORIGIN, &f->key,
+                                             note, sizeof(note), NULL) > 0);
+        assert_int_equal(store_commit(txn, NULL), 0);
+    }
+    assert_int_equal(store_begin(&f->s, 1, &txn, NULL), 0);
+    for (n = 0; n <= LEAVES; n++) {
+        assert_int_equal(auditlog_root(txn, &f->log, n, root, NULL), 0);
+        merkle_root(f->hashes, n, ref);
+        assert_memory_equal(root, ref, MERKLE_HASH_BYTES);
+    }
+    for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++)
+        check_proofs_at(f, txn, sizes[i]);
     mdb_txn_abort(txn);
 }
 
@@ -444,10 +565,52 @@ static void test_aborted_transaction_leaves_no_trace(void **state)
     assert_int_equal(size, 20);
     mdb_txn_abort(txn);
 
-    /* The log goes on where the committed part ended. */
+    /* The log goes on where the committed part ended, and its checkpoints
+     * (appended with MDB_APPEND) after the last committed one. */
     assert_int_equal(store_begin(&f->s, 0, &txn, NULL), 0);
     append_leaves(f, txn, 20, 21);
+    assert_true(auditlog_sign_checkpoint(txn, &f->log, ORIGIN, &f->key, note,
+                                         sizeof(note), NULL) > 0);
     assert_int_equal(store_commit(txn, NULL), 0);
+    /* And so it does after a restart. */
+    store_close(&f->s);
+    assert_int_equal(store_open(&f->s, f->dir, 64u << 20, NULL), 0);
+    assert_int_equal(auditlog_open(&f->log, &f->s, NULL), 0);
+    assert_int_equal(store_begin(&f->s, 0, &txn, NULL), 0);
+    append_leaves(f, txn, 21, 40);
+    assert_true(auditlog_sign_checkpoint(txn, &f->log, ORIGIN, &f->key, note,
+                                         sizeof(note), NULL) > 0);
+    assert_int_equal(store_commit(txn, NULL), 0);
+    assert_int_equal(store_begin(&f->s, 1, &txn, NULL), 0);
+    assert_int_equal(auditlog_checkpoint_latest(txn, &f->log, &size, &v,
+                                                NULL),
+                     0);
+    assert_int_equal(size, 40);
+    assert_int_equal(auditlog_root(txn, &f->log, 40, after, NULL), 0);
+    merkle_root(f->hashes, 40, before);
+    assert_memory_equal(before, after, MERKLE_HASH_BYTES);
+    mdb_txn_abort(txn);
+}
+
+static void test_checkpoint_past_the_tree(void **state)
+{
+    fixture *f = *state;
+    char note[CHECKPOINT_MAX_NOTE];
+    uint8_t key[8] = {0, 0, 0, 0, 0, 0, 0x03, 0xe8};
+    MDB_val k = {sizeof(key), key}, v = {4, "note"};
+    once_error err;
+    MDB_txn *txn;
+
+    /* A checkpoint for 1,000 leaves in a log of 5 is damage: the log
+     * refuses to append one for 5 below it. */
+    assert_int_equal(store_begin(&f->s, 0, &txn, NULL), 0);
+    append_leaves(f, txn, 0, 5);
+    assert_int_equal(mdb_put(txn, f->log.checkpoints, &k, &v, 0), 0);
+    assert_int_equal(auditlog_sign_checkpoint(txn, &f->log, ORIGIN, &f->key,
+                                              note, sizeof(note), &err),
+                     -ONCE_ERR_INTERNAL);
+    assert_non_null(strstr(err.message, "disagree"));
+    mdb_txn_abort(txn);
 }
 
 static void test_subject_hash(void **state)
@@ -478,6 +641,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_empty_log, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_roots_and_proofs_match_reference, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_low_levels_are_computed, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_home_with_every_level, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_proof_arguments_are_checked,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_sizes_of_leaves_and_evidence,
@@ -489,6 +656,8 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_aborted_transaction_leaves_no_trace, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_checkpoint_past_the_tree, setup,
+                                        teardown),
         cmocka_unit_test(test_subject_hash),
     };
 
