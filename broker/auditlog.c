@@ -37,7 +37,9 @@
  * hashing as storing every level did. Homes written before this hold the
  * lower levels as well: they are never read (a computed node equals the
  * stored one) and never relied upon, and their next appends store only
- * levels from 4 up, the same nodes either way.
+ * levels from 4 up, the same nodes either way. The reverse does not hold:
+ * an older broker needs every level and stops, loudly, on a home this
+ * one has appended to.
  *
  * Why checkpoints are stored and checked before signing: the one thing a
  * log must never do is sign two different roots for the same size, since
