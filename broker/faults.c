@@ -29,6 +29,7 @@ static fault faults[MAX_FAULTS] = {
     { FAULT_HAND_OFF, 0 },
     { FAULT_WRITER_DIES, 0 },
     { FAULT_REPLY_INTERRUPTED, 0 },
+    { FAULT_HELD_FLUSH, 0 },
 };
 static pthread_once_t parsed = PTHREAD_ONCE_INIT;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;

@@ -22,7 +22,11 @@
  *   reply-interrupted=N
  *                the next N passes of an answer to the I/O thread are
  *                interrupted by a signal (EINTR), as when SIGHUP arrives
- *                while the I/O thread's queue is full.
+ *                while the I/O thread's queue is full;
+ *   held-flush=N the writer's next N flushes of the records held in a
+ *                transaction of their own (held_buffer.c) are skipped, as
+ *                if the broker were killed before each: the copies stay
+ *                in memory until a group with an event puts them.
  *
  * Each fault that fires says so in the log ("injected fault: ...").
  */
@@ -35,6 +39,7 @@
 #define FAULT_HAND_OFF "hand-off"
 #define FAULT_WRITER_DIES "writer-dies"
 #define FAULT_REPLY_INTERRUPTED "reply-interrupted"
+#define FAULT_HELD_FLUSH "held-flush"
 
 #ifdef ONCED_FAULTS
 /* True, once per COUNT, when the fault `name` is to happen now; sets errno

@@ -158,8 +158,61 @@ int notices_batch_encode(MDB_txn *txn, const subscriptions *t,
 
 /* ---- the writer's part ------------------------------------------------- */
 
+/* A job whose committed leaf makes an event, or gives a copy. */
+static bool makes_event(const write_job *job)
+{
+    return job->result == 0 && job->answer_kind != ONCE__KIND__KIND_ERROR &&
+           (job->leaf.kind == ONCE__KIND__KIND_PUBLISH ||
+            job->leaf.kind == ONCE__KIND__KIND_REVOKE) &&
+           job->stored_len > 0 && job->leaf.has_subject_hash;
+}
+
+static bool gives_copy(const write_job *job)
+{
+    return job->result == 0 && job->answer_kind != ONCE__KIND__KIND_ERROR &&
+           job->leaf.kind == ONCE__KIND__KIND_REQUEST &&
+           job->leaf.has_subject_hash;
+}
+
+bool notices_group_events(write_job *const *group, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++)
+        if (makes_event(group[i]))
+            return true;
+    return false;
+}
+
+size_t notices_group_copies(write_job *const *group, size_t n)
+{
+    size_t i, copies = 0;
+
+    for (i = 0; i < n; i++)
+        copies += gives_copy(group[i]);
+    return copies;
+}
+
+int notices_held_collect(held_buffer *b, write_job *const *group, size_t n,
+                         uint64_t now_ms, once_error *err)
+{
+    size_t i;
+    int rc;
+
+    for (i = 0; i < n; i++) {
+        const write_job *job = group[i];
+
+        if (gives_copy(job) &&
+            (rc = held_buffer_add(b, job->leaf.record_type,
+                                  job->leaf.subject_hash, job->sender,
+                                  now_ms, err)) < 0)
+            return rc;
+    }
+    return 0;
+}
+
 int notices_commit_job(MDB_txn *txn, const subscriptions *t, write_job *job,
-                       once_error *err)
+                       bool put_held, once_error *err)
 {
     const leaf_facts *f = &job->leaf;
     int rc;
@@ -177,7 +230,7 @@ int notices_commit_job(MDB_txn *txn, const subscriptions *t, write_job *job,
                                        f->kind == ONCE__KIND__KIND_REVOKE,
                                        err);
     case ONCE__KIND__KIND_REQUEST:
-        if (!f->has_subject_hash)
+        if (!put_held || !f->has_subject_hash)
             return 0;
         return subscriptions_held_put(txn, t, f->record_type,
                                       f->subject_hash, job->sender, err);

@@ -12,6 +12,7 @@
 
 #include <lmdb.h>
 
+#include "held_buffer.h"
 #include "reply.h"
 #include "store.h"
 #include "subscriptions.h"
@@ -32,11 +33,21 @@ int notices_batch_encode(MDB_txn *txn, const subscriptions *t,
                          once_error *err);
 
 /* In the writer's transaction, after job's leaf is appended: the event of
- * a granted publish or revoke, the held record of a granted request, the
+ * a granted publish or revoke, the held record of a granted request (only
+ * when put_held: otherwise held_buffer.c keeps it after the commit), the
  * subscription a subscribe or unsubscribe makes or cancels, the cursor of
  * an acknowledgement. */
 int notices_commit_job(MDB_txn *txn, const subscriptions *t, write_job *job,
-                       once_error *err);
+                       bool put_held, once_error *err);
+
+/* Before a group: whether it may make a notice event (a publish or
+ * revoke to store), and how many copies its granted requests may give. */
+bool notices_group_events(write_job *const *group, size_t n);
+size_t notices_group_copies(write_job *const *group, size_t n);
+/* After the commit of a group whose copies were not put: adds them to b,
+ * which had room for notices_group_copies of them. */
+int notices_held_collect(held_buffer *b, write_job *const *group, size_t n,
+                         uint64_t now_ms, once_error *err);
 
 /* After the commit: tells the fan-out (sock, a PUSH connected to
  * NOTICES_IN_ENDPOINT) about new events and the connections the group's

@@ -60,6 +60,7 @@
 #include "config.h"
 #include "console.h"
 #include "diag.h"
+#include "held_buffer.h"
 #include "metrics.h"
 #include "notices.h"
 #include "registry.h"
@@ -197,6 +198,34 @@ static int open_log(auditlog *alog, store *db, const broker_config *cfg,
                  "stored the counts (a home of an older version)");
     diag_info("onced", "exchange log %s: %llu leaves", cfg->log_origin,
              (unsigned long long)size);
+    return 0;
+}
+
+/* Puts the copies granted by the request leaves after the mark of
+ * `notice_held` into it, before the writer takes a job: what the last
+ * run kept in memory when it was killed (held_buffer.c). */
+static int recover_held(const store *db, const auditlog *alog,
+                        const subscriptions *subs)
+{
+    uint64_t replayed;
+    size_t entries;
+    bool had_mark;
+    once_error err;
+
+    if (held_recover(db, alog, subs, &replayed, &entries, &had_mark,
+                     &err) < 0) {
+        diag_error("onced", "cannot index the records held from the log: "
+                  "%s", err.message);
+        return -1;
+    }
+    if (!had_mark)
+        diag_info("onced", "stored the mark of the index of the records "
+                 "held (a new home, or one of an older version, whose "
+                 "index is complete as of its last commit)");
+    else if (replayed > 0)
+        diag_info("onced", "indexed the records held from %llu leaves of "
+                 "the log (%zu granted requests) the last run had not",
+                 (unsigned long long)replayed, entries);
     return 0;
 }
 
@@ -342,6 +371,8 @@ int main(int argc, char **argv)
         diag_error("onced", "%s", err.message);
         goto out;
     }
+    if (recover_held(&db, &alog, &subs) < 0)
+        goto out;
     metrics_notices_tables(&subs);
     /* The records per type the writer keeps counting (metrics.c). */
     if (metrics_records_seed(&db, &err) < 0) {

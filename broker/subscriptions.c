@@ -76,8 +76,7 @@
 
 #define SUB_KEY_MAX (ONCE_MAX_NAME + 1 + 1 + ONCE_MAX_NAME + 1 + \
                      ONCE_MAX_SUBJECT)
-#define HELD_KEY_MAX (ONCE_MAX_NAME + 1 + AUDIT_SUBJECT_HASH_BYTES + \
-                      ONCE_MAX_NAME)
+#define HELD_KEY_MAX SUBSCRIPTIONS_HELD_KEY_MAX
 /* An event's Notice: two names and three numbers. */
 #define EVENT_MAX (AUDIT_SUBJECT_HASH_BYTES + 2 * (ONCE_MAX_NAME + 2) + 40)
 
@@ -91,6 +90,7 @@ int subscriptions_open(subscriptions *t, const store *s, once_error *err)
         { "notice_events", &t->events },
         { "notice_held", &t->held },
         { "notice_cursors", &t->cursors },
+        { "notice_marks", &t->marks },
     };
     MDB_txn *txn;
     size_t i;
@@ -350,21 +350,28 @@ int subscriptions_event_put(MDB_txn *txn, const subscriptions *t,
                        "cannot store the notice event", err);
 }
 
-static bool held_key(uint8_t k[HELD_KEY_MAX], MDB_val *v, const char *type,
-                     const uint8_t hash[AUDIT_SUBJECT_HASH_BYTES],
-                     const char *dept)
+size_t subscriptions_held_key(uint8_t k[HELD_KEY_MAX], const char *type,
+                              const uint8_t hash[AUDIT_SUBJECT_HASH_BYTES],
+                              const char *dept)
 {
     size_t lt = strlen(type), ld = strlen(dept);
 
     if (lt > ONCE_MAX_NAME || ld > ONCE_MAX_NAME)
-        return false;
+        return 0;
     memcpy(k, type, lt);
     k[lt] = 0;
     memcpy(k + lt + 1, hash, AUDIT_SUBJECT_HASH_BYTES);
     memcpy(k + lt + 1 + AUDIT_SUBJECT_HASH_BYTES, dept, ld);
-    v->mv_size = lt + 1 + AUDIT_SUBJECT_HASH_BYTES + ld;
+    return lt + 1 + AUDIT_SUBJECT_HASH_BYTES + ld;
+}
+
+static bool held_key(uint8_t k[HELD_KEY_MAX], MDB_val *v, const char *type,
+                     const uint8_t hash[AUDIT_SUBJECT_HASH_BYTES],
+                     const char *dept)
+{
+    v->mv_size = subscriptions_held_key(k, type, hash, dept);
     v->mv_data = k;
-    return true;
+    return v->mv_size > 0;
 }
 
 int subscriptions_held_put(MDB_txn *txn, const subscriptions *t,

@@ -32,7 +32,12 @@ typedef struct subscriptions {
     MDB_dbi events;   /* leaf u64be -> subject hash[32] || Notice */
     MDB_dbi held;     /* type 0 subject hash[32] dept -> "" */
     MDB_dbi cursors;  /* dept -> acked u64be */
+    MDB_dbi marks;    /* "held_through" -> u64be (held_buffer.c) */
 } subscriptions;
+
+/* A key of `held`: type 0 subject hash dept. */
+#define SUBSCRIPTIONS_HELD_KEY_MAX (ONCE_MAX_NAME + 1 + \
+                                    AUDIT_SUBJECT_HASH_BYTES + ONCE_MAX_NAME)
 
 /* One notice as a scan finds it; the strings live until the callback
  * returns. */
@@ -44,7 +49,7 @@ typedef struct notice {
     int event; /* NOTICE_EVENT_NEW_VERSION or NOTICE_EVENT_REVOKED */
 } notice;
 
-/* Opens (creating) the four tables in s's environment. */
+/* Opens (creating) the five tables in s's environment. */
 int subscriptions_open(subscriptions *t, const store *s, once_error *err);
 
 /* Stores department's subscription (scope, type, subject), made by the
@@ -74,9 +79,10 @@ int subscriptions_list(MDB_txn *txn, const subscriptions *t, const char *dept,
                                  const Once__Subscription *s, void *arg),
                        void *arg, once_error *err);
 
-/* The writer's puts, in the transaction that commits the leaf: the event
- * of a granted publish or revoke at leaf_index, and the record a granted
- * request gave dept. */
+/* The writer's puts: the event of a granted publish or revoke at
+ * leaf_index, in the transaction that commits the leaf, and the record a
+ * granted request gave dept, in that transaction or later in key order
+ * (held_buffer.c). */
 int subscriptions_event_put(MDB_txn *txn, const subscriptions *t,
                             uint64_t leaf_index,
                             const uint8_t hash[AUDIT_SUBJECT_HASH_BYTES],
@@ -86,6 +92,12 @@ int subscriptions_held_put(MDB_txn *txn, const subscriptions *t,
                            const char *type,
                            const uint8_t hash[AUDIT_SUBJECT_HASH_BYTES],
                            const char *dept, once_error *err);
+/* Builds the `held` key of (type, hash, dept) into k: its length, 0 when
+ * a name is over its limit. */
+size_t subscriptions_held_key(uint8_t k[SUBSCRIPTIONS_HELD_KEY_MAX],
+                              const char *type,
+                              const uint8_t hash[AUDIT_SUBJECT_HASH_BYTES],
+                              const char *dept);
 
 /* The leaf index of the newest event; *any false when there is none. */
 int subscriptions_last_event(MDB_txn *txn, const subscriptions *t,

@@ -132,6 +132,7 @@ struct writer {
     unsigned high_water_percent;
     bool above_high_water;       /* as last seen, to log the changes */
     notices_pruner pruner;
+    held_buffer *held;           /* copies granted, not yet in the table */
 };
 
 write_job *write_job_new(size_t stored_len, size_t answer_len,
@@ -461,7 +462,7 @@ static size_t stop_publishes(writer *w, write_job **group, size_t n)
 static void commit_group(writer *w, write_job **group, size_t n)
 {
     uint64_t now = monotonic_ms();
-    bool sign = checkpoint_due(w, now);
+    bool sign = checkpoint_due(w, now), events, put_held;
     once_error err;
     MDB_txn *txn;
     size_t i;
@@ -471,11 +472,19 @@ static void commit_group(writer *w, write_job **group, size_t n)
         return;
     for (i = 0; i < n; i++)
         sign = sign || (group[i]->want_proof && group[i]->result == 0);
+    /* The copies granted before an event are in the table it commits
+     * with (held_buffer.c); a request-only group leaves them in memory,
+     * unless they might not fit. */
+    events = notices_group_events(group, n);
+    put_held = events ||
+               !held_buffer_room(w->held, notices_group_copies(group, n));
     rc = store_begin(w->db, 0, &txn, &err);
     if (rc < 0) {
         fail_group(group, n, rc, &err);
         return;
     }
+    if (events)
+        rc = held_buffer_flush(txn, w->subs, w->held, &err);
     for (i = 0; i < n && rc >= 0; i++) {
         if (group[i]->result < 0)
             continue;
@@ -483,10 +492,12 @@ static void commit_group(writer *w, write_job **group, size_t n)
         if (rc >= 0 && !group[i]->no_leaf)
             rc = append_leaf(w, txn, group[i], &err);
         if (rc >= 0)
-            rc = notices_commit_job(txn, w->subs, group[i], &err);
+            rc = notices_commit_job(txn, w->subs, group[i], put_held, &err);
     }
     if (rc >= 0)
         rc = auditlog_size(txn, w->log, &w->tree_size, &err);
+    if (rc >= 0 && events)
+        rc = held_mark_put(txn, w->subs, w->tree_size, &err);
     if (rc >= 0 && sign)
         rc = sign_checkpoint(w, txn, &err);
     for (i = 0; i < n && rc >= 0; i++)
@@ -513,6 +524,53 @@ static void commit_group(writer *w, write_job **group, size_t n)
     if (sign)
         w->last_checkpoint_ms = now;
     w->checkpoint_pending = !sign;
+    if (events)
+        held_buffer_flushed(w->held, w->tree_size);
+    else if (!put_held &&
+             notices_held_collect(w->held, group, n, now, &err) < 0)
+        diag_error("writer", "cannot keep the records held: %s (the next "
+                  "start puts them from the log)", err.message);
+    held_buffer_committed(w->held, w->tree_size);
+}
+
+/* Puts the copies granted since the last flush into `notice_held`, with
+ * the mark, in a transaction of its own (held_buffer.c): when due, or
+ * when the writer stops (stopping) and anything is left. On failure the
+ * next try is a second later; the copies stay in memory meanwhile, and
+ * the log has them anyway. */
+static void flush_held(writer *w, bool stopping)
+{
+    uint64_t now = monotonic_ms(), size = 0;
+    once_error err;
+    MDB_txn *txn;
+    int rc;
+
+    if (stopping ? !held_buffer_pending(w->held)
+                 : held_buffer_wait(w->held, now) != 0)
+        return;
+    if (fault_take(FAULT_HELD_FLUSH)) {
+        held_buffer_defer(w->held, now);
+        return;
+    }
+    rc = store_begin(w->db, 0, &txn, &err);
+    if (rc >= 0) {
+        rc = auditlog_size(txn, w->log, &size, &err);
+        if (rc >= 0)
+            rc = held_buffer_flush(txn, w->subs, w->held, &err);
+        if (rc >= 0)
+            rc = held_mark_put(txn, w->subs, size, &err);
+        if (rc >= 0)
+            rc = store_commit(txn, &err);
+        else
+            mdb_txn_abort(txn);
+    }
+    if (rc < 0) {
+        diag_error("writer", "cannot index the records held: %s",
+                  err.message);
+        held_buffer_defer(w->held, now);
+        return;
+    }
+    held_buffer_flushed(w->held, size);
 }
 
 /* Signs the checkpoint the leaves committed since the newest one wait
@@ -541,8 +599,15 @@ static void commit_pending_checkpoint(writer *w)
     w->checkpoint_pending = false;
 }
 
-/* How long the writer may wait for a job: until the pending checkpoint or
- * a pruning step is due, or forever (-1) when neither is wanted. */
+/* The sooner of two waits, -1 meaning none. */
+static long sooner(long a, long b)
+{
+    return a < 0 || (b >= 0 && b < a) ? b : a;
+}
+
+/* How long the writer may wait for a job: until the pending checkpoint, a
+ * pruning step or a flush of the records held is due, or forever (-1)
+ * when none is wanted. */
 static long wait_ms(const writer *w)
 {
     uint64_t now = monotonic_ms(), due;
@@ -552,9 +617,8 @@ static long wait_ms(const writer *w)
         due = w->last_checkpoint_ms + w->checkpoint_interval_ms;
         checkpoint = due > now ? (long)(due - now) : 0;
     }
-    if (checkpoint < 0 || (prune >= 0 && prune < checkpoint))
-        return prune;
-    return checkpoint;
+    return sooner(sooner(checkpoint, prune),
+                  held_buffer_wait(w->held, now));
 }
 
 /* Sends a job's answer and keeps it for a retry. A job whose group failed
@@ -645,6 +709,7 @@ static int next_job(writer *w, write_job **job)
                                       w->checkpoint_interval_ms)
                 commit_pending_checkpoint(w);
             notices_prune_step(&w->pruner, w->db, w->subs, monotonic_ms());
+            flush_held(w, false);
             continue;
         }
         if (receive_job(w, job, ZMQ_DONTWAIT) == 0)
@@ -688,6 +753,7 @@ static void *writer_main(void *arg)
         }
         /* After the answers: a step never delays the group's. */
         notices_prune_step(&w->pruner, w->db, w->subs, monotonic_ms());
+        flush_held(w, false);
     }
     if (errno != ETERM) {
         diag_error("writer", "cannot receive: %s", zmq_strerror(errno));
@@ -698,6 +764,7 @@ static void *writer_main(void *arg)
     if (w->checkpoint_pending)
         commit_pending_checkpoint(w);
     notices_prune_step(&w->pruner, w->db, w->subs, UINT64_MAX);
+    flush_held(w, true);
     return NULL;
 }
 
@@ -725,6 +792,8 @@ int writer_start(writer **out, const writer_options *opt, once_error *err)
     /* onced signed the checkpoint of the current tree before starting us. */
     w->last_checkpoint_ms = monotonic_ms();
     w->group = calloc(w->group_max, sizeof(*w->group));
+    if ((rc = held_buffer_new(&w->held, err)) < 0)
+        goto fail;
     w->jobs = zmq_socket(opt->zmq_ctx, ZMQ_PULL);
     w->replies = zmq_socket(opt->zmq_ctx, ZMQ_PUSH);
     w->notices = zmq_socket(opt->zmq_ctx, ZMQ_PUSH);
@@ -756,6 +825,7 @@ fail:
     if (w->notices != NULL)
         zmq_close(w->notices);
     free(w->group);
+    held_buffer_free(w->held);
     once_keypair_wipe(&w->log_key);
     free(w);
     return rc;
@@ -771,6 +841,7 @@ void writer_join(writer *w)
     zmq_close(w->notices);
     byte_buffer_free(&w->error);
     free(w->group);
+    held_buffer_free(w->held);
     once_keypair_wipe(&w->log_key);
     free(w);
 }
