@@ -5,10 +5,14 @@
  *
  * What is durable. Everything a notice is made of commits with the leaf
  * it comes from (subscriptions.c): the event of a publish or revoke, the
- * held record of a request, the subscription of a subscribe leaf, the
- * cursor of an acknowledgement. So a kill -9 between a revoke and its
- * delivery loses nothing: the event is in the table, the subscriber's
- * cursor is below it, and the next registration or pull finds it.
+ * subscription of a subscribe leaf, the cursor of an acknowledgement. So
+ * a kill -9 between a revoke and its delivery loses nothing: the event
+ * is in the table, the subscriber's cursor is below it, and the next
+ * registration or pull finds it. The one exception is the record a
+ * request granted, which the log has anyway: the writer keeps it in
+ * memory and puts it into `held` no later than the transaction of the
+ * next event (held_buffer.c), and a start puts what a kill -9 lost from
+ * the log.
  *
  * Who is pushed to. A connection gets pushes once it has registered: an
  * acknowledgement (KIND_NOTICE_ACK) names the department's cursor and
@@ -71,6 +75,7 @@
 #include <string.h>
 
 #include "diag.h"
+#include "faults.h"
 #include "metrics.h"
 #include "monotonic.h"
 #include "pending.h"
@@ -376,6 +381,44 @@ void notices_prune_step(notices_pruner *p, const store *db,
         p->due_ms = now_ms + NOTICES_PRUNE_AGAIN_MS;
     }
     p->wanted = more;
+}
+
+/* ---- the records held -------------------------------------------------- */
+
+void notices_held_step(held_buffer *b, const store *db, const auditlog *log,
+                       const subscriptions *t, bool stopping)
+{
+    uint64_t now = monotonic_ms(), size = 0;
+    once_error err;
+    MDB_txn *txn;
+    int rc;
+
+    if (stopping ? !held_buffer_pending(b) : held_buffer_wait(b, now) != 0)
+        return;
+    if (fault_take(FAULT_HELD_FLUSH)) {
+        held_buffer_defer(b, now);
+        return;
+    }
+    rc = store_begin(db, 0, &txn, &err);
+    if (rc >= 0) {
+        rc = auditlog_size(txn, log, &size, &err);
+        if (rc >= 0)
+            rc = held_buffer_flush(txn, t, b, &err);
+        if (rc >= 0)
+            rc = held_mark_put(txn, t, size, &err);
+        if (rc >= 0)
+            rc = store_commit(txn, &err);
+        else
+            mdb_txn_abort(txn);
+    }
+    if (rc < 0) {
+        /* Tried again a second later; the log has the copies anyway. */
+        diag_error("notices", "cannot index the records held: %s",
+                  err.message);
+        held_buffer_defer(b, now);
+        return;
+    }
+    held_buffer_flushed(b, size);
 }
 
 /* ---- the fan-out thread ------------------------------------------------ */

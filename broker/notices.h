@@ -82,6 +82,13 @@ long notices_prune_wait(const notices_pruner *p, uint64_t now_ms);
 void notices_prune_step(notices_pruner *p, const store *db,
                         const subscriptions *t, uint64_t now_ms);
 
+/* Puts the copies granted since the last flush into `notice_held`, with
+ * the mark, in a transaction of its own (held_buffer.c): when due, or,
+ * stopping, when anything is left. On failure the next try is a second
+ * later; the copies stay in memory meanwhile, and the log has them. */
+void notices_held_step(held_buffer *b, const store *db, const auditlog *log,
+                       const subscriptions *t, bool stopping);
+
 typedef struct notices notices;
 
 /* Binds the two endpoints and starts the fan-out thread, which ends once

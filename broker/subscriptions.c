@@ -17,21 +17,24 @@
  * the table whenever it comes back; nothing is queued per department.
  *
  * "Everything this department holds a copy of" needs to know which
- * records a department was granted: the writer puts (type, subject hash,
- * department) into `held` for every granted request, in the transaction
- * that logs it. That is one B-tree put of a ~100-byte key beside the
- * leaf, evidence, node and stored-answer puts the request already costs,
- * and only for a copy the department did not hold yet: the put is made
- * with MDB_NOOVERWRITE, with which LMDB looks the key up and returns
- * MDB_KEYEXIST before it copies (dirties) any page, so a repeated request
- * costs one read-only descent of the tree and adds nothing to the commit.
- * A plain put of an existing key would copy the key's leaf page and its
- * parents to rewrite the same empty value, and the commit writes each
- * such page: with subjects spread over the tree that was a page per
- * request. A department's first copy of a record still costs one (about
- * 7 us of the writer's CPU, docs/PERFORMANCE.md). Deriving it lazily from
- * the log instead would mean walking every request leaf of the department
- * at each notice. The hash is the log's own (audit_hash.c), so the table
+ * records a department was granted: `held` has (type, subject hash,
+ * department) for every granted request. It is derived from the log (a
+ * granted request leaf carries all three), so it need not be durable
+ * before the answer, and it is not written in the request's transaction:
+ * a department's first copy of a record was a random B-tree page in that
+ * commit (about 7-9 us of the writer's CPU a request, docs/PERFORMANCE.md).
+ * The writer keeps the entries of committed grants in memory and puts
+ * them in key order (held_buffer.c): in the transaction of any group that
+ * makes an event, before that group's work, so a reader of an event at
+ * leaf L sees the entry of every copy granted before L; otherwise in a
+ * transaction of its own within about a second. A mark, `held_through`,
+ * says up to which leaf the table is complete; at start onced replays the
+ * granted request leaves after it, so a kill -9 loses nothing. The puts
+ * use MDB_NOOVERWRITE, with which LMDB looks the key up and returns
+ * MDB_KEYEXIST before it copies (dirties) any page, so a copy held
+ * already adds nothing to a commit. Deriving the entries lazily from the
+ * log at each notice instead would mean walking every request leaf of the
+ * department. The hash is the log's own (audit_hash.c), so the table
  * holds no subject in the clear.
  *
  * A subscription matches the events after its own subscribe leaf, not
@@ -65,6 +68,7 @@
  *   notice_events  leaf index u64be -> subject hash[32] || Notice
  *   notice_held    type 0x00 subject hash[32] dept -> (empty)
  *   notice_cursors dept -> acknowledged leaf index u64be
+ *   notice_marks   "held_through" -> u64be (held_buffer.c)
  */
 #include "subscriptions.h"
 

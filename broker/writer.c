@@ -65,10 +65,16 @@
  * size. If the map fills anyway, every write fails as below.
  *
  * Notices. In the same transaction, notices.c puts what subscriptions
- * need beside each leaf (the event of a publish or revoke, the record a
- * request granted, a subscription, an acknowledgement's cursor: an
- * acknowledgement is the one job stored without a leaf), and after the
- * commit it tells the fan-out thread, without blocking, what is new.
+ * need beside each leaf (the event of a publish or revoke, a
+ * subscription, an acknowledgement's cursor: an acknowledgement is the
+ * one job stored without a leaf), and after the commit it tells the
+ * fan-out thread, without blocking, what is new. The record a request
+ * granted is not put in its group's transaction: it is derived data (the
+ * leaf has it), kept in memory after the commit and put in key order in
+ * the transaction of the next group that makes an event, before that
+ * group's work, or in a transaction of its own about a second later,
+ * never in a request-only group (held_buffer.c). A group whose copies
+ * might not fit in memory puts them itself.
  * The events nobody can be notified of any more are deleted here too,
  * but never in a group's transaction: a step of at most a thousand, in a
  * transaction of its own, about a second after a group that could have
@@ -528,49 +534,9 @@ static void commit_group(writer *w, write_job **group, size_t n)
         held_buffer_flushed(w->held, w->tree_size);
     else if (!put_held &&
              notices_held_collect(w->held, group, n, now, &err) < 0)
-        diag_error("writer", "cannot keep the records held: %s (the next "
-                  "start puts them from the log)", err.message);
-    held_buffer_committed(w->held, w->tree_size);
-}
-
-/* Puts the copies granted since the last flush into `notice_held`, with
- * the mark, in a transaction of its own (held_buffer.c): when due, or
- * when the writer stops (stopping) and anything is left. On failure the
- * next try is a second later; the copies stay in memory meanwhile, and
- * the log has them anyway. */
-static void flush_held(writer *w, bool stopping)
-{
-    uint64_t now = monotonic_ms(), size = 0;
-    once_error err;
-    MDB_txn *txn;
-    int rc;
-
-    if (stopping ? !held_buffer_pending(w->held)
-                 : held_buffer_wait(w->held, now) != 0)
-        return;
-    if (fault_take(FAULT_HELD_FLUSH)) {
-        held_buffer_defer(w->held, now);
-        return;
-    }
-    rc = store_begin(w->db, 0, &txn, &err);
-    if (rc >= 0) {
-        rc = auditlog_size(txn, w->log, &size, &err);
-        if (rc >= 0)
-            rc = held_buffer_flush(txn, w->subs, w->held, &err);
-        if (rc >= 0)
-            rc = held_mark_put(txn, w->subs, size, &err);
-        if (rc >= 0)
-            rc = store_commit(txn, &err);
-        else
-            mdb_txn_abort(txn);
-    }
-    if (rc < 0) {
-        diag_error("writer", "cannot index the records held: %s",
+        diag_error("writer", "cannot keep the records held: %s",
                   err.message);
-        held_buffer_defer(w->held, now);
-        return;
-    }
-    held_buffer_flushed(w->held, size);
+    held_buffer_committed(w->held, w->tree_size);
 }
 
 /* Signs the checkpoint the leaves committed since the newest one wait
@@ -709,7 +675,7 @@ static int next_job(writer *w, write_job **job)
                                       w->checkpoint_interval_ms)
                 commit_pending_checkpoint(w);
             notices_prune_step(&w->pruner, w->db, w->subs, monotonic_ms());
-            flush_held(w, false);
+            notices_held_step(w->held, w->db, w->log, w->subs, false);
             continue;
         }
         if (receive_job(w, job, ZMQ_DONTWAIT) == 0)
@@ -753,7 +719,7 @@ static void *writer_main(void *arg)
         }
         /* After the answers: a step never delays the group's. */
         notices_prune_step(&w->pruner, w->db, w->subs, monotonic_ms());
-        flush_held(w, false);
+        notices_held_step(w->held, w->db, w->log, w->subs, false);
     }
     if (errno != ETERM) {
         diag_error("writer", "cannot receive: %s", zmq_strerror(errno));
@@ -764,7 +730,7 @@ static void *writer_main(void *arg)
     if (w->checkpoint_pending)
         commit_pending_checkpoint(w);
     notices_prune_step(&w->pruner, w->db, w->subs, UINT64_MAX);
-    flush_held(w, true);
+    notices_held_step(w->held, w->db, w->log, w->subs, true);
     return NULL;
 }
 

@@ -53,6 +53,8 @@ STAGES = {
     "make_reply": "writer: receipt",
     "notices_commit_job": "writer: notices (held, events)",
     "notices_committed": "writer: notices hand-off",
+    "held_buffer_flush": "writer: records held, flush (sorted puts)",
+    "notices_held_collect": "writer: records held, kept in memory",
     "sign_checkpoint": "writer: checkpoint",
     "commit_pending_checkpoint": "writer: checkpoint",
     "store_commit": "writer: commit (incl. fsync)",
