@@ -415,6 +415,7 @@ static void *io_main(void *arg)
     uint64_t in_flight = 0, done, dispatched;
     bool stopping = false;
 
+    pthread_setname_np(pthread_self(), "onced-io"); /* for top -H, perf */
     for (;;) {
         zmq_pollitem_t items[4];
         int n = 0, i, rc;

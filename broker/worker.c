@@ -34,6 +34,8 @@
  */
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -322,7 +324,11 @@ void *worker_main(void *arg)
 {
     worker *w = arg;
     zmq_msg_t parts[3];
+    char name[16];
 
+    /* For top -H and perf; 15 characters at most: index < 96. */
+    snprintf(name, sizeof(name), "onced-worker-%u", w->index);
+    pthread_setname_np(pthread_self(), name);
     while (receive_job(w, parts) == 0) {
         const uint8_t *meta = zmq_msg_data(&parts[1]);
         size_t meta_len = zmq_msg_size(&parts[1]);

@@ -692,6 +692,7 @@ static void *writer_main(void *arg)
     size_t n, bytes, i;
     uint64_t started;
 
+    pthread_setname_np(pthread_self(), "onced-writer"); /* top -H, perf */
     while (next_job(w, &job) == 0) {
         n = 0;
         bytes = 0;

@@ -11,7 +11,10 @@ without frame pointers) is walked from the innermost frame outwards and
 charged to the first function that names a stage; a sample on a libzmq
 background thread is charged to CURVE when it is in libsodium, else to
 libzmq's transport, and one on the console thread (MHD-single) to the
-console's step it is in. Samples whose stack names no stage are "other". The "kernel" column is
+console's step it is in. A sample whose stack names no stage is charged to
+its thread ("I/O: other", "worker: receive, other", "writer: receive,
+other") by the names onced gives its threads, else to "other". The
+"kernel" column is
 the part of a stage's samples spent in the kernel (system calls, the
 wake-ups of the threads a request passes through, the file system under
 the commit).
@@ -89,6 +92,13 @@ CONSOLE_STAGES = {
     "console_metrics": "console: /metrics, other",
 }
 
+# The stage of a sample whose stack names none, by onced's thread names.
+THREAD_OTHER = (
+    ("onced-io", "I/O: other"),
+    ("onced-worker", "worker: receive, other"),
+    ("onced-writer", "writer: receive, other"),
+)
+
 
 def classify(comm, frames):
     if comm.startswith("MHD"):
@@ -105,6 +115,11 @@ def classify(comm, frames):
         name = sym.split("+")[0].replace(" (inlined)", "")
         if name in STAGES:
             return STAGES[name]
+    # onced names its threads (pthread_setname_np): a stack that names no
+    # stage is still charged to its thread.
+    for prefix, stage in THREAD_OTHER:
+        if comm.startswith(prefix):
+            return stage
     return "other (stack without a stage)"
 
 
