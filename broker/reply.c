@@ -9,7 +9,10 @@
  * ERROR, whose reply_to is the seq it answers. It goes to the I/O thread
  * over the inproc PUSH socket each thread keeps, as [routing id][reply];
  * a job with nothing to send goes back as its routing id alone (a token),
- * which still accounts for it (pending.c). Each one handed back is
+ * which still accounts for it (pending.c). The writer sends a group's
+ * answers as one message of such pairs (send_reply_part), a token there
+ * an empty reply frame: one wake-up of the I/O thread a group, not one an
+ * answer. Each one handed back is
  * counted for the depth of the answer queue (metrics.c). Error bodies
  * carry only wire codes: libonce's local codes (from 100) go out as
  * INTERNAL.
@@ -109,18 +112,30 @@ static int send_frame(void *sock, zmq_msg_t *frame, int flags)
     }
 }
 
-int send_reply(void *sock, zmq_msg_t *routing_id, zmq_msg_t *reply)
+int send_reply_part(void *sock, zmq_msg_t *routing_id, zmq_msg_t *reply,
+                    bool more)
 {
+    zmq_msg_t none;
+
+    if (reply == NULL) {
+        zmq_msg_init(&none);
+        reply = &none;
+    }
     if (send_frame(sock, routing_id, ZMQ_SNDMORE) < 0) {
         zmq_msg_close(reply);
         return -1;
     }
-    if (send_frame(sock, reply, 0) < 0) {
+    if (send_frame(sock, reply, more ? ZMQ_SNDMORE : 0) < 0) {
         zmq_msg_close(reply);
         return -1;
     }
     metrics_handed_back();
     return 0;
+}
+
+int send_reply(void *sock, zmq_msg_t *routing_id, zmq_msg_t *reply)
+{
+    return send_reply_part(sock, routing_id, reply, false);
 }
 
 int send_token(void *sock, zmq_msg_t *routing_id)

@@ -53,6 +53,15 @@ int reply_message(broker_identity *id, int kind, uint64_t reply_to,
  * SERVER_REPLIES_ENDPOINT). Takes routing_id. Returns 0 or -1. */
 int send_reply(void *sock, zmq_msg_t *routing_id, zmq_msg_t *reply);
 
+/* Sends [routing id][reply] as one pair of a message of several, which
+ * the I/O thread takes with one wake-up (the writer's answers of a group):
+ * more says another pair follows; reply NULL sends an empty frame, the
+ * token of a job with nothing to send. Takes routing_id and reply. A
+ * failure (only when the context ends) leaves the message unfinished.
+ * Returns 0 or -1. */
+int send_reply_part(void *sock, zmq_msg_t *routing_id, zmq_msg_t *reply,
+                    bool more);
+
 /* Sends the routing id frame alone to the I/O thread on sock: the token of
  * a job that has no answer to send, which still accounts for the job and
  * gives back the bytes it was charged (pending.c). Takes routing_id.

@@ -49,13 +49,17 @@
  * depths; nothing it does waits for the console.
  *
  * Accounting. Every job handed to a worker comes back to the I/O thread as
- * exactly one message: the answer, or a token when there is nothing to
+ * exactly one answer: the answer, or a token when there is nothing to
  * send (a duplicate of an envelope whose answer is on its way): the job's
- * routing id frame alone, which carries its charge back. That is what
+ * routing id frame alone, which carries its charge back. The writer sends
+ * a group's answers as one message of [routing id][reply] pairs, a token
+ * there an empty reply (reply.c): one wake-up of this thread a group. That is what
  * lets server_drain wait until every message read has been answered, and
  * publishes committed, before the broker exits; it waits up to a
  * deadline, since a thread that died (broker_fail) never answers its
- * share.
+ * share. The STOP comes on the answers' socket too, as an empty frame,
+ * so the thread polls three sockets, not four: every socket polled costs
+ * each wake-up two system calls in libzmq.
  *
  * The checks, in order, and what a worker keeps across messages: see
  * worker.c; the request handling is handle_request.c, publishes and
@@ -77,7 +81,6 @@
 #include "wire_schema.h"
 #include "zap.h"
 
-#define CONTROL_ENDPOINT "inproc://onced-control"
 /* ROUTER frames above this are dropped by libzmq, which also disconnects
  * the peer, unanswered: it never hands them over. Under CURVE the limit
  * applies to the encrypted MESSAGE command, 33 bytes more than the
@@ -303,13 +306,40 @@ static int dispatch(server *srv, held_job *held)
     return 0;
 }
 
-/* Moves up to IO_BATCH answers to the ROUTER. Returns how many jobs they
- * complete. */
-static uint64_t forward_answers(server *srv, io_stats *stats)
+/* Sends one answer out on the ROUTER; takes rid and reply. */
+static void send_answer(server *srv, zmq_msg_t *rid, zmq_msg_t *reply,
+                        io_stats *stats)
+{
+    if (zmq_msg_send(rid, srv->router, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+        if (errno == EHOSTUNREACH)
+            diag_info("server", "a department disconnected before its "
+                     "answer was sent; a retry gets the same answer");
+        else
+            diag_warn("server", "dropped an answer: the department's "
+                     "connection is not reading (%s)", zmq_strerror(errno));
+        stats->dropped++;
+        zmq_msg_close(rid);
+        zmq_msg_close(reply);
+        return;
+    }
+    zmq_msg_send(reply, srv->router, ZMQ_DONTWAIT);
+    zmq_msg_close(rid);
+    zmq_msg_close(reply);
+    stats->answered++;
+}
+
+/* Moves up to IO_BATCH messages of answers to the ROUTER. A message is
+ * [routing id] (a token: nothing to send), [routing id][reply] (a
+ * worker's answer), or the writer's answers of a group, pairs of
+ * [routing id][reply] in one message with an empty reply for a token
+ * (reply.c); an empty frame alone is server_drain's STOP, which sets
+ * *stop. Returns how many jobs the answers complete. */
+static uint64_t forward_answers(server *srv, io_stats *stats, bool *stop)
 {
     uint64_t done = 0;
     zmq_msg_t rid, reply;
-    int i, more;
+    bool more;
+    int i;
 
     for (i = 0; i < IO_BATCH; i++) {
         zmq_msg_init(&rid);
@@ -317,38 +347,42 @@ static uint64_t forward_answers(server *srv, io_stats *stats)
             zmq_msg_close(&rid);
             break;
         }
-        done++;
-        more = zmq_msg_more(&rid);
-        if (pending_release(&srv->pending, &rid) < 0)
-            diag_error("server", "an answer came back without its charge; "
-                      "its bytes stay counted");
-        if (!more) { /* a job with nothing to send */
+        if (zmq_msg_size(&rid) == 0 && !zmq_msg_more(&rid)) {
             zmq_msg_close(&rid);
+            *stop = true;
             continue;
         }
-        zmq_msg_init(&reply);
-        if (zmq_msg_recv(&reply, srv->replies_in, 0) < 0) {
-            zmq_msg_close(&reply);
-            zmq_msg_close(&rid);
-            continue;
+        for (;;) { /* each [routing id][reply] of the message */
+            done++;
+            more = zmq_msg_more(&rid);
+            if (pending_release(&srv->pending, &rid) < 0)
+                diag_error("server", "an answer came back without its "
+                          "charge; its bytes stay counted");
+            if (!more) { /* a job with nothing to send */
+                zmq_msg_close(&rid);
+                break;
+            }
+            zmq_msg_init(&reply);
+            if (zmq_msg_recv(&reply, srv->replies_in, 0) < 0) {
+                zmq_msg_close(&reply);
+                zmq_msg_close(&rid);
+                break;
+            }
+            more = zmq_msg_more(&reply);
+            if (zmq_msg_size(&reply) > 0) {
+                send_answer(srv, &rid, &reply, stats);
+            } else { /* a token within a group */
+                zmq_msg_close(&rid);
+                zmq_msg_close(&reply);
+            }
+            if (!more)
+                break;
+            zmq_msg_init(&rid);
+            if (zmq_msg_recv(&rid, srv->replies_in, 0) < 0) {
+                zmq_msg_close(&rid);
+                break;
+            }
         }
-        if (zmq_msg_send(&rid, srv->router, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
-            if (errno == EHOSTUNREACH)
-                diag_info("server", "a department disconnected before its "
-                         "answer was sent; a retry gets the same answer");
-            else
-                diag_warn("server", "dropped an answer: the department's "
-                         "connection is not reading (%s)",
-                         zmq_strerror(errno));
-            stats->dropped++;
-            zmq_msg_close(&rid);
-            zmq_msg_close(&reply);
-            continue;
-        }
-        zmq_msg_send(&reply, srv->router, ZMQ_DONTWAIT);
-        zmq_msg_close(&rid);
-        zmq_msg_close(&reply);
-        stats->answered++;
     }
     return done;
 }
@@ -417,12 +451,14 @@ static void *io_main(void *arg)
 
     pthread_setname_np(pthread_self(), "onced-io"); /* for top -H, perf */
     for (;;) {
-        zmq_pollitem_t items[4];
+        zmq_pollitem_t items[3];
+        bool stop = false;
         int n = 0, i, rc;
 
         if (stopping && !held.full && in_flight == 0)
             break;
-        items[n++] = (zmq_pollitem_t){ srv->control, 0, ZMQ_POLLIN, 0 };
+        /* Three sockets, each poll's cost: server_drain's STOP comes on
+         * the answers' socket. */
         items[n++] = (zmq_pollitem_t){ srv->replies_in, 0, ZMQ_POLLIN, 0 };
         items[n++] = (zmq_pollitem_t){ srv->notices, 0, ZMQ_POLLIN, 0 };
         if (held.full)
@@ -440,28 +476,23 @@ static void *io_main(void *arg)
             break;
         }
         if (items[0].revents & ZMQ_POLLIN) {
-            zmq_msg_t stop;
-
-            zmq_msg_init(&stop);
-            zmq_msg_recv(&stop, srv->control, ZMQ_DONTWAIT);
-            zmq_msg_close(&stop);
-            if (stopping) { /* the drain's deadline passed */
-                diag_error("server", "gave up on %llu messages in flight",
-                          (unsigned long long)(in_flight + held.full));
-                break;
-            }
+            done = forward_answers(srv, &stats, &stop);
+            in_flight -= done;
+            metrics_forwarded(done);
+        }
+        if (stop && stopping) { /* the drain's deadline passed */
+            diag_error("server", "gave up on %llu messages in flight",
+                      (unsigned long long)(in_flight + held.full));
+            break;
+        }
+        if (stop) {
             stopping = true;
             diag_info("server", "no longer reading new messages; %llu in "
                      "flight", (unsigned long long)(in_flight + held.full));
         }
-        if (items[1].revents & ZMQ_POLLIN) {
-            done = forward_answers(srv, &stats);
-            in_flight -= done;
-            metrics_forwarded(done);
-        }
-        if (items[2].revents & ZMQ_POLLIN)
+        if (items[1].revents & ZMQ_POLLIN)
             forward_notices(srv);
-        if (n < 4 || items[3].revents == 0)
+        if (n < 3 || items[2].revents == 0)
             continue;
         dispatched = 0;
         if (held.full && dispatch(srv, &held) == 0)
@@ -651,12 +682,9 @@ int server_start(server **out, const server_options *opt, char *bound,
                                false, 0, 0, err, &rc);
     if (srv->notices == NULL)
         return rc;
-    srv->control = make_socket(opt->zmq_ctx, ZMQ_PAIR, CONTROL_ENDPOINT, true,
-                               0, 0, err, &rc);
-    if (srv->control == NULL)
-        return rc;
-    srv->control_main = make_socket(opt->zmq_ctx, ZMQ_PAIR, CONTROL_ENDPOINT,
-                                    false, 0, 0, err, &rc);
+    srv->control_main = make_socket(opt->zmq_ctx, ZMQ_PUSH,
+                                    SERVER_REPLIES_ENDPOINT, false, 0, 0, err,
+                                    &rc);
     if (srv->control_main == NULL)
         return rc;
     /* Bound before any thread starts, so a busy port fails start-up
@@ -689,7 +717,7 @@ int server_drain(server *srv)
 
     if (srv == NULL || !srv->io_started)
         return 0;
-    if (zmq_send(srv->control_main, "STOP", 4, 0) < 0)
+    if (zmq_send(srv->control_main, "", 0, 0) < 0) /* STOP */
         diag_error("server", "cannot ask the I/O thread to stop: %s",
                   zmq_strerror(errno));
     clock_gettime(CLOCK_REALTIME, &deadline);
@@ -706,7 +734,7 @@ int server_drain(server *srv)
          * that is not durable. */
         diag_error("server", "the messages in flight were not all answered "
                   "within %u ms", ms);
-        if (zmq_send(srv->control_main, "STOP", 4, 0) < 0)
+        if (zmq_send(srv->control_main, "", 0, 0) < 0)
             diag_error("server", "cannot ask the I/O thread to stop: %s",
                       zmq_strerror(errno));
         pthread_join(srv->io_thread, NULL);
@@ -746,7 +774,6 @@ void server_free(server *srv)
     close_socket(&srv->jobs_out);
     close_socket(&srv->replies_in);
     close_socket(&srv->notices);
-    close_socket(&srv->control);
     close_socket(&srv->control_main);
     pending_free(&srv->pending);
     refusal_budget_free(srv->refusals);

@@ -66,8 +66,8 @@ struct server {
     void *jobs_out;     /* PUSH to the workers */
     void *replies_in;   /* PULL from the workers and the writer */
     void *notices;      /* PAIR: pushes from the fan-out (notices.c) */
-    void *control;      /* PAIR: STOP from server_drain */
-    void *control_main; /* the main thread's end */
+    void *control_main; /* PUSH: server_drain's STOP, an empty frame, to
+                           replies_in */
     pthread_t io_thread;
     bool io_started;
     worker *workers;

@@ -590,8 +590,10 @@ static long wait_ms(const writer *w)
 /* Sends a job's answer and keeps it for a retry. A job whose group failed
  * is answered with that failure and no receipt: nothing of it was logged,
  * nothing of it was stored, and nothing of it is kept, so the retry of the
- * same bytes is executed afresh (replay_release). */
-static void answer_job(writer *w, write_job *job)
+ * same bytes is executed afresh (replay_release). more: another answer of
+ * the group follows in the same message (send_reply_part), so the I/O
+ * thread wakes once a group, not once an answer. */
+static void answer_job(writer *w, write_job *job, bool more)
 {
     const uint8_t *body = job->reply;
     size_t len = job->reply_len;
@@ -629,11 +631,11 @@ static void answer_job(writer *w, write_job *job)
                       len);
     if (body == NULL ||
         reply_message(w->id, kind, job->seq, body, len, &reply) < 0) {
-        /* Still one message per job, so shutdown's accounting holds. */
-        send_token(w->replies, &job->routing_id);
+        /* Still one pair per job, so shutdown's accounting holds. */
+        send_reply_part(w->replies, &job->routing_id, NULL, more);
         return;
     }
-    if (send_reply(w->replies, &job->routing_id, &reply) < 0)
+    if (send_reply_part(w->replies, &job->routing_id, &reply, more) < 0)
         diag_error("writer", "cannot pass an answer to the I/O thread: %s",
                   zmq_strerror(errno));
     else
@@ -715,7 +717,7 @@ static void *writer_main(void *arg)
         notices_committed(w->notices, w->group, n);
         notices_prune_note(&w->pruner, w->group, n, monotonic_ms());
         for (i = 0; i < n; i++) {
-            answer_job(w, w->group[i]);
+            answer_job(w, w->group[i], i + 1 < n);
             write_job_free(w->group[i]);
         }
         /* After the answers: a step never delays the group's. */

@@ -8,8 +8,10 @@
  * before any is received; a synchronous call between sends and receives;
  * the client's limit of ONCE_MAX_IN_FLIGHT; requests sent while the broker
  * is down (each ends with TIMEOUT, none waits longer than its attempts);
- * and the broker killed and restarted with requests in flight (each ends
- * once, answered).
+ * the broker killed and restarted with requests in flight (each ends
+ * once, answered); and 128 requests in flight on four connections, whose
+ * answers the writer hands back a group at a time, all answered and
+ * counted by the broker as answered when it stops.
  *
  * Against a fake broker (a CURVE ROUTER in this test, which the test
  * drives step by step): answers in the reverse order of the requests, a
@@ -362,6 +364,68 @@ static void test_broker_restart_in_flight(void **state)
     once_client_close(c);
 }
 
+/* The counts of onced's last "stopped: N messages received, M answers
+ * sent, D dropped" line. */
+static void stopped_counts(unsigned long long *received,
+                           unsigned long long *answered,
+                           unsigned long long *dropped)
+{
+    char line[1024];
+    const char *at;
+    FILE *f = fopen(broker.log_path, "r");
+    int found = 0;
+
+    assert_non_null(f);
+    while (fgets(line, sizeof(line), f) != NULL) {
+        if ((at = strstr(line, "stopped: ")) != NULL &&
+            sscanf(at, "stopped: %llu messages received, %llu answers sent, "
+                   "%llu dropped", received, answered, dropped) == 3)
+            found = 1;
+    }
+    fclose(f);
+    assert_true(found);
+}
+
+/* Many requests in flight on several connections at once: the writer
+ * commits them in groups and hands each group's answers to the I/O thread
+ * as one message (writer.c, reply.c). Every request is answered once,
+ * granted and refused ones alike, and the broker's own count agrees: it
+ * stops at once, 0, with every message it received answered. */
+static void test_group_answers(void **state)
+{
+    enum { CLIENTS = 4 };
+    expected e[CLIENTS][ONCE_MAX_IN_FLIGHT];
+    once_client *c[CLIENTS];
+    unsigned long long received, answered, dropped;
+    char unknown[19];
+    size_t i, k;
+
+    (void)state;
+    e2e_uscc(unknown, 9998);
+    for (k = 0; k < CLIENTS; k++)
+        open_client(&c[k], broker.endpoint, broker.broker_pk, 15000, 1);
+    for (i = 0; i < ONCE_MAX_IN_FLIGHT; i++) {
+        for (k = 0; k < CLIENTS; k++) {
+            if (i % 5 == 4)
+                send_ok(c[k], unknown, PURPOSE, &e[k][i],
+                        ONCE_ERR_NOT_FOUND);
+            else
+                send_ok(c[k], subjects[(i + k) % PUBLISHED], PURPOSE,
+                        &e[k][i], 0);
+        }
+    }
+    for (k = 0; k < CLIENTS; k++) {
+        receive_all(c[k], e[k], ONCE_MAX_IN_FLIGHT);
+        once_client_close(c[k]);
+    }
+    assert_int_equal(e2e_stop(&broker), 0);
+    stopped_counts(&received, &answered, &dropped);
+    assert_true(received >= CLIENTS * ONCE_MAX_IN_FLIGHT);
+    assert_true(answered == received);
+    assert_true(dropped == 0);
+    assert_int_equal(e2e_start(&broker, &market, "--workers", "3", NULL), 0);
+}
+
 /* ---- a fake broker, to answer out of order --------------------------- */
 
 typedef struct fake {
@@ -613,6 +677,7 @@ int main(void)
         cmocka_unit_test(test_in_flight_limit),
         cmocka_unit_test(test_out_of_order),
         cmocka_unit_test(test_wake),
+        cmocka_unit_test(test_group_answers),
         cmocka_unit_test(test_broker_down),
         cmocka_unit_test(test_broker_restart_in_flight),
     };
