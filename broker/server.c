@@ -66,6 +66,7 @@
  * revocations handle_write.c, answers and refusals answer.c.
  */
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -133,11 +134,27 @@ typedef struct held_job {
     bool full;
 } held_job;
 
-typedef struct io_stats {
+/* What the I/O thread knows between wake-ups. A socket is drained when
+ * the last thing done on it was a receive that found nothing: libzmq then
+ * signals the socket's descriptor (ZMQ_FD) when a message comes, so the
+ * thread may sleep in one poll(2) on the three descriptors. zmq_poll asks
+ * every socket again before it sleeps and after it wakes, two system
+ * calls a socket each time (on a virtual machine each a trip through the
+ * hypervisor), which at a few thousand requests a second was most of the
+ * thread's CPU. A send on a socket may take in libzmq's notice of a
+ * message come meanwhile without receiving it, and then the descriptor
+ * stays quiet: so a send on the ROUTER clears its flag, and a socket not
+ * drained is tried before the thread sleeps. */
+typedef struct io_loop {
     uint64_t received;
     uint64_t answered;
     uint64_t dropped;
-} io_stats;
+    bool term;                /* the context is ending */
+    bool answers_drained;     /* replies_in */
+    bool notices_drained;
+    bool router_drained;
+    int fd[3];                /* ZMQ_FD of replies_in, notices, router */
+} io_loop;
 
 /* The seq a refusal of payload answers without decoding it: as for every
  * refusal (PROTOCOL.md 3.1), the seq when the frame is an envelope in the
@@ -196,7 +213,7 @@ static void refuse_over_share(server *srv, zmq_msg_t *rid, zmq_msg_t *payload,
 /* Reads one message off the ROUTER into held. Returns 1 when held is
  * full, 0 when nothing is waiting, 2 when a message was dropped or
  * refused. */
-static int read_message(server *srv, held_job *held, io_stats *stats)
+static int read_message(server *srv, held_job *held, io_loop *io)
 {
     zmq_msg_t *rid = &held->parts[0], *meta = &held->parts[1];
     zmq_msg_t *payload = &held->parts[2], extra;
@@ -210,7 +227,9 @@ static int read_message(server *srv, held_job *held, io_stats *stats)
     zmq_msg_init(rid);
     if (zmq_msg_recv(rid, srv->router, ZMQ_DONTWAIT) < 0) {
         zmq_msg_close(rid);
-        if (errno != EAGAIN && errno != EINTR) {
+        io->router_drained = errno == EAGAIN;
+        io->term |= errno == ETERM;
+        if (errno != EAGAIN && errno != EINTR && errno != ETERM) {
             diag_error("server", "cannot receive: %s", zmq_strerror(errno));
             broker_fail();
         }
@@ -240,7 +259,7 @@ static int read_message(server *srv, held_job *held, io_stats *stats)
             zmq_msg_close(&extra);
         } while (more);
     }
-    stats->received++;
+    io->received++;
     /* ZAP admitted the connection and named its department. A message
      * without one would mean the handler was bypassed: never serve it. */
     user_id = zmq_msg_gets(payload, "User-Id");
@@ -250,7 +269,7 @@ static int read_message(server *srv, held_job *held, io_stats *stats)
                  "admitted department");
         zmq_msg_close(rid);
         zmq_msg_close(payload);
-        stats->dropped++;
+        io->dropped++;
         return 2;
     }
     /* Whose connection this is, for the connection cap (conn_limit.c). */
@@ -265,7 +284,7 @@ static int read_message(server *srv, held_job *held, io_stats *stats)
             diag_error("server", "out of memory; dropped a message");
         zmq_msg_close(rid);
         zmq_msg_close(payload);
-        stats->dropped++;
+        io->dropped++;
         return 2;
     }
     if (zmq_msg_init_size(meta, JOB_ID_OFFSET + id_len) != 0) {
@@ -273,7 +292,7 @@ static int read_message(server *srv, held_job *held, io_stats *stats)
         pending_release(&srv->pending, rid);
         zmq_msg_close(rid);
         zmq_msg_close(payload);
-        stats->dropped++;
+        io->dropped++;
         return 2;
     }
     frame = zmq_msg_data(meta);
@@ -308,8 +327,9 @@ static int dispatch(server *srv, held_job *held)
 
 /* Sends one answer out on the ROUTER; takes rid and reply. */
 static void send_answer(server *srv, zmq_msg_t *rid, zmq_msg_t *reply,
-                        io_stats *stats)
+                        io_loop *io)
 {
+    io->router_drained = false;
     if (zmq_msg_send(rid, srv->router, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
         if (errno == EHOSTUNREACH)
             diag_info("server", "a department disconnected before its "
@@ -317,7 +337,7 @@ static void send_answer(server *srv, zmq_msg_t *rid, zmq_msg_t *reply,
         else
             diag_warn("server", "dropped an answer: the department's "
                      "connection is not reading (%s)", zmq_strerror(errno));
-        stats->dropped++;
+        io->dropped++;
         zmq_msg_close(rid);
         zmq_msg_close(reply);
         return;
@@ -325,7 +345,7 @@ static void send_answer(server *srv, zmq_msg_t *rid, zmq_msg_t *reply,
     zmq_msg_send(reply, srv->router, ZMQ_DONTWAIT);
     zmq_msg_close(rid);
     zmq_msg_close(reply);
-    stats->answered++;
+    io->answered++;
 }
 
 /* Moves up to IO_BATCH messages of answers to the ROUTER. A message is
@@ -334,7 +354,7 @@ static void send_answer(server *srv, zmq_msg_t *rid, zmq_msg_t *reply,
  * [routing id][reply] in one message with an empty reply for a token
  * (reply.c); an empty frame alone is server_drain's STOP, which sets
  * *stop. Returns how many jobs the answers complete. */
-static uint64_t forward_answers(server *srv, io_stats *stats, bool *stop)
+static uint64_t forward_answers(server *srv, io_loop *io, bool *stop)
 {
     uint64_t done = 0;
     zmq_msg_t rid, reply;
@@ -345,7 +365,9 @@ static uint64_t forward_answers(server *srv, io_stats *stats, bool *stop)
         zmq_msg_init(&rid);
         if (zmq_msg_recv(&rid, srv->replies_in, ZMQ_DONTWAIT) < 0) {
             zmq_msg_close(&rid);
-            break;
+            io->answers_drained = errno == EAGAIN;
+            io->term |= errno == ETERM;
+            return done;
         }
         if (zmq_msg_size(&rid) == 0 && !zmq_msg_more(&rid)) {
             zmq_msg_close(&rid);
@@ -370,7 +392,7 @@ static uint64_t forward_answers(server *srv, io_stats *stats, bool *stop)
             }
             more = zmq_msg_more(&reply);
             if (zmq_msg_size(&reply) > 0) {
-                send_answer(srv, &rid, &reply, stats);
+                send_answer(srv, &rid, &reply, io);
             } else { /* a token within a group */
                 zmq_msg_close(&rid);
                 zmq_msg_close(&reply);
@@ -384,6 +406,7 @@ static uint64_t forward_answers(server *srv, io_stats *stats, bool *stop)
             }
         }
     }
+    io->answers_drained = false; /* IO_BATCH: there may be more */
     return done;
 }
 
@@ -393,7 +416,7 @@ static uint64_t forward_answers(server *srv, io_stats *stats, bool *stop)
  * routing id goes back to the fan-out, which forgets the connection: the
  * subscriber resumes from its cursor when it registers again. Pushes are
  * no jobs: they carry no charge and no part in the drain's count. */
-static void forward_notices(server *srv)
+static void forward_notices(server *srv, io_loop *io)
 {
     int i;
 
@@ -403,6 +426,8 @@ static void forward_notices(server *srv)
         zmq_msg_init(&rid);
         if (zmq_msg_recv(&rid, srv->notices, ZMQ_DONTWAIT) < 0) {
             zmq_msg_close(&rid);
+            io->notices_drained = errno == EAGAIN;
+            io->term |= errno == ETERM;
             return;
         }
         zmq_msg_init(&push);
@@ -412,6 +437,7 @@ static void forward_notices(server *srv)
             zmq_msg_close(&rid);
             continue;
         }
+        io->router_drained = false;
         if (zmq_send(srv->router, zmq_msg_data(&rid), zmq_msg_size(&rid),
                      ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
             zmq_msg_send(&push, srv->router, ZMQ_DONTWAIT) < 0) {
@@ -420,6 +446,7 @@ static void forward_notices(server *srv)
         }
         zmq_msg_close(&rid);
     }
+    io->notices_drained = false; /* IO_BATCH: there may be more */
 }
 
 /* True when the messages read and not answered reached pending_kb: then
@@ -441,42 +468,99 @@ static bool io_budget_reached(server *srv)
     return true;
 }
 
+/* Waits until something is to be done, and says what in ready: answers
+ * (or the STOP), notices, and the ROUTER to read or, with a job held, the
+ * workers' queue to take it. When the thread reads the ROUTER and every
+ * socket is drained (io_loop), that is one poll(2) on their descriptors;
+ * a socket not drained is tried without waiting; while the thread does
+ * not read the ROUTER (a job held, the budget reached, stopping), which
+ * is rare, zmq_poll as before. Returns 0, 1 to wait again (a signal), or
+ * -1 when the thread is to end. */
+static int io_wait(server *srv, io_loop *io, const held_job *held,
+                   bool reading, bool ready[3])
+{
+    zmq_pollitem_t items[3];
+    int n = 0, rc, i;
+
+    if (reading && io->answers_drained && io->notices_drained &&
+        io->router_drained) {
+        struct pollfd fds[3];
+
+        for (i = 0; i < 3; i++)
+            fds[i] = (struct pollfd){ io->fd[i], POLLIN, 0 };
+        rc = poll(fds, 3, -1);
+        if (rc < 0 && errno == EINTR)
+            return 1;
+        if (rc < 0) {
+            diag_error("server", "poll failed: %s", strerror(errno));
+            broker_fail();
+            return -1;
+        }
+        for (i = 0; i < 3; i++)
+            ready[i] = fds[i].revents != 0;
+        return 0;
+    }
+    if (reading) {
+        ready[0] = !io->answers_drained;
+        ready[1] = !io->notices_drained;
+        ready[2] = !io->router_drained;
+        return 0;
+    }
+    items[n++] = (zmq_pollitem_t){ srv->replies_in, 0, ZMQ_POLLIN, 0 };
+    items[n++] = (zmq_pollitem_t){ srv->notices, 0, ZMQ_POLLIN, 0 };
+    if (held->full)
+        items[n++] = (zmq_pollitem_t){ srv->jobs_out, 0, ZMQ_POLLOUT, 0 };
+    rc = zmq_poll(items, n, -1);
+    if (rc < 0 && errno == EINTR)
+        return 1;
+    if (rc < 0) {
+        if (errno == ETERM) /* start-up failed after this started */
+            return -1;
+        diag_error("server", "poll failed: %s", zmq_strerror(errno));
+        broker_fail();
+        return -1;
+    }
+    /* What zmq_poll took in is received below, or tried again. */
+    io->answers_drained = io->notices_drained = io->router_drained = false;
+    for (i = 0; i < 3; i++)
+        ready[i] = i < n && items[i].revents != 0;
+    return 0;
+}
+
 static void *io_main(void *arg)
 {
     server *srv = arg;
     held_job held = { .full = false };
-    io_stats stats = { 0, 0, 0 };
+    io_loop io = { .received = 0 };
     uint64_t in_flight = 0, done, dispatched;
     bool stopping = false;
+    void *sockets[3] = { srv->replies_in, srv->notices, srv->router };
+    size_t size;
+    int i, rc;
 
     pthread_setname_np(pthread_self(), "onced-io"); /* for top -H, perf */
+    for (i = 0; i < 3; i++) {
+        size = sizeof(io.fd[i]);
+        if (zmq_getsockopt(sockets[i], ZMQ_FD, &io.fd[i], &size) != 0) {
+            diag_error("server", "cannot get a socket's descriptor: %s",
+                      zmq_strerror(errno));
+            broker_fail();
+            stopping = true; /* answers what is in flight: nothing */
+        }
+    }
     for (;;) {
-        zmq_pollitem_t items[3];
-        bool stop = false;
-        int n = 0, i, rc;
+        bool stop = false, ready[3], reading;
 
         if (stopping && !held.full && in_flight == 0)
             break;
-        /* Three sockets, each poll's cost: server_drain's STOP comes on
-         * the answers' socket. */
-        items[n++] = (zmq_pollitem_t){ srv->replies_in, 0, ZMQ_POLLIN, 0 };
-        items[n++] = (zmq_pollitem_t){ srv->notices, 0, ZMQ_POLLIN, 0 };
-        if (held.full)
-            items[n++] = (zmq_pollitem_t){ srv->jobs_out, 0, ZMQ_POLLOUT, 0 };
-        else if (!stopping && !io_budget_reached(srv))
-            items[n++] = (zmq_pollitem_t){ srv->router, 0, ZMQ_POLLIN, 0 };
-        rc = zmq_poll(items, n, -1);
-        if (rc < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno == ETERM) /* start-up failed after this started */
-                break;
-            diag_error("server", "poll failed: %s", zmq_strerror(errno));
-            broker_fail();
+        reading = !held.full && !stopping && !io_budget_reached(srv);
+        rc = io_wait(srv, &io, &held, reading, ready);
+        if (rc > 0)
+            continue;
+        if (rc < 0)
             break;
-        }
-        if (items[0].revents & ZMQ_POLLIN) {
-            done = forward_answers(srv, &stats, &stop);
+        if (ready[0]) {
+            done = forward_answers(srv, &io, &stop);
             in_flight -= done;
             metrics_forwarded(done);
         }
@@ -490,9 +574,11 @@ static void *io_main(void *arg)
             diag_info("server", "no longer reading new messages; %llu in "
                      "flight", (unsigned long long)(in_flight + held.full));
         }
-        if (items[1].revents & ZMQ_POLLIN)
-            forward_notices(srv);
-        if (n < 3 || items[2].revents == 0)
+        if (ready[1])
+            forward_notices(srv, &io);
+        if (io.term)
+            break;
+        if (!ready[2] || (!held.full && !reading))
             continue;
         dispatched = 0;
         if (held.full && dispatch(srv, &held) == 0)
@@ -500,7 +586,9 @@ static void *io_main(void *arg)
         for (i = 0; i < IO_BATCH && !held.full && !stopping &&
                     !pending_full(&srv->pending);
              i++) {
-            rc = read_message(srv, &held, &stats);
+            /* Cleared unless the ROUTER is read until nothing is left. */
+            io.router_drained = false;
+            rc = read_message(srv, &held, &io);
             if (rc == 0)
                 break;
             if (rc == 1 && dispatch(srv, &held) == 0)
@@ -508,6 +596,8 @@ static void *io_main(void *arg)
         }
         in_flight += dispatched;
         metrics_dispatched(dispatched);
+        if (io.term)
+            break;
     }
     if (held.full) {
         zmq_msg_close(&held.parts[0]);
@@ -518,9 +608,9 @@ static void *io_main(void *arg)
     zmq_close(srv->router);
     srv->router = NULL;
     diag_info("server", "stopped: %llu messages received, %llu answers sent, "
-             "%llu dropped", (unsigned long long)stats.received,
-             (unsigned long long)stats.answered,
-             (unsigned long long)stats.dropped);
+             "%llu dropped", (unsigned long long)io.received,
+             (unsigned long long)io.answered,
+             (unsigned long long)io.dropped);
     return NULL;
 }
 

@@ -95,6 +95,7 @@
  * worker made and this thread logs is logged but not kept.
  */
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -659,18 +660,47 @@ static int receive_job(writer *w, write_job **job, int flags)
     }
 }
 
-/* Waits for the next job, signing the pending checkpoint when it falls
- * due first. -1 with errno ETERM once the broker stops. */
-static int next_job(writer *w, write_job **job)
+/* Takes one more job for the group if one is waiting; *drained says when
+ * none was (for next_job). */
+static bool more_job(writer *w, write_job **job, bool *drained)
 {
-    for (;;) {
-        zmq_pollitem_t item = { w->jobs, 0, ZMQ_POLLIN, 0 };
-        int rc = zmq_poll(&item, 1, wait_ms(w));
+    if (receive_job(w, job, ZMQ_DONTWAIT) == 0)
+        return true;
+    *drained = errno == EAGAIN;
+    return false;
+}
 
+/* Waits for the next job, signing the pending checkpoint when it falls
+ * due first. -1 with errno ETERM once the broker stops.
+ *
+ * drained: the last receive on the jobs' socket found nothing. Then libzmq
+ * signals the socket's descriptor (ZMQ_FD) when a job comes, and the
+ * thread sleeps in one poll(2) on it: zmq_poll would ask the socket again
+ * before and after sleeping, four system calls more a wake-up (server.c,
+ * io_loop, says why that counts). The thread only receives on this
+ * socket, so nothing else takes in libzmq's notice of a job. */
+static int next_job(writer *w, write_job **job, bool drained)
+{
+    struct pollfd fd = { -1, POLLIN, 0 };
+    size_t size = sizeof(fd.fd);
+
+    if (zmq_getsockopt(w->jobs, ZMQ_FD, &fd.fd, &size) != 0)
+        return -1;
+    for (;;) {
+        int rc;
+
+        if (!drained) {
+            if (receive_job(w, job, ZMQ_DONTWAIT) == 0)
+                return 0;
+            if (errno != EAGAIN)
+                return -1;
+        }
+        rc = poll(&fd, 1, (int)wait_ms(w));
         if (rc < 0 && errno == EINTR)
             continue;
         if (rc < 0)
             return -1;
+        drained = rc == 0; /* else what poll saw is received next */
         if (rc == 0) {
             if (w->checkpoint_pending &&
                 monotonic_ms() >= w->last_checkpoint_ms +
@@ -680,10 +710,6 @@ static int next_job(writer *w, write_job **job)
             notices_held_step(w->held, w->db, w->log, w->subs, false);
             continue;
         }
-        if (receive_job(w, job, ZMQ_DONTWAIT) == 0)
-            return 0;
-        if (errno != EAGAIN)
-            return -1;
     }
 }
 
@@ -693,16 +719,18 @@ static void *writer_main(void *arg)
     write_job *job;
     size_t n, bytes, i;
     uint64_t started;
+    bool drained = false; /* the last receive found nothing (next_job) */
 
     pthread_setname_np(pthread_self(), "onced-writer"); /* top -H, perf */
-    while (next_job(w, &job) == 0) {
+    while (next_job(w, &job, drained) == 0) {
         n = 0;
         bytes = 0;
+        drained = false;
         do {
             w->group[n++] = job;
             bytes += job->stored_len + job->evidence_len;
         } while (n < w->group_max && bytes < GROUP_MAX_BYTES &&
-                 receive_job(w, &job, ZMQ_DONTWAIT) == 0);
+                 more_job(w, &job, &drained));
         if (fault_take(FAULT_WRITER_DIES)) {
             diag_error("writer", "dying with %zu exchanges unanswered: "
                       "injected fault", n);
