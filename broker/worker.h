@@ -111,6 +111,9 @@ typedef struct job {
     uint64_t received_ns; /* when the ROUTER delivered it (metrics.c) */
 } job;
 
+/* io.c: the I/O thread's body; arg is the server. */
+void *io_main(void *arg);
+
 /* worker.c: gives w its arena and read transaction (its sockets are the
  * server's to make), the thread's body, and what worker_prepare took. */
 int worker_prepare(worker *w, once_error *err);
