@@ -45,8 +45,8 @@ typedef struct held_job {
  * thread may sleep in one poll(2) on the three descriptors. zmq_poll asks
  * every socket again before it sleeps and after it wakes, two system
  * calls a socket each time (on a virtual machine each a trip through the
- * hypervisor), which at a few thousand requests a second was most of the
- * thread's CPU. A send on a socket may take in libzmq's notice of a
+ * hypervisor), which at a thousand requests a second was half the
+ * thread's system calls (docs/PERFORMANCE.md). A send on a socket may take in libzmq's notice of a
  * message come meanwhile without receiving it, and then the descriptor
  * stays quiet: so a send on the ROUTER clears its flag, and a socket not
  * drained is tried before the thread sleeps. */
