@@ -183,6 +183,7 @@ int run_publishes(bench_home *h, void *ctx, results *r)
 {
     conn issuer = {0};
     uint64_t start, last = 0;
+    double cpu0_broker, cpu0_self;
     int rc = -1;
 
     /* Records 0..h->stored-1 are in the database already (--preload,
@@ -213,11 +214,17 @@ int run_publishes(bench_home *h, void *ctx, results *r)
     if (conn_connect(&issuer, ctx, h->endpoint, h->broker.public_key) < 0)
         goto out;
     note("publishing %lu records", opt.records - h->stored);
+    cpu0_broker = process_cpu_seconds(h->pid);
+    cpu0_self = self_cpu_seconds();
     start = monotonic_ns();
     if (run_drivers(&issuer, 1, 1, opt.publish_window, 0) < 0)
         goto out;
     last = monotonic_ns();
     r->publish_seconds = (double)(last - start) / 1e9;
+    r->publish_broker_cpu_cores =
+        (process_cpu_seconds(h->pid) - cpu0_broker) / r->publish_seconds;
+    r->publish_bench_cpu_cores =
+        (self_cpu_seconds() - cpu0_self) / r->publish_seconds;
     r->publishes_per_s = (double)issuer.ok / r->publish_seconds;
     r->errors += issuer.errors;
     if (issuer.errors > 0) {

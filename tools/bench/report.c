@@ -4,7 +4,12 @@
  *
  * A rate alone says little (it moves with the CPU, the disk and whatever
  * else runs), so both forms print the machine's limits first and end with
- * the broker's rates as ratios to them. The text form also says that the
+ * the broker's rates as ratios to them. A request is verified once (its
+ * envelope), so its ceiling is verify/s per core x cores; a publish twice
+ * (its envelope and the record's issuer signature, both with the
+ * publisher's key), so its ceiling is half that, and publishes/s is quoted
+ * against the half as well as against single durable LMDB commits (what
+ * group commit buys). The text form also says that the
  * broker and the bench shared the machine's cores, because on a small
  * machine that lowers the broker's figures. Field names and layout are an
  * interface (scripts read the JSON, people compare the text across runs):
@@ -81,6 +86,26 @@ void read_cpu_model(char *out, size_t cap)
 static double ratio(double a, double b)
 {
     return b > 0 ? a / b : 0;
+}
+
+/* The most publishes the machine could verify: two signatures each. */
+static double publish_capacity(const results *r)
+{
+    return r->verify_per_core * r->cores / 2;
+}
+
+/* onced's CPU microseconds per publish during the publish phase. */
+static double publish_cpu_us(const results *r)
+{
+    return ratio(r->publish_broker_cpu_cores * 1e6, r->publishes_per_s);
+}
+
+static void print_publish_ratios_text(const results *r)
+{
+    printf("  %-44s %8.3f\n", "publishes/s / (verify/s per core x cores/2)",
+           ratio(r->publishes_per_s, publish_capacity(r)));
+    printf("  %-44s %8.3f\n", "publishes/s / lmdb durable commits/s",
+           ratio(r->publishes_per_s, r->lmdb_commits));
 }
 
 /* At most 1% of the sends more than 1 ms after their due time. */
@@ -181,10 +206,14 @@ void print_text(const results *r)
     printf("  %-36s %12.0f /s   (%lu in %.2f s, window %lu)\n", "publishes",
            r->publishes_per_s, r->records, r->publish_seconds,
            opt.publish_window);
+    if (r->publishes_per_s > 0)
+        printf("  %-36s %12.2f     (bench: %.2f; %.1f us of onced cpu a "
+               "publish)\n", "cpu cores used by onced, publishing",
+               r->publish_broker_cpu_cores, r->publish_bench_cpu_cores,
+               publish_cpu_us(r));
     if (r->open_loop) {
         print_open_text(r);
-        printf("  %-44s %8.3f\n", "publishes/s / lmdb durable commits/s",
-               ratio(r->publishes_per_s, r->lmdb_commits));
+        print_publish_ratios_text(r);
         return;
     }
     printf("  %-36s %12.0f /s   (%" PRIu64 " in %.2f s)\n",
@@ -209,8 +238,7 @@ void print_text(const results *r)
            ratio(r->requests_per_s, r->echo_curve));
     printf("  %-44s %8.3f\n", "requests/s / zeromq plain echo/s",
            ratio(r->requests_per_s, r->echo_plain));
-    printf("  %-44s %8.3f\n", "publishes/s / lmdb durable commits/s",
-           ratio(r->publishes_per_s, r->lmdb_commits));
+    print_publish_ratios_text(r);
 }
 
 static void print_phase_json(const open_phase *p)
@@ -235,8 +263,12 @@ static void print_open_json(const results *r)
 
     printf("  \"broker\": {\"records\": %lu, \"clients\": %lu, "
            "\"threads\": %lu, \"publishes_per_s\": %.1f, "
+           "\"publish_broker_cpu_cores\": %.3f, "
+           "\"publish_bench_cpu_cores\": %.3f, "
            "\"p99_target_ms\": %.3f, \"phases\": [", r->records,
-           opt.clients, opt.threads, r->publishes_per_s, opt.p99_target_ms);
+           opt.clients, opt.threads, r->publishes_per_s,
+           r->publish_broker_cpu_cores, r->publish_bench_cpu_cores,
+           opt.p99_target_ms);
     for (size_t i = 0; i < r->n_phases; i++) {
         printf("%s\n    ", i > 0 ? "," : "");
         print_phase_json(&r->phases[i]);
@@ -250,9 +282,11 @@ static void print_open_json(const results *r)
     printf("},\n");
     printf("  \"ratios\": {\"max_rate_per_verify_capacity\": %.4f, "
            "\"achieved_per_verify_capacity\": %.4f, "
+           "\"publishes_per_verify_capacity\": %.4f, "
            "\"publishes_per_lmdb_commit\": %.4f}\n",
            r->max_found ? ratio(r->max_rate, capacity) : 0,
            opt.find_max_rate ? 0 : ratio(r->phases[0].achieved, capacity),
+           ratio(r->publishes_per_s, publish_capacity(r)),
            ratio(r->publishes_per_s, r->lmdb_commits));
 }
 
@@ -278,7 +312,10 @@ void print_json(const results *r)
     } else if (r->broker_ran) {
         printf("  \"broker\": {\"records\": %lu, \"clients\": %lu, "
                "\"window\": %lu, \"threads\": %lu, \"seconds\": %.3f, "
-               "\"publishes_per_s\": %.1f, \"requests\": %" PRIu64 ", "
+               "\"publishes_per_s\": %.1f, "
+               "\"publish_broker_cpu_cores\": %.3f, "
+               "\"publish_bench_cpu_cores\": %.3f, "
+               "\"requests\": %" PRIu64 ", "
                "\"answers_total\": %" PRIu64 ", "
                "\"requests_per_s\": %.1f, \"latency_us\": {\"p50\": %.0f, "
                "\"p99\": %.0f, \"p99.9\": %.0f, \"max\": %.0f}, "
@@ -286,17 +323,21 @@ void print_json(const results *r)
                "\"bench_cpu_cores\": %.2f, \"console_cpu_cores\": %.4f, "
                "\"presigned\": %zu, \"presigned_exhausted\": %s},\n",
                r->records, opt.clients, opt.window, opt.threads,
-               r->request_seconds, r->publishes_per_s, r->requests_ok,
+               r->request_seconds, r->publishes_per_s,
+               r->publish_broker_cpu_cores, r->publish_bench_cpu_cores,
+               r->requests_ok,
                r->requests_total, r->requests_per_s, r->p50_us, r->p99_us, r->p999_us,
                r->max_us, r->errors, r->broker_cpu_cores, r->bench_cpu_cores,
                r->console_cpu_cores, r->presigned, r->presigned_exhausted ? "true" : "false");
         printf("  \"ratios\": {\"requests_per_verify_capacity\": %.4f, "
                "\"requests_per_zmq_curve_echo\": %.4f, "
                "\"requests_per_zmq_plain_echo\": %.4f, "
+               "\"publishes_per_verify_capacity\": %.4f, "
                "\"publishes_per_lmdb_commit\": %.4f}\n",
                ratio(r->requests_per_s, r->verify_per_core * r->cores),
                ratio(r->requests_per_s, r->echo_curve),
                ratio(r->requests_per_s, r->echo_plain),
+               ratio(r->publishes_per_s, publish_capacity(r)),
                ratio(r->publishes_per_s, r->lmdb_commits));
     } else {
         printf("  \"broker\": null,\n  \"ratios\": null\n");

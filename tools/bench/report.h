@@ -51,6 +51,8 @@ typedef struct results {
     unsigned long records;
     double publish_seconds;
     double publishes_per_s;
+    double publish_broker_cpu_cores; /* onced's, during the publishes */
+    double publish_bench_cpu_cores;
     uint64_t requests_ok;        /* answered with a Response in time */
     uint64_t requests_total;     /* all answers, including after the deadline */
     uint64_t errors;
