@@ -66,7 +66,7 @@ expect() {
     }
 }
 number='[0-9]+(\.[0-9]+)?'
-expect "^  publishes +$number /s +\(300 in $number s, window [0-9]+\)$"
+expect "^  publishes +$number /s +\(300 in $number s, window 1024 on 4 connections\)$"
 expect "^  cpu cores used by onced, publishing +$number +\(bench: $number; $number us of onced cpu a publish\)$"
 expect "^  publishes/s / \(verify/s per core x cores/2\) +$number$"
 expect "^  publishes/s / lmdb durable commits/s +$number$"

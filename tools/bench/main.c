@@ -83,7 +83,7 @@ options opt = {
     .clients = 32,
     .threads = 2,
     .window = 8,
-    .publish_window = 256,
+    .publish_window = PUBLISH_MAX_WINDOW,
     .workers = 0,
     .seconds = 10.0,
     .limit_seconds = 1.5,
@@ -131,7 +131,7 @@ static void usage(FILE *f)
 "Broker run: a broker home in a temporary directory (the broker key, one\n"
 "issuer, one requester department per client, type '" BENCH_TYPE "' with 4\n"
 "fields, grants of 2 of them for purpose '" BENCH_PURPOSE "'); onced started on it;\n"
-"--records signed records published through one pipelined connection\n"
+"--records signed records published through pipelined connections\n"
 "(publishes/s, and the CPU onced used meanwhile; a publish carries two\n"
 "signatures, its envelope's and the record's, so its ratio is to half of\n"
 "verify/s per core x cores); then --clients CURVE connections, each its\n"
@@ -163,7 +163,9 @@ static void usage(FILE *f)
 "                        (or preloaded, --preload) (default 10000)\n"
 "  --clients N           concurrent client connections (default 32)\n"
 "  --window N            requests in flight per connection (default 8)\n"
-"  --publish-window N    publishes in flight (default 256)\n"
+"  --publish-window N    publishes in flight, on connections of at most 256\n"
+"                        each, all the issuer's (1 to 1024, the broker's\n"
+"                        max_in_flight_per_department; default 1024)\n"
 "  --threads N           client driver and signing threads (default 2)\n"
 "  --seconds S           length of the request phase (default 10)\n"
 "  --warmup-seconds S    closed loop: requests for S seconds before the\n"
@@ -343,7 +345,8 @@ static void parse_options(int argc, char **argv)
             break;
         case O_PUBLISH_WINDOW:
             opt.publish_window =
-                parse_count("--publish-window", optarg, 1, 10000);
+                parse_count("--publish-window", optarg, 1,
+                            PUBLISH_MAX_WINDOW);
             break;
         case O_THREADS:
             opt.threads = parse_count("--threads", optarg, 1, 64);

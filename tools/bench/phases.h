@@ -15,9 +15,26 @@
 int make_publish_body(const once_keypair *issuer, unsigned long i,
                       uint8_t **body, size_t *len);
 
-/* Publishes --records signed records through one pipelined issuer
- * connection in ctx; fills r's publish figures. 0, or -1 noted (any
- * refusal fails the run). */
+/* The most publishes one issuer connection keeps in flight. onced's
+ * ROUTER queues at most 1000 answers for one connection (libzmq's default
+ * send high-water mark) and, because its reader reports progress only
+ * every 500 messages, may find the queue full with 501 unread: it then
+ * drops the answer (server.c). So --publish-window is split over
+ * connections of at most this many each, all of the issuer department
+ * (whose own limit, max_in_flight_per_department, is 1024 by default). */
+#define PUBLISH_CONNECTION_WINDOW 256
+#define PUBLISH_MAX_WINDOW 1024
+#define PUBLISH_MAX_CONNECTIONS \
+    (PUBLISH_MAX_WINDOW / PUBLISH_CONNECTION_WINDOW)
+
+/* How many connections carry --publish-window: ceil(window / 256). */
+size_t publish_connections(void);
+
+/* Publishes the --records signed records the home lacks through
+ * publish_connections() pipelined issuer connections in ctx, record i on
+ * connection i mod their number, keeping --publish-window in flight in
+ * all; fills r's publish figures, onced's CPU meanwhile included. 0, or
+ * -1 noted (any refusal fails the run). */
 int run_publishes(bench_home *h, void *ctx, results *r);
 
 /* Signs the request envelopes of clients[0..--clients), connects those

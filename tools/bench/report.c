@@ -203,9 +203,10 @@ void print_text(const results *r)
     printf("  %-36s %12s      (every publish and request is a leaf, "
            "committed before its answer; a signed checkpoint each second)\n",
            "exchange log", "on");
-    printf("  %-36s %12.0f /s   (%lu in %.2f s, window %lu)\n", "publishes",
-           r->publishes_per_s, r->records, r->publish_seconds,
-           opt.publish_window);
+    printf("  %-36s %12.0f /s   (%lu in %.2f s, window %lu on %zu "
+           "connection%s)\n", "publishes", r->publishes_per_s, r->records,
+           r->publish_seconds, opt.publish_window, r->publish_connections,
+           r->publish_connections == 1 ? "" : "s");
     if (r->publishes_per_s > 0)
         printf("  %-36s %12.2f     (bench: %.2f; %.1f us of onced cpu a "
                "publish)\n", "cpu cores used by onced, publishing",

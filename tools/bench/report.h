@@ -51,6 +51,7 @@ typedef struct results {
     unsigned long records;
     double publish_seconds;
     double publishes_per_s;
+    size_t publish_connections;
     double publish_broker_cpu_cores; /* onced's, during the publishes */
     double publish_bench_cpu_cores;
     uint64_t requests_ok;        /* answered with a Response in time */
