@@ -63,6 +63,7 @@ int conn_renew(conn *c, size_t n_env, size_t bytes)
     c->blob_len = 0;
     c->n_env = c->cap_env = 0;
     c->n_latency = c->next = c->outstanding = 0;
+    c->late_sends = c->max_lag_ns = 0;
     c->ok = c->ok_in_time = c->errors = 0;
     memset(c->error_codes, 0, sizeof(c->error_codes));
     return conn_reserve(c, n_env, bytes);
@@ -162,10 +163,16 @@ static int conn_send_next(conn *c)
 int conn_send_due(conn *c, uint64_t due_ns)
 {
     size_t i = c->next;
+    uint64_t now;
 
     if (zmq_send(c->sock, c->blob + c->offset[i], c->length[i],
                  ZMQ_DONTWAIT) < 0)
         return errno == EAGAIN ? 1 : -1;
+    now = monotonic_ns();
+    if (now > due_ns + 1000000)
+        c->late_sends++;
+    if (now > due_ns && now - due_ns > c->max_lag_ns)
+        c->max_lag_ns = now - due_ns;
     c->sent_ns[i] = due_ns;
     c->next++;
     c->outstanding++;
@@ -192,13 +199,8 @@ static void conn_record_error(conn *c, const uint8_t *body, size_t len)
  * twice or invented a reply_to. */
 int conn_answer(conn *c, const uint8_t *data, size_t len, uint64_t deadline)
 {
-    return conn_answer_at(c, data, len, deadline, monotonic_ns());
-}
-
-int conn_answer_at(conn *c, const uint8_t *data, size_t len,
-                   uint64_t deadline, uint64_t now)
-{
     Once__Envelope *e = envelope_unpack(data, len);
+    uint64_t now = monotonic_ns();
     size_t i;
 
     if (e == NULL) {

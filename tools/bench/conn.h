@@ -39,6 +39,8 @@ typedef struct conn {
     size_t next;         /* next envelope to send */
     size_t outstanding;
 
+    uint64_t late_sends; /* open loop: sent more than 1 ms after due */
+    uint64_t max_lag_ns; /* open loop: the latest send after its due time */
     uint64_t ok, ok_in_time, errors;
     uint64_t error_codes[32];
     char first_error[ONCE_ERROR_MESSAGE_MAX + 64];
@@ -50,8 +52,8 @@ typedef struct conn {
  * (conn_free releases what was allocated). */
 int conn_reserve(conn *c, size_t n_env, size_t bytes);
 /* Drops c's envelopes (none may be outstanding) and makes room for a new
- * batch of n_env, whose seqs follow the old ones; the counts of answers
- * and errors start again from zero (first_error and sample stay).
+ * batch of n_env, whose seqs follow the old ones; the counts of answers,
+ * errors and lateness start again from zero (first_error and sample stay).
  * On a fresh conn it is conn_reserve. -1 when out of memory. */
 int conn_renew(conn *c, size_t n_env, size_t bytes);
 /* Signs an envelope of `kind` carrying body as c's next seq and appends
@@ -66,18 +68,12 @@ void conn_free(conn *c);
 
 /* Sends c's next envelope now, counting its latency from due_ns (a
  * monotonic_ns() time, at most now): a request the sender could not send on
- * time still counts from when it was due. How late the send was is the
- * caller's to count, with one clock reading for all the sends of a pass
- * (openloop.c). 0 sent, 1 when the socket would block (nothing
- * sent), -1 on failure. */
+ * time still counts from when it was due. 0 sent, 1 when the socket would
+ * block (nothing sent), -1 on failure. */
 int conn_send_due(conn *c, uint64_t due_ns);
-/* Handles one answer frame received now (deadline as in run_drivers, 0
- * for none); -1 for an answer that matches nothing outstanding. */
+/* Handles one answer frame (deadline as in run_drivers, 0 for none);
+ * -1 for an answer that matches nothing outstanding. */
 int conn_answer(conn *c, const uint8_t *data, size_t len, uint64_t deadline);
-/* The same with the time of receipt given: a driver that receives several
- * answers in one pass reads the clock once for all of them. */
-int conn_answer_at(conn *c, const uint8_t *data, size_t len,
-                   uint64_t deadline, uint64_t now);
 
 /* Runs `threads` driver threads over conns[0..n), each keeping `window`
  * envelopes in flight on each of its connections until deadline (a

@@ -21,23 +21,13 @@
  * clients, which are synchronous (one call outstanding each): one driver
  * thread can keep the schedule of many connections, and a slow answer
  * never delays the next send. Every envelope is signed before the phase,
- * so a send is a memcpy into libzmq. The driver sleeps in epoll on the
+ * so a send is a memcpy into libzmq. The driver sleeps in ppoll on the
  * sockets' ZMQ_FDs with a nanosecond timeout to the next due time (not
  * zmq_poll's milliseconds, which would add up to 1 ms of lag to every
- * request), sends every request due by then in one pass, in due order,
- * and drains only the sockets that signalled or may have lost their
- * signal to a send. The bench shares the broker's cores, so what a
- * wake-up costs is kept small: one epoll wait whatever the number of
- * connections (ppoll over every socket cost a fifth of the bench's CPU at
- * 6,000/s), a cursor over the schedule instead of a scan of every
- * connection, and one clock reading per pass for all its sends and the
- * answers drained after them (docs/PERFORMANCE.md, "Publishes: two
- * signatures each, and the bench's own CPU"). Whether the schedule was
- * kept is measured, not assumed: each send's lag after its due time
- * (against the clock read after the pass, so never less than it was), the
- * latest lag and the sends more than 1 ms late are reported per phase,
- * and the report says "schedule NOT kept" when more than 1% of the sends
- * were late.
+ * request). Whether the schedule was kept is measured, not assumed: each
+ * send's lag after its due time, the latest lag and the sends more than
+ * 1 ms late are reported per phase, and the report says "schedule NOT
+ * kept" when more than 1% of the sends were late.
  *
  * The search. Phases of --phase-seconds, after a short warm-up at
  * --start-rate that is not counted: the rate doubles from --start-rate
@@ -54,7 +44,6 @@
 #include <inttypes.h>
 #include <math.h>
 #include <poll.h>
-#include <sys/epoll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,10 +60,6 @@
 
 /* An answer that takes longer than this means the broker has stopped. */
 #define STALL_NS (15ull * 1000000000ull)
-/* A send later than this after its due time is late. */
-#define LATE_NS 1000000ull
-/* Sends accounted per clock reading: a pass of more reads it again. */
-#define PASS_SENDS 64
 
 /* One driver thread's share: connections first .. first + n of total. */
 typedef struct open_driver {
@@ -84,21 +69,9 @@ typedef struct open_driver {
     double period_ns;        /* 1e9 / rate */
     uint64_t start;
     uint64_t last_answer;
-    uint64_t late_sends;     /* sent more than LATE_NS after due */
-    uint64_t max_lag_ns;     /* the latest send after its due time */
-    bool no_pwait2;          /* the kernel lacks epoll_pwait2 */
     bool failed;
     char failure[256];
 } open_driver;
-
-/* Where a driver is in its part of the schedule: the driver's requests,
- * in the order they fall due, are round after round of its connections
- * first .. first + n - 1; request `round` of connection first + k is
- * global request first + k + round x total. */
-typedef struct schedule_cursor {
-    size_t k, round;
-    size_t left;             /* of the driver's requests, not sent yet */
-} schedule_cursor;
 
 /* Requests of the phase that fall to global connection g. */
 static size_t planned_for(const open_driver *d, size_t g)
@@ -111,167 +84,84 @@ static uint64_t due_time(const open_driver *d, size_t g, size_t i)
     return d->start + (uint64_t)((double)(g + i * d->total) * d->period_ns);
 }
 
-/* Moves the cursor on to a request that exists, unless none is left. */
-static void cursor_seek(const open_driver *d, schedule_cursor *s)
+/* Receives every answer waiting on c. */
+static int drain(open_driver *d, conn *c)
 {
-    while (s->left > 0 && s->round >= planned_for(d, d->first + s->k)) {
-        if (++s->k == d->n) {
-            s->k = 0;
-            s->round++;
-        }
-    }
-}
-
-/* The request under the cursor was sent: on to the next one. */
-static void cursor_next(const open_driver *d, schedule_cursor *s)
-{
-    s->left--;
-    if (++s->k == d->n) {
-        s->k = 0;
-        s->round++;
-    }
-    cursor_seek(d, s);
-}
-
-/* Counts sends whose due times are due[0..n) as sent at `now`, a clock
- * reading after them: when they were sent at the latest. */
-static void count_lateness(open_driver *d, const uint64_t *due, size_t n,
-                           uint64_t now)
-{
-    for (size_t i = 0; i < n && now > due[i]; i++) {
-        if (now - due[i] > LATE_NS)
-            d->late_sends++;
-        if (now - due[i] > d->max_lag_ns)
-            d->max_lag_ns = now - due[i];
-    }
-}
-
-/* Receives every answer waiting on c, as received at `now`; adds to
- * *outstanding the change in c's requests in flight. */
-static int drain(open_driver *d, conn *c, uint64_t now, size_t *outstanding)
-{
-    size_t before = c->outstanding;
-
     for (;;) {
         zmq_msg_t m;
 
         zmq_msg_init(&m);
         if (zmq_msg_recv(&m, c->sock, ZMQ_DONTWAIT) < 0) {
             zmq_msg_close(&m);
-            *outstanding = *outstanding + c->outstanding - before;
             return errno == EAGAIN ? 0 : -1;
         }
-        conn_answer_at(c, zmq_msg_data(&m), zmq_msg_size(&m), 0, now);
+        conn_answer(c, zmq_msg_data(&m), zmq_msg_size(&m), 0);
         zmq_msg_close(&m);
-        d->last_answer = now;
+        d->last_answer = monotonic_ns();
     }
-}
-
-/* Waits for a socket to signal, at most until `until` (monotonic ns):
- * epoll_pwait2 for its nanosecond timeout (epoll_wait's milliseconds
- * would add up to 1 ms of lag to every send), or, on a kernel without it,
- * ppoll on the epoll descriptor and then epoll_wait without waiting. */
-static int wait_until(open_driver *d, int epfd, struct epoll_event *ev,
-                      int max_events, uint64_t until, uint64_t now)
-{
-    struct timespec ts = {0, 0};
-    struct pollfd pfd = {epfd, POLLIN, 0};
-    int n;
-
-    if (until > now) {
-        ts.tv_sec = (time_t)((until - now) / 1000000000ull);
-        ts.tv_nsec = (long)((until - now) % 1000000000ull);
-    }
-    if (!d->no_pwait2) {
-        n = epoll_pwait2(epfd, ev, max_events, &ts, NULL);
-        if (n >= 0 || errno != ENOSYS)
-            return n < 0 && errno == EINTR ? 0 : n;
-        d->no_pwait2 = true;
-    }
-    if (ppoll(&pfd, 1, &ts, NULL) < 0)
-        return errno == EINTR ? 0 : -1;
-    n = epoll_wait(epfd, ev, max_events, 0);
-    return n < 0 && errno == EINTR ? 0 : n;
 }
 
 static void *drive_open(void *arg)
 {
     open_driver *d = arg;
-    struct epoll_event *ev = calloc(d->n, sizeof(*ev));
+    struct pollfd *fds = calloc(d->n, sizeof(*fds));
     bool *look = calloc(d->n, sizeof(*look));
-    uint64_t last_progress = monotonic_ns(), pass_due[PASS_SENDS];
-    schedule_cursor cur = {0, 0, 0};
-    size_t k, outstanding = 0;
-    int epfd = epoll_create1(EPOLL_CLOEXEC);
+    uint64_t last_progress = monotonic_ns();
+    size_t k;
 
-    if (ev == NULL || look == NULL || epfd < 0)
-        goto failed;
-    for (k = 0; k < d->n; k++) {
-        struct epoll_event e = {.events = EPOLLIN, .data.u64 = k};
-        size_t len = sizeof(int);
-        int fd;
-
-        if (zmq_getsockopt(d->conns[k].sock, ZMQ_FD, &fd, &len) != 0 ||
-            epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &e) != 0)
-            goto failed;
-        look[k] = true;
-        cur.left += planned_for(d, d->first + k);
+    if (fds == NULL || look == NULL) {
+        free(fds);
+        free(look);
+        d->failed = true;
+        snprintf(d->failure, sizeof(d->failure), "out of memory");
+        return NULL;
     }
-    cursor_seek(d, &cur);
+    for (k = 0; k < d->n; k++) {
+        int fd;
+        size_t len = sizeof(fd);
+
+        if (zmq_getsockopt(d->conns[k].sock, ZMQ_FD, &fd, &len) != 0)
+            goto failed;
+        fds[k] = (struct pollfd){fd, POLLIN, 0};
+        look[k] = true;
+    }
     for (;;) {
-        uint64_t now = monotonic_ns(), next_due = UINT64_MAX;
-        size_t in_pass = 0, sent = 0;
-        int n_ev;
+        uint64_t next_due = UINT64_MAX, now;
+        bool busy = false;
+        struct timespec ts;
 
-        /* Every request due by now, in the order they fell due. */
-        while (cur.left > 0) {
-            conn *c = &d->conns[cur.k];
-            uint64_t due = due_time(d, d->first + cur.k, cur.round);
-            size_t had = c->outstanding;
-            int rc;
-
-            if (due > now) {
-                next_due = due;
-                break;
-            }
-            if ((rc = conn_send_due(c, due)) < 0)
-                goto failed;
-            /* A send processes the socket's commands, which may take
-             * the signal of an answer that arrived: a socket with
-             * requests in flight is looked at after a send. With none
-             * in flight no answer can be waiting, and the look (a
-             * failed receive, two system calls in libzmq) is spared. */
-            if (rc == 1 || had > 0)
-                look[cur.k] = true;
-            if (rc == 1) {  /* at the high-water mark: retry soon */
-                next_due = now + 100000;
-                break;
-            }
-            outstanding++;
-            sent++;
-            pass_due[in_pass++] = due;
-            if (in_pass == PASS_SENDS) {
-                count_lateness(d, pass_due, in_pass, monotonic_ns());
-                in_pass = 0;
-            }
-            cursor_next(d, &cur);
-        }
-        /* One clock reading for the pass's sends and for the answers
-         * drained next, which arrived by then (or, the few that come
-         * while the sockets are drained, microseconds after it). */
-        if (sent > 0) {
-            now = monotonic_ns();
-            count_lateness(d, pass_due, in_pass, now);
-        }
         for (k = 0; k < d->n; k++) {
-            if (!look[k])
-                continue;
-            if (drain(d, &d->conns[k], now, &outstanding) < 0)
+            conn *c = &d->conns[k];
+            size_t g = d->first + k, planned = planned_for(d, g);
+
+            while (c->next < planned) {
+                uint64_t due = due_time(d, g, c->next);
+                int rc;
+
+                now = monotonic_ns();
+                if (due > now) {
+                    if (due < next_due)
+                        next_due = due;
+                    break;
+                }
+                if ((rc = conn_send_due(c, due)) < 0)
+                    goto failed;
+                look[k] = true;
+                if (rc == 1) {  /* at the high-water mark: retry soon */
+                    if (now + 100000 < next_due)
+                        next_due = now + 100000;
+                    break;
+                }
+            }
+            if (look[k] && drain(d, c) < 0)
                 goto failed;
             look[k] = false;
+            if (c->next < planned || c->outstanding > 0)
+                busy = true;
         }
-        if (cur.left == 0 && outstanding == 0)
+        if (!busy)
             break;
+        now = monotonic_ns();
         if (d->last_answer > last_progress)
             last_progress = d->last_answer;
         if (now - last_progress > STALL_NS) {
@@ -283,29 +173,29 @@ static void *drive_open(void *arg)
         }
         if (next_due == UINT64_MAX)
             next_due = now + 100000000ull;
-        /* A ZMQ_FD signals a change, not a message: a socket is looked
+        if (next_due <= now)
+            continue;
+        ts.tv_sec = (time_t)((next_due - now) / 1000000000ull);
+        ts.tv_nsec = (long)((next_due - now) % 1000000000ull);
+        /* A ZMQ_FD signals a change, not a message: the socket is looked
          * at (drained until EAGAIN, which rearms it) after it signalled
-         * and after a send that may have taken the signal (above). Only
-         * those: draining every socket every time costs a poll(2) inside
-         * libzmq per socket. epoll, unlike ppoll over every socket,
-         * costs the same however many connections there are. */
-        if ((n_ev = wait_until(d, epfd, ev, (int)d->n, next_due, now)) <
-            0)
+         * and after every send on it, which may have taken the signal.
+         * Draining every socket every time costs a poll(2) inside libzmq
+         * per socket, which on a small machine made the bench late. */
+        if (ppoll(fds, d->n, &ts, NULL) < 0 && errno != EINTR)
             goto failed;
-        for (int i = 0; i < n_ev; i++)
-            look[ev[i].data.u64] = true;
+        for (k = 0; k < d->n; k++)
+            if (fds[k].revents != 0)
+                look[k] = true;
     }
-    close(epfd);
-    free(ev);
+    free(fds);
     free(look);
     return NULL;
 failed:
     d->failed = true;
     snprintf(d->failure, sizeof(d->failure), "open-loop driver: %s",
              zmq_strerror(errno));
-    if (epfd >= 0)
-        close(epfd);
-    free(ev);
+    free(fds);
     free(look);
     return NULL;
 }
@@ -352,8 +242,8 @@ static int run_phase(bench_home *h, conn *clients, double rate,
         d[t] = (open_driver){clients + first, first,
                              opt.clients - first < per ? opt.clients - first
                                                        : per,
-                             opt.clients, planned, 1e9 / rate, start, 0, 0,
-                             0, false, false, ""};
+                             opt.clients, planned, 1e9 / rate, start, 0,
+                             false, ""};
         if (pthread_create(&tid[t], NULL, drive_open, &d[t]) != 0)
             break;
         started++;
@@ -366,9 +256,6 @@ static int run_phase(bench_home *h, conn *clients, double rate,
         }
         if (d[t].last_answer > last)
             last = d[t].last_answer;
-        p->late_sends += d[t].late_sends;
-        if ((double)d[t].max_lag_ns / 1000 > p->max_lag_us)
-            p->max_lag_us = (double)d[t].max_lag_ns / 1000;
     }
     if (started == 0 || started * per < opt.clients)
         rc = -1;
@@ -380,6 +267,9 @@ static int run_phase(bench_home *h, conn *clients, double rate,
 
         p->answered += c->ok;
         p->errors += c->errors;
+        p->late_sends += c->late_sends;
+        if ((double)c->max_lag_ns / 1000 > p->max_lag_us)
+            p->max_lag_us = (double)c->max_lag_ns / 1000;
         total += c->n_latency;
         if (c->errors > 0)
             note("%s: %" PRIu64 " errors at %.0f/s; first: %s", c->dept,
