@@ -426,6 +426,50 @@ static void test_group_answers(void **state)
     assert_int_equal(e2e_start(&broker, &market, "--workers", "3", NULL), 0);
 }
 
+/* A department may have max_in_flight_per_department (1024 by default)
+ * envelopes in flight, on one connection if it likes: their answers must
+ * all wait for it on the ROUTER, even when it reads none of them until it
+ * has sent the last: none is dropped as "the department's connection is
+ * not reading", none is refused, each comes once. */
+static void test_one_connection_full_window(void **state)
+{
+    enum { SENT = 1024 };
+    static bool seen[SENT + 1];
+    uint64_t session = e2e_session(), seq;
+    Once__Envelope *reply;
+    uint8_t *body, *env;
+    size_t body_len, env_len, got = 0;
+    e2e_raw raw;
+
+    (void)state;
+    memset(seen, 0, sizeof(seen));
+    assert_int_equal(e2e_raw_open(&raw, &broker, &tax.kp), 0);
+    for (seq = 1; seq <= SENT; seq++) {
+        assert_int_equal(e2e_request_body(&body, &body_len, TYPE,
+                                          subjects[seq % PUBLISHED], PURPOSE,
+                                          "CASE-1", 0), 0);
+        assert_int_equal(e2e_envelope(&env, &env_len, tax.id, session, seq,
+                                      once_now_ms(), ONCE__KIND__KIND_REQUEST,
+                                      body, body_len, &tax.kp), 0);
+        assert_int_equal(e2e_raw_send(&raw, env, env_len), 0);
+        free(body);
+        free(env);
+    }
+    /* Time for the broker to answer them all while nobody reads: no
+     * assertion depends on it, a slower broker only tests less. */
+    sleep(3);
+    while (got < SENT && e2e_raw_recv(&raw, 10000, &reply) == 1) {
+        assert_true(reply->reply_to >= 1 && reply->reply_to <= SENT);
+        assert_false(seen[reply->reply_to]);
+        seen[reply->reply_to] = true;
+        assert_int_equal(e2e_reply_code(reply), 0);
+        once__envelope__free_unpacked(reply, NULL);
+        got++;
+    }
+    e2e_raw_close(&raw);
+    assert_int_equal(got, SENT);
+}
+
 /* ---- a fake broker, to answer out of order --------------------------- */
 
 typedef struct fake {
@@ -678,6 +722,7 @@ int main(void)
         cmocka_unit_test(test_out_of_order),
         cmocka_unit_test(test_wake),
         cmocka_unit_test(test_group_answers),
+        cmocka_unit_test(test_one_connection_full_window),
         cmocka_unit_test(test_broker_down),
         cmocka_unit_test(test_broker_restart_in_flight),
     };
