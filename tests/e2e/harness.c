@@ -269,6 +269,35 @@ int e2e_publish_name(e2e_broker *b, const e2e_dept *issuer, const char *type,
     return rc;
 }
 
+int e2e_revoke(e2e_broker *b, const e2e_dept *issuer, const char *type,
+               const char *subject, uint64_t version, uint64_t *leaf,
+               once_error *err)
+{
+    once_client *c = NULL;
+    once_record *r = NULL;
+    once_receipt receipt;
+    int rc = -1;
+
+    memset(&receipt, 0, sizeof(receipt));
+    if (e2e_client(b, issuer, &c, err) == 0 &&
+        once_record_new_revocation(&r, type, subject, version, issuer->id,
+                                   err) == 0 &&
+        once_record_sign(r, &issuer->kp, err) == 0 &&
+        once_client_revoke_ex(c, r, 0, &receipt, err) == 0) {
+        if (receipt.logged) {
+            *leaf = receipt.leaf_index;
+            rc = 0;
+        } else {
+            once_error_set(err, ONCE_ERR_INTERNAL, "the revocation's "
+                           "receipt names no leaf");
+        }
+    }
+    once_receipt_clear(&receipt);
+    once_record_free(r);
+    once_client_close(c);
+    return rc;
+}
+
 void e2e_dump_log(const e2e_broker *b)
 {
     log_file_print(b->log_path, "onced log", 0);

@@ -76,6 +76,13 @@ int e2e_configure(e2e_broker *b, const char *fmt, ...)
 int e2e_publish_name(e2e_broker *b, const e2e_dept *issuer, const char *type,
                      const char *subject, const char *name, once_error *err);
 
+/* Revokes subject's record of type at version, signed by issuer; *leaf is
+ * the revocation's leaf index. 0, or -1 with err set (also when the
+ * receipt names no leaf). */
+int e2e_revoke(e2e_broker *b, const e2e_dept *issuer, const char *type,
+               const char *subject, uint64_t version, uint64_t *leaf,
+               once_error *err);
+
 /* Starts onced with its console off (--console-listen=, since tests run in
  * parallel; an extra --console-listen=ADDRESS:PORT turns it on), plus the
  * extra arguments (NULL-terminated), and waits until it answers

@@ -100,24 +100,11 @@ static void publish(const char *subject, uint64_t version)
 /* Revokes subject at version; returns the revoke's leaf index. */
 static uint64_t revoke(const char *subject, uint64_t version)
 {
-    once_client *c;
-    once_record *r = NULL;
-    once_receipt receipt;
     once_error err;
     uint64_t leaf;
 
-    memset(&receipt, 0, sizeof(receipt));
-    e2e_open_client(&broker, &market, &c);
-    if (once_record_new_revocation(&r, LICENCE, subject, version, market.id,
-                                   &err) < 0 ||
-        once_record_sign(r, &market.kp, &err) < 0 ||
-        once_client_revoke_ex(c, r, 0, &receipt, &err) < 0)
+    if (e2e_revoke(&broker, &market, LICENCE, subject, version, &leaf, &err) < 0)
         fail_msg("revoke: %s", err.message);
-    assert_true(receipt.logged);
-    leaf = receipt.leaf_index;
-    once_record_free(r);
-    once_client_close(c);
-    once_receipt_clear(&receipt);
     return leaf;
 }
 

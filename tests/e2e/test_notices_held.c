@@ -85,23 +85,11 @@ static void publish(const char *subject)
 /* Revokes subject (version 2); returns the revoke's leaf index. */
 static uint64_t revoke(const char *subject)
 {
-    once_client *c;
-    once_record *r = NULL;
-    once_receipt receipt;
     once_error err;
     uint64_t leaf;
 
-    memset(&receipt, 0, sizeof(receipt));
-    e2e_open_client(&broker, &market, &c);
-    if (once_record_new_revocation(&r, LICENCE, subject, 2, market.id,
-                                   &err) < 0 ||
-        once_record_sign(r, &market.kp, &err) < 0 ||
-        once_client_revoke_ex(c, r, 0, &receipt, &err) < 0)
+    if (e2e_revoke(&broker, &market, LICENCE, subject, 2, &leaf, &err) < 0)
         fail_msg("revoke: %s", err.message);
-    leaf = receipt.leaf_index;
-    once_record_free(r);
-    once_client_close(c);
-    once_receipt_clear(&receipt);
     return leaf;
 }
 
