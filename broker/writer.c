@@ -107,7 +107,7 @@
 #include "metrics.h"
 #include "monotonic.h"
 #include "notices.h"
-#include "registry.h"
+#include "write_steps.h"
 #include "writer.h"
 
 /* A group also ends once its records add up to this many bytes, to keep
@@ -174,167 +174,6 @@ void write_job_free(write_job *job)
     free(job->leaf_bytes);
     free(job->reply);
     free(job);
-}
-
-/* Puts one job's record. Returns 0 when the transaction is still usable
- * (the record stored, or refused for its own reason, which turns the job's
- * answer into that refusal), or a negative code when the database failed
- * and the transaction must be aborted (err says why). */
-static int put_record(writer *w, MDB_txn *txn, write_job *job,
-                      once_error *err)
-{
-    once_error refusal;
-    int rc;
-
-    if (job->stored_len == 0 || job->answer_kind != ONCE__KIND__KIND_RESPONSE)
-        return 0;
-    rc = registry_put_record(txn, w->db, job->leaf.record_type, job->subject,
-                             job->leaf.record_version, job->stored,
-                             job->stored_len, &job->created_record, &refusal);
-    if (rc == -ONCE_ERR_STORAGE_FULL || rc == -ONCE_ERR_IO ||
-        rc == -ONCE_ERR_NO_MEMORY) {
-        *err = refusal;
-        return rc;
-    }
-    if (rc == 0)
-        return 0;
-    (rc == -ONCE_ERR_STALE_VERSION ? diag_info : diag_warn)(
-        "writer", "refused %s from %s (session %016llx seq %llu, subject "
-        "#%s): %s: %s",
-        envelope_kind_name((int)job->leaf.kind, "publish"),
-        job->sender, (unsigned long long)job->session,
-        (unsigned long long)job->seq, job->subject_tag,
-        once_error_name(-rc), refusal.message);
-    /* The refusal replaces the answer. */
-    if (error_body(&w->error, rc, refusal.message) < 0 ||
-        (job->own_answer = malloc(w->error.len)) == NULL)
-        return once_error_set(err, ONCE_ERR_NO_MEMORY, "out of memory");
-    memcpy(job->own_answer, w->error.data, w->error.len);
-    job->answer = job->own_answer;
-    job->answer_len = w->error.len;
-    job->answer_kind = ONCE__KIND__KIND_ERROR;
-    job->refusal = -rc;
-    return 0;
-}
-
-/* Encodes the job's LogLeaf into job->leaf_bytes and appends it with its
- * evidence. */
-static int append_leaf(writer *w, MDB_txn *txn, write_job *job,
-                       once_error *err)
-{
-    Once__LogLeaf leaf = ONCE__LOG_LEAF__INIT;
-    const leaf_facts *f = &job->leaf;
-    bool refused = job->answer_kind == ONCE__KIND__KIND_ERROR;
-    size_t len;
-
-    leaf.time = f->time;
-    leaf.kind = (Once__Kind)f->kind;
-    leaf.department = (char *)f->department;
-    leaf.record_type = (char *)f->record_type;
-    if (f->has_subject_hash) {
-        leaf.subject_hash.data = (uint8_t *)f->subject_hash;
-        leaf.subject_hash.len = sizeof(f->subject_hash);
-    }
-    leaf.purpose = (char *)f->purpose;
-    leaf.case_id = (char *)f->case_id;
-    /* "" is left out of the encoding (proto3), so a leaf without an
-     * acting user is byte for byte the leaf of before the field. */
-    leaf.user = (char *)f->user;
-    leaf.decision = refused ? ONCE__DECISION__DECISION_REFUSED
-                            : ONCE__DECISION__DECISION_GRANTED;
-    leaf.error = refused ? (Once__ErrorCode)job->refusal
-                         : ONCE__ERROR_CODE__ERROR_NONE;
-    leaf.record_version = f->record_version;
-    if (f->has_record_digest) {
-        leaf.record_digest.data = (uint8_t *)f->record_digest;
-        leaf.record_digest.len = sizeof(f->record_digest);
-    }
-    leaf.envelope_digest.data = (uint8_t *)f->envelope_digest;
-    leaf.envelope_digest.len = sizeof(f->envelope_digest);
-    len = once__log_leaf__get_packed_size(&leaf);
-    job->leaf_bytes = malloc(len);
-    if (job->leaf_bytes == NULL)
-        return once_error_set(err, ONCE_ERR_NO_MEMORY, "out of memory");
-    job->leaf_len = once__log_leaf__pack(&leaf, job->leaf_bytes);
-    return auditlog_append(txn, w->log, job->leaf_bytes, job->leaf_len,
-                           job->evidence, job->evidence_len, &job->leaf_index,
-                           err);
-}
-/* Appends a length-delimited field to an encoded message. */
-static uint8_t *put_varint(uint8_t *p, uint64_t v)
-{
-    while (v >= 0x80) {
-        *p++ = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    *p++ = (uint8_t)v;
-    return p;
-}
-
-/* Makes job->reply: the answer followed by its Receipt field, and keeps it
- * in the replies table when a retry is to get it again: whole, or for a
- * granted request without a proof as what rebuilds it (replies.c). */
-static int make_reply(writer *w, MDB_txn *txn, write_job *job,
-                      once_error *err)
-{
-    Once__Receipt receipt = ONCE__RECEIPT__INIT;
-    merkle_hash proof[MERKLE_MAX_PROOF];
-    ProtobufCBinaryData proof_items[MERKLE_MAX_PROOF];
-    size_t proof_len = 0, i, len;
-    unsigned field;
-    uint8_t *p;
-    int rc;
-
-    if (job->no_leaf) { /* an acknowledgement: no leaf, no receipt */
-        job->reply = malloc(job->answer_len > 0 ? job->answer_len : 1);
-        if (job->reply == NULL)
-            return once_error_set(err, ONCE_ERR_NO_MEMORY, "out of memory");
-        memcpy(job->reply, job->answer, job->answer_len);
-        job->reply_len = job->answer_len;
-        job->reply_kind = job->answer_kind;
-        return 0;
-    }
-    receipt.leaf_index = job->leaf_index;
-    if (job->want_proof) {
-        rc = auditlog_inclusion_proof(txn, w->log, job->leaf_index,
-                                      w->tree_size, proof, &proof_len, err);
-        if (rc < 0)
-            return rc;
-        for (i = 0; i < proof_len; i++) {
-            proof_items[i].data = proof[i];
-            proof_items[i].len = sizeof(proof[i]);
-        }
-        receipt.checkpoint.data = (uint8_t *)w->note;
-        receipt.checkpoint.len = w->note_len;
-        receipt.n_proof = proof_len;
-        receipt.proof = proof_items;
-        receipt.leaf.data = job->leaf_bytes;
-        receipt.leaf.len = job->leaf_len;
-    }
-    len = once__receipt__get_packed_size(&receipt);
-    field = job->answer_kind == ONCE__KIND__KIND_ERROR ? 3 : 7;
-    job->reply = malloc(job->answer_len + 1 + 10 + len);
-    if (job->reply == NULL)
-        return once_error_set(err, ONCE_ERR_NO_MEMORY, "out of memory");
-    memcpy(job->reply, job->answer, job->answer_len);
-    p = job->reply + job->answer_len;
-    *p++ = (uint8_t)(field << 3 | 2);
-    p = put_varint(p, len);
-    p += once__receipt__pack(&receipt, p);
-    job->reply_len = (size_t)(p - job->reply);
-    job->reply_kind = job->answer_kind;
-    if (!job->store_reply)
-        return 0;
-    if (job->rebuildable && !job->want_proof &&
-        job->answer_kind == ONCE__KIND__KIND_RESPONSE)
-        return replay_reply_put_rebuilt(
-            txn, w->db, job->sent_at, job->sender, job->session, job->seq,
-            job->leaf.envelope_digest, job->leaf.record_version,
-            job->disclosed, job->leaf_index, err);
-    return replay_reply_put(txn, w->db, job->sent_at, job->sender,
-                            job->session, job->seq,
-                            job->leaf.envelope_digest, job->reply_kind,
-                            job->reply, job->reply_len, err);
 }
 
 static void fail_group(write_job **group, size_t n, int rc,
@@ -495,9 +334,9 @@ static void commit_group(writer *w, write_job **group, size_t n)
     for (i = 0; i < n && rc >= 0; i++) {
         if (group[i]->result < 0)
             continue;
-        rc = put_record(w, txn, group[i], &err);
+        rc = write_step_record(txn, w->db, &w->error, group[i], &err);
         if (rc >= 0 && !group[i]->no_leaf)
-            rc = append_leaf(w, txn, group[i], &err);
+            rc = write_step_leaf(txn, w->log, group[i], &err);
         if (rc >= 0)
             rc = notices_commit_job(txn, w->subs, group[i], put_held, &err);
     }
@@ -509,7 +348,8 @@ static void commit_group(writer *w, write_job **group, size_t n)
         rc = sign_checkpoint(w, txn, &err);
     for (i = 0; i < n && rc >= 0; i++)
         if (group[i]->result == 0)
-            rc = make_reply(w, txn, group[i], &err);
+            rc = write_step_reply(txn, w->db, w->log, w->tree_size, w->note,
+                                  w->note_len, group[i], &err);
     if (rc < 0) {
         mdb_txn_abort(txn);
         fail_group(group, n, rc, &err);
