@@ -184,7 +184,8 @@ static void *presign_requests(void *arg)
 }
 
 
-size_t publish_connections(void)
+/* How many connections carry --publish-window: ceil(window / 256). */
+static size_t publish_connections(void)
 {
     return (opt.publish_window + PUBLISH_CONNECTION_WINDOW - 1) /
            PUBLISH_CONNECTION_WINDOW;

@@ -27,14 +27,11 @@ int make_publish_body(const once_keypair *issuer, unsigned long i,
 #define PUBLISH_MAX_CONNECTIONS \
     (PUBLISH_MAX_WINDOW / PUBLISH_CONNECTION_WINDOW)
 
-/* How many connections carry --publish-window: ceil(window / 256). */
-size_t publish_connections(void);
-
 /* Publishes the --records signed records the home lacks through
- * publish_connections() pipelined issuer connections in ctx, record i on
- * connection i mod their number, keeping --publish-window in flight in
- * all; fills r's publish figures, onced's CPU meanwhile included. 0, or
- * -1 noted (any refusal fails the run). */
+ * ceil(--publish-window / 256) pipelined issuer connections in ctx,
+ * record i on connection i mod their number, keeping --publish-window in
+ * flight in all; fills r's publish figures, onced's CPU meanwhile
+ * included. 0, or -1 noted (any refusal fails the run). */
 int run_publishes(bench_home *h, void *ctx, results *r);
 
 /* Signs the request envelopes of clients[0..--clients), connects those
