@@ -128,14 +128,19 @@ def main():
             if len(f) > 2 and "-" in f[0] and f[1].isdigit():
                 calls[int(f[0].rsplit("-", 1)[1])] = int(f[1])
         os.unlink(perf_out)
+    with open(log.name) as f:
+        bench_log = f.read()
+    os.unlink(log.name)
     if proc.returncode != 0 or start is None:
-        sys.stderr.write(open(log.name).read())
+        sys.stderr.write(bench_log)
         sys.exit("threads.py: the bench failed")
     d = json.loads(stdout)
     b = d["broker"]
     if open_loop:
         p = b["phases"][0]
-        requests = p["answered"] + 500  # the warm-up: 1000/s for 0.5 s
+        # The warm-up's answers, at --start-rate for 0.5 s (openloop.c).
+        warm = re.search(r"warming up at (\d+)/s", bench_log)
+        requests = p["answered"] + int(warm.group(1)) // 2
         summary = ("rate %.0f/s achieved %.0f/s, p50 %.0f us, p99 %.0f us, "
                    "late sends %d, onced %.2f cores, bench %.2f cores" % (
                        p["rate"], p["achieved_per_s"], p["latency_us"]["p50"],
@@ -177,7 +182,6 @@ def main():
     print("%-20s %3s %10.1f %10.2f %10.2f %10s" % (
         "all", "", tot[0] / 1e3 / requests, tot[1] / requests,
         tot[2] / requests, "%.2f" % (tot[3] / requests) if syscalls else ""))
-    os.unlink(log.name)
 
 
 main()
