@@ -208,7 +208,8 @@ static int run_phase(bench_home *h, conn *clients, double rate,
     pthread_t tid[64];
     size_t threads = opt.threads, per, t, started = 0, total = 0, i;
     size_t planned = (size_t)(rate * seconds), per_conn;
-    double cpu0_broker, cpu0_self, wall;
+    double wall;
+    cpu_mark cpu0;
     uint64_t start, last = 0;
     uint32_t *all;
     int rc = 0;
@@ -231,8 +232,7 @@ static int run_phase(bench_home *h, conn *clients, double rate,
     if (threads > 64)
         threads = 64;
     per = (opt.clients + threads - 1) / threads;
-    cpu0_broker = process_cpu_seconds(h->pid);
-    cpu0_self = self_cpu_seconds();
+    cpu0 = cpu_mark_now(h->pid);
     /* A little ahead, so the first sends are not late by the threads'
      * start. */
     start = monotonic_ns() + 2000000;
@@ -260,8 +260,8 @@ static int run_phase(bench_home *h, conn *clients, double rate,
     if (started == 0 || started * per < opt.clients)
         rc = -1;
     wall = (double)((last > start ? last : monotonic_ns()) - start) / 1e9;
-    p->broker_cpu_cores = (process_cpu_seconds(h->pid) - cpu0_broker) / wall;
-    p->bench_cpu_cores = (self_cpu_seconds() - cpu0_self) / wall;
+    cpu_cores_since(&cpu0, h->pid, wall, &p->broker_cpu_cores,
+                    &p->bench_cpu_cores);
     for (i = 0; i < opt.clients; i++) {
         conn *c = &clients[i];
 

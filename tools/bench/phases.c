@@ -95,6 +95,18 @@ double self_cpu_seconds(void)
            (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
 }
 
+cpu_mark cpu_mark_now(pid_t broker)
+{
+    return (cpu_mark){process_cpu_seconds(broker), self_cpu_seconds()};
+}
+
+void cpu_cores_since(const cpu_mark *m, pid_t broker, double wall,
+                     double *broker_cores, double *bench_cores)
+{
+    *broker_cores = (process_cpu_seconds(broker) - m->broker) / wall;
+    *bench_cores = (self_cpu_seconds() - m->bench) / wall;
+}
+
 int make_publish_body(const once_keypair *issuer, unsigned long i,
                       uint8_t **body, size_t *len)
 {
@@ -197,7 +209,7 @@ int run_publishes(bench_home *h, void *ctx, results *r)
     unsigned long todo, i;
     conn issuers[PUBLISH_MAX_CONNECTIONS];
     uint64_t start, last = 0, errors = 0;
-    double cpu0_broker, cpu0_self;
+    cpu_mark cpu0;
     int rc = -1;
 
     /* Records 0..h->stored-1 are in the database already (--preload,
@@ -241,18 +253,15 @@ int run_publishes(bench_home *h, void *ctx, results *r)
                          h->broker.public_key) < 0)
             goto out;
     note("publishing %lu records on %zu connections", todo, n_conn);
-    cpu0_broker = process_cpu_seconds(h->pid);
-    cpu0_self = self_cpu_seconds();
+    cpu0 = cpu_mark_now(h->pid);
     start = monotonic_ns();
     if (run_drivers(issuers, n_conn, 1,
                     (opt.publish_window + n_conn - 1) / n_conn, 0) < 0)
         goto out;
     last = monotonic_ns();
     r->publish_seconds = (double)(last - start) / 1e9;
-    r->publish_broker_cpu_cores =
-        (process_cpu_seconds(h->pid) - cpu0_broker) / r->publish_seconds;
-    r->publish_bench_cpu_cores =
-        (self_cpu_seconds() - cpu0_self) / r->publish_seconds;
+    cpu_cores_since(&cpu0, h->pid, r->publish_seconds,
+                    &r->publish_broker_cpu_cores, &r->publish_bench_cpu_cores);
     for (k = 0; k < n_conn; k++) {
         r->publishes_per_s += (double)issuers[k].ok;
         errors += issuers[k].errors;
@@ -351,7 +360,8 @@ int presign(conn *clients, size_t n, size_t per_conn)
 int run_requests(bench_home *h, void *ctx, conn *clients, results *r)
 {
     size_t per_conn, total_latency = 0, i;
-    double budget, cpu0_broker, cpu0_self, cpu0_console, wall;
+    double budget, cpu0_console, wall;
+    cpu_mark cpu0;
     uint64_t start, deadline, presign_start;
     uint32_t *all = NULL;
     int rc = -1;
@@ -396,16 +406,15 @@ int run_requests(bench_home *h, void *ctx, conn *clients, results *r)
         }
     }
     note("running %lu clients for %.1f s", opt.clients, opt.seconds);
-    cpu0_broker = process_cpu_seconds(h->pid);
-    cpu0_self = self_cpu_seconds();
+    cpu0 = cpu_mark_now(h->pid);
     cpu0_console = console_thread_cpu_seconds(h->pid);
     start = monotonic_ns();
     deadline = start + seconds_ns(opt.seconds);
     if (run_drivers(clients, opt.clients, opt.threads, opt.window, deadline) < 0)
         return -1;
     wall = (double)(monotonic_ns() - start) / 1e9;
-    r->broker_cpu_cores = (process_cpu_seconds(h->pid) - cpu0_broker) / wall;
-    r->bench_cpu_cores = (self_cpu_seconds() - cpu0_self) / wall;
+    cpu_cores_since(&cpu0, h->pid, wall, &r->broker_cpu_cores,
+                    &r->bench_cpu_cores);
     r->console_cpu_cores = cpu0_console < 0 ? 0 :
         (console_thread_cpu_seconds(h->pid) - cpu0_console) / wall;
 

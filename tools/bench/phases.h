@@ -55,6 +55,17 @@ int check_sample(const conn *c, const uint8_t issuer_pk[32]);
 double process_cpu_seconds(pid_t pid);
 double self_cpu_seconds(void);
 
+/* onced's and the bench's CPU seconds at the start of a timed phase; at
+ * its end, cpu_cores_since() gives the cores each used over wall seconds
+ * (every phase reports both). */
+typedef struct cpu_mark {
+    double broker;
+    double bench;
+} cpu_mark;
+cpu_mark cpu_mark_now(pid_t broker);
+void cpu_cores_since(const cpu_mark *m, pid_t broker, double wall,
+                     double *broker_cores, double *bench_cores);
+
 /* After the broker stopped: 0 when its database holds exactly `expected`
  * records, else -1 noted. */
 int check_durable(const bench_home *h, unsigned long expected);
