@@ -100,6 +100,23 @@ static double publish_cpu_us(const results *r)
     return ratio(r->publish_broker_cpu_cores * 1e6, r->publishes_per_s);
 }
 
+/* The publish phase's figures in both JSON forms' "broker", and its ratios
+ * ending both forms' "ratios": one writer each, so the forms agree. */
+static void print_publish_json(const results *r)
+{
+    printf("\"publishes_per_s\": %.1f, \"publish_broker_cpu_cores\": %.3f, "
+           "\"publish_bench_cpu_cores\": %.3f, ", r->publishes_per_s,
+           r->publish_broker_cpu_cores, r->publish_bench_cpu_cores);
+}
+
+static void print_publish_ratios_json(const results *r)
+{
+    printf("\"publishes_per_verify_capacity\": %.4f, "
+           "\"publishes_per_lmdb_commit\": %.4f}\n",
+           ratio(r->publishes_per_s, publish_capacity(r)),
+           ratio(r->publishes_per_s, r->lmdb_commits));
+}
+
 static void print_publish_ratios_text(const results *r)
 {
     printf("  %-44s %8.3f\n", "publishes/s / (verify/s per core x cores/2)",
@@ -263,13 +280,9 @@ static void print_open_json(const results *r)
     double capacity = r->verify_per_core * r->cores;
 
     printf("  \"broker\": {\"records\": %lu, \"clients\": %lu, "
-           "\"threads\": %lu, \"publishes_per_s\": %.1f, "
-           "\"publish_broker_cpu_cores\": %.3f, "
-           "\"publish_bench_cpu_cores\": %.3f, "
-           "\"p99_target_ms\": %.3f, \"phases\": [", r->records,
-           opt.clients, opt.threads, r->publishes_per_s,
-           r->publish_broker_cpu_cores, r->publish_bench_cpu_cores,
-           opt.p99_target_ms);
+           "\"threads\": %lu, ", r->records, opt.clients, opt.threads);
+    print_publish_json(r);
+    printf("\"p99_target_ms\": %.3f, \"phases\": [", opt.p99_target_ms);
     for (size_t i = 0; i < r->n_phases; i++) {
         printf("%s\n    ", i > 0 ? "," : "");
         print_phase_json(&r->phases[i]);
@@ -282,13 +295,10 @@ static void print_open_json(const results *r)
         printf("null");
     printf("},\n");
     printf("  \"ratios\": {\"max_rate_per_verify_capacity\": %.4f, "
-           "\"achieved_per_verify_capacity\": %.4f, "
-           "\"publishes_per_verify_capacity\": %.4f, "
-           "\"publishes_per_lmdb_commit\": %.4f}\n",
+           "\"achieved_per_verify_capacity\": %.4f, ",
            r->max_found ? ratio(r->max_rate, capacity) : 0,
-           opt.find_max_rate ? 0 : ratio(r->phases[0].achieved, capacity),
-           ratio(r->publishes_per_s, publish_capacity(r)),
-           ratio(r->publishes_per_s, r->lmdb_commits));
+           opt.find_max_rate ? 0 : ratio(r->phases[0].achieved, capacity));
+    print_publish_ratios_json(r);
 }
 
 void print_json(const results *r)
@@ -312,34 +322,28 @@ void print_json(const results *r)
         print_open_json(r);
     } else if (r->broker_ran) {
         printf("  \"broker\": {\"records\": %lu, \"clients\": %lu, "
-               "\"window\": %lu, \"threads\": %lu, \"seconds\": %.3f, "
-               "\"publishes_per_s\": %.1f, "
-               "\"publish_broker_cpu_cores\": %.3f, "
-               "\"publish_bench_cpu_cores\": %.3f, "
-               "\"requests\": %" PRIu64 ", "
+               "\"window\": %lu, \"threads\": %lu, \"seconds\": %.3f, ",
+               r->records, opt.clients, opt.window, opt.threads,
+               r->request_seconds);
+        print_publish_json(r);
+        printf("\"requests\": %" PRIu64 ", "
                "\"answers_total\": %" PRIu64 ", "
                "\"requests_per_s\": %.1f, \"latency_us\": {\"p50\": %.0f, "
                "\"p99\": %.0f, \"p99.9\": %.0f, \"max\": %.0f}, "
                "\"errors\": %" PRIu64 ", \"broker_cpu_cores\": %.2f, "
                "\"bench_cpu_cores\": %.2f, \"console_cpu_cores\": %.4f, "
                "\"presigned\": %zu, \"presigned_exhausted\": %s},\n",
-               r->records, opt.clients, opt.window, opt.threads,
-               r->request_seconds, r->publishes_per_s,
-               r->publish_broker_cpu_cores, r->publish_bench_cpu_cores,
                r->requests_ok,
                r->requests_total, r->requests_per_s, r->p50_us, r->p99_us, r->p999_us,
                r->max_us, r->errors, r->broker_cpu_cores, r->bench_cpu_cores,
                r->console_cpu_cores, r->presigned, r->presigned_exhausted ? "true" : "false");
         printf("  \"ratios\": {\"requests_per_verify_capacity\": %.4f, "
                "\"requests_per_zmq_curve_echo\": %.4f, "
-               "\"requests_per_zmq_plain_echo\": %.4f, "
-               "\"publishes_per_verify_capacity\": %.4f, "
-               "\"publishes_per_lmdb_commit\": %.4f}\n",
+               "\"requests_per_zmq_plain_echo\": %.4f, ",
                ratio(r->requests_per_s, r->verify_per_core * r->cores),
                ratio(r->requests_per_s, r->echo_curve),
-               ratio(r->requests_per_s, r->echo_plain),
-               ratio(r->publishes_per_s, publish_capacity(r)),
-               ratio(r->publishes_per_s, r->lmdb_commits));
+               ratio(r->requests_per_s, r->echo_plain));
+        print_publish_ratios_json(r);
     } else {
         printf("  \"broker\": null,\n  \"ratios\": null\n");
     }
