@@ -421,6 +421,9 @@ static void parse_options(int argc, char **argv)
         die_usage("unexpected argument '%s'", argv[optind]);
     if (opt.rate > 0 && opt.find_max_rate)
         die_usage("--rate and --find-max-rate exclude each other");
+    if (opt.warmup_seconds > 0 && (opt.rate > 0 || opt.find_max_rate))
+        die_usage("--warmup-seconds is the closed loop's: not with --rate "
+                  "or --find-max-rate");
     if (opt.rate * opt.seconds > (double)opt.max_presigned)
         die_usage("--rate %g for --seconds %g needs %.0f signed envelopes, "
                   "more than --max-presigned %lu", opt.rate, opt.seconds,
