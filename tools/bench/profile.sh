@@ -49,7 +49,11 @@ until grep -q "$marker" "$out/bench.log" 2>/dev/null; do
     i=$((i + 1))
     if [ $i -gt 1200 ] || ! kill -0 $bench_pid 2>/dev/null; then
         echo "profile.sh: the bench did not reach its request phase" >&2
+        # A slow bench (a large --preload) still runs: let it stop its
+        # onced and remove its home rather than leave them behind.
+        wait $bench_pid || :
         cat "$out/bench.log" >&2
+        rm -rf "$out"
         exit 1
     fi
     sleep 0.1
@@ -71,7 +75,12 @@ fi
 sleep 1
 perf record -q -F 499 --call-graph dwarf,16384 -p "$onced_pid" \
     -o "$out/perf.data" -- sleep "$secs" 2>"$out/perf.log"
-wait $bench_pid || { echo "profile.sh: the bench failed" >&2; cat "$out/bench.log" >&2; exit 1; }
+wait $bench_pid || {
+    echo "profile.sh: the bench failed" >&2
+    cat "$out/bench.log" >&2
+    rm -rf "$out"
+    exit 1
+}
 
 us=$(python3 -c '
 import json, sys
