@@ -88,10 +88,17 @@ static double ratio(double a, double b)
     return b > 0 ? a / b : 0;
 }
 
+/* The most requests the machine could verify (one signature each): every
+ * request ratio's denominator. */
+static double verify_capacity(const results *r)
+{
+    return r->verify_per_core * r->cores;
+}
+
 /* The most publishes the machine could verify: two signatures each. */
 static double publish_capacity(const results *r)
 {
-    return r->verify_per_core * r->cores / 2;
+    return verify_capacity(r) / 2;
 }
 
 /* onced's CPU microseconds per publish during the publish phase. */
@@ -143,7 +150,7 @@ static void print_phase_text(const char *label, const open_phase *p)
 /* The open-loop section: every phase, then the rate found and the ratios. */
 static void print_open_text(const results *r)
 {
-    double capacity = r->verify_per_core * r->cores;
+    double capacity = verify_capacity(r);
     const open_phase *counted;
 
     printf("\nopen loop (%lu clients, %lu driver threads; latency in us from "
@@ -197,7 +204,7 @@ void print_text(const results *r)
            "ed25519 verify, per core", r->verify_per_core,
            r->verify_message_bytes);
     printf("  %-36s %12.0f /s   (per core x %d)\n",
-           "ed25519 verify, all cores", r->verify_per_core * r->cores,
+           "ed25519 verify, all cores", verify_capacity(r),
            r->cores);
     printf("  %-36s %12.0f /s   (measured, %d threads)\n",
            "ed25519 verify, all cores", r->verify_all_cores, r->cores);
@@ -251,7 +258,7 @@ void print_text(const results *r)
            r->presigned_exhausted ? "; ran out early" : "");
     printf("\nratios\n");
     printf("  %-44s %8.3f\n", "requests/s / (verify/s per core x cores)",
-           ratio(r->requests_per_s, r->verify_per_core * r->cores));
+           ratio(r->requests_per_s, verify_capacity(r)));
     printf("  %-44s %8.3f\n", "requests/s / zeromq curve echo/s",
            ratio(r->requests_per_s, r->echo_curve));
     printf("  %-44s %8.3f\n", "requests/s / zeromq plain echo/s",
@@ -277,7 +284,7 @@ static void print_phase_json(const open_phase *p)
 
 static void print_open_json(const results *r)
 {
-    double capacity = r->verify_per_core * r->cores;
+    double capacity = verify_capacity(r);
 
     printf("  \"broker\": {\"records\": %lu, \"clients\": %lu, "
            "\"threads\": %lu, ", r->records, opt.clients, opt.threads);
@@ -315,7 +322,7 @@ void print_json(const results *r)
            "\"verify_message_bytes\": %zu, "
            "\"zmq_echo_plain\": %.0f, \"zmq_echo_curve\": %.0f, "
            "\"transport\": \"%s\", \"lmdb_durable_commits\": %.0f},\n",
-           r->verify_per_core, r->verify_per_core * r->cores,
+           r->verify_per_core, verify_capacity(r),
            r->verify_all_cores, r->verify_message_bytes, r->echo_plain,
            r->echo_curve, opt.tcp ? "tcp" : "ipc", r->lmdb_commits);
     if (r->broker_ran && r->open_loop) {
@@ -340,7 +347,7 @@ void print_json(const results *r)
         printf("  \"ratios\": {\"requests_per_verify_capacity\": %.4f, "
                "\"requests_per_zmq_curve_echo\": %.4f, "
                "\"requests_per_zmq_plain_echo\": %.4f, ",
-               ratio(r->requests_per_s, r->verify_per_core * r->cores),
+               ratio(r->requests_per_s, verify_capacity(r)),
                ratio(r->requests_per_s, r->echo_curve),
                ratio(r->requests_per_s, r->echo_plain));
         print_publish_ratios_json(r);
