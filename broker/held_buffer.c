@@ -60,6 +60,7 @@
 #define REPLAY_CHUNK 1024
 
 typedef struct held_entry {
+    uint32_t slot;             /* its slot, cleared when flushed */
     uint8_t len;
     uint8_t key[SUBSCRIPTIONS_HELD_KEY_MAX];
 } held_entry;
@@ -146,6 +147,7 @@ int held_buffer_add(held_buffer *b, const char *type,
         return once_error_set(err, ONCE_ERR_TOO_LARGE, "the records held "
                               "in memory are at their bound");
     e = &b->entries[b->n];
+    e->slot = (uint32_t)s;
     e->len = (uint8_t)len;
     memcpy(e->key, k, len);
     if (b->n == 0)
@@ -229,8 +231,13 @@ int held_buffer_flush(MDB_txn *txn, const subscriptions *t, held_buffer *b,
 
 void held_buffer_flushed(held_buffer *b, uint64_t through)
 {
-    if (b->n > 0)
-        memset(b->slots, 0, SLOTS * sizeof(*b->slots));
+    size_t i;
+
+    /* Only the slots in use: an event's group flushes a few entries in
+     * the writer's transaction, and clearing all SLOTS (128 KiB) each
+     * time would cost more than putting them. */
+    for (i = 0; i < b->n; i++)
+        b->slots[b->entries[i].slot] = 0;
     b->n = 0;
     b->mark = through;
     b->mark_known = true;
