@@ -80,21 +80,13 @@ static int teardown(void **state)
     return 0;
 }
 
-static void publish(const char *subject, uint64_t version)
+static void publish(const char *subject)
 {
-    once_client *c;
-    once_record *r = NULL;
     once_error err;
 
-    e2e_open_client(&broker, &market, &c);
-    if (once_record_new(&r, LICENCE, subject, version, market.id, 0, 0,
-                        &err) < 0 ||
-        once_record_add_text(r, "name", "Notice Test Co.", &err) < 0 ||
-        once_record_sign(r, &market.kp, &err) < 0 ||
-        once_client_publish(c, r, &err) < 0)
+    if (e2e_publish_name(&broker, &market, LICENCE, subject,
+                         "Notice Test Co.", &err) < 0)
         fail_msg("publish: %s", err.message);
-    once_record_free(r);
-    once_client_close(c);
 }
 
 /* Revokes subject at version; returns the revoke's leaf index. */
@@ -139,7 +131,7 @@ static void test_offline_subscriber_resumes(void **state)
 
     (void)state;
     e2e_uscc(subject, 1101);
-    publish(subject, 1);
+    publish(subject);
     e2e_open_client(&broker, &tax, &c);
     request(c, subject);
     assert_int_equal(once_client_subscribe(c, ONCE_SCOPE_HELD, NULL, NULL,
@@ -208,7 +200,7 @@ static void test_kill9_between_revoke_and_delivery(void **state)
 
     (void)state;
     e2e_uscc(subject, 1202);
-    publish(subject, 1);
+    publish(subject);
     e2e_open_client(&broker, &bank, &c);
     assert_int_equal(once_client_subscribe(c, ONCE_SCOPE_SUBJECT, LICENCE,
                                            subject, NULL, &err), 0);
@@ -241,7 +233,7 @@ static void test_two_hundred_subscribers(void **state)
 
     (void)state;
     e2e_uscc(subject, 1303);
-    publish(subject, 1);
+    publish(subject);
     for (i = 0; i < MANY_DEPARTMENTS; i++) {
         snprintf(id, sizeof(id), "subscriber-%02zu", i);
         assert_int_equal(e2e_dept_add(&broker, &depts[i], id), 0);
@@ -301,7 +293,7 @@ static void test_slow_subscriber_does_not_hold_others(void **state)
         once_notice n;
 
         e2e_uscc(subject, 20000 + (unsigned)i);
-        publish(subject, 1);
+        publish(subject);
         next_notice(c, &n);
         assert_string_equal(n.subject, subject);
         assert_int_equal(n.event, ONCE_NOTICE_NEW_VERSION);
@@ -336,8 +328,8 @@ static void test_duplicates_after_reconnect(void **state)
     e2e_open_client(&broker, &tax, &c);
     assert_int_equal(once_client_subscribe(c, ONCE_SCOPE_TYPE, LICENCE, NULL,
                                            NULL, &err), 0);
-    publish(s1, 1);
-    publish(s2, 1);
+    publish(s1);
+    publish(s2);
     next_notice(c, &n1);
     next_notice(c, &n2);
     assert_true(n1.leaf_index < n2.leaf_index);
@@ -372,7 +364,7 @@ static void test_ack_without_pushes(void **state)
     e2e_open_client(&broker, &tax, &c);
     assert_int_equal(once_client_subscribe(c, ONCE_SCOPE_TYPE, LICENCE, NULL,
                                            NULL, &err), 0);
-    publish(s1, 1);
+    publish(s1);
     next_notice(c, &n1);
     assert_string_equal(n1.subject, s1);
     assert_int_equal(once_client_notice_ack_pull(c, n1.leaf_index, &cursor,
@@ -387,7 +379,7 @@ static void test_ack_without_pushes(void **state)
     assert_int_equal(cursor, n1.leaf_index);
     assert_int_equal(once_client_notice_ack_pull(c, 1u << 30, NULL, &err),
                      -ONCE_ERR_NOT_FOUND);
-    publish(s2, 1);
+    publish(s2);
     next_notice(c, &n2);
     assert_string_equal(n2.subject, s2);
     assert_true(n2.leaf_index > n1.leaf_index);
@@ -416,7 +408,7 @@ static void test_ack_only_connections_take_no_slot(void **state)
     e2e_open_client(&broker, &tax, &watcher);
     assert_int_equal(once_client_subscribe(watcher, ONCE_SCOPE_TYPE, LICENCE,
                                            NULL, NULL, &err), 0);
-    publish(s1, 1);
+    publish(s1);
     next_notice(watcher, &n1);
     assert_string_equal(n1.subject, s1);
     for (i = 0; i < ACK_ONLY_CONNECTIONS; i++) {
@@ -426,7 +418,7 @@ static void test_ack_only_connections_take_no_slot(void **state)
         assert_int_equal(cursor, n1.leaf_index);
         once_client_close(pooled);
     }
-    publish(s2, 1);
+    publish(s2);
     next_notice(watcher, &n2);
     assert_string_equal(n2.subject, s2);
     assert_int_equal(n2.event, ONCE_NOTICE_NEW_VERSION);
@@ -445,7 +437,7 @@ static void test_no_grant_gets_nothing(void **state)
 
     (void)state;
     e2e_uscc(subject, 1501);
-    publish(subject, 1);
+    publish(subject);
     e2e_open_client(&broker, &police, &c);
     assert_int_equal(once_client_subscribe(c, ONCE_SCOPE_TYPE, LICENCE, NULL,
                                            NULL, &err), -ONCE_ERR_NO_GRANT);

@@ -68,18 +68,11 @@ static int teardown(void **state)
 
 static void publish(const char *subject)
 {
-    once_client *c;
-    once_record *r = NULL;
     once_error err;
 
-    e2e_open_client(&broker, &market, &c);
-    if (once_record_new(&r, LICENCE, subject, 1, market.id, 0, 0, &err) < 0 ||
-        once_record_add_text(r, "name", "Held Test Co.", &err) < 0 ||
-        once_record_sign(r, &market.kp, &err) < 0 ||
-        once_client_publish(c, r, &err) < 0)
+    if (e2e_publish_name(&broker, &market, LICENCE, subject, "Held Test Co.",
+                         &err) < 0)
         fail_msg("publish: %s", err.message);
-    once_record_free(r);
-    once_client_close(c);
 }
 
 /* Revokes subject (version 2); returns the revoke's leaf index. */

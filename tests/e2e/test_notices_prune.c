@@ -87,19 +87,12 @@ static size_t events_stored(void)
 static void publish(unsigned n)
 {
     char subject[19];
-    once_client *c;
-    once_record *r = NULL;
     once_error err;
 
     e2e_uscc(subject, n);
-    e2e_open_client(&broker, &market, &c);
-    if (once_record_new(&r, LICENCE, subject, 1, market.id, 0, 0, &err) < 0 ||
-        once_record_add_text(r, "name", "Prune Test Co.", &err) < 0 ||
-        once_record_sign(r, &market.kp, &err) < 0 ||
-        once_client_publish(c, r, &err) < 0)
+    if (e2e_publish_name(&broker, &market, LICENCE, subject,
+                         "Prune Test Co.", &err) < 0)
         fail_msg("publish: %s", err.message);
-    once_record_free(r);
-    once_client_close(c);
 }
 
 static void subscribe(const e2e_dept *d)
