@@ -5,6 +5,13 @@
 #ifndef ONCE_TESTS_TEMP_STORE_H
 #define ONCE_TESTS_TEMP_STORE_H
 
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
 #include "store.h"
 #include "temp_dir.h"
 
@@ -27,6 +34,24 @@ static inline void temp_store_close(const char *dir, store *s)
 {
     store_close(s);
     temp_dir_remove(dir);
+}
+
+/* A transaction on s, the test failing when it cannot begin, and its
+ * commit, the test failing when it cannot. */
+static inline MDB_txn *temp_store_begin(store *s, int read_only)
+{
+    once_error err;
+    MDB_txn *txn = NULL;
+
+    assert_int_equal(store_begin(s, read_only, &txn, &err), 0);
+    return txn;
+}
+
+static inline void temp_store_commit(MDB_txn *txn)
+{
+    once_error err;
+
+    assert_int_equal(store_commit(txn, &err), 0);
 }
 
 /* A cmocka fixture of one store, fresh for each test. */

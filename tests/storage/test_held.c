@@ -40,22 +40,6 @@ typedef struct fixture {
     auditlog log;
 } fixture;
 
-static MDB_txn *begin(fixture *f, int read_only)
-{
-    once_error err;
-    MDB_txn *txn = NULL;
-
-    assert_int_equal(store_begin(&f->s, read_only, &txn, &err), 0);
-    return txn;
-}
-
-static void commit(MDB_txn *txn)
-{
-    once_error err;
-
-    assert_int_equal(store_commit(txn, &err), 0);
-}
-
 static void hash_of(uint8_t h[AUDIT_SUBJECT_HASH_BYTES], unsigned n)
 {
     memset(h, 0, AUDIT_SUBJECT_HASH_BYTES);
@@ -90,7 +74,7 @@ static bool held(fixture *f, const char *type, unsigned subject,
                  const char *dept)
 {
     uint8_t k[SUBSCRIPTIONS_HELD_KEY_MAX], h[AUDIT_SUBJECT_HASH_BYTES];
-    MDB_txn *txn = begin(f, 1);
+    MDB_txn *txn = temp_store_begin(&f->s, 1);
     MDB_val key, val;
     int rc;
 
@@ -104,7 +88,7 @@ static bool held(fixture *f, const char *type, unsigned subject,
 
 static size_t held_entries(fixture *f)
 {
-    MDB_txn *txn = begin(f, 1);
+    MDB_txn *txn = temp_store_begin(&f->s, 1);
     MDB_stat st;
 
     assert_int_equal(mdb_stat(txn, f->t.held, &st), 0);
@@ -114,7 +98,7 @@ static size_t held_entries(fixture *f)
 
 static uint64_t mark(fixture *f, bool *found)
 {
-    MDB_txn *txn = begin(f, 1);
+    MDB_txn *txn = temp_store_begin(&f->s, 1);
     once_error err;
     uint64_t through;
 
@@ -136,12 +120,12 @@ static void add(held_buffer *b, unsigned subject, const char *dept,
 /* Flushes b with the mark `through` in a transaction of its own. */
 static void flush(fixture *f, held_buffer *b, uint64_t through)
 {
-    MDB_txn *txn = begin(f, 0);
+    MDB_txn *txn = temp_store_begin(&f->s, 0);
     once_error err;
 
     assert_int_equal(held_buffer_flush(txn, &f->t, b, &err), 0);
     assert_int_equal(held_mark_put(txn, &f->t, through, &err), 0);
-    commit(txn);
+    temp_store_commit(txn);
     held_buffer_flushed(b, through);
 }
 
@@ -179,9 +163,9 @@ static void test_kept_once_flushed_in_order(void **state)
         MDB_envinfo before, after;
 
         assert_int_equal(mdb_env_info(f->s.env, &before), 0);
-        txn = begin(f, 0);
+        txn = temp_store_begin(&f->s, 0);
         assert_int_equal(held_buffer_flush(txn, &f->t, b, &err), 0);
-        commit(txn);
+        temp_store_commit(txn);
         assert_int_equal(mdb_env_info(f->s.env, &after), 0);
         assert_int_equal(after.me_last_txnid, before.me_last_txnid);
     }
@@ -279,7 +263,7 @@ static void test_start_replays_after_the_mark(void **state)
     assert_int_equal(mark(f, &found), 0);
     assert_true(found);
 
-    txn = begin(f, 0);
+    txn = temp_store_begin(&f->s, 0);
     leaf(f, txn, ONCE__KIND__KIND_PUBLISH, "amr", 1, true);
     leaf(f, txn, ONCE__KIND__KIND_REQUEST, "tax", 1, true);
     leaf(f, txn, ONCE__KIND__KIND_REQUEST, "bank", 1, false); /* refused */
@@ -290,7 +274,7 @@ static void test_start_replays_after_the_mark(void **state)
     /* More than one read of the log (1,024 leaves), with repeats. */
     for (i = 0; i < 2500; i++)
         leaf(f, txn, ONCE__KIND__KIND_REQUEST, "tax", 2 + i % 1500, true);
-    commit(txn);
+    temp_store_commit(txn);
 
     recover(f, &replayed, &entries, &had_mark);
     assert_true(had_mark);
@@ -312,7 +296,7 @@ static void test_start_replays_after_the_mark(void **state)
 static void test_old_home_is_complete(void **state)
 {
     fixture *f = *state;
-    MDB_txn *txn = begin(f, 0);
+    MDB_txn *txn = temp_store_begin(&f->s, 0);
     uint64_t replayed;
     size_t entries;
     bool had_mark, found;
@@ -328,7 +312,7 @@ static void test_old_home_is_complete(void **state)
                                                 "tax", &err), 0);
     }
     leaf(f, txn, ONCE__KIND__KIND_REQUEST, "bank", 8, true);
-    commit(txn);
+    temp_store_commit(txn);
     /* (bank's entry left out, to see that nothing is replayed) */
     recover(f, &replayed, &entries, &had_mark);
     assert_false(had_mark);

@@ -50,27 +50,11 @@ static int teardown(void **state)
     return 0;
 }
 
-static MDB_txn *begin(fixture *f, int read_only)
-{
-    once_error err;
-    MDB_txn *txn = NULL;
-
-    assert_int_equal(store_begin(&f->s, read_only, &txn, &err), 0);
-    return txn;
-}
-
-static void commit(MDB_txn *txn)
-{
-    once_error err;
-
-    assert_int_equal(store_commit(txn, &err), 0);
-}
-
 /* amr (the issuer), tax and bank, committed. */
 static void add_departments(fixture *f)
 {
     once_error err;
-    MDB_txn *txn = begin(f, 0);
+    MDB_txn *txn = temp_store_begin(&f->s, 0);
 
     assert_int_equal(policy_department_add(txn, &f->s, "tax", "State Taxation",
                                            f->tax.public_key, &err), 0);
@@ -79,7 +63,7 @@ static void add_departments(fixture *f)
                                            f->amr.public_key, &err), 0);
     assert_int_equal(policy_department_add(txn, &f->s, "bank", NULL,
                                            f->bank.public_key, &err), 0);
-    commit(txn);
+    temp_store_commit(txn);
 }
 
 static void make_licence_type(record_type *t)
@@ -100,11 +84,11 @@ static void add_licence_type(fixture *f)
 {
     record_type t;
     once_error err;
-    MDB_txn *txn = begin(f, 0);
+    MDB_txn *txn = temp_store_begin(&f->s, 0);
 
     make_licence_type(&t);
     assert_int_equal(policy_type_add(txn, &f->s, &t, &err), 0);
-    commit(txn);
+    temp_store_commit(txn);
 }
 
 static void make_grant(grant *g, const char *requester, const char *purpose)
@@ -150,7 +134,7 @@ static void test_departments(void **state)
 
     add_departments(f);
 
-    txn = begin(f, 1);
+    txn = temp_store_begin(&f->s, 1);
     assert_int_equal(policy_department_get(txn, &f->s, "tax", &d, &err), 0);
     assert_string_equal(d.id, "tax");
     assert_string_equal(d.name, "State Taxation");
@@ -179,7 +163,7 @@ static void test_departments(void **state)
                      -ONCE_ERR_UNKNOWN_SENDER);
     mdb_txn_abort(txn);
 
-    txn = begin(f, 0);
+    txn = temp_store_begin(&f->s, 0);
     assert_int_equal(policy_department_add(txn, &f->s, "tax", "again",
                                            f->bank.public_key, &err),
                      -ONCE_ERR_EXISTS);
@@ -213,13 +197,13 @@ static void test_suspend_resume(void **state)
     MDB_txn *txn;
 
     add_departments(f);
-    txn = begin(f, 0);
+    txn = temp_store_begin(&f->s, 0);
     assert_int_equal(policy_department_set_status(txn, &f->s, "tax",
                                                   DEPARTMENT_SUSPENDED, &err),
                      0);
-    commit(txn);
+    temp_store_commit(txn);
 
-    txn = begin(f, 1);
+    txn = temp_store_begin(&f->s, 1);
     assert_int_equal(policy_department_by_key(txn, &f->s, f->tax.public_key,
                                               &d, &err), 0);
     assert_int_equal(d.status, DEPARTMENT_SUSPENDED);
@@ -227,7 +211,7 @@ static void test_suspend_resume(void **state)
     assert_string_equal(d.name, "State Taxation");
     mdb_txn_abort(txn);
 
-    txn = begin(f, 0);
+    txn = temp_store_begin(&f->s, 0);
     assert_int_equal(policy_department_set_status(txn, &f->s, "tax",
                                                   DEPARTMENT_ACTIVE, &err), 0);
     assert_int_equal(policy_department_get(txn, &f->s, "tax", &d, &err), 0);
@@ -238,7 +222,7 @@ static void test_suspend_resume(void **state)
     assert_int_equal(policy_department_set_status(txn, &f->s, "tax",
                                                   (department_status)7, &err),
                      -ONCE_ERR_INVALID_ARGUMENT);
-    commit(txn);
+    temp_store_commit(txn);
 }
 
 typedef struct names {
@@ -263,7 +247,7 @@ static void test_department_list(void **state)
     MDB_txn *txn;
 
     add_departments(f);
-    txn = begin(f, 1);
+    txn = temp_store_begin(&f->s, 1);
     memset(&n, 0, sizeof(n));
     assert_int_equal(policy_department_list(txn, &f->s, collect_department,
                                             &n, &err), 0);
@@ -288,7 +272,7 @@ static void test_types(void **state)
     MDB_txn *txn;
 
     add_departments(f);
-    txn = begin(f, 0);
+    txn = temp_store_begin(&f->s, 0);
 
     make_licence_type(&t);
     strcpy(t.issuers[0], "police");
@@ -333,9 +317,9 @@ static void test_types(void **state)
     t.issuer_count = 2;
     assert_int_equal(policy_type_add(txn, &f->s, &t, &err), 0);
     assert_int_equal(policy_type_add(txn, &f->s, &t, &err), -ONCE_ERR_EXISTS);
-    commit(txn);
+    temp_store_commit(txn);
 
-    txn = begin(f, 1);
+    txn = temp_store_begin(&f->s, 1);
     assert_int_equal(policy_type_get(txn, &f->s, "business-licence", &got,
                                      &err), 0);
     assert_string_equal(got.name, "business-licence");
@@ -391,11 +375,11 @@ static void test_type_list_and_many_fields(void **state)
         t.fields[i][1] = (char)('a' + i % 26);
     }
     t.field_count = ONCE_MAX_FIELDS;
-    txn = begin(f, 0);
+    txn = temp_store_begin(&f->s, 0);
     assert_int_equal(policy_type_add(txn, &f->s, &t, &err), 0);
-    commit(txn);
+    temp_store_commit(txn);
 
-    txn = begin(f, 1);
+    txn = temp_store_begin(&f->s, 1);
     assert_int_equal(policy_type_get(txn, &f->s, "id-card", &got, &err), 0);
     assert_int_equal(got.field_count, ONCE_MAX_FIELDS);
     assert_int_equal(got.subject_kind, ONCE_SUBJECT_PERSON);
@@ -422,7 +406,7 @@ static void test_grants(void **state)
     add_licence_type(f);
 
     /* Default deny. */
-    txn = begin(f, 1);
+    txn = temp_store_begin(&f->s, 1);
     assert_int_equal(policy_grant_get(txn, &f->s, "tax", "business-licence",
                                       "tax registration", &got, &err),
                      -ONCE_ERR_NO_GRANT);
@@ -430,7 +414,7 @@ static void test_grants(void **state)
     assert_non_null(strstr(err.message, "tax registration"));
     mdb_txn_abort(txn);
 
-    txn = begin(f, 0);
+    txn = temp_store_begin(&f->s, 0);
     make_grant(&g, "tax", "tax registration");
     assert_int_equal(policy_grant_add(txn, &f->s, &g, &err), 0);
     assert_int_equal(policy_grant_add(txn, &f->s, &g, &err), -ONCE_ERR_EXISTS);
@@ -466,9 +450,9 @@ static void test_grants(void **state)
     /* UTF-8 purposes are stored and matched byte for byte. */
     make_grant(&g, "bank", "\xe5\xbc\x80\xe6\x88\xb7");
     assert_int_equal(policy_grant_add(txn, &f->s, &g, &err), 0);
-    commit(txn);
+    temp_store_commit(txn);
 
-    txn = begin(f, 1);
+    txn = temp_store_begin(&f->s, 1);
     assert_int_equal(policy_grant_get(txn, &f->s, "tax", "business-licence",
                                       "tax registration", &got, &err), 0);
     assert_string_equal(got.requester, "tax");
@@ -494,7 +478,7 @@ static void test_grants(void **state)
                      -ONCE_ERR_NO_GRANT);
     mdb_txn_abort(txn);
 
-    txn = begin(f, 0);
+    txn = temp_store_begin(&f->s, 0);
     assert_int_equal(policy_grant_revoke(txn, &f->s, "tax", "business-licence",
                                          "tax registration", &err), 0);
     assert_int_equal(policy_grant_revoke(txn, &f->s, "tax", "business-licence",
@@ -503,7 +487,7 @@ static void test_grants(void **state)
     assert_int_equal(policy_grant_get(txn, &f->s, "tax", "business-licence",
                                       "tax registration", &got, &err),
                      -ONCE_ERR_NO_GRANT);
-    commit(txn);
+    temp_store_commit(txn);
 }
 
 typedef struct grant_rows {
@@ -530,16 +514,16 @@ static void test_grant_list_order(void **state)
 
     add_departments(f);
     add_licence_type(f);
-    txn = begin(f, 0);
+    txn = temp_store_begin(&f->s, 0);
     make_grant(&g, "tax", "tax registration");
     assert_int_equal(policy_grant_add(txn, &f->s, &g, &err), 0);
     make_grant(&g, "bank", "account opening");
     assert_int_equal(policy_grant_add(txn, &f->s, &g, &err), 0);
     make_grant(&g, "tax", "audit");
     assert_int_equal(policy_grant_add(txn, &f->s, &g, &err), 0);
-    commit(txn);
+    temp_store_commit(txn);
 
-    txn = begin(f, 1);
+    txn = temp_store_begin(&f->s, 1);
     memset(&r, 0, sizeof(r));
     assert_int_equal(policy_grant_list(txn, &f->s, collect_grant, &r, &err),
                      0);
@@ -565,7 +549,7 @@ static void test_change_from_another_process(void **state)
 
     add_departments(f);
     add_licence_type(f);
-    txn = begin(f, 1);
+    txn = temp_store_begin(&f->s, 1);
     assert_int_equal(policy_grant_get(txn, &f->s, "tax", "business-licence",
                                       "tax registration", &got, &err),
                      -ONCE_ERR_NO_GRANT);
@@ -600,7 +584,7 @@ static void test_change_from_another_process(void **state)
     assert_true(WIFEXITED(status));
     assert_int_equal(WEXITSTATUS(status), 0);
 
-    txn = begin(f, 1);
+    txn = temp_store_begin(&f->s, 1);
     assert_int_equal(policy_grant_get(txn, &f->s, "tax", "business-licence",
                                       "tax registration", &got, &err), 0);
     assert_int_equal(policy_department_by_key(txn, &f->s, f->bank.public_key,

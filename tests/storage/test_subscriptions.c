@@ -39,22 +39,6 @@ typedef struct fixture {
     subscriptions t;
 } fixture;
 
-static MDB_txn *begin(fixture *f, int read_only)
-{
-    once_error err;
-    MDB_txn *txn = NULL;
-
-    assert_int_equal(store_begin(&f->s, read_only, &txn, &err), 0);
-    return txn;
-}
-
-static void commit(MDB_txn *txn)
-{
-    once_error err;
-
-    assert_int_equal(store_commit(txn, &err), 0);
-}
-
 static void hash_of(uint8_t h[AUDIT_SUBJECT_HASH_BYTES], const char *subject)
 {
     memset(h, 0, AUDIT_SUBJECT_HASH_BYTES);
@@ -92,7 +76,7 @@ static int setup(void **state)
     if (temp_store_open(f.dir, sizeof(f.dir), &f.s) < 0 ||
         subscriptions_open(&f.t, &f.s, &err) < 0)
         return -1;
-    txn = begin(&f, 0);
+    txn = temp_store_begin(&f.s, 0);
     for (i = 0; i < 4; i++) {
         assert_int_equal(once_keypair_generate(&kp), 0);
         assert_int_equal(policy_department_add(txn, &f.s, depts[i], NULL,
@@ -111,7 +95,7 @@ static int setup(void **state)
     grant_on(&f, txn, "tax", LICENCE);
     grant_on(&f, txn, "tax", OTHER);
     grant_on(&f, txn, "bank", LICENCE);
-    commit(txn);
+    temp_store_commit(txn);
     *state = &f;
     return 0;
 }
@@ -166,7 +150,7 @@ static seen scan(fixture *f, const char *dept, uint64_t after, size_t max,
     seen s = { { 0 }, 0 };
     uint64_t to;
     once_error err;
-    MDB_txn *txn = begin(f, 1);
+    MDB_txn *txn = temp_store_begin(&f->s, 1);
 
     assert_int_equal(subscriptions_scan(txn, &f->t, &f->s, dept, after, max,
                                         max_events, remember, &s, &to, &err),
@@ -180,7 +164,7 @@ static seen scan(fixture *f, const char *dept, uint64_t after, size_t max,
 static void test_scopes_match_what_they_say(void **state)
 {
     fixture *f = *state;
-    MDB_txn *txn = begin(f, 0);
+    MDB_txn *txn = temp_store_begin(&f->s, 0);
     uint8_t h[AUDIT_SUBJECT_HASH_BYTES];
     once_error err;
     uint64_t to;
@@ -200,7 +184,7 @@ static void test_scopes_match_what_they_say(void **state)
     event(f, txn, 6, LICENCE, SUB_B, 1, false);      /* tax (subject), bank */
     event(f, txn, 7, OTHER, SUB_A, 1, false);        /* tax (held) */
     event(f, txn, 8, OTHER, SUB_B, 1, true);         /* nobody */
-    commit(txn);
+    temp_store_commit(txn);
 
     s = scan(f, "tax", 0, 64, 4096, &to);
     assert_int_equal(s.n, 2);
@@ -230,7 +214,7 @@ static void test_scopes_match_what_they_say(void **state)
 static void test_no_grant_no_notice(void **state)
 {
     fixture *f = *state;
-    MDB_txn *txn = begin(f, 0);
+    MDB_txn *txn = temp_store_begin(&f->s, 0);
     once_error err;
     seen s;
 
@@ -239,14 +223,14 @@ static void test_no_grant_no_notice(void **state)
     subscribe(f, txn, "bank", ONCE__SUBSCRIPTION_SCOPE__SCOPE_TYPE, LICENCE,
               "", 2);
     event(f, txn, 3, LICENCE, SUB_A, 1, false);
-    commit(txn);
+    temp_store_commit(txn);
     assert_int_equal(scan(f, "police", 0, 64, 4096, NULL).n, 0);
     assert_int_equal(scan(f, "bank", 0, 64, 4096, NULL).n, 1);
 
-    txn = begin(f, 0);
+    txn = temp_store_begin(&f->s, 0);
     assert_int_equal(policy_grant_revoke(txn, &f->s, "bank", LICENCE,
                                          "checks", &err), 0);
-    commit(txn);
+    temp_store_commit(txn);
     s = scan(f, "bank", 0, 64, 4096, NULL);
     assert_int_equal(s.n, 0);
 }
@@ -254,7 +238,7 @@ static void test_no_grant_no_notice(void **state)
 static void test_cursor_only_grows(void **state)
 {
     fixture *f = *state;
-    MDB_txn *txn = begin(f, 0);
+    MDB_txn *txn = temp_store_begin(&f->s, 0);
     once_error err;
     uint64_t acked;
 
@@ -271,7 +255,7 @@ static void test_cursor_only_grows(void **state)
     assert_int_equal(subscriptions_cursor_get(txn, &f->t, "bank", &acked,
                                               &err), 0);
     assert_int_equal(acked, 0);
-    commit(txn);
+    temp_store_commit(txn);
 }
 
 static int count_one(const char *dept, const Once__Subscription *s,
@@ -288,7 +272,7 @@ static int count_one(const char *dept, const Once__Subscription *s,
 static void test_renew_list_cancel(void **state)
 {
     fixture *f = *state;
-    MDB_txn *txn = begin(f, 0);
+    MDB_txn *txn = temp_store_begin(&f->s, 0);
     uint64_t leaf;
     once_error err;
     size_t n = 0;
@@ -321,7 +305,7 @@ static void test_renew_list_cancel(void **state)
     assert_int_equal(subscriptions_list(txn, &f->t, "tax", count_one, &n,
                                         &err), 0);
     assert_int_equal(n, 0);
-    commit(txn);
+    temp_store_commit(txn);
 }
 
 static size_t last_txnid(fixture *f)
@@ -344,39 +328,39 @@ static void test_held_again_writes_nothing(void **state)
     size_t before;
 
     hash_of(h, SUB_A);
-    txn = begin(f, 0);
+    txn = temp_store_begin(&f->s, 0);
     assert_int_equal(subscriptions_held_put(txn, &f->t, LICENCE, h, "tax",
                                             &err), 0);
-    commit(txn);
+    temp_store_commit(txn);
     before = last_txnid(f);
-    txn = begin(f, 0);
+    txn = temp_store_begin(&f->s, 0);
     assert_int_equal(subscriptions_held_put(txn, &f->t, LICENCE, h, "tax",
                                             &err), 0);
-    commit(txn);
+    temp_store_commit(txn);
     assert_int_equal(last_txnid(f), before);
     /* A copy not held yet is stored. */
-    txn = begin(f, 0);
+    txn = temp_store_begin(&f->s, 0);
     assert_int_equal(subscriptions_held_put(txn, &f->t, LICENCE, h, "bank",
                                             &err), 0);
-    commit(txn);
+    temp_store_commit(txn);
     assert_int_equal(last_txnid(f), before + 1);
 }
 
 static size_t prune(fixture *f, size_t max, bool *more)
 {
-    MDB_txn *txn = begin(f, 0);
+    MDB_txn *txn = temp_store_begin(&f->s, 0);
     once_error err;
     size_t n;
 
     assert_int_equal(subscriptions_prune(txn, &f->t, max, &n, more, &err),
                      0);
-    commit(txn);
+    temp_store_commit(txn);
     return n;
 }
 
 static size_t stored(fixture *f)
 {
-    MDB_txn *txn = begin(f, 1);
+    MDB_txn *txn = temp_store_begin(&f->s, 1);
     once_error err;
     size_t n;
 
@@ -391,14 +375,14 @@ static size_t stored(fixture *f)
 static void test_prune_below_every_cursor(void **state)
 {
     fixture *f = *state;
-    MDB_txn *txn = begin(f, 0);
+    MDB_txn *txn = temp_store_begin(&f->s, 0);
     once_error err;
     bool more;
     uint64_t i;
 
     for (i = 1; i <= 6; i++)
         event(f, txn, i, LICENCE, SUB_A, i, false);
-    commit(txn);
+    temp_store_commit(txn);
     /* Nobody subscribes: all but the newest can go, two at a time. */
     assert_int_equal(prune(f, 2, &more), 2);
     assert_true(more);
@@ -406,7 +390,7 @@ static void test_prune_below_every_cursor(void **state)
     assert_false(more);
     assert_int_equal(stored(f), 1);
 
-    txn = begin(f, 0);
+    txn = temp_store_begin(&f->s, 0);
     subscribe(f, txn, "tax", ONCE__SUBSCRIPTION_SCOPE__SCOPE_TYPE, LICENCE,
               "", 7);
     subscribe(f, txn, "bank", ONCE__SUBSCRIPTION_SCOPE__SCOPE_TYPE, LICENCE,
@@ -419,17 +403,17 @@ static void test_prune_below_every_cursor(void **state)
                      0);
     assert_int_equal(subscriptions_cursor_put(txn, &f->t, "police", 1, &err),
                      0); /* no subscription: not counted */
-    commit(txn);
+    temp_store_commit(txn);
     /* The bank acknowledged 9: 6 and 9 go, 10 to 12 stay. */
     assert_int_equal(prune(f, 100, &more), 2);
     assert_int_equal(stored(f), 3);
     assert_int_equal(scan(f, "bank", 9, 64, 4096, NULL).n, 3);
     /* The bank cancels: only tax's cursor counts; 12 is the newest. */
-    txn = begin(f, 0);
+    txn = temp_store_begin(&f->s, 0);
     assert_int_equal(subscriptions_del(txn, &f->t, "bank",
                                        ONCE__SUBSCRIPTION_SCOPE__SCOPE_TYPE,
                                        LICENCE, "", &err), 0);
-    commit(txn);
+    temp_store_commit(txn);
     assert_int_equal(prune(f, 100, &more), 2);
     assert_int_equal(stored(f), 1);
 }
