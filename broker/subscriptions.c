@@ -565,35 +565,26 @@ int subscriptions_events_stored(MDB_txn *txn, const subscriptions *t,
     return store_error(rc, "cannot count notice events", err);
 }
 
+/* Counts a subscription under its scope, the byte after dept 0. */
+static int count_scope(const MDB_val *key, const MDB_val *val, void *arg)
+{
+    uint64_t *counts = arg;
+    const uint8_t *k = key->mv_data;
+    const uint8_t *zero = memchr(k, 0, key->mv_size);
+    size_t at = zero != NULL ? (size_t)(zero - k) + 1 : key->mv_size;
+
+    (void)val;
+    counts[at < key->mv_size && k[at] < 4 ? k[at] : 0]++;
+    return 0;
+}
+
 int subscriptions_count_by_scope(MDB_txn *txn, const subscriptions *t,
                                   uint64_t counts[4], once_error *err)
 {
-    MDB_cursor *cur;
-    MDB_val key, val;
-    const uint8_t *zero;
-    size_t at;
-    int rc;
+    static const uint8_t all[1]; /* an empty prefix */
 
     memset(counts, 0, 4 * sizeof(counts[0]));
-    rc = mdb_cursor_open(txn, t->subs, &cur);
-    if (rc != MDB_SUCCESS)
-        return store_error(rc, "cannot read subscriptions", err);
-    rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST);
-    while (rc == MDB_SUCCESS) {
-        /* dept 0 scope ...: the byte after the first zero */
-        zero = memchr(key.mv_data, 0, key.mv_size);
-        at = zero != NULL ? (size_t)(zero - (const uint8_t *)key.mv_data) + 1
-                          : key.mv_size;
-        if (at < key.mv_size && ((const uint8_t *)key.mv_data)[at] < 4)
-            counts[((const uint8_t *)key.mv_data)[at]]++;
-        else
-            counts[0]++;
-        rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
-    }
-    mdb_cursor_close(cur);
-    if (rc != MDB_NOTFOUND)
-        return store_error(rc, "cannot read subscriptions", err);
-    return 0;
+    return walk_subs(txn, t, all, 0, count_scope, counts, err);
 }
 
 /* ---- matching ---------------------------------------------------------- */
