@@ -280,23 +280,35 @@ typedef struct list_arg {
     once_error *err;
 } list_arg;
 
+/* The department a subscription's key starts with (dept 0 ...), into
+ * dept, and its length; an error when the key has no 0 after a name
+ * within its limit. */
+static int key_dept(const MDB_val *key, char dept[ONCE_MAX_NAME + 1],
+                    size_t *ld, once_error *err)
+{
+    const uint8_t *zero = memchr(key->mv_data, 0, key->mv_size);
+
+    *ld = zero != NULL ? (size_t)(zero - (const uint8_t *)key->mv_data) : 0;
+    if (zero == NULL || *ld > ONCE_MAX_NAME)
+        return once_error_set(err, ONCE_ERR_INTERNAL, "a stored "
+                              "subscription has a broken key");
+    memcpy(dept, key->mv_data, *ld);
+    dept[*ld] = '\0';
+    return 0;
+}
+
 static int list_one(const MDB_val *key, const MDB_val *val, void *arg)
 {
     list_arg *l = arg;
     char dept[ONCE_MAX_NAME + 1];
-    const uint8_t *zero = memchr(key->mv_data, 0, key->mv_size);
     Once__Subscription *s;
     size_t ld;
     int rc;
 
-    ld = zero != NULL ? (size_t)(zero - (const uint8_t *)key->mv_data) : 0;
-    if (zero == NULL || ld > ONCE_MAX_NAME) {
-        l->rc = once_error_set(l->err, ONCE_ERR_INTERNAL, "a stored "
-                               "subscription has a broken key");
+    if ((rc = key_dept(key, dept, &ld, l->err)) < 0) {
+        l->rc = rc;
         return 1;
     }
-    memcpy(dept, key->mv_data, ld);
-    dept[ld] = '\0';
     s = once__subscription__unpack(NULL, val->mv_size, val->mv_data);
     if (s == NULL) {
         l->rc = once_error_set(l->err, ONCE_ERR_INTERNAL, "a stored "
@@ -470,7 +482,6 @@ static int prune_floor(MDB_txn *txn, const subscriptions *t, uint64_t *floor,
     MDB_cursor *cur;
     MDB_val key, val;
     uint64_t acked;
-    const uint8_t *zero;
     size_t ld;
     int rc;
 
@@ -480,16 +491,11 @@ static int prune_floor(MDB_txn *txn, const subscriptions *t, uint64_t *floor,
         return store_error(rc, "cannot read subscriptions", err);
     rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST);
     while (rc == MDB_SUCCESS) {
-        zero = memchr(key.mv_data, 0, key.mv_size);
-        ld = zero != NULL ? (size_t)(zero - (const uint8_t *)key.mv_data) : 0;
-        if (zero == NULL || ld == 0 || ld > ONCE_MAX_NAME) {
-            mdb_cursor_close(cur);
-            return once_error_set(err, ONCE_ERR_INTERNAL, "a stored "
-                                  "subscription has a broken key");
-        }
-        memcpy(dept, key.mv_data, ld);
-        dept[ld] = '\0';
-        if ((rc = subscriptions_cursor_get(txn, t, dept, &acked, err)) < 0) {
+        if ((rc = key_dept(&key, dept, &ld, err)) >= 0 && ld == 0)
+            rc = once_error_set(err, ONCE_ERR_INTERNAL, "a stored "
+                                "subscription has a broken key");
+        if (rc < 0 ||
+            (rc = subscriptions_cursor_get(txn, t, dept, &acked, err)) < 0) {
             mdb_cursor_close(cur);
             return rc;
         }
