@@ -124,6 +124,19 @@ static void test_empty_log(void **state)
     mdb_txn_abort(txn);
 }
 
+/* The root of every tree size 0..last equals the reference builder's. */
+static void check_roots_to(fixture *f, MDB_txn *txn, uint64_t last)
+{
+    merkle_hash root, ref;
+    uint64_t n;
+
+    for (n = 0; n <= last; n++) {
+        assert_int_equal(auditlog_root(txn, &f->log, n, root, NULL), 0);
+        merkle_root(f->hashes, n, ref);
+        assert_memory_equal(root, ref, MERKLE_HASH_BYTES);
+    }
+}
+
 static void check_proofs_at(fixture *f, MDB_txn *txn, uint64_t n)
 {
     merkle_hash root, proof[MERKLE_MAX_PROOF], ref[64];
@@ -184,11 +197,7 @@ static void test_roots_and_proofs_match_reference(void **state)
     assert_int_equal(store_begin(&f->s, 1, &txn, NULL), 0);
     assert_int_equal(auditlog_size(txn, &f->log, &size, NULL), 0);
     assert_int_equal(size, LEAVES);
-    for (n = 0; n <= LEAVES; n++) {
-        assert_int_equal(auditlog_root(txn, &f->log, n, root, NULL), 0);
-        merkle_root(f->hashes, n, ref);
-        assert_memory_equal(root, ref, MERKLE_HASH_BYTES);
-    }
+    check_roots_to(f, txn, LEAVES);
     for (i = 0; i < sizeof(proof_sizes) / sizeof(proof_sizes[0]); i++)
         check_proofs_at(f, txn, proof_sizes[i]);
     /* Nodes are stored for complete subtrees only. */
@@ -255,11 +264,7 @@ static void test_low_levels_are_computed(void **state)
                      -ONCE_ERR_NOT_FOUND);
     assert_int_equal(auditlog_node(txn, &f->log, 2, UINT64_MAX / 2, h, NULL),
                      -ONCE_ERR_NOT_FOUND);
-    for (n = 0; n <= 40; n++) {
-        assert_int_equal(auditlog_root(txn, &f->log, n, h, NULL), 0);
-        merkle_root(f->hashes, n, ref);
-        assert_memory_equal(h, ref, MERKLE_HASH_BYTES);
-    }
+    check_roots_to(f, txn, 40);
     mdb_txn_abort(txn);
 }
 
@@ -291,7 +296,6 @@ static void test_home_with_every_level(void **state)
     static const uint64_t sizes[] = {1, 37, 47, 48, 64, 255, 256, 257, 300};
     fixture *f = *state;
     char note[CHECKPOINT_MAX_NOTE];
-    merkle_hash root, ref;
     MDB_txn *txn;
     uint64_t n;
     size_t i;
@@ -312,11 +316,7 @@ static void test_home_with_every_level(void **state)
         assert_int_equal(store_commit(txn, NULL), 0);
     }
     assert_int_equal(store_begin(&f->s, 1, &txn, NULL), 0);
-    for (n = 0; n <= LEAVES; n++) {
-        assert_int_equal(auditlog_root(txn, &f->log, n, root, NULL), 0);
-        merkle_root(f->hashes, n, ref);
-        assert_memory_equal(root, ref, MERKLE_HASH_BYTES);
-    }
+    check_roots_to(f, txn, LEAVES);
     for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++)
         check_proofs_at(f, txn, sizes[i]);
     mdb_txn_abort(txn);
