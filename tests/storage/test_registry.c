@@ -308,6 +308,27 @@ static int count_type(const char *type, uint64_t records, void *arg)
     return 0;
 }
 
+/* types := registry_count_types's calls, which must succeed. */
+static void read_type_counts(MDB_txn *txn, const store *s, type_counts *types)
+{
+    once_error err;
+
+    types->n = 0;
+    assert_int_equal(registry_count_types(txn, s, count_type, types, &err), 0);
+}
+
+/* The two types the count tests store, in key order (the type's length
+ * first), with their numbers of records. */
+static void expect_id_cards_and_licences(const type_counts *types,
+                                         uint64_t id_cards, uint64_t licences)
+{
+    assert_int_equal(types->n, 2);
+    assert_string_equal(types->name[0], "id-card");
+    assert_int_equal(types->records[0], id_cards);
+    assert_string_equal(types->name[1], LICENCE);
+    assert_int_equal(types->records[1], licences);
+}
+
 static void test_count(void **state)
 {
     fixture *f = *state;
@@ -320,9 +341,7 @@ static void test_count(void **state)
     assert_int_equal(registry_count(txn, &f->s, &records, &versions, &err), 0);
     assert_int_equal(records, 0);
     assert_int_equal(versions, 0);
-    types.n = 0;
-    assert_int_equal(registry_count_types(txn, &f->s, count_type, &types,
-                                          &err), 0);
+    read_type_counts(txn, &f->s, &types);
     assert_int_equal(types.n, 0);
     mdb_txn_abort(txn);
 
@@ -340,14 +359,8 @@ static void test_count(void **state)
     assert_int_equal(records, 3);
     assert_int_equal(versions, 5);
     /* Per type, in key order (the type's length first). */
-    types.n = 0;
-    assert_int_equal(registry_count_types(txn, &f->s, count_type, &types,
-                                          &err), 0);
-    assert_int_equal(types.n, 2);
-    assert_string_equal(types.name[0], "id-card");
-    assert_int_equal(types.records[0], 2);
-    assert_string_equal(types.name[1], LICENCE);
-    assert_int_equal(types.records[1], 1);
+    read_type_counts(txn, &f->s, &types);
+    expect_id_cards_and_licences(&types, 2, 1);
     mdb_txn_abort(txn);
 }
 
@@ -384,9 +397,7 @@ static void test_recount(void **state)
     memcpy(key + 1, LICENCE, strlen(LICENCE));
     store_put_u64be(one_be, 1);
     assert_int_equal(mdb_put(txn, f->s.record_counts, &k, &v, 0), 0);
-    types.n = 0;
-    assert_int_equal(registry_count_types(txn, &f->s, count_type, &types,
-                                          &err), 0);
+    read_type_counts(txn, &f->s, &types);
     assert_int_equal(types.n, 2);
     assert_int_equal(types.records[1], 3);
     assert_int_equal(registry_recount_types(txn, &f->s, &recounted, &err), 0);
@@ -394,18 +405,14 @@ static void test_recount(void **state)
     /* Undecodable: a value of 3 bytes. */
     v.mv_size = 3;
     assert_int_equal(mdb_put(txn, f->s.record_counts, &k, &v, 0), 0);
-    types.n = 0;
-    assert_int_equal(registry_count_types(txn, &f->s, count_type, &types,
-                                          &err), 0);
+    read_type_counts(txn, &f->s, &types);
     assert_int_equal(types.records[1], 3);
     assert_int_equal(registry_recount_types(txn, &f->s, &recounted, &err), 0);
     assert_true(recounted);
     v.mv_size = sizeof(one_be);
     /* Missing altogether. */
     assert_int_equal(mdb_drop(txn, f->s.record_counts, 0), 0);
-    types.n = 0;
-    assert_int_equal(registry_count_types(txn, &f->s, count_type, &types,
-                                          &err), 0);
+    read_type_counts(txn, &f->s, &types);
     assert_int_equal(types.n, 2);
     assert_int_equal(registry_recount_types(txn, &f->s, &recounted, &err), 0);
     assert_true(recounted);
@@ -420,14 +427,8 @@ static void test_recount(void **state)
     assert_int_equal(mdb_get(txn, f->s.record_counts, &k, &v), 0);
     assert_int_equal(v.mv_size, 8);
     assert_int_equal(store_get_u64be(v.mv_data), 3);
-    types.n = 0;
-    assert_int_equal(registry_count_types(txn, &f->s, count_type, &types,
-                                          &err), 0);
-    assert_int_equal(types.n, 2);
-    assert_string_equal(types.name[0], "id-card");
-    assert_int_equal(types.records[0], 2);
-    assert_string_equal(types.name[1], LICENCE);
-    assert_int_equal(types.records[1], 3);
+    read_type_counts(txn, &f->s, &types);
+    expect_id_cards_and_licences(&types, 2, 3);
     mdb_txn_abort(txn);
 }
 
