@@ -252,6 +252,21 @@ static void publish(once_client *c, const char *subject, uint64_t version,
     once_record_free(r);
 }
 
+/* When Prometheus's promtool is installed, it accepts the exposition
+ * text, saved as broker.dir/name. */
+static void promtool_check(const char *text, const char *name)
+{
+    char path[PATH_MAX + 16], *said = NULL;
+
+    if (access("/usr/bin/promtool", X_OK) != 0)
+        return;
+    snprintf(path, sizeof(path), "%s/%s", broker.dir, name);
+    e2e_spit(path, (const uint8_t *)text, strlen(text));
+    if (e2e_run(&said, "/usr/bin/promtool check metrics < %s", path) != 0)
+        fail_msg("promtool check metrics: %s", said);
+    free(said);
+}
+
 /* Makes the stopped broker's home one of a version that stored no counts
  * of records per type (registry.c). */
 static void forget_counts(void)
@@ -331,15 +346,7 @@ static void test_live_series(void **state)
     /* Every answer measured: the publishes, the requests, the pings. */
     assert_true(sample(text, "once_request_duration_seconds_count") >=
                 SUBJECTS + 1 + BUDGET + OVER);
-    if (access("/usr/bin/promtool", X_OK) == 0) {
-        char path[PATH_MAX + 16], *said = NULL;
-
-        snprintf(path, sizeof(path), "%s/metrics.txt", broker.dir);
-        e2e_spit(path, (const uint8_t *)text, strlen(text));
-        if (e2e_run(&said, "/usr/bin/promtool check metrics < %s", path) != 0)
-            fail_msg("promtool check metrics: %s", said);
-        free(said);
-    }
+    promtool_check(text, "metrics.txt");
     free(text);
 
     /* Seeded from the database at the next start. */
@@ -437,15 +444,7 @@ static void test_notice_series(void **state)
     text = get("/metrics");
     assert_int_equal(sample(text, "once_subscriptions{scope=\"type\"}"), 0);
     assert_int_equal(sample(text, "once_subscriptions{scope=\"held\"}"), 1);
-    if (access("/usr/bin/promtool", X_OK) == 0) {
-        char path[PATH_MAX + 16], *said = NULL;
-
-        snprintf(path, sizeof(path), "%s/metrics-notices.txt", broker.dir);
-        e2e_spit(path, (const uint8_t *)text, strlen(text));
-        if (e2e_run(&said, "/usr/bin/promtool check metrics < %s", path) != 0)
-            fail_msg("promtool check metrics: %s", said);
-        free(said);
-    }
+    promtool_check(text, "metrics-notices.txt");
     free(text);
     assert_int_equal(e2e_stop(&broker), 0);
 }
