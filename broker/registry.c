@@ -22,7 +22,9 @@
  * Values are serialized once.StoredRecord messages and opaque here: this
  * module neither decodes nor re-encodes them, so the issuer's signed header
  * reaches a requester byte for byte. Reads return pointers into the map
- * (valid for the read transaction) and allocate nothing.
+ * (valid for the read transaction) and allocate nothing of their own; a
+ * read by cursor (a request for the newest version, a history) takes
+ * LMDB's cursor and closes it before returning.
  *
  * A third table, `record_counts`, holds the number of records (type,
  * subject) of each type, u64be under u8 len(type) || type (the order of
