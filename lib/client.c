@@ -452,13 +452,16 @@ static int wait_for_broker(once_client *c, wait_for what, uint64_t seq,
         wake = flights_expire(c, now);
         if (wait_done(c, what, seq))
             return 1;
-        if (now >= deadline)
-            return 0;
         if (deadline < wake)
             wake = deadline;
+        /* Past the deadline, what has already arrived is still read
+         * (poll without waiting): a wait of 0 ms takes the answers
+         * queued on the socket, and ends only once none is left. */
         rc = zmq_poll(items, what == WAIT_ANY_FLIGHT ? 3 : 2,
                       wake == UINT64_MAX ? -1
                       : wake > now ? (long)(wake - now) : 0);
+        if (rc == 0 && now >= deadline)
+            return 0;
         if (rc < 0) {
             if (errno == EINTR)
                 continue;

@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 #include <pthread.h>
@@ -192,6 +193,40 @@ static void test_batch_answered_and_matched(void **state)
                      -ONCE_ERR_INVALID_ARGUMENT);
     assert_int_equal(ticket, 0);
     assert_null(r);
+    once_client_close(c);
+}
+
+/* A receive that does not wait (timeout 0) still takes the answers that
+ * have arrived on the socket: a caller polling with 0 gets its record,
+ * not the request's TIMEOUT after the broker answered every attempt. */
+static void test_receive_without_waiting(void **state)
+{
+    struct timespec pause = { 0, 1000000 };
+    once_client *c;
+    once_record *r = NULL;
+    uint64_t sent, ticket = 0;
+    once_error err;
+    int rc;
+
+    (void)state;
+    open_client(&c, broker.endpoint, broker.broker_pk, 200, 1);
+    assert_int_equal(once_client_ping(c, &err), 0);
+    assert_int_equal(once_client_request_send(c, NULL, TYPE, subjects[0],
+                                              PURPOSE, "CASE-1", 0, 0, &sent,
+                                              &err), 0);
+    do {
+        rc = once_client_request_receive(c, 0, &ticket, &r, NULL, &err);
+        if (ticket == 0) {
+            assert_int_equal(rc, -ONCE_ERR_TIMEOUT);
+            nanosleep(&pause, NULL);
+        }
+    } while (ticket == 0);
+    assert_int_equal(ticket, sent);
+    assert_int_equal(rc, 0);
+    assert_non_null(r);
+    assert_string_equal(once_record_subject(r), subjects[0]);
+    once_record_free(r);
+    assert_int_equal(once_client_in_flight(c), 0);
     once_client_close(c);
 }
 
@@ -717,6 +752,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_batch_answered_and_matched),
         cmocka_unit_test(test_send_refusals),
+        cmocka_unit_test(test_receive_without_waiting),
         cmocka_unit_test(test_sync_call_between),
         cmocka_unit_test(test_in_flight_limit),
         cmocka_unit_test(test_out_of_order),
