@@ -78,18 +78,13 @@
 
 /* An envelope sent and not yet handed back to its caller: sent (and
  * re-sent after each timeout) until its answer or its failure ends it,
- * kept until the caller collects it. seq 0 marks a free slot. */
+ * kept until the caller collects it. What the caller gets (the envelope,
+ * its answer) is in a, handed over as is; a.seq 0 marks a free slot. */
 typedef struct client_flight {
-    uint64_t seq;
-    int kind;                /* the envelope's kind */
-    uint8_t *packed;         /* the signed envelope, re-sent as is */
-    size_t packed_len;
+    client_answer a;         /* a.reply NULL once ended: failure */
     int attempts_left;
     uint64_t deadline_ms;    /* of the current attempt */
     int ended;               /* an answer (reply) or a failure is in */
-    int reply_kind;
-    uint8_t *reply;          /* the answer's body; NULL: failure */
-    size_t reply_len;
     once_error failure;
 } client_flight;
 
@@ -274,10 +269,8 @@ void once_client_close(once_client *c)
     if (c == NULL)
         return;
     /* Flights not collected: their answers are dropped with the client. */
-    for (i = 0; i < ONCE_MAX_IN_FLIGHT; i++) {
-        free(c->flights[i].packed);
-        free(c->flights[i].reply);
-    }
+    for (i = 0; i < ONCE_MAX_IN_FLIGHT; i++)
+        client_answer_free(&c->flights[i].a);
     if (c->socket != NULL) {
         zmq_socket_monitor(c->socket, NULL, 0);
         zmq_close(c->socket);
@@ -300,7 +293,7 @@ static client_flight *flight_of(once_client *c, uint64_t seq)
     size_t i;
 
     for (i = 0; i < ONCE_MAX_IN_FLIGHT && seq != 0; i++) {
-        if (c->flights[i].seq == seq)
+        if (c->flights[i].a.seq == seq)
             return &c->flights[i];
     }
     return NULL;
@@ -320,7 +313,7 @@ static void flights_fail(once_client *c, const once_error *why)
     size_t i;
 
     for (i = 0; i < ONCE_MAX_IN_FLIGHT; i++) {
-        if (c->flights[i].seq != 0 && !c->flights[i].ended)
+        if (c->flights[i].a.seq != 0 && !c->flights[i].ended)
             flight_end(&c->flights[i], why->code, why->message);
     }
 }
@@ -328,7 +321,7 @@ static void flights_fail(once_client *c, const once_error *why)
 static int flight_send_bytes(once_client *c, client_flight *f,
                              once_error *err)
 {
-    if (zmq_send(c->socket, f->packed, f->packed_len, 0) < 0)
+    if (zmq_send(c->socket, f->a.packed, f->a.packed_len, 0) < 0)
         return once_error_set(err, ONCE_ERR_IO, "send failed: %s",
                               zmq_strerror(errno));
     f->deadline_ms = once_now_ms() + (uint64_t)c->timeout_ms;
@@ -347,7 +340,7 @@ static uint64_t flights_expire(once_client *c, uint64_t now)
         client_flight *f = &c->flights[i];
         once_error why;
 
-        if (f->seq == 0 || f->ended)
+        if (f->a.seq == 0 || f->ended)
             continue;
         if (f->deadline_ms <= now) {
             if (f->attempts_left == 0) {
@@ -395,15 +388,15 @@ static int dispatch(once_client *c, const uint8_t *data, size_t len,
         rc = 0;
         goto out;
     }
-    f->reply = malloc(e->body.len > 0 ? e->body.len : 1);
-    if (f->reply == NULL) {
+    f->a.reply = malloc(e->body.len > 0 ? e->body.len : 1);
+    if (f->a.reply == NULL) {
         flight_end(f, ONCE_ERR_NO_MEMORY, "out of memory");
         goto out;
     }
     if (e->body.len > 0)
-        memcpy(f->reply, e->body.data, e->body.len);
-    f->reply_len = e->body.len;
-    f->reply_kind = e->kind;
+        memcpy(f->a.reply, e->body.data, e->body.len);
+    f->a.reply_len = e->body.len;
+    f->a.reply_kind = e->kind;
     f->ended = 1;
 out:
     once__envelope__free_unpacked(e, NULL);
@@ -421,7 +414,7 @@ static int wait_done(once_client *c, wait_for what, uint64_t seq)
         return flight_of(c, seq)->ended;
     if (what == WAIT_ANY_FLIGHT) {
         for (i = 0; i < ONCE_MAX_IN_FLIGHT; i++) {
-            if (c->flights[i].seq != 0 && c->flights[i].ended)
+            if (c->flights[i].a.seq != 0 && c->flights[i].ended)
                 return 1;
         }
     }
@@ -533,7 +526,7 @@ int client_flight_send(once_client *c, int kind, const uint8_t *packed,
                               "on this client",
                               (unsigned long long)seq);
     for (i = 0; i < ONCE_MAX_IN_FLIGHT && f == NULL; i++) {
-        if (c->flights[i].seq == 0)
+        if (c->flights[i].a.seq == 0)
             f = &c->flights[i];
     }
     if (f == NULL)
@@ -541,19 +534,19 @@ int client_flight_send(once_client *c, int kind, const uint8_t *packed,
                               "this client has %d envelopes in flight, its "
                               "limit; receive an answer first",
                               ONCE_MAX_IN_FLIGHT);
-    f->packed = malloc(packed_len > 0 ? packed_len : 1);
-    if (f->packed == NULL)
+    f->a.packed = malloc(packed_len > 0 ? packed_len : 1);
+    if (f->a.packed == NULL)
         return once_error_set(err, ONCE_ERR_NO_MEMORY, "out of memory");
-    memcpy(f->packed, packed, packed_len);
-    f->packed_len = packed_len;
-    f->kind = kind;
+    memcpy(f->a.packed, packed, packed_len);
+    f->a.packed_len = packed_len;
+    f->a.kind = kind;
     f->attempts_left = c->retries;
     if ((rc = flight_send_bytes(c, f, err)) < 0) {
-        free(f->packed);
+        free(f->a.packed);
         memset(f, 0, sizeof(*f));
         return rc;
     }
-    f->seq = seq;
+    f->a.seq = seq;
     c->in_flight++;
     return 0;
 }
@@ -562,15 +555,9 @@ int client_flight_send(once_client *c, int kind, const uint8_t *packed,
 static int flight_collect(once_client *c, client_flight *f,
                           client_answer *out, once_error *err)
 {
-    int rc = f->reply != NULL ? 0 : -f->failure.code;
+    int rc = f->a.reply != NULL ? 0 : -f->failure.code;
 
-    out->seq = f->seq;
-    out->kind = f->kind;
-    out->packed = f->packed;
-    out->packed_len = f->packed_len;
-    out->reply_kind = f->reply_kind;
-    out->reply = f->reply;
-    out->reply_len = f->reply_len;
+    *out = f->a;
     if (rc < 0)
         once_error_set(err, f->failure.code, "%s", f->failure.message);
     memset(f, 0, sizeof(*f));
@@ -610,7 +597,7 @@ int client_flight_wait(once_client *c, uint64_t seq, int timeout_ms,
     for (i = 0; i < ONCE_MAX_IN_FLIGHT && seq == 0; i++) {
         client_flight *g = &c->flights[i];
 
-        if (g->seq != 0 && g->ended && (f == NULL || g->seq < f->seq))
+        if (g->a.seq != 0 && g->ended && (f == NULL || g->a.seq < f->a.seq))
             f = g;
     }
     return flight_collect(c, f, out, err);
