@@ -30,7 +30,9 @@
  * through ZeroMQ's own queues rather than through unbounded memory. An answer
  * for a connection that is gone (ZMQ_ROUTER_MANDATORY reports it) or that
  * does not read is dropped with a log line; the client's retry gets the
- * same answer (replay.c).
+ * same answer (replay.c). "Does not read" means more answers queued than
+ * twice its department's envelopes in flight (router_send_queue): a
+ * client that keeps within its limit never loses one.
  *
  * Limits. For each message read the I/O thread tells the connection table
  * whose connection it came on (conn_limit.c, which the ZAP handler caps
@@ -103,6 +105,21 @@
  * for pipelining, and it bounds what one department can make the broker
  * hold (frames are up to SERVER_MAX_FRAME). */
 #define ROUTER_QUEUE_PER_CONNECTION 128
+/* Answers and pushes queued for one connection before libzmq reports the
+ * connection full (EAGAIN under ZMQ_ROUTER_MANDATORY) and the answer is
+ * dropped. libzmq's default, 1000 messages, is below the 1024 envelopes a
+ * department may have in flight by default: a client within its limit
+ * that read slowly lost answers (e2e-pipeline
+ * test_one_connection_full_window). Twice the department's limit, because
+ * libzmq's writer learns what the connection's engine took off the queue
+ * only every half high-water mark (its low-water mark), so it may count
+ * up to half the mark of messages already gone; the margin is for notice
+ * pushes. It also bounds what a connection that sends and never reads
+ * makes the broker hold (docs/OPERATIONS.md). */
+static int router_send_queue(unsigned max_in_flight_per_department)
+{
+    return 2 * (int)max_in_flight_per_department + 64;
+}
 /* ZMTP heartbeats on every connection: a PING after this long without
  * traffic, and the connection is dropped when nothing (not even the PONG)
  * came back within HEARTBEAT_TIMEOUT_MS. A peer that vanished without
@@ -163,6 +180,8 @@ static int open_router(server *srv, const once_keypair *key, void *ctx,
         zmq_setsockopt(srv->router, ZMQ_MAXMSGSIZE, &max_frame,
                        sizeof(max_frame)) != 0 ||
         set_int(srv->router, ZMQ_RCVHWM, ROUTER_QUEUE_PER_CONNECTION) != 0 ||
+        set_int(srv->router, ZMQ_SNDHWM, router_send_queue(
+                    srv->cfg->max_in_flight_per_department)) != 0 ||
         set_int(srv->router, ZMQ_LINGER, ROUTER_LINGER_MS) != 0 ||
         set_int(srv->router, ZMQ_HEARTBEAT_IVL, HEARTBEAT_IVL_MS) != 0 ||
         set_int(srv->router, ZMQ_HEARTBEAT_TIMEOUT, HEARTBEAT_TIMEOUT_MS) !=
