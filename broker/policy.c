@@ -129,6 +129,22 @@ typedef struct list_call {
     void *arg;
 } list_call;
 
+/* A walk's visit of each value, and what it needs beside the value. */
+typedef struct table_visit {
+    int (*visit)(const MDB_val *val, const list_call *call,
+                 once_error *err);
+    const list_call *call;
+    once_error *err;
+} table_visit;
+
+static int visit_value(const MDB_val *key, const MDB_val *val, void *arg)
+{
+    const table_visit *v = arg;
+
+    (void)key;
+    return v->visit(val, v->call, v->err);
+}
+
 /* Calls visit for every value of a table in key order; a non-zero return
  * from visit stops the walk and is returned. The list functions pass a
  * NULL visit when their caller gave no callback. */
@@ -137,26 +153,12 @@ static int walk_table(MDB_txn *txn, MDB_dbi dbi, const char *what,
                                    once_error *err),
                       const list_call *call, once_error *err)
 {
-    MDB_cursor *cur;
-    MDB_val key, val;
-    int rc, ret = 0;
+    table_visit v = { visit, call, err };
 
     if (visit == NULL)
         return once_error_set(err, ONCE_ERR_INVALID_ARGUMENT,
                               "no callback");
-    rc = mdb_cursor_open(txn, dbi, &cur);
-    if (rc != MDB_SUCCESS)
-        return store_error(rc, what, err);
-    for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); rc == MDB_SUCCESS;
-         rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT))
-        if ((ret = visit(&val, call, err)) != 0)
-            break;
-    mdb_cursor_close(cur);
-    if (ret != 0)
-        return ret;
-    if (rc != MDB_NOTFOUND)
-        return store_error(rc, what, err);
-    return 0;
+    return store_walk(txn, dbi, NULL, 0, visit_value, &v, what, err);
 }
 
 static int decode_department(const MDB_val *val, department *out,

@@ -303,16 +303,38 @@ int registry_get_record(MDB_txn *txn, const store *s, const char *type,
     return 0;
 }
 
+/* registry_history's callback and where the version sits in a key. */
+typedef struct history_call {
+    int (*fn)(uint64_t version, const MDB_val *value, void *arg);
+    void *arg;
+    size_t prefix_len;
+    once_error *err;
+} history_call;
+
+/* The walk stays within the record's keys, whose (type, subject) part
+ * has the length bytes in it: each is that part and a version. */
+static int visit_version(const MDB_val *key, const MDB_val *val, void *arg)
+{
+    const history_call *h = arg;
+
+    if (key->mv_size != h->prefix_len + 8)
+        return once_error_set(h->err, ONCE_ERR_INTERNAL, "a key of the "
+                              "registry is corrupt");
+    return h->fn(store_get_u64be((const uint8_t *)key->mv_data +
+                                 h->prefix_len),
+                 val, h->arg);
+}
+
 int registry_history(MDB_txn *txn, const store *s, const char *type,
                      const char *subject,
                      int (*fn)(uint64_t version, const MDB_val *value,
                                void *arg),
                      void *arg, once_error *err)
 {
+    history_call h = { fn, arg, 0, err };
     record_key k;
-    MDB_cursor *cur;
-    MDB_val key, val;
-    int rc, ret = 0;
+    MDB_val from;
+    int rc;
 
     if (fn == NULL)
         return once_error_set(err, ONCE_ERR_INVALID_ARGUMENT,
@@ -320,31 +342,14 @@ int registry_history(MDB_txn *txn, const store *s, const char *type,
     rc = make_key(&k, type, subject, err);
     if (rc < 0)
         return rc;
-    rc = mdb_cursor_open(txn, s->records, &cur);
-    if (rc != MDB_SUCCESS)
-        return store_error(rc, "cannot read a record's history", err);
-    /* Version 0 is never stored, so this lands on the oldest version. */
+    /* Version 0 is never stored, so the walk starts at the oldest
+     * version. */
     store_put_u64be(k.bytes + k.prefix_len, 0);
-    key.mv_size = k.prefix_len + 8;
-    key.mv_data = k.bytes;
-    for (rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
-         rc == MDB_SUCCESS;
-         rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
-        if (key.mv_size != k.prefix_len + 8 ||
-            memcmp(key.mv_data, k.bytes, k.prefix_len) != 0)
-            break;
-        ret = fn(store_get_u64be((const uint8_t *)key.mv_data +
-                                 k.prefix_len),
-                 &val, arg);
-        if (ret != 0)
-            break;
-    }
-    mdb_cursor_close(cur);
-    if (ret != 0)
-        return ret;
-    if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND)
-        return store_error(rc, "cannot read a record's history", err);
-    return 0;
+    from.mv_size = k.prefix_len + 8;
+    from.mv_data = k.bytes;
+    h.prefix_len = k.prefix_len;
+    return store_walk(txn, s->records, &from, k.prefix_len, visit_version,
+                      &h, "cannot read a record's history", err);
 }
 
 int registry_count(MDB_txn *txn, const store *s, size_t *records,
@@ -366,6 +371,41 @@ int registry_count(MDB_txn *txn, const store *s, size_t *records,
     return 0;
 }
 
+/* A walk of per-type counts: the caller's callback, and for the walk of
+ * `latest` the type being counted. */
+typedef struct type_counts {
+    int (*fn)(const char *type, uint64_t records, void *arg);
+    void *arg;
+    char type[ONCE_MAX_NAME + 1];
+    uint64_t records, sum;
+    once_error *err;
+} type_counts;
+
+/* Keys start with u8 len(type) || type, so a type's records are adjacent:
+ * a key of another type hands the count of the last one on. */
+static int count_latest(const MDB_val *key, const MDB_val *val, void *arg)
+{
+    type_counts *c = arg;
+    const uint8_t *b = key->mv_data;
+    size_t lt = key->mv_size > 0 ? b[0] : 0;
+    int rc;
+
+    (void)val;
+    if (lt == 0 || lt > ONCE_MAX_NAME || key->mv_size < 1 + lt)
+        return once_error_set(c->err, ONCE_ERR_INTERNAL, "a latest-version "
+                              "key of the registry is corrupt");
+    if (c->records > 0 &&
+        (strlen(c->type) != lt || memcmp(c->type, b + 1, lt) != 0)) {
+        if ((rc = c->fn(c->type, c->records, c->arg)) != 0)
+            return rc;
+        c->records = 0;
+    }
+    memcpy(c->type, b + 1, lt);
+    c->type[lt] = '\0';
+    c->records++;
+    return 0;
+}
+
 /* Calls fn once per type of the `latest` table, in key order, with its
  * number of records: the walk of every entry the stored counts spare. */
 static int walk_latest(MDB_txn *txn, const store *s,
@@ -373,42 +413,30 @@ static int walk_latest(MDB_txn *txn, const store *s,
                                  void *arg),
                        void *arg, once_error *err)
 {
-    char type[ONCE_MAX_NAME + 1] = "";
-    uint64_t records = 0;
-    MDB_cursor *cur;
-    MDB_val key, val;
-    int rc, ret = 0;
+    type_counts c = { .fn = fn, .arg = arg, .err = err };
+    int rc = store_walk(txn, s->latest, NULL, 0, count_latest, &c,
+                        "cannot count records", err);
 
-    rc = mdb_cursor_open(txn, s->latest, &cur);
-    if (rc != MDB_SUCCESS)
-        return store_error(rc, "cannot count records", err);
-    /* Keys start with u8 len(type) || type, so a type's records are
-     * adjacent. */
-    for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); rc == MDB_SUCCESS;
-         rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
-        const uint8_t *b = key.mv_data;
-        size_t lt = key.mv_size > 0 ? b[0] : 0;
+    if (rc != 0)
+        return rc;
+    return c.records > 0 ? fn(c.type, c.records, arg) : 0;
+}
 
-        if (lt == 0 || lt > ONCE_MAX_NAME || key.mv_size < 1 + lt) {
-            mdb_cursor_close(cur);
-            return once_error_set(err, ONCE_ERR_INTERNAL, "a latest-version "
-                                  "key of the registry is corrupt");
-        }
-        if (records > 0 && (strlen(type) != lt || memcmp(type, b + 1, lt))) {
-            if ((ret = fn(type, records, arg)) != 0)
-                break;
-            records = 0;
-        }
-        memcpy(type, b + 1, lt);
-        type[lt] = '\0';
-        records++;
-    }
-    mdb_cursor_close(cur);
-    if (ret != 0)
-        return ret;
-    if (rc != MDB_NOTFOUND)
-        return store_error(rc, "cannot count records", err);
-    return records > 0 ? fn(type, records, arg) : 0;
+static int add_count(const MDB_val *key, const MDB_val *val, void *arg)
+{
+    type_counts *c = arg;
+    const uint8_t *b = key->mv_data;
+
+    if (key->mv_size < 2 || b[0] != key->mv_size - 1 ||
+        b[0] > ONCE_MAX_NAME || val->mv_size != 8)
+        return once_error_set(c->err, ONCE_ERR_INTERNAL, "a stored record "
+                              "count is corrupt");
+    c->sum += store_get_u64be(val->mv_data);
+    if (c->fn == NULL)
+        return 0;
+    memcpy(c->type, b + 1, b[0]);
+    c->type[b[0]] = '\0';
+    return c->fn(c->type, store_get_u64be(val->mv_data), c->arg);
 }
 
 /* Calls fn (when not NULL) for each stored count, in type order, and adds
@@ -418,39 +446,12 @@ static int read_counts(MDB_txn *txn, const store *s,
                                  void *arg),
                        void *arg, uint64_t *sum, once_error *err)
 {
-    char type[ONCE_MAX_NAME + 1];
-    MDB_cursor *cur;
-    MDB_val key, val;
-    int rc, ret = 0;
+    type_counts c = { .fn = fn, .arg = arg, .err = err };
+    int rc = store_walk(txn, s->record_counts, NULL, 0, add_count, &c,
+                        "cannot read the record counts", err);
 
-    *sum = 0;
-    rc = mdb_cursor_open(txn, s->record_counts, &cur);
-    if (rc != MDB_SUCCESS)
-        return store_error(rc, "cannot read the record counts", err);
-    for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); rc == MDB_SUCCESS;
-         rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
-        const uint8_t *b = key.mv_data;
-
-        if (key.mv_size < 2 || b[0] != key.mv_size - 1 ||
-            b[0] > ONCE_MAX_NAME || val.mv_size != 8) {
-            mdb_cursor_close(cur);
-            return once_error_set(err, ONCE_ERR_INTERNAL, "a stored record "
-                                  "count is corrupt");
-        }
-        *sum += store_get_u64be(val.mv_data);
-        if (fn != NULL) {
-            memcpy(type, b + 1, b[0]);
-            type[b[0]] = '\0';
-            if ((ret = fn(type, store_get_u64be(val.mv_data), arg)) != 0)
-                break;
-        }
-    }
-    mdb_cursor_close(cur);
-    if (ret != 0)
-        return ret;
-    if (rc != MDB_NOTFOUND)
-        return store_error(rc, "cannot read the record counts", err);
-    return 0;
+    *sum = c.sum;
+    return rc;
 }
 
 /* Whether the stored counts add up to the entries of `latest`. Counts

@@ -311,6 +311,38 @@ int store_usage_bound(const store *s, size_t *bound, size_t *map_size)
     return 0;
 }
 
+int store_walk(MDB_txn *txn, MDB_dbi dbi, const MDB_val *from,
+               size_t prefix_len, store_walk_fn fn, void *arg,
+               const char *what, once_error *err)
+{
+    MDB_cursor *cur;
+    MDB_val key, val;
+    int rc, ret = 0;
+
+    rc = mdb_cursor_open(txn, dbi, &cur);
+    if (rc != MDB_SUCCESS)
+        return store_error(rc, what, err);
+    if (from != NULL)
+        key = *from;
+    for (rc = mdb_cursor_get(cur, &key, &val,
+                             from != NULL ? MDB_SET_RANGE : MDB_FIRST);
+         rc == MDB_SUCCESS;
+         rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+        if (prefix_len > 0 &&
+            (key.mv_size < prefix_len ||
+             memcmp(key.mv_data, from->mv_data, prefix_len) != 0))
+            break;
+        if ((ret = fn(&key, &val, arg)) != 0)
+            break;
+    }
+    mdb_cursor_close(cur);
+    if (ret != 0)
+        return ret;
+    if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND)
+        return store_error(rc, what, err);
+    return 0;
+}
+
 int store_usage(const store *s, size_t *used, once_error *err)
 {
     size_t free_pages = 0, pages, count;

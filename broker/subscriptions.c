@@ -207,33 +207,13 @@ int subscriptions_get(MDB_txn *txn, const subscriptions *t, const char *dept,
 
 /* Walks the keys that start with prefix (all of them when plen is 0). */
 static int walk_subs(MDB_txn *txn, const subscriptions *t,
-                     const uint8_t *prefix, size_t plen,
-                     int (*fn)(const MDB_val *key, const MDB_val *val,
-                               void *arg),
+                     const uint8_t *prefix, size_t plen, store_walk_fn fn,
                      void *arg, once_error *err)
 {
-    MDB_cursor *cur;
-    MDB_val key, val;
-    int rc, stop = 0;
+    MDB_val from = { plen, (void *)prefix };
 
-    rc = mdb_cursor_open(txn, t->subs, &cur);
-    if (rc != MDB_SUCCESS)
-        return store_error(rc, "cannot read subscriptions", err);
-    key.mv_size = plen;
-    key.mv_data = (void *)prefix;
-    rc = mdb_cursor_get(cur, &key, &val, plen > 0 ? MDB_SET_RANGE : MDB_FIRST);
-    while (rc == MDB_SUCCESS && stop == 0) {
-        if (key.mv_size < plen || memcmp(key.mv_data, prefix, plen) != 0)
-            break;
-        stop = fn(&key, &val, arg);
-        rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
-    }
-    mdb_cursor_close(cur);
-    if (stop != 0)
-        return stop;
-    if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND)
-        return store_error(rc, "cannot read subscriptions", err);
-    return 0;
+    return store_walk(txn, t->subs, plen > 0 ? &from : NULL, plen, fn, arg,
+                      "cannot read subscriptions", err);
 }
 
 typedef struct count_arg {
