@@ -67,6 +67,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "counter.h"
 #include "envelope.h"
 #include "kpi.h"
 #include "metrics.h"
@@ -80,8 +81,6 @@
 
 #define TYPE_SLOTS 1024
 #define OTHER_TYPE "(other)"
-
-typedef _Atomic uint64_t counter;
 
 static const double latency_bounds[METRICS_LATENCY_BUCKETS] = {
     0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10,
@@ -148,15 +147,6 @@ static const char *const unlogged_labels[UNLOGGED_REASONS] = {
     "refusal_budget", "pending_share", "unattributed", "log_unavailable",
     "not_committed"};
 
-static void add(counter *c, uint64_t v)
-{
-    atomic_fetch_add_explicit(c, v, memory_order_relaxed);
-}
-
-static uint64_t get(counter *c)
-{
-    return atomic_load_explicit(c, memory_order_relaxed);
-}
 
 void metrics_init(void)
 {
@@ -166,34 +156,34 @@ void metrics_init(void)
 void metrics_dispatched(uint64_t n)
 {
     if (n != 0)
-        add(&io.dispatched, n);
+        counter_add(&io.dispatched, n);
 }
 
 void metrics_forwarded(uint64_t n)
 {
     if (n != 0)
-        add(&io.forwarded, n);
+        counter_add(&io.forwarded, n);
 }
 
 void metrics_job_taken(void)
 {
-    add(&m.taken, 1);
+    counter_add(&m.taken, 1);
 }
 
 void metrics_to_writer(void)
 {
-    add(&m.to_writer, 1);
+    counter_add(&m.to_writer, 1);
 }
 
 void metrics_handed_back(void)
 {
-    add(&m.handed_back, 1);
+    counter_add(&m.handed_back, 1);
 }
 
 void metrics_unlogged(metrics_unlogged_reason why)
 {
     if ((unsigned)why < UNLOGGED_REASONS)
-        add(&m.unlogged[why], 1);
+        counter_add(&m.unlogged[why], 1);
 }
 
 /* value in the histogram's unit: seconds for durations (given in ns and
@@ -204,9 +194,9 @@ static void observe(histogram *h, uint64_t value, double scale)
 
     while (i < h->n_bounds && (double)value * scale > h->bounds[i])
         i++;
-    add(&h->buckets[i], 1);
-    add(&h->sum, value);
-    add(&h->count, 1);
+    counter_add(&h->buckets[i], 1);
+    counter_add(&h->sum, value);
+    counter_add(&h->count, 1);
 }
 
 void metrics_answered(uint64_t received_ns)
@@ -228,11 +218,11 @@ static void records_add(const char *type, uint64_t n)
 
     for (i = 0; i < count; i++)
         if (strcmp(types.rows[i].name, type) == 0) {
-            add(&types.rows[i].records, n);
+            counter_add(&types.rows[i].records, n);
             return;
         }
     if (count == TYPE_SLOTS) {
-        add(&types.rows[TYPE_SLOTS - 1].records, n);
+        counter_add(&types.rows[TYPE_SLOTS - 1].records, n);
         return;
     }
     snprintf(types.rows[count].name, sizeof(types.rows[count].name), "%s",
@@ -293,7 +283,7 @@ void metrics_committed(struct write_job *const *group, size_t n,
         if (code < 0 || code >= CODE_SLOTS)
             code = ONCE_ERR_INTERNAL;
         if (kind >= 0)
-            add(&m.exchanges[kind][decision][code], 1);
+            counter_add(&m.exchanges[kind][decision][code], 1);
         if (job->result < 0)
             metrics_unlogged(UNLOGGED_NOT_COMMITTED);
         else if (job->created_record)
@@ -301,14 +291,14 @@ void metrics_committed(struct write_job *const *group, size_t n,
     }
     observe(&m.group_size, n, 1);
     observe(&m.commit_duration, now - started_ns, 1e-9);
-    add(&m.committed_jobs, n);
+    counter_add(&m.committed_jobs, n);
     if (failed) {
-        add(&m.failed_groups, 1);
+        counter_add(&m.failed_groups, 1);
         atomic_store_explicit(&m.last_failure_code, -group[0]->result,
                               memory_order_relaxed);
         atomic_store_explicit(&m.last_failure_ns, now, memory_order_relaxed);
     } else {
-        add(&m.commits, 1);
+        counter_add(&m.commits, 1);
         atomic_store_explicit(&m.last_commit_ns, now, memory_order_relaxed);
     }
 }
@@ -321,12 +311,12 @@ void metrics_live_get(metrics_live *out)
 
     memset(out, 0, sizeof(*out));
     for (k = 0; k < KIND_SLOTS; k++) {
-        out->granted += get(&m.exchanges[k][0][0]);
+        out->granted += counter_get(&m.exchanges[k][0][0]);
         for (c = 0; c < CODE_SLOTS; c++)
-            out->refused += get(&m.exchanges[k][1][c]);
+            out->refused += counter_get(&m.exchanges[k][1][c]);
     }
     for (i = 0; i <= LATENCY_BUCKETS; i++) {
-        cumulative += get(&m.latency.buckets[i]);
+        cumulative += counter_get(&m.latency.buckets[i]);
         out->latency_le[i] = cumulative;
     }
     out->latency_bounds = latency_bounds;
@@ -337,7 +327,7 @@ void metrics_live_get(metrics_live *out)
  * in meanwhile, never underflow. */
 static uint64_t depth(counter *in, counter *out)
 {
-    uint64_t done = get(out), taken = get(in);
+    uint64_t done = counter_get(out), taken = counter_get(in);
 
     return taken > done ? taken - done : 0;
 }
@@ -352,11 +342,11 @@ void metrics_queues_get(metrics_queues *out)
 void metrics_writer_state_get(metrics_writer_state *out)
 {
     out->queued = depth(&m.to_writer, &m.committed_jobs);
-    out->last_commit_ns = get(&m.last_commit_ns);
-    out->failed_groups = get(&m.failed_groups);
+    out->last_commit_ns = counter_get(&m.last_commit_ns);
+    out->failed_groups = counter_get(&m.failed_groups);
     out->last_failure_code =
         atomic_load_explicit(&m.last_failure_code, memory_order_relaxed);
-    out->last_failure_ns = get(&m.last_failure_ns);
+    out->last_failure_ns = counter_get(&m.last_failure_ns);
 }
 
 /* ---- exposition --------------------------------------------------------- */
@@ -369,7 +359,7 @@ static void write_histogram(FILE *out, const char *name, const char *help,
 
     fprintf(out, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
     for (i = 0; i <= h->n_bounds; i++) {
-        cumulative += get(&h->buckets[i]);
+        cumulative += counter_get(&h->buckets[i]);
         if (i < h->n_bounds)
             fprintf(out, "%s_bucket{le=\"%g\"} %llu\n", name, h->bounds[i],
                     (unsigned long long)cumulative);
@@ -378,8 +368,8 @@ static void write_histogram(FILE *out, const char *name, const char *help,
                     (unsigned long long)cumulative);
     }
     fprintf(out, "%s_sum %.9g\n%s_count %llu\n", name,
-            (double)get(&h->sum) * scale, name,
-            (unsigned long long)get(&h->count));
+            (double)counter_get(&h->sum) * scale, name,
+            (unsigned long long)counter_get(&h->count));
 }
 
 void metrics_write_data_path(FILE *out)
@@ -395,7 +385,7 @@ void metrics_write_data_path(FILE *out)
     for (k = 0; k < KIND_SLOTS; k++)
         for (d = 0; d < DECISION_SLOTS; d++)
             for (c = 0; c < CODE_SLOTS; c++) {
-                uint64_t v = get(&m.exchanges[k][d][c]);
+                uint64_t v = counter_get(&m.exchanges[k][d][c]);
 
                 /* Granted series always exist, so rates start at 0. */
                 if (v == 0 && !(d == 0 && c == 0))
@@ -411,7 +401,7 @@ void metrics_write_data_path(FILE *out)
           "# TYPE once_exchanges_unlogged_total counter\n", out);
     for (r = 0; r < UNLOGGED_REASONS; r++)
         fprintf(out, "once_exchanges_unlogged_total{reason=\"%s\"} %llu\n",
-                unlogged_labels[r], (unsigned long long)get(&m.unlogged[r]));
+                unlogged_labels[r], (unsigned long long)counter_get(&m.unlogged[r]));
     write_histogram(out, "once_request_duration_seconds",
                     "From the ROUTER delivering a message to its answer "
                     "handed back for sending (after the commit, for logged "
@@ -446,7 +436,7 @@ void metrics_write_data_path(FILE *out)
         fputs("once_records{type=\"", out);
         kpi_write_label(out, types.rows[i].name);
         fprintf(out, "\"} %llu\n",
-                (unsigned long long)get(&types.rows[i].records));
+                (unsigned long long)counter_get(&types.rows[i].records));
     }
     metrics_write_notices(out);
 }

@@ -26,21 +26,11 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "counter.h"
 #include "kpi.h"
 #include "metrics.h"
 #include "subscriptions.h"
 
-typedef _Atomic uint64_t counter;
-
-static void add(counter *c, uint64_t v)
-{
-    atomic_fetch_add_explicit(c, v, memory_order_relaxed);
-}
-
-static uint64_t get(counter *c)
-{
-    return atomic_load_explicit(c, memory_order_relaxed);
-}
 
 #define DEPT_SLOTS 1024
 #define OTHER_DEPT "(other)"
@@ -68,19 +58,19 @@ void metrics_notices_tables(const subscriptions *t)
 void metrics_notice_events(uint64_t n)
 {
     if (n != 0)
-        add(&notices_m.events, n);
+        counter_add(&notices_m.events, n);
 }
 
 void metrics_notice_acks(uint64_t n)
 {
     if (n != 0)
-        add(&notices_m.acks, n);
+        counter_add(&notices_m.acks, n);
 }
 
 void metrics_notice_events_pruned(uint64_t n)
 {
     if (n != 0)
-        add(&notices_m.pruned, n);
+        counter_add(&notices_m.pruned, n);
 }
 
 /* dept's row: a ready one of that name, else a new one claimed. */
@@ -116,7 +106,7 @@ void metrics_notices_delivered(const char *dept, bool pushed, uint64_t n)
     if (n == 0)
         return;
     row = dept_row(dept);
-    add(pushed ? &row->pushed : &row->pulled, n);
+    counter_add(pushed ? &row->pushed : &row->pulled, n);
 }
 
 void metrics_write_notices(FILE *out)
@@ -144,9 +134,9 @@ void metrics_write_notices(FILE *out)
             "# HELP once_notices_delivered_total Notices delivered since "
             "start, by department and way (push or pull).\n"
             "# TYPE once_notices_delivered_total counter\n",
-            (unsigned long long)get(&notices_m.events),
-            (unsigned long long)get(&notices_m.acks),
-            (unsigned long long)get(&notices_m.pruned));
+            (unsigned long long)counter_get(&notices_m.events),
+            (unsigned long long)counter_get(&notices_m.acks),
+            (unsigned long long)counter_get(&notices_m.pruned));
     for (i = 0; i < n; i++) {
         dept_notices *row = &notices_m.rows[i];
         uint64_t sum[2];
@@ -160,14 +150,14 @@ void metrics_write_notices(FILE *out)
                       strcmp(notices_m.rows[j].name, row->name) == 0);
         if (!first)
             continue; /* added up under the first row of its name */
-        sum[0] = get(&row->pushed);
-        sum[1] = get(&row->pulled);
+        sum[0] = counter_get(&row->pushed);
+        sum[1] = counter_get(&row->pulled);
         for (j = i + 1; j < n; j++)
             if (atomic_load_explicit(&notices_m.rows[j].ready,
                                      memory_order_acquire) &&
                 strcmp(notices_m.rows[j].name, row->name) == 0) {
-                sum[0] += get(&notices_m.rows[j].pushed);
-                sum[1] += get(&notices_m.rows[j].pulled);
+                sum[0] += counter_get(&notices_m.rows[j].pushed);
+                sum[1] += counter_get(&notices_m.rows[j].pulled);
             }
         for (via = 0; via < 2; via++) {
             fputs("once_notices_delivered_total{department=\"", out);
