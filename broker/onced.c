@@ -11,7 +11,8 @@
  *      take the lock and keep working beside the broker;
  *   3. the broker's key (HOME/broker.key) and the LMDB environment, whose
  *      reader slots must cover every worker with STORE_READERS_RESERVED
- *      to spare;
+ *      to spare, and the one pass over its map (map_warm.c) in a thread
+ *      that ends by itself, stopped before the environment closes;
  *   4. the ZAP handler (zap.c), bound BEFORE the ROUTER exists: libzmq
  *      admits every CURVE key on a context with no handler;
  *   5. the notice fan-out (notices.c) and the writer (writer.c), then the
@@ -61,6 +62,7 @@
 #include "console.h"
 #include "diag.h"
 #include "held_buffer.h"
+#include "map_warm.h"
 #include "metrics.h"
 #include "notices.h"
 #include "registry.h"
@@ -304,6 +306,7 @@ int main(int argc, char **argv)
     writer *wr = NULL;
     zap *zh = NULL;
     console *con = NULL;
+    map_warm *warm = NULL;
     void *ctx = NULL;
     store db;
     int status = EXIT_RUNTIME, rc, lock_fd = -1;
@@ -366,6 +369,7 @@ int main(int argc, char **argv)
     if (check_readers(&db, cfg.workers) < 0)
         goto out;
     check_disk(&db, &cfg);
+    map_warm_start(&warm, &db);
     if (open_log(&alog, &db, &cfg, &key, &err) < 0 ||
         subscriptions_open(&subs, &db, &err) < 0) {
         diag_error("onced", "%s", err.message);
@@ -477,6 +481,7 @@ out:
     if (ctx != NULL)
         zmq_ctx_term(ctx);
     replay_destroy(rp);
+    map_warm_stop(warm);
     store_close(&db);
     store_unlock(lock_fd);
     if (status == EXIT_SUCCESS)

@@ -14,10 +14,12 @@
 #
 # Each round runs once-bench --reuse on SMALL, then on LARGE, with the same
 # options (default: the defaults, 10 s of closed-loop requests over every
-# record of the home, uniformly). Each run starts a new onced, which maps
-# every page of the database the first time it reads it: without
-# --warmup-seconds (60 for a million records) the runs measure that, not
-# the steady state of a broker that has been running. Prints each run's granted requests/s,
+# record of the home, uniformly). Each run starts a new onced, which
+# first reads a byte of every cached page of its database (map_warm.c;
+# about 12 s for the 20 GB of ten million records on the test machine,
+# beside the requests): without --warmup-seconds (30 for ten million
+# records) the runs measure that pass, not the steady state of a broker
+# that has been running. Prints each run's granted requests/s,
 # the requests per second of CPU onced used (on a loaded machine onced
 # gets a varying share of the cores, and this moves less with it), onced's
 # memory, the ratios LARGE/SMALL of each round, and the medians' ratios
