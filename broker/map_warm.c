@@ -72,8 +72,8 @@
 
 struct map_warm {
     pthread_t thread;
-    const volatile uint8_t *base;
-    size_t bytes, page;
+    const uint8_t *base;
+    size_t bytes;
     atomic_bool stop;
 };
 
@@ -122,35 +122,49 @@ int map_warm_locate(const store *s, const uint8_t **base, size_t *bytes,
     return 0;
 }
 
-static void *warm_main(void *arg)
+size_t map_warm_read(const uint8_t *map, size_t bytes, atomic_bool *stop,
+                     size_t *looked)
 {
-    map_warm *w = arg;
+    const volatile uint8_t *base = map;
+    size_t page = (size_t)sysconf(_SC_PAGESIZE), offset, read = 0, i, n;
+    size_t len;
     unsigned char resident[CHUNK_PAGES];
-    size_t offset, pages = 0, cached = 0, i, n, len;
-    uint64_t started = monotonic_ms();
 
-    pthread_setname_np(pthread_self(), "onced-warm"); /* top -H, perf */
-    for (offset = 0; offset < w->bytes; offset += len) {
-        if (atomic_load_explicit(&w->stop, memory_order_relaxed))
+    *looked = 0;
+    for (offset = 0; offset < bytes; offset += len) {
+        if (stop != NULL &&
+            atomic_load_explicit(stop, memory_order_relaxed))
             break;
-        len = w->bytes - offset;
-        if (len > CHUNK_PAGES * w->page)
-            len = CHUNK_PAGES * w->page;
-        n = (len + w->page - 1) / w->page;
-        pages += n;
-        if (mincore((void *)(uintptr_t)(w->base + offset), len, resident))
+        len = bytes - offset;
+        if (len > CHUNK_PAGES * page)
+            len = CHUNK_PAGES * page;
+        n = (len + page - 1) / page;
+        *looked += n;
+        if (mincore((void *)(uintptr_t)(base + offset), len, resident))
             continue; /* nothing is mapped there: nothing to warm */
         for (i = 0; i < n; i++)
             if (resident[i] & 1) {
-                (void)w->base[offset + i * w->page]; /* volatile: read */
-                cached++;
+                (void)base[offset + i * page]; /* volatile: a read */
+                read++;
             }
     }
+    return read;
+}
+
+static void *warm_main(void *arg)
+{
+    map_warm *w = arg;
+    uint64_t started = monotonic_ms();
+    size_t looked, read;
+
+    pthread_setname_np(pthread_self(), "onced-warm"); /* top -H, perf */
+    read = map_warm_read(w->base, w->bytes, &w->stop, &looked);
     diag_info("map", "%s: read %zu of the %zu pages in use (%zu MiB), "
              "the ones in the page cache, in %.1f s",
-             offset < w->bytes ? "stopped warming the database map"
-                               : "warmed the database map",
-             cached, pages, w->bytes >> 20,
+             atomic_load_explicit(&w->stop, memory_order_relaxed)
+                 ? "stopped warming the database map"
+                 : "warmed the database map",
+             read, looked, w->bytes >> 20,
              (double)(monotonic_ms() - started) / 1000.0);
     return NULL;
 }
@@ -174,7 +188,6 @@ void map_warm_start(map_warm **out, const store *s)
     }
     w->base = base;
     w->bytes = bytes;
-    w->page = (size_t)sysconf(_SC_PAGESIZE);
     atomic_init(&w->stop, false);
     if (pthread_create(&w->thread, NULL, warm_main, w) != 0) {
         diag_warn("map", "the database map stays cold: cannot start a "

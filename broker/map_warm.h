@@ -6,8 +6,9 @@
 #ifndef ONCE_MAP_WARM_H
 #define ONCE_MAP_WARM_H
 
-#include <stdint.h>
+#include <stdatomic.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "store.h"
 
@@ -18,6 +19,13 @@ typedef struct map_warm map_warm;
  * further than the file's end). */
 int map_warm_locate(const store *s, const uint8_t **base, size_t *bytes,
                     once_error *err);
+
+/* The pass itself, in the calling thread: reads a byte of each page of
+ * [map, map + bytes) that the page cache holds, and stops at the next
+ * chunk once *stop is true (stop may be NULL). Returns the pages read,
+ * and in *looked the pages looked at. */
+size_t map_warm_read(const uint8_t *map, size_t bytes, atomic_bool *stop,
+                     size_t *looked);
 
 /* Starts the pass in a thread of its own; it logs what it did and ends.
  * The store must stay open until map_warm_stop. A map that cannot be
