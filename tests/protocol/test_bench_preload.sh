@@ -16,13 +16,17 @@
 #    evidence, and every exchange of both runs) exported with oncectl
 #    verifies completely with once-audit, the keyed subject hashes
 #    included, and a preloaded subject's publish is found in it.
+# 4. bench-first-touch reads the kept home's records as a worker does,
+#    after its pass over the map: every one of the 1,200 subjects it asks
+#    for is found.
 # Nothing here is timed: speed is the benchmark's business.
 set -eu
 
-bench=${1:?usage: test_bench_preload.sh ONCE_BENCH ONCED ONCECTL ONCE_AUDIT}
+bench=${1:?usage: test_bench_preload.sh ONCE_BENCH ONCED ONCECTL ONCE_AUDIT FIRST_TOUCH}
 onced=${2:?}
 oncectl=${3:?}
 once_audit=${4:?}
+first_touch=${5:?}
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/once-preload-XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
@@ -49,4 +53,8 @@ grep -q '^once-bench: records  *1000 ' "$tmp/second.err"
 "$once_audit" subject "$tmp/export" --audit-key "$run/home/audit.key" \
     --type bench-licence --subject 913501000000000051 >"$tmp/subject.out"
 grep -q 'bench-issuer	publish	1	' "$tmp/subject.out"
-echo "ok: preloaded and reused homes serve verified records; the log verifies"
+
+"$first_touch" "$run/home/db" 1200 500 2 --touch >"$tmp/touch.out"
+grep -q '^touch over ' "$tmp/touch.out"
+test "$(grep -c '^batch [01]: 500 of 500 found' "$tmp/touch.out")" = 2
+echo "ok: preloaded and reused homes serve verified records; the log verifies; bench-first-touch finds them"
