@@ -153,26 +153,38 @@ static uint64_t xorshift64(uint64_t *s)
 }
 
 /* Signs per_conn request envelopes, each for a random record, on every
- * connection of the job. */
+ * connection of the job, in turns: envelope i of every connection, then
+ * envelope i + 1. An envelope's sent_at is when it was signed, and the
+ * broker keeps each answer for retries under a key that starts with it
+ * (replies.c); the connections send their i-th envelopes at about the
+ * same time, so signed in turns their keys fall near each other, as the
+ * keys of clients whose clocks agree and who sign as they send. Signed
+ * one connection after the other, each connection's keys were a slice of
+ * their own, and every group commit wrote a page of `replies` for each
+ * connection (about two thirds of the pages it wrote). */
 static void *presign_requests(void *arg)
 {
     presign_job *j = arg;
+    uint64_t *rng = calloc(j->n, sizeof(*rng));
 
+    if (rng == NULL) {
+        j->rc = -1;
+        return NULL;
+    }
     for (size_t k = 0; k < j->n; k++) {
-        conn *c = &j->conns[k];
-        uint64_t rng = j->seed + k * 0x9e3779b97f4a7c15ull + 1;
-
-        if (conn_renew(c, j->per_conn, j->per_conn * 200) < 0) {
+        rng[k] = j->seed + k * 0x9e3779b97f4a7c15ull + 1;
+        if (conn_renew(&j->conns[k], j->per_conn, j->per_conn * 200) < 0)
             j->rc = -1;
-            return NULL;
-        }
-        for (size_t i = 0; i < j->per_conn; i++) {
+    }
+    for (size_t i = 0; i < j->per_conn && j->rc == 0; i++) {
+        for (size_t k = 0; k < j->n && j->rc == 0; k++) {
+            conn *c = &j->conns[k];
             Once__Request r = ONCE__REQUEST__INIT;
             char subject[19], case_id[ONCE_MAX_CASE_ID];
             uint8_t body[256];
             size_t len;
 
-            make_subject(xorshift64(&rng) % j->records, subject);
+            make_subject(xorshift64(&rng[k]) % j->records, subject);
             snprintf(case_id, sizeof(case_id), "BENCH-%s-%" PRIu64, c->dept,
                      c->seq_base + i);
             r.type = (char *)BENCH_TYPE;
@@ -182,19 +194,16 @@ static void *presign_requests(void *arg)
             len = once__request__get_packed_size(&r);
             if (len > sizeof(body)) {
                 j->rc = -1;
-                return NULL;
+                break;
             }
             once__request__pack(&r, body);
-            if (conn_add_envelope(c, ONCE__KIND__KIND_REQUEST, body, len) <
-                0) {
+            if (conn_add_envelope(c, ONCE__KIND__KIND_REQUEST, body, len) < 0)
                 j->rc = -1;
-                return NULL;
-            }
         }
     }
+    free(rng);
     return NULL;
 }
-
 
 /* How many connections carry --publish-window: ceil(window / 256). */
 static size_t publish_connections(void)
