@@ -47,9 +47,7 @@
  * cost several times the CPU the pass does. It stops at the next chunk when
  * onced stops.
  */
-
 #include <errno.h>
-#include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -155,13 +153,13 @@ static void *warm_main(void *arg)
 {
     map_warm *w = arg;
     uint64_t started = monotonic_ms();
-    size_t looked, read;
+    size_t page = (size_t)sysconf(_SC_PAGESIZE), looked, read;
 
     pthread_setname_np(pthread_self(), "onced-warm"); /* top -H, perf */
     read = map_warm_read(w->base, w->bytes, &w->stop, &looked);
     diag_info("map", "%s: read %zu of the %zu pages in use (%zu MiB), "
              "the ones in the page cache, in %.1f s",
-             atomic_load_explicit(&w->stop, memory_order_relaxed)
+             looked < (w->bytes + page - 1) / page
                  ? "stopped warming the database map"
                  : "warmed the database map",
              read, looked, w->bytes >> 20,
