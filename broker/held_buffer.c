@@ -167,7 +167,7 @@ static int key_order(const void *a, const void *b)
 }
 
 int held_mark_put(MDB_txn *txn, const subscriptions *t, uint64_t through,
-                    once_error *err)
+                  once_error *err)
 {
     uint8_t v[8];
     MDB_val key = { sizeof(MARK_KEY) - 1, MARK_KEY }, val = { sizeof(v), v };
@@ -351,8 +351,12 @@ int held_recover(const store *db, const auditlog *log,
         }
         if (rc >= 0 && (to != from || !found)) {
             rc = held_buffer_flush(txn, t, b, err);
-            rc = rc < 0 ? rc : held_mark_put(txn, t, to, err);
-            rc = rc < 0 ? rc : store_commit(txn, err);
+            if (rc >= 0)
+                rc = held_mark_put(txn, t, to, err);
+            if (rc >= 0)
+                rc = store_commit(txn, err); /* frees txn either way */
+            else
+                mdb_txn_abort(txn);
         } else {
             mdb_txn_abort(txn);
         }

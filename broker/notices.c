@@ -163,20 +163,24 @@ int notices_batch_encode(MDB_txn *txn, const subscriptions *t,
 
 /* ---- the writer's part ------------------------------------------------- */
 
+/* A job the writer will commit with a granted answer and a subject. */
+static bool granted(const write_job *job)
+{
+    return job->result == 0 && job->answer_kind != ONCE__KIND__KIND_ERROR &&
+           job->leaf.has_subject_hash;
+}
+
 /* A job whose committed leaf makes an event, or gives a copy. */
 static bool makes_event(const write_job *job)
 {
-    return job->result == 0 && job->answer_kind != ONCE__KIND__KIND_ERROR &&
+    return granted(job) && job->stored_len > 0 &&
            (job->leaf.kind == ONCE__KIND__KIND_PUBLISH ||
-            job->leaf.kind == ONCE__KIND__KIND_REVOKE) &&
-           job->stored_len > 0 && job->leaf.has_subject_hash;
+            job->leaf.kind == ONCE__KIND__KIND_REVOKE);
 }
 
 static bool gives_copy(const write_job *job)
 {
-    return job->result == 0 && job->answer_kind != ONCE__KIND__KIND_ERROR &&
-           job->leaf.kind == ONCE__KIND__KIND_REQUEST &&
-           job->leaf.has_subject_hash;
+    return granted(job) && job->leaf.kind == ONCE__KIND__KIND_REQUEST;
 }
 
 bool notices_group_events(write_job *const *group, size_t n)

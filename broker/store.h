@@ -83,20 +83,13 @@ int store_error(int mdb_rc, const char *what, once_error *err);
  * at or after *from (from the first key of the table when from is NULL),
  * for as long as the key starts with the first prefix_len bytes of *from
  * (0: to the end). fn returns 0 to go on; anything else stops the walk
- * and is what store_walk returns, so a callback stops without an error by
- * returning STORE_WALK_STOP, which store_walk_stopped maps to 0. An error
- * of LMDB's is store_error(what). */
-#define STORE_WALK_STOP 1
+ * and is what store_walk returns. An error of LMDB's is
+ * store_error(what). */
 typedef int (*store_walk_fn)(const MDB_val *key, const MDB_val *val,
                              void *arg);
 int store_walk(MDB_txn *txn, MDB_dbi dbi, const MDB_val *from,
                size_t prefix_len, store_walk_fn fn, void *arg,
                const char *what, once_error *err);
-
-static inline int store_walk_stopped(int rc)
-{
-    return rc == STORE_WALK_STOP ? 0 : rc;
-}
 
 /* Keys hold numbers big-endian, so LMDB's byte order is numeric order and
  * ranges scan oldest or lowest first. */

@@ -406,6 +406,15 @@ static void commit_pending_checkpoint(writer *w)
     w->checkpoint_pending = false;
 }
 
+/* The work a writer does beside its groups, each step in a transaction
+ * of its own and only when due: deleting events nobody can be notified
+ * of, and putting the records held into their table. */
+static void side_steps(writer *w)
+{
+    notices_prune_step(&w->pruner, w->db, w->subs, monotonic_ms());
+    notices_held_step(w->held, w->db, w->log, w->subs, false);
+}
+
 /* The sooner of two waits, -1 meaning none. */
 static long sooner(long a, long b)
 {
@@ -546,8 +555,7 @@ static int next_job(writer *w, write_job **job, bool drained)
                 monotonic_ms() >= w->last_checkpoint_ms +
                                       w->checkpoint_interval_ms)
                 commit_pending_checkpoint(w);
-            notices_prune_step(&w->pruner, w->db, w->subs, monotonic_ms());
-            notices_held_step(w->held, w->db, w->log, w->subs, false);
+            side_steps(w);
             continue;
         }
     }
@@ -589,8 +597,7 @@ static void *writer_main(void *arg)
             write_job_free(w->group[i]);
         }
         /* After the answers: a step never delays the group's. */
-        notices_prune_step(&w->pruner, w->db, w->subs, monotonic_ms());
-        notices_held_step(w->held, w->db, w->log, w->subs, false);
+        side_steps(w);
     }
     if (errno != ETERM) {
         diag_error("writer", "cannot receive: %s", zmq_strerror(errno));
