@@ -330,6 +330,16 @@ void e2e_open_client(e2e_broker *b, const e2e_dept *d, once_client **c)
         fail_msg("client for %s: %s", d->id, err.message);
 }
 
+void e2e_must_publish_name(e2e_broker *b, const e2e_dept *issuer,
+                           const char *type, const char *subject,
+                           const char *name)
+{
+    once_error err;
+
+    if (e2e_publish_name(b, issuer, type, subject, name, &err) < 0)
+        fail_msg("publish: %s", err.message);
+}
+
 size_t e2e_pull_notices(once_client *c, uint64_t after, once_notice *out,
                         size_t cap)
 {

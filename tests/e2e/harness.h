@@ -107,6 +107,11 @@ bool e2e_file_contains(const char *path, const char *text);
 /* The client for d, failing the test with the client's message when it
  * cannot be made. */
 void e2e_open_client(e2e_broker *b, const e2e_dept *d, once_client **c);
+/* Publishes version 1 of (type, subject) with one text field "name" as
+ * issuer (e2e_publish_name), failing the test when it cannot. */
+void e2e_must_publish_name(e2e_broker *b, const e2e_dept *issuer,
+                           const char *type, const char *subject,
+                           const char *name);
 /* Runs a shell command (a printf format) with stderr joined to stdout:
  * its exit status (128 when it did not exit), and all it printed in *out
  * (malloc'd, NUL-terminated). */

@@ -82,11 +82,8 @@ static int teardown(void **state)
 
 static void publish(const char *subject)
 {
-    once_error err;
-
-    if (e2e_publish_name(&broker, &market, LICENCE, subject,
-                         "Notice Test Co.", &err) < 0)
-        fail_msg("publish: %s", err.message);
+    e2e_must_publish_name(&broker, &market, LICENCE, subject,
+                          "Notice Test Co.");
 }
 
 /* Revokes subject at version; returns the revoke's leaf index. */

@@ -68,11 +68,8 @@ static int teardown(void **state)
 
 static void publish(const char *subject)
 {
-    once_error err;
-
-    if (e2e_publish_name(&broker, &market, LICENCE, subject, "Held Test Co.",
-                         &err) < 0)
-        fail_msg("publish: %s", err.message);
+    e2e_must_publish_name(&broker, &market, LICENCE, subject,
+                          "Held Test Co.");
 }
 
 /* Revokes subject (version 2); returns the revoke's leaf index. */

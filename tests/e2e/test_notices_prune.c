@@ -87,12 +87,10 @@ static size_t events_stored(void)
 static void publish(unsigned n)
 {
     char subject[19];
-    once_error err;
 
     e2e_uscc(subject, n);
-    if (e2e_publish_name(&broker, &market, LICENCE, subject,
-                         "Prune Test Co.", &err) < 0)
-        fail_msg("publish: %s", err.message);
+    e2e_must_publish_name(&broker, &market, LICENCE, subject,
+                          "Prune Test Co.");
 }
 
 static void subscribe(const e2e_dept *d)

@@ -85,9 +85,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench-first-touch: %s\n", err.message);
         return 1;
     }
-    if ((argc == 6 && warm(&s, argv[5]) < 0) ||
-        store_begin(&s, 1, &txn, &err) < 0)
+    if (argc == 6 && warm(&s, argv[5]) < 0)
         goto out;
+    if (store_begin(&s, 1, &txn, &err) < 0) {
+        fprintf(stderr, "bench-first-touch: %s\n", err.message);
+        goto out;
+    }
     srand48(42);
     for (b = 0; b < batches; b++) {
         struct rusage r0, r1;

@@ -15,13 +15,13 @@
 int make_publish_body(const once_keypair *issuer, unsigned long i,
                       uint8_t **body, size_t *len);
 
-/* The most publishes one issuer connection keeps in flight. onced's
- * ROUTER queues at most 1000 answers for one connection (libzmq's default
- * send high-water mark) and, because its reader reports progress only
- * every 500 messages, may find the queue full with 501 unread: it then
- * drops the answer (server.c). So --publish-window is split over
- * connections of at most this many each, all of the issuer department
- * (whose own limit, max_in_flight_per_department, is 1024 by default). */
+/* The most publishes one issuer connection keeps in flight: --publish-
+ * window is split over connections of at most this many each, all of the
+ * issuer department (whose own limit, max_in_flight_per_department, is
+ * 1024 by default). The split was made when onced's ROUTER dropped
+ * answers past about 500 unread on one connection; it keeps twice the
+ * department's limit since (server.c, router_send_queue), and the split
+ * stays so that publish figures compare with those measured before. */
 #define PUBLISH_CONNECTION_WINDOW 256
 #define PUBLISH_MAX_WINDOW 1024
 #define PUBLISH_MAX_CONNECTIONS \
